@@ -1,0 +1,1494 @@
+/* host/lua_wb.c — the C module `wb.core`: a thin Lua binding over the engine
+ * (host/engine.h), the plugin registry (host/registry.h) and the plotting
+ * module (host/plot.h). scripts/lua/wb.lua re-exports it as `wb` and adds the
+ * Lua-side helpers (args, tables).
+ *
+ * Conventions, following Lua's own liolib.c:
+ *   - Every table-taking function walks its table with lua_next and rejects
+ *     unknown keys and wrong types with an error naming the function and the
+ *     key ("wb.distill: unknown key 'stpes'"): a typo must never silently fall
+ *     back to a default in a research script.
+ *   - Plugin specs ("kl", {"sba", lambda = 3}, {"mlp", widths = {64, 64}})
+ *     are resolved against the plugin's own parameter specs through the
+ *     registry's type- and bounds-checked setters.
+ *   - Engine objects are full userdata with __gc; objects that point into
+ *     others keep them alive through user values (a teacher holds its
+ *     dataset, a student its teacher and dataset, all hold the registry whose
+ *     libraries their code lives in).
+ *   - Configurations allocated while a call is still checking its arguments
+ *     are owned by a "guard" userdata, so a Lua error half-way leaks nothing.
+ *   - Library code: errors are raised as Lua errors, never exit().
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "engine.h"
+#include "lua_wb.h"
+#include "plot.h"
+#include "registry.h"
+
+#ifndef WB_VERSION
+#define WB_VERSION "unknown"
+#endif
+#ifndef WB_GIT_COMMIT
+#define WB_GIT_COMMIT "unknown"
+#endif
+#ifndef WB_LUA_SOURCE_DIR
+#define WB_LUA_SOURCE_DIR ""
+#endif
+#ifndef WB_LUA_INSTALL_DIR
+#define WB_LUA_INSTALL_DIR ""
+#endif
+
+/* ---- build facts ------------------------------------------------------------ */
+const char *wb_build_version(void) { return WB_VERSION; }
+const char *wb_build_commit(void) { return WB_GIT_COMMIT; }
+const char *wb_lua_source_dir(void) { return WB_LUA_SOURCE_DIR; }
+const char *wb_lua_install_dir(void) { return WB_LUA_INSTALL_DIR; }
+int wb_build_has_cuda(void) {
+#ifdef WB_HAVE_CUDA
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* ---- metatable names ----------------------------------------------------------- */
+#define REGISTRY_TNAME "wb.registry"
+#define GUARD_TNAME "wb.guard"
+#define SAMPLES_TNAME "wb.Samples"
+#define DATASET_TNAME "wb.Dataset"
+#define TEACHER_TNAME "wb.Teacher"
+#define STUDENT_TNAME "wb.Student"
+
+/* Where luaopen_wb_core keeps the registry userdata, so a second require
+ * (after package.loaded is cleared) reuses it instead of loading twice. */
+#define REGISTRY_KEY "wb.core.registry"
+
+/* A value's type for messages: "Dataset" for our userdata, else Lua's name. */
+static const char *type_label(lua_State *L, int idx) {
+    if (lua_type(L, idx) == LUA_TUSERDATA && luaL_getmetafield(L, idx, "__name") != LUA_TNIL) {
+        /* the string stays alive: the metatable in the registry holds it */
+        const char *name = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        if (name) return strncmp(name, "wb.", 3) == 0 ? name + 3 : name;
+    }
+    return luaL_typename(L, idx);
+}
+
+/* ---- checked option tables ------------------------------------------------------ */
+typedef enum {
+    K_NUMBER,  /* any Lua number                             */
+    K_INT,     /* a number with an integral value            */
+    K_BOOL,    /* true / false                               */
+    K_STRING,  /* a string                                   */
+    K_TABLE,   /* a table                                    */
+    K_SPEC,    /* a plugin spec: "name" or {"name", k = v}   */
+    K_UDATA,   /* userdata of metatable `udata`              */
+} key_kind;
+
+typedef struct key_def {
+    const char *name;
+    key_kind kind;
+    const char *udata; /* K_UDATA: metatable name */
+} key_def;
+
+static const char *kind_text(const key_def *d) {
+    switch (d->kind) {
+    case K_NUMBER: return "a number";
+    case K_INT: return "an integer";
+    case K_BOOL: return "a boolean";
+    case K_STRING: return "a string";
+    case K_TABLE: return "a table";
+    case K_SPEC: return "a plugin name or a {name, key = value} table";
+    case K_UDATA: return d->udata + 3; /* "wb.Teacher" -> "Teacher" */
+    }
+    return "?";
+}
+
+static void check_value(lua_State *L, int idx, const char *fn, const key_def *d) {
+    int t = lua_type(L, idx);
+    int ok = 0;
+    switch (d->kind) {
+    case K_NUMBER: ok = t == LUA_TNUMBER; break;
+    case K_INT:
+        if (t == LUA_TNUMBER) {
+            int isint = 0;
+            lua_tointegerx(L, idx, &isint);
+            if (!isint)
+                luaL_error(L, "%s: key '%s' expects an integer, got %s", fn, d->name,
+                           lua_pushfstring(L, "%f", lua_tonumber(L, idx)));
+            ok = 1;
+        }
+        break;
+    case K_BOOL: ok = t == LUA_TBOOLEAN; break;
+    case K_STRING: ok = t == LUA_TSTRING; break;
+    case K_TABLE: ok = t == LUA_TTABLE; break;
+    case K_SPEC: ok = t == LUA_TSTRING || t == LUA_TTABLE; break;
+    case K_UDATA: ok = luaL_testudata(L, idx, d->udata) != NULL; break;
+    }
+    if (!ok) luaL_error(L, "%s: key '%s' expects %s, got %s", fn, d->name, kind_text(d), type_label(L, idx));
+}
+
+/* Every key of the table at idx must be one of defs, with the right type. */
+static void check_keys(lua_State *L, int idx, const char *fn, const key_def *defs, int n_defs) {
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: option keys must be names, got a %s key", fn, luaL_typename(L, -2));
+        const char *key = lua_tostring(L, -2);
+        const key_def *d = NULL;
+        for (int i = 0; i < n_defs && !d; i++)
+            if (strcmp(defs[i].name, key) == 0) d = &defs[i];
+        if (!d) {
+            char known[1024] = "";
+            size_t used = 0;
+            for (int i = 0; i < n_defs && used < sizeof known; i++)
+                used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", defs[i].name);
+            luaL_error(L, "%s: unknown key '%s' (known keys: %s)", fn, key, known);
+        }
+        check_value(L, -1, fn, d);
+        lua_pop(L, 1);
+    }
+}
+
+/* An optional table argument: nil/none -> 0 (absent), a table -> checked. */
+static int opt_table_arg(lua_State *L, int arg, const char *fn, const key_def *defs, int n_defs) {
+    if (lua_isnoneornil(L, arg)) return 0;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    check_keys(L, arg, fn, defs, n_defs);
+    return 1;
+}
+
+#define N_DEFS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Readers for a table that check_keys already validated (t == 0: absent
+ * table, every key takes its default). */
+static int has_field(lua_State *L, int t, const char *k) {
+    if (!t) return 0;
+    int present = lua_getfield(L, t, k) != LUA_TNIL;
+    lua_pop(L, 1);
+    return present;
+}
+
+static double get_num(lua_State *L, int t, const char *k, double def) {
+    if (!t || lua_getfield(L, t, k) == LUA_TNIL) {
+        if (t) lua_pop(L, 1);
+        return def;
+    }
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int64_t get_int(lua_State *L, int t, const char *fn, const char *k, int64_t def, int64_t lo, int64_t hi) {
+    if (!t || lua_getfield(L, t, k) == LUA_TNIL) {
+        if (t) lua_pop(L, 1);
+        return def;
+    }
+    lua_Integer v = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (v < lo) luaL_error(L, "%s: key '%s' = %I is below its minimum %I", fn, k, v, (lua_Integer)lo);
+    if (v > hi) luaL_error(L, "%s: key '%s' = %I is above its maximum %I", fn, k, v, (lua_Integer)hi);
+    return (int64_t)v;
+}
+
+static int get_bool(lua_State *L, int t, const char *k, int def) {
+    if (!t || lua_getfield(L, t, k) == LUA_TNIL) {
+        if (t) lua_pop(L, 1);
+        return def;
+    }
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The returned string is owned by the table, which the caller keeps on the
+ * stack for as long as it uses the pointer. */
+static const char *get_str(lua_State *L, int t, const char *k, const char *def) {
+    if (!t || lua_getfield(L, t, k) == LUA_TNIL) {
+        if (t) lua_pop(L, 1);
+        return def;
+    }
+    const char *v = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Userdata field (already type-checked); NULL when absent. The value is
+ * owned by the table. */
+static void *get_udata(lua_State *L, int t, const char *k) {
+    if (!t) return NULL;
+    lua_getfield(L, t, k);
+    void *p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return p;
+}
+
+static void *require_udata(lua_State *L, int t, const char *fn, const char *k) {
+    void *p = get_udata(L, t, k);
+    if (!p) luaL_error(L, "%s: key '%s' is required", fn, k);
+    return p;
+}
+
+/* ---- the registry userdata --------------------------------------------------------- */
+typedef struct registry_box {
+    wb_registry *reg;
+} registry_box;
+
+static int registry_gc(lua_State *L) {
+    registry_box *b = luaL_checkudata(L, 1, REGISTRY_TNAME);
+    wb_registry_free(b->reg);
+    b->reg = NULL;
+    return 0;
+}
+
+/* Every module function carries the registry box as upvalue 1. */
+static wb_registry *get_registry(lua_State *L) {
+    registry_box *b = lua_touserdata(L, lua_upvalueindex(1));
+    if (!b || !b->reg) luaL_error(L, "wb.core: the plugin registry is gone (state closing)");
+    return b->reg;
+}
+
+/* ---- guards: configurations owned until the engine call returns ---------------- */
+#define GUARD_MAX 8
+typedef struct guard {
+    wb_config_owned *cfg[GUARD_MAX];
+    int n;
+} guard;
+
+static void guard_release(guard *g) {
+    for (int i = 0; i < g->n; i++) {
+        wb_config_free(g->cfg[i]);
+        g->cfg[i] = NULL;
+    }
+    g->n = 0;
+}
+
+static int guard_gc(lua_State *L) {
+    guard_release(luaL_checkudata(L, 1, GUARD_TNAME));
+    return 0;
+}
+
+static guard *guard_new(lua_State *L) {
+    guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    memset(g, 0, sizeof *g);
+    luaL_setmetatable(L, GUARD_TNAME);
+    return g;
+}
+
+static wb_config_owned *guard_config(lua_State *L, guard *g, const wb_plugin_desc *desc) {
+    if (g->n == GUARD_MAX) luaL_error(L, "wb.core: too many plugin configurations in one call");
+    wb_config_owned *c = wb_config_new(desc);
+    if (!c) luaL_error(L, "wb.core: out of memory");
+    g->cfg[g->n++] = c;
+    return c;
+}
+
+/* ---- plugin specs --------------------------------------------------------------------- */
+static const char *kind_long_name(wb_plugin_kind kind) {
+    switch (kind) {
+    case WB_KIND_DIVERGENCE: return "divergence";
+    case WB_KIND_RATIO: return "ratio estimator";
+    case WB_KIND_NET: return "net";
+    }
+    return "plugin";
+}
+
+static const wb_plugin_desc *find_plugin(lua_State *L, wb_registry *reg, const char *fn, wb_plugin_kind kind,
+                                         const char *name) {
+    const wb_plugin_info *info = wb_registry_find(reg, kind, name);
+    if (info) return info->desc;
+    char loaded[1024] = "";
+    size_t used = 0;
+    int n = 0;
+    for (int i = 0; i < wb_registry_count(reg) && used < sizeof loaded; i++) {
+        const wb_plugin_desc *d = wb_registry_at(reg, i)->desc;
+        if (d->kind == kind) used += (size_t)snprintf(loaded + used, sizeof loaded - used, "%s%s", n++ ? ", " : "", d->name);
+    }
+    return luaL_error(L, "%s: unknown %s '%s' (loaded: %s)", fn, kind_long_name(kind), name,
+                      n ? loaded : "none; check WB_PLUGIN_PATH"),
+           NULL;
+}
+
+static const char *param_type_name(wb_param_type t) {
+    switch (t) {
+    case WB_PARAM_NUMBER: return "number";
+    case WB_PARAM_INT: return "integer";
+    case WB_PARAM_BOOL: return "boolean";
+    case WB_PARAM_STRING: return "string";
+    case WB_PARAM_INTS: return "integers";
+    }
+    return "?";
+}
+
+/* One plugin parameter from the Lua value at vidx, through the registry's
+ * checked setters (which name the plugin and the key on failure). */
+static void set_param(lua_State *L, const char *fn, wb_config_owned *c, const char *key, int vidx) {
+    const wb_param_spec *s = wb_config_spec(c, key);
+    if (!s) luaL_error(L, "%s: %s", fn, wb_last_error());
+    int rc = 0;
+    switch (lua_type(L, vidx)) {
+    case LUA_TNUMBER:
+        /* the setter would read a number as a boolean; a typo'd type is an error here */
+        if (s->type == WB_PARAM_BOOL)
+            luaL_error(L, "%s: %s: parameter '%s' expects a boolean, got number", fn, c->desc->name, key);
+        rc = wb_config_set_number(c, key, lua_tonumber(L, vidx));
+        break;
+    case LUA_TBOOLEAN:
+        if (s->type != WB_PARAM_BOOL)
+            luaL_error(L, "%s: %s: parameter '%s' expects %s %s, got boolean", fn, c->desc->name, key,
+                       s->type == WB_PARAM_INT ? "an" : "a", param_type_name(s->type));
+        rc = wb_config_set_number(c, key, lua_toboolean(L, vidx) ? 1.0 : 0.0);
+        break;
+    case LUA_TSTRING: rc = wb_config_set_string(c, key, lua_tostring(L, vidx)); break;
+    case LUA_TTABLE: {
+        if (s->type != WB_PARAM_INTS)
+            luaL_error(L, "%s: %s: parameter '%s' expects %s %s, got table", fn, c->desc->name, key,
+                       s->type == WB_PARAM_INT ? "an" : "a", param_type_name(s->type));
+        int64_t v[WB_MAX_INTS];
+        lua_Unsigned n = lua_rawlen(L, vidx);
+        if (n < 1 || n > WB_MAX_INTS)
+            luaL_error(L, "%s: %s: parameter '%s' takes 1..%d integers, got %d", fn, c->desc->name, key,
+                       WB_MAX_INTS, (int)(n > INT_MAX ? INT_MAX : n));
+        for (lua_Unsigned i = 1; i <= n; i++) {
+            lua_rawgeti(L, vidx, (lua_Integer)i);
+            int isint = 0;
+            lua_Integer x = lua_tointegerx(L, -1, &isint);
+            if (!isint || lua_type(L, -1) != LUA_TNUMBER)
+                luaL_error(L, "%s: %s: parameter '%s' expects a list of integers, element %d is %s", fn,
+                           c->desc->name, key, (int)i,
+                           lua_type(L, -1) == LUA_TNUMBER ? lua_pushfstring(L, "%f", lua_tonumber(L, -1))
+                                                          : luaL_typename(L, -1));
+            v[i - 1] = (int64_t)x;
+            lua_pop(L, 1);
+        }
+        rc = wb_config_set_ints(c, key, v, (int)n);
+        break;
+    }
+    default:
+        luaL_error(L, "%s: %s: parameter '%s' expects %s %s, got %s", fn, c->desc->name, key,
+                   s->type == WB_PARAM_INT ? "an" : "a", param_type_name(s->type), type_label(L, vidx));
+    }
+    if (rc) luaL_error(L, "%s: %s", fn, wb_last_error());
+}
+
+/* Resolves the spec at idx ("name" or {"name", key = value, ...}) to a
+ * plugin of `kind` and a configuration owned by g. The ratio estimator's
+ * "net" key, when the plugin wants a backbone, is left for the caller
+ * (*has_net set); every other key must be one of the plugin's parameters. */
+static const wb_plugin_desc *resolve_spec(lua_State *L, wb_registry *reg, guard *g, const char *fn, const char *key,
+                                          int idx, wb_plugin_kind kind, wb_config_owned **cfg_out, int *has_net) {
+    idx = lua_absindex(L, idx);
+    if (has_net) *has_net = 0;
+    const char *name;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        name = lua_tostring(L, idx);
+    } else if (lua_type(L, idx) == LUA_TTABLE) {
+        lua_rawgeti(L, idx, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s: key '%s': the first element of a plugin spec must be the %s name (a string), got %s",
+                       fn, key, kind_long_name(kind), luaL_typename(L, -1));
+        name = lua_tostring(L, -1); /* owned by the spec table */
+        lua_pop(L, 1);
+    } else {
+        return luaL_error(L, "%s: key '%s' expects a %s name or a {name, key = value} table, got %s", fn, key,
+                          kind_long_name(kind), type_label(L, idx)),
+               NULL;
+    }
+    const wb_plugin_desc *desc = find_plugin(L, reg, fn, kind, name);
+    wb_config_owned *c = guard_config(L, g, desc);
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        int host_net = kind == WB_KIND_RATIO && desc->ratio->wants_backbone;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) == LUA_TNUMBER && lua_tointeger(L, -2) == 1 && lua_isinteger(L, -2)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "%s: key '%s': %s '%s' takes named parameters only, got a %s key", fn, key,
+                           kind_long_name(kind), desc->name, luaL_typename(L, -2));
+            const char *pk = lua_tostring(L, -2);
+            if (host_net && strcmp(pk, "net") == 0) {
+                if (has_net) *has_net = 1;
+            } else {
+                set_param(L, fn, c, pk, -1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    *cfg_out = c;
+    return desc;
+}
+
+/* A net spec from field k of table t, or the default net when absent. */
+static void resolve_netspec(lua_State *L, wb_registry *reg, guard *g, const char *fn, int t, const char *k,
+                            const char *def, wb_netspec *out) {
+    if (lua_getfield(L, t, k) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushstring(L, def);
+    }
+    out->desc = resolve_spec(L, reg, g, fn, k, -1, WB_KIND_NET, &out->cfg, NULL);
+    lua_pop(L, 1);
+}
+
+/* ---- Samples: an n × dim float matrix ------------------------------------------------- */
+typedef struct samples_ud {
+    int64_t n, dim;
+    float x[]; /* row-major */
+} samples_ud;
+
+static samples_ud *samples_push(lua_State *L, int64_t n, int64_t dim) {
+    if (n < 0 || dim < 1 || (uint64_t)n > (SIZE_MAX - sizeof(samples_ud)) / sizeof(float) / (uint64_t)dim)
+        luaL_error(L, "wb: cannot hold %I samples of dimension %I", (lua_Integer)n, (lua_Integer)dim);
+    samples_ud *s = lua_newuserdatauv(L, sizeof *s + (size_t)n * (size_t)dim * sizeof(float), 0);
+    s->n = n;
+    s->dim = dim;
+    luaL_setmetatable(L, SAMPLES_TNAME);
+    return s;
+}
+
+static samples_ud *check_samples(lua_State *L, int arg) { return luaL_checkudata(L, arg, SAMPLES_TNAME); }
+
+static int64_t check_index(lua_State *L, int arg, int64_t n, const char *what) {
+    lua_Integer i = luaL_checkinteger(L, arg);
+    if (i < 1 || i > n) luaL_error(L, "Samples: %s index %I out of range 1..%I", what, i, (lua_Integer)n);
+    return (int64_t)i - 1;
+}
+
+static int samples_len(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)check_samples(L, 1)->n);
+    return 1;
+}
+
+static int samples_n(lua_State *L) { return samples_len(L); }
+
+static int samples_dim(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)check_samples(L, 1)->dim);
+    return 1;
+}
+
+static int samples_get(lua_State *L) {
+    samples_ud *s = check_samples(L, 1);
+    int64_t i = check_index(L, 2, s->n, "row");
+    int64_t j = check_index(L, 3, s->dim, "column");
+    lua_pushnumber(L, s->x[i * s->dim + j]);
+    return 1;
+}
+
+static void push_row(lua_State *L, const samples_ud *s, int64_t i) {
+    lua_createtable(L, (int)s->dim, 0);
+    for (int64_t j = 0; j < s->dim; j++) {
+        lua_pushnumber(L, s->x[i * s->dim + j]);
+        lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+}
+
+static int samples_row(lua_State *L) {
+    samples_ud *s = check_samples(L, 1);
+    push_row(L, s, check_index(L, 2, s->n, "row"));
+    return 1;
+}
+
+static int samples_totable(lua_State *L) {
+    samples_ud *s = check_samples(L, 1);
+    lua_createtable(L, s->n > INT_MAX ? INT_MAX : (int)s->n, 0);
+    for (int64_t i = 0; i < s->n; i++) {
+        push_row(L, s, i);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int samples_tostring(lua_State *L) {
+    samples_ud *s = check_samples(L, 1);
+    lua_pushfstring(L, "Samples(%I x %I)", (lua_Integer)s->n, (lua_Integer)s->dim);
+    return 1;
+}
+
+/* wb.samples(rows): Samples from an array of equal-length arrays of numbers. */
+static int l_samples(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    if (n < 1) luaL_error(L, "wb.samples: expects a non-empty array of rows");
+    lua_rawgeti(L, 1, 1);
+    if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "wb.samples: row 1 is a %s, not an array", luaL_typename(L, -1));
+    lua_Integer dim = (lua_Integer)lua_rawlen(L, -1);
+    lua_pop(L, 1);
+    if (dim < 1) luaL_error(L, "wb.samples: row 1 is empty");
+    samples_ud *s = samples_push(L, n, dim);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) != LUA_TTABLE) luaL_error(L, "wb.samples: row %I is not an array", i);
+        if ((lua_Integer)lua_rawlen(L, -1) != dim)
+            luaL_error(L, "wb.samples: row %I has %I values, row 1 has %I", i, (lua_Integer)lua_rawlen(L, -1), dim);
+        for (lua_Integer j = 1; j <= dim; j++) {
+            lua_rawgeti(L, -1, j);
+            int isnum = 0;
+            lua_Number v = lua_tonumberx(L, -1, &isnum);
+            if (!isnum || lua_type(L, -1) != LUA_TNUMBER)
+                luaL_error(L, "wb.samples: row %I, column %I is a %s, not a number", i, j, luaL_typename(L, -1));
+            s->x[(i - 1) * dim + (j - 1)] = (float)v;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* ---- Dataset --------------------------------------------------------------------------- */
+typedef struct dataset_ud {
+    wb_dataset *ds;
+} dataset_ud;
+
+static wb_dataset *check_dataset(lua_State *L, int arg) {
+    dataset_ud *d = luaL_checkudata(L, arg, DATASET_TNAME);
+    if (!d->ds) luaL_error(L, "Dataset: already freed");
+    return d->ds;
+}
+
+static int dataset_gc(lua_State *L) {
+    dataset_ud *d = luaL_checkudata(L, 1, DATASET_TNAME);
+    wb_dataset_free(d->ds);
+    d->ds = NULL;
+    return 0;
+}
+
+/* n samples of ds drawn with `seed` on RNG stream 0 — the same numbers
+ * ds:sample(n, seed) returns, so wb.evaluate's reference is reproducible
+ * from Lua. */
+static samples_ud *dataset_draw(lua_State *L, wb_dataset *ds, int64_t n, uint64_t seed, const char *fn) {
+    samples_ud *s = samples_push(L, n, ds->dim);
+    wb_rng rng;
+    wb_rng_init(&rng, seed, 0);
+    if (ds->sample(ds, &rng, n, s->x)) luaL_error(L, "%s: sampling %s failed: %s", fn, ds->name, wb_last_error());
+    return s;
+}
+
+static int dataset_sample(lua_State *L) {
+    wb_dataset *ds = check_dataset(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    lua_Integer seed = luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
+    luaL_argcheck(L, seed >= 0, 3, "seed must be >= 0");
+    dataset_draw(L, ds, n, (uint64_t)seed, "Dataset:sample");
+    return 1;
+}
+
+static int dataset_index(lua_State *L) {
+    wb_dataset *ds = check_dataset(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL) return 1; /* a method */
+    if (strcmp(k, "name") == 0) lua_pushstring(L, ds->name);
+    else if (strcmp(k, "dim") == 0) lua_pushinteger(L, (lua_Integer)ds->dim);
+    else if (strcmp(k, "n_modes") == 0 && ds->gmm) lua_pushinteger(L, ds->gmm->n_modes);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int dataset_tostring(lua_State *L) {
+    wb_dataset *ds = check_dataset(L, 1);
+    lua_pushfstring(L, "Dataset(%s, dim %I)", ds->name, (lua_Integer)ds->dim);
+    return 1;
+}
+
+static const key_def gmm2d_keys[] = {
+    {"preset", K_STRING, NULL},
+    {"scale", K_NUMBER, NULL},
+    {"std", K_NUMBER, NULL},
+};
+
+static int l_gmm2d(lua_State *L) {
+    const char *fn = "wb.data.gmm2d";
+    int t = opt_table_arg(L, 1, fn, gmm2d_keys, N_DEFS(gmm2d_keys)) ? 1 : 0;
+    const char *preset = get_str(L, t, "preset", "ring8");
+    double scale = get_num(L, t, "scale", 1.0);
+    double std = get_num(L, t, "std", 0.05);
+    dataset_ud *d = lua_newuserdatauv(L, sizeof *d, 0);
+    d->ds = NULL;
+    luaL_setmetatable(L, DATASET_TNAME);
+    d->ds = wb_gmm2d_new(preset, scale, std);
+    if (!d->ds) luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 1;
+}
+
+/* ---- runs ----------------------------------------------------------------------------------- */
+/* Opens run dir `dir` (NULL: no run) into *run; returns the pointer the
+ * engine takes. Errors are raised before any engine work starts. */
+static wb_run *open_run(lua_State *L, const char *fn, const char *dir, int quiet, wb_run *run) {
+    memset(run, 0, sizeof *run);
+    if (!dir) return NULL;
+    if (wb_run_open(run, dir)) luaL_error(L, "%s: run '%s': %s", fn, dir, wb_last_error());
+    run->quiet = quiet;
+    return run;
+}
+
+/* ---- Teacher ------------------------------------------------------------------------------- */
+typedef struct teacher_ud {
+    wb_teacher *t;
+    int64_t dim;
+    int exact;
+} teacher_ud;
+
+/* user values of a Teacher: 1 = its Dataset, 2 = the registry box */
+static teacher_ud *check_teacher(lua_State *L, int arg) {
+    teacher_ud *t = luaL_checkudata(L, arg, TEACHER_TNAME);
+    if (!t->t) luaL_error(L, "Teacher: not trained or already freed");
+    return t;
+}
+
+static int teacher_gc(lua_State *L) {
+    teacher_ud *t = luaL_checkudata(L, 1, TEACHER_TNAME);
+    wb_teacher_free(t->t);
+    t->t = NULL;
+    return 0;
+}
+
+static const key_def teacher_sample_keys[] = {
+    {"steps", K_INT, NULL},
+    {"seed", K_INT, NULL},
+};
+
+static int teacher_sample(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
+    int o = opt_table_arg(L, 3, "Teacher:sample", teacher_sample_keys, N_DEFS(teacher_sample_keys)) ? 3 : 0;
+    int steps = (int)get_int(L, o, "Teacher:sample", "steps", 18, 1, 100000);
+    uint64_t seed = (uint64_t)get_int(L, o, "Teacher:sample", "seed", 0, 0, INT64_MAX);
+    samples_ud *s = samples_push(L, n, t->dim);
+    if (wb_teacher_sample(t->t, n, steps, seed, s->x)) luaL_error(L, "Teacher:sample: %s", wb_last_error());
+    return 1;
+}
+
+static int teacher_index(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL) return 1;
+    if (strcmp(k, "exact") == 0) lua_pushboolean(L, t->exact);
+    else if (strcmp(k, "dim") == 0) lua_pushinteger(L, (lua_Integer)t->dim);
+    else if (strcmp(k, "train_seconds") == 0) lua_pushnumber(L, t->t->train_seconds);
+    else if (strcmp(k, "final_loss") == 0) lua_pushnumber(L, t->t->final_loss);
+    else if (strcmp(k, "data") == 0) lua_getiuservalue(L, 1, 1);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int teacher_tostring(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    lua_pushfstring(L, "Teacher(%s, dim %I)", t->exact ? "exact" : "trained", (lua_Integer)t->dim);
+    return 1;
+}
+
+static const key_def teacher_keys[] = {
+    {"data", K_UDATA, DATASET_TNAME}, {"exact", K_BOOL, NULL},        {"net", K_SPEC, NULL},
+    {"steps", K_INT, NULL},           {"batch", K_INT, NULL},         {"lr", K_NUMBER, NULL},
+    {"ema", K_NUMBER, NULL},          {"seed", K_INT, NULL},          {"p_mean", K_NUMBER, NULL},
+    {"p_std", K_NUMBER, NULL},        {"single_sigma", K_NUMBER, NULL}, {"log_every", K_INT, NULL},
+    {"run", K_STRING, NULL},          {"quiet", K_BOOL, NULL},
+};
+
+static int l_teacher(lua_State *L) {
+    const char *fn = "wb.teacher";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, fn, teacher_keys, N_DEFS(teacher_keys));
+    wb_registry *reg = get_registry(L);
+    dataset_ud *data = require_udata(L, 1, fn, "data");
+    int exact = get_bool(L, 1, "exact", 0);
+    if (exact) {
+        /* an analytic teacher is not trained: a training key would be ignored */
+        for (int i = 2; i < N_DEFS(teacher_keys); i++) {
+            const char *k = teacher_keys[i].name;
+            if (strcmp(k, "run") && strcmp(k, "quiet") && has_field(L, 1, k))
+                luaL_error(L, "%s: key '%s' does not apply to an exact teacher (exact = true)", fn, k);
+        }
+    }
+    guard *g = guard_new(L); /* index 2 */
+    wb_netspec spec = {0};
+    wb_teacher_config cfg;
+    wb_teacher_config_default(&cfg);
+    if (!exact) {
+        resolve_netspec(L, reg, g, fn, 1, "net", "mlp", &spec);
+        cfg.steps = get_int(L, 1, fn, "steps", cfg.steps, 0, INT64_MAX);
+        cfg.batch = get_int(L, 1, fn, "batch", cfg.batch, 1, INT32_MAX);
+        cfg.lr = (float)get_num(L, 1, "lr", cfg.lr);
+        cfg.ema_decay = (float)get_num(L, 1, "ema", cfg.ema_decay);
+        cfg.seed = (uint64_t)get_int(L, 1, fn, "seed", (int64_t)cfg.seed, 0, INT64_MAX);
+        cfg.p_mean = (float)get_num(L, 1, "p_mean", cfg.p_mean);
+        cfg.p_std = (float)get_num(L, 1, "p_std", cfg.p_std);
+        cfg.single_sigma = (float)get_num(L, 1, "single_sigma", cfg.single_sigma);
+        cfg.log_every = (int)get_int(L, 1, fn, "log_every", cfg.log_every, 0, INT32_MAX);
+    }
+    const char *dir = get_str(L, 1, "run", NULL);
+    int quiet = get_bool(L, 1, "quiet", 0);
+
+    teacher_ud *ud = lua_newuserdatauv(L, sizeof *ud, 2);
+    memset(ud, 0, sizeof *ud);
+    luaL_setmetatable(L, TEACHER_TNAME);
+    lua_getfield(L, 1, "data");
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setiuservalue(L, -2, 2);
+
+    wb_run run;
+    wb_run *runp = open_run(L, fn, dir, quiet, &run);
+    wb_teacher *t = exact ? wb_teacher_exact(data->ds) : wb_teacher_train(data->ds, &spec, &cfg, runp);
+    char err[1024] = "";
+    if (!t) snprintf(err, sizeof err, "%s", wb_last_error());
+    if (runp) wb_run_close(runp);
+    guard_release(g);
+    if (!t) luaL_error(L, "%s: %s", fn, err);
+    ud->t = t;
+    ud->dim = data->ds->dim;
+    ud->exact = exact;
+    return 1;
+}
+
+/* ---- Student ------------------------------------------------------------------------------- */
+typedef struct student_ud {
+    wb_student *s;
+    int64_t dim;
+    char divergence[64];
+    char ratio[64];
+    char run[1024];
+} student_ud;
+
+/* user values of a Student: 1 = Teacher, 2 = Dataset, 3 = registry box */
+static student_ud *check_student(lua_State *L, int arg) {
+    student_ud *s = luaL_checkudata(L, arg, STUDENT_TNAME);
+    if (!s->s) luaL_error(L, "Student: not trained or already freed");
+    return s;
+}
+
+static int student_gc(lua_State *L) {
+    student_ud *s = luaL_checkudata(L, 1, STUDENT_TNAME);
+    wb_student_free(s->s);
+    s->s = NULL;
+    return 0;
+}
+
+static const key_def student_sample_keys[] = {
+    {"seed", K_INT, NULL},
+    {"ema", K_BOOL, NULL},
+};
+
+static int student_sample(lua_State *L) {
+    student_ud *s = check_student(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
+    int o = opt_table_arg(L, 3, "Student:sample", student_sample_keys, N_DEFS(student_sample_keys)) ? 3 : 0;
+    uint64_t seed = (uint64_t)get_int(L, o, "Student:sample", "seed", 0, 0, INT64_MAX);
+    int ema = get_bool(L, o, "ema", 1);
+    samples_ud *out = samples_push(L, n, s->dim);
+    if (wb_student_sample(s->s, n, seed, ema, out->x)) luaL_error(L, "Student:sample: %s", wb_last_error());
+    return 1;
+}
+
+static int student_index(lua_State *L) {
+    student_ud *s = check_student(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL) return 1;
+    if (strcmp(k, "divergence") == 0) lua_pushstring(L, s->divergence);
+    else if (strcmp(k, "ratio") == 0) lua_pushstring(L, s->ratio);
+    else if (strcmp(k, "run") == 0 && s->run[0]) lua_pushstring(L, s->run);
+    else if (strcmp(k, "dim") == 0) lua_pushinteger(L, (lua_Integer)s->dim);
+    else if (strcmp(k, "steps") == 0) lua_pushinteger(L, (lua_Integer)s->s->steps_done);
+    else if (strcmp(k, "train_seconds") == 0) lua_pushnumber(L, s->s->train_seconds);
+    else if (strcmp(k, "teacher") == 0) lua_getiuservalue(L, 1, 1);
+    else if (strcmp(k, "data") == 0) lua_getiuservalue(L, 1, 2);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int student_tostring(lua_State *L) {
+    student_ud *s = check_student(L, 1);
+    lua_pushfstring(L, "Student(%s, %s, %I steps)", s->divergence, s->ratio, (lua_Integer)s->s->steps_done);
+    return 1;
+}
+
+static const key_def distill_keys[] = {
+    {"teacher", K_UDATA, TEACHER_TNAME},
+    {"data", K_UDATA, DATASET_TNAME},
+    {"divergence", K_SPEC, NULL},
+    {"ratio", K_SPEC, NULL},
+    {"steps", K_INT, NULL},
+    {"batch", K_INT, NULL},
+    {"lr", K_NUMBER, NULL},
+    {"lr_fake", K_NUMBER, NULL},
+    {"lr_ratio", K_NUMBER, NULL},
+    {"fake_updates", K_INT, NULL},
+    {"ratio_updates", K_INT, NULL},
+    {"sigma_init", K_NUMBER, NULL},
+    {"time_weight", K_STRING, NULL},
+    {"sigma_fixed", K_NUMBER, NULL},
+    {"t_min", K_NUMBER, NULL},
+    {"t_max", K_NUMBER, NULL},
+    {"gan_weight", K_NUMBER, NULL},
+    {"normalize_bins", K_BOOL, NULL},
+    {"normalize_batch", K_BOOL, NULL},
+    {"logit_clamp", K_NUMBER, NULL},
+    {"ema", K_NUMBER, NULL},
+    {"init", K_STRING, NULL},
+    {"seed", K_INT, NULL},
+    {"log_every", K_INT, NULL},
+    {"eval_samples", K_INT, NULL},
+    {"run", K_STRING, NULL},
+    {"quiet", K_BOOL, NULL},
+};
+
+/* The index of `s` in "a|b|c", or an error listing the choices. */
+static int choose(lua_State *L, const char *fn, const char *key, const char *s, const char *const *choices, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, choices[i]) == 0) return i;
+    char list[256] = "";
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "|" : "", choices[i]);
+    return luaL_error(L, "%s: key '%s' = '%s' is not one of %s", fn, key, s, list);
+}
+
+static int l_distill(lua_State *L) {
+    const char *fn = "wb.distill";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, fn, distill_keys, N_DEFS(distill_keys));
+    wb_registry *reg = get_registry(L);
+    teacher_ud *teacher = require_udata(L, 1, fn, "teacher");
+    dataset_ud *data = require_udata(L, 1, fn, "data");
+    if (!teacher->t) luaL_error(L, "%s: key 'teacher' holds a teacher that was never trained", fn);
+    guard *g = guard_new(L); /* index 2 */
+
+    wb_distill_config cfg;
+    wb_distill_config_default(&cfg);
+    /* divergence: default reverse KL (DMD) */
+    if (lua_getfield(L, 1, "divergence") == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "kl");
+    }
+    cfg.divergence = resolve_spec(L, reg, g, fn, "divergence", -1, WB_KIND_DIVERGENCE, &cfg.divergence_cfg, NULL);
+    lua_pop(L, 1);
+    /* ratio estimator: default a classifier on an MLP backbone */
+    if (lua_getfield(L, 1, "ratio") == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "classifier");
+    }
+    int ratio_idx = lua_gettop(L);
+    int has_net = 0;
+    cfg.ratio = resolve_spec(L, reg, g, fn, "ratio", ratio_idx, WB_KIND_RATIO, &cfg.ratio_cfg, &has_net);
+    if (cfg.ratio->ratio->wants_backbone) {
+        if (has_net) resolve_netspec(L, reg, g, fn, ratio_idx, "net", "mlp", &cfg.ratio_net);
+        else {
+            lua_pushliteral(L, "mlp");
+            cfg.ratio_net.desc = resolve_spec(L, reg, g, fn, "ratio.net", -1, WB_KIND_NET, &cfg.ratio_net.cfg, NULL);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1); /* ratio spec */
+
+    cfg.steps = get_int(L, 1, fn, "steps", cfg.steps, 0, INT64_MAX);
+    cfg.batch = get_int(L, 1, fn, "batch", cfg.batch, 1, INT32_MAX);
+    cfg.lr_gen = (float)get_num(L, 1, "lr", cfg.lr_gen);
+    cfg.lr_fake = (float)get_num(L, 1, "lr_fake", cfg.lr_fake);
+    cfg.lr_ratio = (float)get_num(L, 1, "lr_ratio", cfg.lr_ratio);
+    cfg.fake_updates = (int)get_int(L, 1, fn, "fake_updates", cfg.fake_updates, 0, 1000000);
+    cfg.ratio_updates = (int)get_int(L, 1, fn, "ratio_updates", cfg.ratio_updates, 0, 1000000);
+    cfg.sigma_init = (float)get_num(L, 1, "sigma_init", cfg.sigma_init);
+    if (has_field(L, 1, "time_weight")) {
+        static const char *const tw[] = {"dmd", "sigma2", "none"};
+        static const wb_time_weight tv[] = {WB_TIME_DMD, WB_TIME_SIGMA2, WB_TIME_NONE};
+        cfg.time_weight = tv[choose(L, fn, "time_weight", get_str(L, 1, "time_weight", "dmd"), tw, 3)];
+    }
+    cfg.sigma_fixed = (float)get_num(L, 1, "sigma_fixed", cfg.sigma_fixed);
+    cfg.t_min = (float)get_num(L, 1, "t_min", cfg.t_min);
+    cfg.t_max = (float)get_num(L, 1, "t_max", cfg.t_max);
+    cfg.gan_weight = (float)get_num(L, 1, "gan_weight", cfg.gan_weight);
+    cfg.normalize_bins = get_bool(L, 1, "normalize_bins", cfg.normalize_bins);
+    cfg.normalize_batch = get_bool(L, 1, "normalize_batch", cfg.normalize_batch);
+    cfg.logit_clamp = (float)get_num(L, 1, "logit_clamp", cfg.logit_clamp);
+    cfg.ema_decay = (float)get_num(L, 1, "ema", cfg.ema_decay);
+    if (has_field(L, 1, "init")) {
+        static const char *const in[] = {"teacher", "none"};
+        cfg.init_from_teacher = choose(L, fn, "init", get_str(L, 1, "init", "teacher"), in, 2) == 0;
+    }
+    cfg.seed = (uint64_t)get_int(L, 1, fn, "seed", (int64_t)cfg.seed, 0, INT64_MAX);
+    cfg.log_every = (int)get_int(L, 1, fn, "log_every", cfg.log_every, 0, INT32_MAX);
+    cfg.eval_samples = get_int(L, 1, fn, "eval_samples", cfg.eval_samples, 0, INT64_MAX);
+    const char *dir = get_str(L, 1, "run", NULL);
+    int quiet = get_bool(L, 1, "quiet", 0);
+
+    student_ud *ud = lua_newuserdatauv(L, sizeof *ud, 3);
+    memset(ud, 0, sizeof *ud);
+    luaL_setmetatable(L, STUDENT_TNAME);
+    lua_getfield(L, 1, "teacher");
+    lua_setiuservalue(L, -2, 1);
+    lua_getfield(L, 1, "data");
+    lua_setiuservalue(L, -2, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setiuservalue(L, -2, 3);
+    snprintf(ud->divergence, sizeof ud->divergence, "%s", cfg.divergence->name);
+    snprintf(ud->ratio, sizeof ud->ratio, "%s", cfg.ratio->name);
+    if (dir) snprintf(ud->run, sizeof ud->run, "%s", dir);
+
+    wb_run run;
+    wb_run *runp = open_run(L, fn, dir, quiet, &run);
+    wb_student *s = wb_distill(teacher->t, data->ds, &cfg, runp);
+    char err[1024] = "";
+    if (!s) snprintf(err, sizeof err, "%s", wb_last_error());
+    if (runp) wb_run_close(runp);
+    guard_release(g);
+    if (!s) luaL_error(L, "%s: %s", fn, err);
+    ud->s = s;
+    ud->dim = data->ds->dim;
+    return 1;
+}
+
+/* ---- plugins ----------------------------------------------------------------------------------- */
+/* "64,64" -> {64, 64} */
+static void push_ints_string(lua_State *L, const char *s) {
+    lua_newtable(L);
+    lua_Integer i = 0;
+    while (s && *s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s) break;
+        lua_pushinteger(L, (lua_Integer)v);
+        lua_rawseti(L, -2, ++i);
+        s = end;
+        while (*s == ',' || *s == ' ') s++;
+    }
+}
+
+/* Bounds of INT parameters come back as integers when they are exactly
+ * representable, so scripts can print them without a ".0". */
+static void push_bound(lua_State *L, double v, int integral) {
+    if (integral && v >= -9.0e15 && v <= 9.0e15 && v == floor(v)) lua_pushinteger(L, (lua_Integer)v);
+    else lua_pushnumber(L, v);
+}
+
+static void push_param(lua_State *L, const wb_param_spec *s) {
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, s->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, param_type_name(s->type));
+    lua_setfield(L, -2, "type");
+    switch (s->type) {
+    case WB_PARAM_NUMBER: lua_pushnumber(L, s->def); break;
+    case WB_PARAM_INT: push_bound(L, s->def, 1); break;
+    case WB_PARAM_BOOL: lua_pushboolean(L, s->def != 0.0); break;
+    case WB_PARAM_STRING: lua_pushstring(L, s->def_str ? s->def_str : ""); break;
+    case WB_PARAM_INTS: push_ints_string(L, s->def_str); break;
+    }
+    lua_setfield(L, -2, "default");
+    if (s->type == WB_PARAM_NUMBER || s->type == WB_PARAM_INT || s->type == WB_PARAM_INTS) {
+        push_bound(L, s->min, s->type != WB_PARAM_NUMBER);
+        lua_setfield(L, -2, "min");
+        push_bound(L, s->max, s->type != WB_PARAM_NUMBER);
+        lua_setfield(L, -2, "max");
+    }
+    if (s->type == WB_PARAM_STRING && s->choices) {
+        lua_newtable(L);
+        lua_Integer i = 0;
+        const char *p = s->choices;
+        while (*p) {
+            const char *bar = strchr(p, '|');
+            size_t n = bar ? (size_t)(bar - p) : strlen(p);
+            lua_pushlstring(L, p, n);
+            lua_rawseti(L, -2, ++i);
+            p += n + (bar ? 1 : 0);
+        }
+        lua_setfield(L, -2, "choices");
+    }
+    lua_pushstring(L, s->doc ? s->doc : "");
+    lua_setfield(L, -2, "doc");
+}
+
+static int l_plugins(lua_State *L) {
+    wb_registry *reg = get_registry(L);
+    int filter = 0;
+    if (!lua_isnoneornil(L, 1)) {
+        static const char *const kinds[] = {"divergence", "ratio", "net", NULL};
+        filter = luaL_checkoption(L, 1, NULL, kinds) + 1; /* WB_KIND_* values are 1, 2, 3 */
+    }
+    lua_newtable(L);
+    lua_Integer out = 0;
+    for (int i = 0; i < wb_registry_count(reg); i++) {
+        const wb_plugin_info *info = wb_registry_at(reg, i);
+        const wb_plugin_desc *d = info->desc;
+        if (filter && (int)d->kind != filter) continue;
+        lua_createtable(L, 0, 7);
+        lua_pushstring(L, d->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, wb_kind_name(d->kind));
+        lua_setfield(L, -2, "kind");
+        lua_pushstring(L, d->version);
+        lua_setfield(L, -2, "version");
+        lua_pushstring(L, info->path);
+        lua_setfield(L, -2, "path");
+        lua_pushstring(L, d->doc ? d->doc : "");
+        lua_setfield(L, -2, "doc");
+        lua_createtable(L, d->n_params, 0);
+        for (int p = 0; p < d->n_params; p++) {
+            push_param(L, &d->params[p]);
+            lua_rawseti(L, -2, p + 1);
+        }
+        lua_setfield(L, -2, "params");
+        if (d->kind == WB_KIND_DIVERGENCE) {
+            lua_pushboolean(L, d->divergence->score_free);
+            lua_setfield(L, -2, "score_free");
+        }
+        lua_rawseti(L, -2, ++out);
+    }
+    return 1;
+}
+
+static int l_plugin_errors(lua_State *L) {
+    wb_registry *reg = get_registry(L);
+    lua_newtable(L);
+    for (int i = 0; i < wb_registry_error_count(reg); i++) {
+        lua_pushstring(L, wb_registry_error(reg, i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_divergences(lua_State *L) {
+    wb_registry *reg = get_registry(L);
+    lua_newtable(L);
+    lua_Integer out = 0;
+    for (int i = 0; i < wb_registry_count(reg); i++) {
+        const wb_plugin_desc *d = wb_registry_at(reg, i)->desc;
+        if (d->kind != WB_KIND_DIVERGENCE) continue;
+        lua_pushstring(L, d->name);
+        lua_rawseti(L, -2, ++out);
+    }
+    return 1;
+}
+
+/* A Lua array of numbers at arg as floats in a scratch userdata (pushed). */
+static float *check_float_array(lua_State *L, int arg, const char *fn, const char *what, int64_t *n_out) {
+    arg = lua_absindex(L, arg);
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
+    float *v = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(float), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, arg, i);
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "%s: %s[%I] is a %s, not a number", fn, what, i, luaL_typename(L, -1));
+        v[i - 1] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    *n_out = n;
+    return v;
+}
+
+static const wb_plugin_desc *divergence_arg(lua_State *L, const char *fn, guard *g, wb_config_owned **cfg) {
+    return resolve_spec(L, get_registry(L), g, fn, "spec", 1, WB_KIND_DIVERGENCE, cfg, NULL);
+}
+
+static int l_divergence_weights(lua_State *L) {
+    const char *fn = "wb.divergence_weights";
+    lua_settop(L, 2);
+    guard *g = guard_new(L);
+    wb_config_owned *c;
+    const wb_plugin_desc *d = divergence_arg(L, fn, g, &c);
+    int64_t n;
+    float *logit = check_float_array(L, 2, fn, "logits", &n);
+    float *w = lua_newuserdatauv(L, (size_t)(n ? 2 * n : 1) * sizeof(float), 0);
+    d->divergence->weights(&c->cfg, n, logit, w, w + n);
+    for (int k = 0; k < 2; k++) {
+        lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0);
+        for (int64_t i = 0; i < n; i++) {
+            lua_pushnumber(L, w[k * n + i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+    }
+    guard_release(g);
+    return 2;
+}
+
+static int l_divergence_value(lua_State *L) {
+    const char *fn = "wb.divergence_value";
+    lua_settop(L, 2);
+    guard *g = guard_new(L);
+    wb_config_owned *c;
+    const wb_plugin_desc *d = divergence_arg(L, fn, g, &c);
+    int64_t n;
+    float *logit = check_float_array(L, 2, fn, "logits", &n);
+    lua_pushnumber(L, d->divergence->value(&c->cfg, n, logit));
+    guard_release(g);
+    return 1;
+}
+
+/* ---- evaluation ------------------------------------------------------------------------------- */
+static const key_def evaluate_keys[] = {
+    {"reference_n", K_INT, NULL},
+    {"seed", K_INT, NULL},
+    {"n", K_INT, NULL},
+    {"sample_seed", K_INT, NULL},
+};
+
+/* wb.evaluate(x, dataset[, opts]): x is Samples, or a Student / Teacher from
+ * which opts.n (4096) samples are drawn with opts.sample_seed (0). */
+static int l_evaluate(lua_State *L) {
+    const char *fn = "wb.evaluate";
+    lua_settop(L, 3);
+    wb_dataset *ds = check_dataset(L, 2);
+    int o = opt_table_arg(L, 3, fn, evaluate_keys, N_DEFS(evaluate_keys)) ? 3 : 0;
+    int64_t n_ref = get_int(L, o, fn, "reference_n", 4096, 1, INT32_MAX);
+    uint64_t seed = (uint64_t)get_int(L, o, fn, "seed", 1, 0, INT64_MAX);
+    int64_t n_model = get_int(L, o, fn, "n", 4096, 1, INT32_MAX);
+    uint64_t sample_seed = (uint64_t)get_int(L, o, fn, "sample_seed", 0, 0, INT64_MAX);
+    if (!ds->gmm) luaL_error(L, "%s: dataset '%s' is not an analytic 2-D mixture (gmm2d); no metrics for it", fn, ds->name);
+
+    samples_ud *x = luaL_testudata(L, 1, SAMPLES_TNAME);
+    if (!x) {
+        student_ud *s = luaL_testudata(L, 1, STUDENT_TNAME);
+        teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
+        if (s && s->s) {
+            x = samples_push(L, n_model, s->dim);
+            if (wb_student_sample(s->s, n_model, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
+        } else if (t && t->t) {
+            x = samples_push(L, n_model, t->dim);
+            if (wb_teacher_sample(t->t, n_model, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
+        } else {
+            luaL_error(L, "%s: argument 1 expects Samples, a Student or a Teacher, got %s", fn, type_label(L, 1));
+        }
+    } else if (has_field(L, o, "n") || has_field(L, o, "sample_seed")) {
+        luaL_error(L, "%s: keys 'n' and 'sample_seed' apply to a Student or Teacher, not to Samples", fn);
+    }
+    if (x->dim != ds->dim)
+        luaL_error(L, "%s: samples have dimension %I, dataset '%s' has %I", fn, (lua_Integer)x->dim, ds->name,
+                   (lua_Integer)ds->dim);
+    if (x->n < 1) luaL_error(L, "%s: no samples", fn);
+    samples_ud *ref = dataset_draw(L, ds, n_ref, seed, fn);
+    wb_gmm_metrics m;
+    if (wb_eval_gmm(ds->gmm, x->x, x->n, ref->x, ref->n, &m)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, m.modes_covered);
+    lua_setfield(L, -2, "modes");
+    lua_pushinteger(L, m.n_modes);
+    lua_setfield(L, -2, "n_modes");
+    lua_pushnumber(L, m.mode_tv);
+    lua_setfield(L, -2, "tv");
+    lua_pushnumber(L, m.quality);
+    lua_setfield(L, -2, "quality");
+    lua_pushnumber(L, m.mmd);
+    lua_setfield(L, -2, "mmd");
+    return 1;
+}
+
+/* ---- directories ------------------------------------------------------------------------------ */
+/* mkdir -p: every missing component of path; 0 or -1 with errno. */
+static int mkdir_p(const char *path) {
+    size_t len = strlen(path);
+    if (len == 0) return 0;
+    char *buf = malloc(len + 1);
+    if (!buf) return -1;
+    memcpy(buf, path, len + 1);
+    int rc = 0;
+    for (char *p = buf + 1; rc == 0; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(buf, 0777) != 0) {
+            /* EEXIST is fine only for a directory; ENOTDIR etc. are real */
+            if (errno != EEXIST || stat(buf, &st) != 0) rc = -1;
+            else if (!S_ISDIR(st.st_mode)) rc = -1, errno = ENOTDIR;
+        }
+        *p = c;
+        if (c == '\0') break;
+        while (p[1] == '/') p++; /* "a//b" */
+    }
+    int saved = errno; /* for the caller's message */
+    free(buf);
+    errno = saved;
+    return rc;
+}
+
+static int l_mkdir(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    if (mkdir_p(path)) luaL_error(L, "wb.mkdir: cannot create '%s': %s", path, strerror(errno));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The folder a figure goes into, created so plotting "figs/x.png" just works. */
+static void make_parent_dir(lua_State *L, const char *fn, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return;
+    lua_pushlstring(L, path, (size_t)(slash - path));
+    const char *dir = lua_tostring(L, -1);
+    if (mkdir_p(dir)) luaL_error(L, "%s: cannot create '%s': %s", fn, dir, strerror(errno));
+    lua_pop(L, 1);
+}
+
+/* ---- plots ------------------------------------------------------------------------------------ */
+/* {xmin, xmax, ymin, ymax} at index t into b[4]; returns b or NULL when absent. */
+static const float *get_bounds(lua_State *L, int t, const char *fn, float *b) {
+    if (!t || lua_getfield(L, t, "bounds") == LUA_TNIL) {
+        if (t) lua_pop(L, 1);
+        return NULL;
+    }
+    int bi = lua_gettop(L);
+    if (lua_rawlen(L, bi) != 4) luaL_error(L, "%s: key 'bounds' expects {xmin, xmax, ymin, ymax}", fn);
+    for (int i = 0; i < 4; i++) {
+        lua_rawgeti(L, bi, i + 1);
+        if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: bounds[%d] is a %s, not a number", fn, i + 1, luaL_typename(L, -1));
+        b[i] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (!(b[0] < b[1]) || !(b[2] < b[3]) || !isfinite(b[0]) || !isfinite(b[1]) || !isfinite(b[2]) || !isfinite(b[3]))
+        luaL_error(L, "%s: key 'bounds' needs finite xmin < xmax and ymin < ymax", fn);
+    return b;
+}
+
+static int points_count(lua_State *L, const char *fn, const char *what, const samples_ud *s) {
+    if (s->dim != 2) luaL_error(L, "%s: %s have dimension %I; only 2-D samples can be scattered", fn, what, (lua_Integer)s->dim);
+    if (s->n > INT_MAX) luaL_error(L, "%s: too many %s", fn, what);
+    return (int)s->n;
+}
+
+static const key_def scatter_keys[] = {
+    {"reference", K_UDATA, SAMPLES_TNAME}, {"title", K_STRING, NULL}, {"bounds", K_TABLE, NULL},
+    {"label", K_STRING, NULL},             {"reference_label", K_STRING, NULL},
+};
+
+static int l_scatter(lua_State *L) {
+    const char *fn = "wb.scatter";
+    const char *path = luaL_checkstring(L, 1);
+    samples_ud *s = check_samples(L, 2);
+    int o = opt_table_arg(L, 3, fn, scatter_keys, N_DEFS(scatter_keys)) ? 3 : 0;
+    samples_ud *ref = get_udata(L, o, "reference");
+    float b[4];
+    const float *bounds = get_bounds(L, o, fn, b);
+    int n = points_count(L, fn, "samples", s);
+    int n_ref = ref ? points_count(L, fn, "reference samples", ref) : 0;
+    make_parent_dir(L, fn, path);
+    if (wb_plot_scatter(path, get_str(L, o, "title", NULL), ref ? ref->x : NULL, n_ref,
+                        ref ? get_str(L, o, "reference_label", "reference") : NULL, s->x, n,
+                        get_str(L, o, "label", "samples"), bounds))
+        luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 0;
+}
+
+static const key_def grid_keys[] = {
+    {"columns", K_INT, NULL},
+    {"bounds", K_TABLE, NULL},
+};
+static const key_def panel_keys[] = {
+    {"title", K_STRING, NULL},
+    {"samples", K_UDATA, SAMPLES_TNAME},
+    {"reference", K_UDATA, SAMPLES_TNAME},
+};
+
+static int l_scatter_grid(lua_State *L) {
+    const char *fn = "wb.scatter_grid";
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int o = opt_table_arg(L, 3, fn, grid_keys, N_DEFS(grid_keys)) ? 3 : 0;
+    lua_settop(L, 3);
+    int columns = (int)get_int(L, o, fn, "columns", 5, 0, 1000);
+    float b[4];
+    const float *bounds = get_bounds(L, o, fn, b);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+    if (n < 1 || n > 10000) luaL_error(L, "%s: expects 1..10000 panels, got %I", fn, n);
+    wb_scatter_panel *panels = lua_newuserdatauv(L, (size_t)n * sizeof *panels, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        char pfn[64];
+        snprintf(pfn, sizeof pfn, "%s: panel %lld", fn, (long long)i);
+        if (lua_rawgeti(L, 2, i) != LUA_TTABLE) luaL_error(L, "%s is a %s, not a table", pfn, luaL_typename(L, -1));
+        int p = lua_gettop(L);
+        check_keys(L, p, pfn, panel_keys, N_DEFS(panel_keys));
+        samples_ud *s = require_udata(L, p, pfn, "samples");
+        samples_ud *ref = get_udata(L, p, "reference");
+        panels[i - 1] = (wb_scatter_panel){
+            .title = get_str(L, p, "title", NULL), /* owned by the panel table, held by arg 2 */
+            .ref = ref ? ref->x : NULL,
+            .n_ref = ref ? points_count(L, pfn, "reference samples", ref) : 0,
+            .xy = s->x,
+            .n = points_count(L, pfn, "samples", s),
+        };
+        lua_pop(L, 1);
+    }
+    make_parent_dir(L, fn, path);
+    if (wb_plot_scatter_grid(path, (int)n, panels, columns, bounds)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 0;
+}
+
+static const key_def lines_keys[] = {
+    {"title", K_STRING, NULL}, {"xlabel", K_STRING, NULL}, {"ylabel", K_STRING, NULL},
+    {"log_y", K_BOOL, NULL},   {"series", K_TABLE, NULL},
+};
+static const key_def series_keys[] = {
+    {"name", K_STRING, NULL},
+    {"x", K_TABLE, NULL},
+    {"y", K_TABLE, NULL},
+};
+
+static int l_plot_lines(lua_State *L) {
+    const char *fn = "wb.plot_lines";
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    check_keys(L, 2, fn, lines_keys, N_DEFS(lines_keys));
+    if (lua_getfield(L, 2, "series") != LUA_TTABLE) luaL_error(L, "%s: key 'series' is required", fn);
+    int st = lua_gettop(L); /* 3 */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, st);
+    if (n < 1 || n > 1000) luaL_error(L, "%s: expects 1..1000 series, got %I", fn, n);
+    wb_series *series = lua_newuserdatauv(L, (size_t)n * sizeof *series, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        char sfn[64];
+        snprintf(sfn, sizeof sfn, "%s: series %lld", fn, (long long)i);
+        if (lua_rawgeti(L, st, i) != LUA_TTABLE) luaL_error(L, "%s is a %s, not a table", sfn, luaL_typename(L, -1));
+        int si = lua_gettop(L);
+        check_keys(L, si, sfn, series_keys, N_DEFS(series_keys));
+        if (lua_getfield(L, si, "y") != LUA_TTABLE) luaL_error(L, "%s: key 'y' is required", sfn);
+        int64_t ny, nx = -1;
+        /* Each float copy replaces its Lua array on the stack and stays there
+         * until the plot is drawn; the series table itself is held by arg 2. */
+        const float *y = check_float_array(L, -1, sfn, "y", &ny);
+        lua_replace(L, -2);
+        const float *x = NULL;
+        if (lua_getfield(L, si, "x") != LUA_TNIL) {
+            x = check_float_array(L, -1, sfn, "x", &nx);
+            lua_replace(L, -2);
+        } else {
+            lua_pop(L, 1);
+        }
+        if (x && nx != ny) luaL_error(L, "%s: x has %I values, y has %I", sfn, (lua_Integer)nx, (lua_Integer)ny);
+        if (ny > INT_MAX) luaL_error(L, "%s: too many points", sfn);
+        series[i - 1] = (wb_series){.name = get_str(L, si, "name", NULL), .x = x, .y = y, .n = (int)ny};
+        lua_remove(L, si);
+        luaL_checkstack(L, 4, "too many series");
+    }
+    make_parent_dir(L, fn, path);
+    if (wb_plot_lines(path, get_str(L, 2, "title", NULL), get_str(L, 2, "xlabel", NULL), get_str(L, 2, "ylabel", NULL),
+                      (int)n, series, get_bool(L, 2, "log_y", 0)))
+        luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 0;
+}
+
+/* ---- small things ------------------------------------------------------------------------------ */
+static int l_commit(lua_State *L) {
+    lua_pushstring(L, wb_build_commit());
+    return 1;
+}
+
+static int l_version(lua_State *L) {
+    lua_pushstring(L, wb_build_version());
+    return 1;
+}
+
+/* A fresh copy each call, so a script cannot change what the next caller sees. */
+static int l_cli_args(lua_State *L) {
+    lua_newtable(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_settable(L, -5);
+        }
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* ---- module ------------------------------------------------------------------------------------ */
+static void new_class(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods,
+                      lua_CFunction index) {
+    luaL_newmetatable(L, tname);
+    luaL_setfuncs(L, meta, 0);
+    if (methods) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        if (index) {
+            /* fields computed on access; methods looked up first */
+            lua_pushcclosure(L, index, 1);
+        }
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
+int luaopen_wb_core(lua_State *L) {
+    static const luaL_Reg guard_meta[] = {{"__gc", guard_gc}, {NULL, NULL}};
+    static const luaL_Reg registry_meta[] = {{"__gc", registry_gc}, {NULL, NULL}};
+    static const luaL_Reg samples_meta[] = {{"__len", samples_len}, {"__tostring", samples_tostring}, {NULL, NULL}};
+    static const luaL_Reg samples_methods[] = {{"get", samples_get}, {"row", samples_row}, {"totable", samples_totable},
+                                               {"n", samples_n},     {"dim", samples_dim}, {NULL, NULL}};
+    static const luaL_Reg dataset_meta[] = {{"__gc", dataset_gc}, {"__tostring", dataset_tostring}, {NULL, NULL}};
+    static const luaL_Reg dataset_methods[] = {{"sample", dataset_sample}, {NULL, NULL}};
+    static const luaL_Reg teacher_meta[] = {{"__gc", teacher_gc}, {"__tostring", teacher_tostring}, {NULL, NULL}};
+    static const luaL_Reg teacher_methods[] = {{"sample", teacher_sample}, {NULL, NULL}};
+    static const luaL_Reg student_meta[] = {{"__gc", student_gc}, {"__tostring", student_tostring}, {NULL, NULL}};
+    static const luaL_Reg student_methods[] = {{"sample", student_sample}, {NULL, NULL}};
+
+    new_class(L, GUARD_TNAME, guard_meta, NULL, NULL);
+    new_class(L, REGISTRY_TNAME, registry_meta, NULL, NULL);
+    new_class(L, SAMPLES_TNAME, samples_meta, samples_methods, NULL);
+    new_class(L, DATASET_TNAME, dataset_meta, dataset_methods, dataset_index);
+    new_class(L, TEACHER_TNAME, teacher_meta, teacher_methods, teacher_index);
+    new_class(L, STUDENT_TNAME, student_meta, student_methods, student_index);
+
+    /* One registry per lua_State. Created before any engine object, so at
+     * lua_close (finalizers run in reverse order of creation) it is freed,
+     * and its libraries unloaded, after every object whose code lives there. */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        registry_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+        b->reg = NULL;
+        luaL_setmetatable(L, REGISTRY_TNAME);
+        b->reg = wb_registry_new();
+        if (!b->reg) return luaL_error(L, "wb.core: out of memory");
+        wb_registry_discover(b->reg);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
+    }
+    int reg_idx = lua_gettop(L);
+
+    static const luaL_Reg funcs[] = {
+        {"plugins", l_plugins},
+        {"plugin_errors", l_plugin_errors},
+        {"divergences", l_divergences},
+        {"divergence_weights", l_divergence_weights},
+        {"divergence_value", l_divergence_value},
+        {"teacher", l_teacher},
+        {"distill", l_distill},
+        {"evaluate", l_evaluate},
+        {"samples", l_samples},
+        {"scatter", l_scatter},
+        {"scatter_grid", l_scatter_grid},
+        {"plot_lines", l_plot_lines},
+        {"mkdir", l_mkdir},
+        {"commit", l_commit},
+        {"version", l_version},
+        {"cli_args", l_cli_args},
+        {NULL, NULL},
+    };
+    luaL_newlibtable(L, funcs);
+    lua_pushvalue(L, reg_idx);
+    luaL_setfuncs(L, funcs, 1);
+
+    static const luaL_Reg data_funcs[] = {{"gmm2d", l_gmm2d}, {NULL, NULL}};
+    luaL_newlibtable(L, data_funcs);
+    lua_pushvalue(L, reg_idx);
+    luaL_setfuncs(L, data_funcs, 1);
+    lua_setfield(L, -2, "data");
+    return 1;
+}

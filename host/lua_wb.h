@@ -1,0 +1,35 @@
+/* host/lua_wb.h — the Lua binding of the workbench engine: the C module
+ * `wb.core` (scripts/lua/wb.lua builds the researcher-facing `wb` module on
+ * top of it), plus the few build facts the `workbench` executable needs but
+ * only libwb is compiled with (version, commit, Lua module folders).
+ */
+#ifndef WB_LUA_WB_H
+#define WB_LUA_WB_H
+
+#include <lua.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opens `wb.core`: discovers the plugins (one registry per lua_State, freed
+ * with the state) and returns the module table. Register it with
+ * package.preload["wb.core"]; it raises Lua errors, never exits. */
+int luaopen_wb_core(lua_State *L);
+
+/* The host stores the command-line key=value pairs (a table of strings) in
+ * the Lua registry under this key before running a script;
+ * wb.core.cli_args() returns a copy of it (an empty table when unset). */
+#define WB_LUA_CLI_ARGS_KEY "wb.cli_args"
+
+/* Build facts compiled into libwb (compile definitions of libwb only). */
+const char *wb_build_version(void);    /* "0.1.0"                     */
+const char *wb_build_commit(void);     /* short git commit or "unknown" */
+const char *wb_lua_source_dir(void);   /* <source>/scripts/lua        */
+const char *wb_lua_install_dir(void);  /* <prefix>/share/wb/lua       */
+int wb_build_has_cuda(void);           /* 1 when the CUDA backend was compiled in */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

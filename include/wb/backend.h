@@ -1,0 +1,99 @@
+/* wb/backend.h — the backend vtable: the seam between the op layer
+ * (host/ops.c: shapes, tape, gradients) and the kernels that touch memory
+ * (kernels/cpu, kernels/cuda). An op never dereferences tensor
+ * data itself; it calls these functions, so a new device means a new table.
+ *
+ * Conventions: all pointers are the backend's memory; "bwd" kernels
+ * ACCUMULATE into their gradient outputs (dx += ...), because a tensor used
+ * twice on the tape receives two contributions. A NULL entry means "not yet
+ * implemented on this backend"; the op reports that by name.
+ */
+#ifndef WB_BACKEND_H
+#define WB_BACKEND_H
+
+#include "wb/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    WB_UNARY_SCALE = 0,   /* alpha·x         */
+    WB_UNARY_ADD_SCALAR,  /* x + alpha       */
+    WB_UNARY_EXP,
+    WB_UNARY_LOG,
+    WB_UNARY_SIGMOID,
+    WB_UNARY_SOFTPLUS,
+    WB_UNARY_LOGSIGMOID,
+    WB_UNARY_SILU,
+    WB_UNARY_TANH,
+    WB_UNARY_RELU,
+    WB_UNARY_SQUARE,
+    WB_UNARY_SQRT,
+    WB_UNARY_COUNT
+} wb_unary_op;
+
+typedef enum { WB_BINARY_ADD = 0, WB_BINARY_SUB, WB_BINARY_MUL, WB_BINARY_DIV, WB_BINARY_COUNT } wb_binary_op;
+
+/* Broadcast geometry, right-aligned to 4 dims: out[i0..i3] combines
+ * a[Σ ik·a_stride[k]] and b[Σ ik·b_stride[k]] (stride 0 on broadcast dims). */
+typedef struct wb_bcast {
+    int64_t out_shape[4];
+    int64_t a_stride[4];
+    int64_t b_stride[4];
+    int64_t out_numel;
+    int64_t a_numel, b_numel;
+} wb_bcast;
+
+struct wb_backend {
+    const char *name;
+    wb_device device;
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *ptr);
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*fill)(float *dst, int64_t n, float value);
+
+    /* C = alpha·op(A)·op(B) + beta·C, row-major, op = transpose if trans_*. */
+    void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
+    void (*unary)(wb_unary_op op, int64_t n, const float *x, float *y, float alpha);
+    /* dx += dy · f'(x) (y = f(x) is given for ops whose derivative uses it) */
+    void (*unary_bwd)(wb_unary_op op, int64_t n, const float *x, const float *y,
+                      const float *dy, float *dx, float alpha);
+    void (*binary)(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, float *y);
+    /* da += ∂/∂a, db += ∂/∂b (either may be NULL), summed over broadcast dims */
+    void (*binary_bwd)(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b,
+                       const float *dy, float *da, float *db);
+    /* y[r] = Σ_c x[r·cols + c] */
+    void (*sum_rows)(int64_t rows, int64_t cols, const float *x, float *y);
+    /* y[c] (+)= Σ_r x[r·cols + c]   (bias gradients) */
+    void (*sum_cols)(int64_t rows, int64_t cols, const float *x, float *y, int accumulate);
+    /* dx[r·cols + c] += alpha·dy[r]   (backward of sum_rows / mean) */
+    void (*bcast_rows_add)(int64_t rows, int64_t cols, const float *dy, float alpha, float *dx);
+    /* dst[r·dst_stride + c] (+)= src[r·src_stride + c], c < cols */
+    void (*copy_2d)(int64_t rows, int64_t cols, const float *src, int64_t src_stride, float *dst,
+                    int64_t dst_stride, int accumulate);
+    void (*sinusoidal)(int64_t n, int dim, float max_period, const float *t, float *y);
+    /* dt[i] += Σ_j dy[i,j] · ∂y[i,j]/∂t[i] */
+    void (*sinusoidal_bwd)(int64_t n, int dim, float max_period, const float *t,
+                           const float *dy, float *dt);
+    /* y += alpha·x */
+    void (*axpy)(int64_t n, float alpha, const float *x, float *y);
+    /* y = a·y + b·x (EMA) */
+    void (*axpby)(int64_t n, float a, const float *x, float b, float *y);
+    /* one Adam/AdamW step over a flat buffer; bc1/bc2 are 1-β^t */
+    void (*adam)(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1,
+                 float beta2, float eps, float weight_decay, int decoupled, float bc1, float bc2);
+    /* Σ x² in double (grad norms); non-finite values propagate */
+    double (*sum_squares)(int64_t n, const float *x);
+};
+
+/* Broadcast geometry of a and b; 0 or -1 with wb_last_error() set. */
+int wb_bcast_init(wb_bcast *bc, const wb_tensor *a, const wb_tensor *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

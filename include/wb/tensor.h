@@ -1,0 +1,226 @@
+/* wb/tensor.h — the public tensor, autograd, parameter, optimiser and RNG API
+ * of libwb. This is what a net or ratio-estimator plugin writes its forward
+ * code against; gradients come from the tape, never by hand.
+ *
+ * Model (llm.c-flat, ggml-like):
+ *   - wb_tensor: float32, contiguous, row-major, up to 4 dims (vectors are
+ *     (B, D); images will be NCHW), a data pointer owned by a backend.
+ *   - wb_graph: a step-scoped arena plus a tape. Every op allocates its result
+ *     in the graph's arena and, when grad mode is on and an input requires
+ *     grad, records a node. wb_backward() walks the tape in reverse.
+ *     wb_graph_reset() drops all activations and the tape in O(1).
+ *   - wb_params: the parameters of one module in ONE contiguous buffer (and one
+ *     contiguous grad buffer), so optimisers, EMA and checkpoints are flat.
+ *   - Errors: functions that can fail return NULL or a non-zero int and leave
+ *     a message in wb_last_error() (thread-local). Library code never exits.
+ */
+#ifndef WB_TENSOR_H
+#define WB_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WB_MAX_DIMS 4
+
+/* ---- errors ------------------------------------------------------------ */
+const char *wb_last_error(void);
+void wb_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void wb_clear_error(void);
+
+/* ---- backends ------------------------------------------------------------ */
+typedef enum { WB_DEVICE_CPU = 0, WB_DEVICE_CUDA = 1 } wb_device;
+typedef struct wb_backend wb_backend; /* vtable, see wb/backend.h */
+
+const wb_backend *wb_backend_cpu(void);
+/* The CUDA backend when it was compiled in and a device is present, else NULL
+ * with the reason in wb_last_error(). */
+const wb_backend *wb_backend_cuda(void);
+const char *wb_backend_name(const wb_backend *be);
+
+/* ---- tensors ------------------------------------------------------------ */
+struct wb_node;
+typedef struct wb_tensor {
+    int ndim;
+    int64_t shape[WB_MAX_DIMS];
+    int64_t numel;
+    float *data;               /* backend memory, numel floats              */
+    float *grad;               /* same shape; NULL until backward needs it  */
+    const wb_backend *backend;
+    int requires_grad;         /* leaf flag or propagated from inputs       */
+    struct wb_node *node;      /* producer on the tape; NULL for leaves     */
+    const char *name;          /* parameters carry their checkpoint key     */
+} wb_tensor;
+
+/* ---- graph (arena + tape) ---------------------------------------------- */
+typedef struct wb_graph wb_graph;
+
+wb_graph *wb_graph_new(const wb_backend *be);
+void wb_graph_free(wb_graph *g);
+void wb_graph_reset(wb_graph *g);              /* frees activations and tape */
+void wb_graph_set_grad(wb_graph *g, int enabled); /* off: ops record nothing */
+int wb_graph_grad_enabled(const wb_graph *g);
+const wb_backend *wb_graph_backend(const wb_graph *g);
+size_t wb_graph_arena_bytes(const wb_graph *g); /* high-water mark, for tuning */
+
+/* New arena tensors. _new leaves data uninitialised, _zeros clears it,
+ * _from copies numel floats from host memory. */
+wb_tensor *wb_new(wb_graph *g, int ndim, const int64_t *shape);
+wb_tensor *wb_zeros(wb_graph *g, int ndim, const int64_t *shape);
+wb_tensor *wb_from_host(wb_graph *g, int ndim, const int64_t *shape, const float *host);
+wb_tensor *wb_new_like(wb_graph *g, const wb_tensor *t);
+wb_tensor *wb_new_2d(wb_graph *g, int64_t rows, int64_t cols);
+wb_tensor *wb_new_1d(wb_graph *g, int64_t n);
+/* A leaf whose gradient is wanted (an input x for ∇_x l). */
+wb_tensor *wb_leaf(wb_graph *g, int ndim, const int64_t *shape, const float *host, int requires_grad);
+int wb_to_host(const wb_tensor *t, float *host);       /* numel floats      */
+int wb_grad_to_host(const wb_tensor *t, float *host);  /* zeros if no grad  */
+int wb_same_shape(const wb_tensor *a, const wb_tensor *b);
+/* "(4, 2)" into buf; returns buf. */
+const char *wb_shape_str(const wb_tensor *t, char *buf, size_t n);
+
+/* Reverse mode from a scalar `root` (seed 1) or from any tensor with an
+ * explicit seed gradient of the same shape (seed may be NULL for scalars).
+ * Gradients accumulate into .grad of every tensor that requires grad. */
+int wb_backward(wb_graph *g, wb_tensor *root, const wb_tensor *seed);
+
+/* ---- ops ---------------------------------------------------------------- *
+ * Every op returns a new arena tensor, or NULL (message in wb_last_error())
+ * on a shape or backend mismatch. NULL inputs propagate NULL, so a chain of
+ * ops can be checked once at the end. */
+
+/* y = x · Wᵀ + b;  x (B, in), W (out, in), b (out) or NULL -> y (B, out) */
+wb_tensor *wb_linear(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b);
+/* C = A · B;  A (M, K), B (K, N) -> (M, N) */
+wb_tensor *wb_matmul(wb_graph *g, wb_tensor *a, wb_tensor *b);
+
+/* Broadcasting (numpy rules, right-aligned) elementwise binaries. */
+wb_tensor *wb_add(wb_graph *g, wb_tensor *a, wb_tensor *b);
+wb_tensor *wb_sub(wb_graph *g, wb_tensor *a, wb_tensor *b);
+wb_tensor *wb_mul(wb_graph *g, wb_tensor *a, wb_tensor *b);
+wb_tensor *wb_div(wb_graph *g, wb_tensor *a, wb_tensor *b);
+
+/* Unaries. scale: y = alpha·x; add_scalar: y = x + alpha. */
+wb_tensor *wb_scale(wb_graph *g, wb_tensor *x, float alpha);
+wb_tensor *wb_add_scalar(wb_graph *g, wb_tensor *x, float alpha);
+wb_tensor *wb_exp(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_log(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_sigmoid(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_softplus(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_logsigmoid(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_silu(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_tanh(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_relu(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_square(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_sqrt(wb_graph *g, wb_tensor *x);
+
+/* Concatenate along dim 1 (features of (B, D), channels of NCHW). */
+wb_tensor *wb_concat(wb_graph *g, wb_tensor *a, wb_tensor *b);
+/* Columns [start, start+count) of dim 1. */
+wb_tensor *wb_slice1(wb_graph *g, wb_tensor *x, int64_t start, int64_t count);
+/* Same data, new shape (numel must match). */
+wb_tensor *wb_reshape(wb_graph *g, wb_tensor *x, int ndim, const int64_t *shape);
+/* Same data, cut from the tape: stop-gradient. */
+wb_tensor *wb_detach(wb_graph *g, wb_tensor *x);
+
+/* Reductions. sum/mean -> shape (1). _rows: over every dim but the first ->
+ * (B). */
+wb_tensor *wb_sum(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_mean(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_sum_rows(wb_graph *g, wb_tensor *x);
+wb_tensor *wb_mean_rows(wb_graph *g, wb_tensor *x);
+
+/* EDM's positional embedding of a noise level: t (B) -> (B, dim),
+ * [cos(t·f_0..f_{h-1}), sin(t·f_0..f_{h-1})], f_i = max_period^(-i/h), h = dim/2. */
+wb_tensor *wb_sinusoidal(wb_graph *g, wb_tensor *t, int dim, float max_period);
+
+/* Losses (scalars, shape (1)). */
+wb_tensor *wb_mse(wb_graph *g, wb_tensor *a, wb_tensor *b);              /* mean((a-b)²) */
+wb_tensor *wb_bce_logits(wb_graph *g, wb_tensor *logit, wb_tensor *target); /* mean(softplus(l) - t·l) */
+
+/* ---- RNG: Philox4x32-10 counter-based ------------------------------------ */
+/* One Philox block: out = Philox4x32-10(counter, key). Matches Salmon et al.
+ * (Random123) known-answer vectors. */
+void wb_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+
+/* A stream: key = seed, counter = (offset, stream id). Every draw advances
+ * the counter, so (seed, stream, position) fixes every number. */
+typedef struct wb_rng {
+    uint64_t seed;
+    uint64_t stream;
+    uint64_t offset;   /* blocks consumed */
+} wb_rng;
+void wb_rng_init(wb_rng *rng, uint64_t seed, uint64_t stream);
+void wb_rng_uniform(wb_rng *rng, float *out, int64_t n);  /* [0, 1)      */
+void wb_rng_normal(wb_rng *rng, float *out, int64_t n);   /* N(0, 1), Box–Muller */
+uint32_t wb_rng_u32(wb_rng *rng);
+/* Host buffer -> new arena tensor filled with N(0,1). */
+wb_tensor *wb_randn(wb_graph *g, wb_rng *rng, int ndim, const int64_t *shape);
+
+/* ---- parameters ---------------------------------------------------------- */
+typedef enum {
+    WB_INIT_ZEROS = 0,
+    WB_INIT_ONES,
+    WB_INIT_UNIFORM_FAN_IN, /* U(-a, a), a = scale/sqrt(fan_in) (torch Linear) */
+    WB_INIT_NORMAL,         /* N(0, scale²)                                  */
+} wb_init;
+
+typedef struct wb_params wb_params;
+
+wb_params *wb_params_new(const wb_backend *be);
+void wb_params_free(wb_params *ps);
+/* Declare a parameter; the tensor's data is valid after finalize.
+ * fan_in is shape[1..] product unless given (> 0). */
+wb_tensor *wb_params_add(wb_params *ps, const char *name, int ndim, const int64_t *shape,
+                         wb_init init, float scale);
+/* Allocate the flat buffers and run the initialisers in declaration order. */
+int wb_params_finalize(wb_params *ps, wb_rng *rng);
+int wb_params_count(const wb_params *ps);
+wb_tensor *wb_params_at(wb_params *ps, int i);
+wb_tensor *wb_params_find(wb_params *ps, const char *name);
+int64_t wb_params_numel(const wb_params *ps);
+float *wb_params_data(wb_params *ps);   /* flat values, backend memory */
+float *wb_params_grad(wb_params *ps);   /* flat grads                   */
+void wb_params_zero_grad(wb_params *ps);
+/* Trainable stores are leaves that require grad; frozen ones do not (the
+ * teacher), so backward never touches them. */
+void wb_params_set_trainable(wb_params *ps, int trainable);
+/* dst <- src: same names, same shapes, in any order; error names the key. */
+int wb_params_copy(wb_params *dst, const wb_params *src);
+/* A finalized copy with the same layout and values (EMA, init-from-teacher). */
+wb_params *wb_params_clone(const wb_params *src);
+/* Global L2 norm of the gradient (diagnostics; NaN detection). */
+double wb_params_grad_norm(wb_params *ps);
+int wb_params_all_finite(wb_params *ps);
+
+/* ---- optimisers ---------------------------------------------------------- */
+typedef struct wb_adam wb_adam;
+/* Adam (decoupled = 0, L2 added to the grad) or AdamW (decoupled = 1). */
+wb_adam *wb_adam_new(wb_params *ps, float lr, float beta1, float beta2, float eps,
+                     float weight_decay, int decoupled);
+void wb_adam_free(wb_adam *opt);
+void wb_adam_set_lr(wb_adam *opt, float lr);
+int wb_adam_step(wb_adam *opt);           /* uses and keeps ps's grads */
+/* ema <- decay·ema + (1-decay)·p, same layout. */
+int wb_ema_update(wb_params *ema, const wb_params *ps, float decay);
+
+/* ---- safetensors ---------------------------------------------------------- */
+/* Write every tensor of the stores (name = prefix + param name) as F32, plus
+ * string metadata pairs (may be NULL/0). Written to PATH.tmp, then renamed. */
+typedef struct wb_named_params { const char *prefix; wb_params *params; } wb_named_params;
+int wb_safetensors_save(const char *path, const wb_named_params *stores, int n_stores,
+                        const char *const *meta_kv, int n_meta);
+/* Load into existing stores: every parameter must be present with the same
+ * shape and dtype F32; extra tensors in the file are an error unless
+ * allow_extra. Errors name the file and the key. Nothing is modified unless
+ * the whole file validates. */
+int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_stores,
+                        int allow_extra);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

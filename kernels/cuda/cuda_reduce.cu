@@ -1,0 +1,142 @@
+/* kernels/cuda/cuda_reduce.cu — the CUDA backend's reductions: sum_rows,
+ * sum_cols (bias gradients) and sum_squares (gradient norms, in double).
+ * Semantics are those of include/wb/backend.h.
+ *
+ * Each reduction gives one output element to one block (or one block column)
+ * so that no atomics are needed and results are deterministic run to run:
+ * the summation order depends only on the shape and the launch geometry.
+ */
+#include <math.h>
+
+#include "cuda/cuda_backend.h"
+
+/* Sum of v over the block (blockDim.x a multiple of 32, ≤ 1024); the result
+ * is valid in thread 0. Warp shuffles first, then one value per warp through
+ * shared memory. Ends with a barrier so the caller may call it again in a
+ * loop (the shared slots are reused). Every thread of the block must call it. */
+template <typename T> __device__ T block_sum(T v) {
+    __shared__ T warp_sums[32];
+    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    if (lane == 0) warp_sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (blockDim.x >> 5) ? warp_sums[lane] : (T)0;
+        for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    }
+    __syncthreads();
+    return v;
+}
+
+/* ---- sum_rows: y[r] = Σ_c x[r·cols + c] ----------------------------------------- *
+ * One block per row (grid-stride over rows; the loop bound depends only on
+ * blockIdx, so every thread of a block reaches the barriers together). The
+ * block's threads stride across the row: coalesced reads of long rows. For
+ * very short rows most threads idle, which is acceptable for the losses and
+ * per-sample reductions this serves. Accumulates in double, as the CPU
+ * reference does (means over large batches); the kernel is memory-bound, so
+ * the FP64 adds cost nothing measurable on sm_80/sm_90. */
+__global__ void k_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float *row = x + r * cols;
+        double s = 0.0;
+        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += row[c];
+        s = block_sum(s);
+        if (threadIdx.x == 0) y[r] = (float)s;
+    }
+}
+
+void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
+    if (rows <= 0) return;
+    if (cols <= 0) { /* empty rows sum to 0 */
+        wb_cuda_check(cudaMemset(y, 0, (size_t)rows * sizeof(float)), "sum_rows");
+        return;
+    }
+    unsigned grid = rows < WB_CUDA_MAX_BLOCKS ? (unsigned)rows : WB_CUDA_MAX_BLOCKS;
+    k_sum_rows<<<grid, WB_CUDA_BLOCK>>>(rows, cols, x, y);
+    wb_cuda_check(cudaGetLastError(), "sum_rows");
+}
+
+/* ---- sum_cols: y[c] (+)= Σ_r x[r·cols + c] --------------------------------------- *
+ * 2-D blocks of 32 columns × SC_LANES row lanes. threadIdx.x is the fastest
+ * index, so each warp reads 32 consecutive floats of one row (one 128-byte
+ * transaction); the SC_LANES warps take interleaved rows, then combine their
+ * partial column sums through shared memory. Blocks stride over tiles of 32
+ * columns. Few columns and very many rows leave the GPU under-used (one
+ * block per 32 columns), but bias gradients have batch-sized row counts. */
+#define SC_COLS 32
+#define SC_LANES 8
+
+__global__ void k_sum_cols(int64_t rows, int64_t cols, const float *x, float *y,
+                           int accumulate) {
+    __shared__ float part[SC_LANES][SC_COLS];
+    for (int64_t c0 = (int64_t)blockIdx.x * SC_COLS; c0 < cols;
+         c0 += (int64_t)gridDim.x * SC_COLS) {
+        const int64_t c = c0 + threadIdx.x;
+        float s = 0.0f;
+        if (c < cols)
+            for (int64_t r = threadIdx.y; r < rows; r += SC_LANES) s += x[r * cols + c];
+        part[threadIdx.y][threadIdx.x] = s;
+        __syncthreads();
+        if (threadIdx.y == 0 && c < cols) {
+            float t = 0.0f;
+            for (int k = 0; k < SC_LANES; k++) t += part[k][threadIdx.x];
+            y[c] = accumulate ? y[c] + t : t;
+        }
+        __syncthreads(); /* part[] is rewritten by the next tile */
+    }
+}
+
+void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int accumulate) {
+    if (cols <= 0) return;
+    if (rows <= 0) { /* Σ over no rows is 0: y = 0, or y unchanged when accumulating */
+        if (!accumulate)
+            wb_cuda_check(cudaMemset(y, 0, (size_t)cols * sizeof(float)), "sum_cols");
+        return;
+    }
+    int64_t tiles = (cols + SC_COLS - 1) / SC_COLS;
+    unsigned grid = tiles < WB_CUDA_MAX_BLOCKS ? (unsigned)tiles : WB_CUDA_MAX_BLOCKS;
+    k_sum_cols<<<grid, dim3(SC_COLS, SC_LANES)>>>(rows, cols, x, y, accumulate);
+    wb_cuda_check(cudaGetLastError(), "sum_cols");
+}
+
+/* ---- sum_squares: Σ x² in double -------------------------------------------------- *
+ * Two stages: each block writes its double partial sum (squares are formed
+ * in double, so no float overflow for large finite x) to a per-call buffer;
+ * the host adds the ≤ SQ_MAX_BLOCKS partials in a fixed order. The result
+ * is deterministic and needs no atomics. The buffer is allocated per call
+ * rather than kept in a file-static so concurrent callers cannot collide;
+ * the call synchronises anyway (it returns a host value), so the extra
+ * cudaMalloc/cudaFree are noise next to a gradient-norm's use. NaN/inf in x
+ * propagate through the sums. On a CUDA failure the result is NaN (so a
+ * finiteness check trips) and wb_last_error() says why. */
+#define SQ_MAX_BLOCKS 1024
+
+__global__ void k_sum_squares(int64_t n, const float *x, double *partials) {
+    double s = 0.0;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)blockDim.x * gridDim.x) {
+        double v = (double)x[i];
+        s += v * v;
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+double wb_cuda_sum_squares(int64_t n, const float *x) {
+    if (n <= 0) return 0.0;
+    unsigned grid = wb_cuda_grid(n);
+    if (grid > SQ_MAX_BLOCKS) grid = SQ_MAX_BLOCKS;
+    double *d_partials = NULL, partials[SQ_MAX_BLOCKS];
+    if (wb_cuda_check(cudaMalloc(&d_partials, grid * sizeof(double)), "sum_squares"))
+        return NAN;
+    k_sum_squares<<<grid, WB_CUDA_BLOCK>>>(n, x, d_partials);
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess)
+        e = cudaMemcpy(partials, d_partials, grid * sizeof(double), cudaMemcpyDeviceToHost);
+    cudaFree(d_partials);
+    if (wb_cuda_check(e, "sum_squares")) return NAN;
+    double total = 0.0;
+    for (unsigned i = 0; i < grid; i++) total += partials[i];
+    return total;
+}

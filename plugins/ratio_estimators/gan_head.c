@@ -1,0 +1,134 @@
+/* plugins/ratio_estimators/gan_head.c — ratio estimator `gan-head`: a small
+ * head on the intermediate features of the teacher (f-distill) or of the
+ * fake-score network (DMD2 / SiDA), evaluated at the noisy sample:
+ *
+ *   φ = features_net(c_in(σ)·x_t, c_noise(σ))[feature]   (B, C) or (B, C, H, W)
+ *   φ̄ = φ averaged over positions                          (B, C)
+ *   l = Linear(act(Linear(φ̄)))                             (B)
+ *
+ * For the MLP the feature is its last hidden layer ("hidden"). Only the head
+ * is trained by the BCE loss; gradients still flow through the feature
+ * network to x_t, so ∇_x l and the GAN term are exact. The output layer
+ * starts at zero: the initial estimate is l = 0, i.e. p = q.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wb/plugin.h"
+
+typedef struct gan_head {
+    wb_net *features_net;
+    char feature[64];
+    wb_tensor *w0, *b0, *w1, *b1;
+    int64_t in_dim, hidden;
+} gan_head;
+
+static const wb_param_spec gan_head_params[] = {
+    {"features", WB_PARAM_STRING, 0, 0, 0, "teacher", "teacher|fake",
+     "whose features: the frozen teacher (f-distill) or the fake-score net (DMD2)"},
+    {"feature", WB_PARAM_STRING, 0, 0, 0, "hidden", NULL, "feature map name exposed by the net ('hidden' for mlp)"},
+    {"hidden", WB_PARAM_INT, 128, 1, 8192, NULL, NULL, "head width"},
+};
+
+/* Feature width: run the net once on a zero batch of one and look. */
+static int64_t probe_feature_width(wb_net *net, const char *feature, char *err, size_t err_len) {
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    if (!g) return -1;
+    wb_graph_set_grad(g, 0);
+    int64_t shape[4] = {1, net->shape.channels, net->shape.height, net->shape.width};
+    int vector = net->shape.height == 1 && net->shape.width == 1;
+    wb_tensor *x = wb_zeros(g, vector ? 2 : 4, shape);
+    int64_t one = 1;
+    wb_tensor *c = wb_zeros(g, 1, &one);
+    wb_features feats = {0};
+    int64_t width = -1;
+    if (wb_net_forward(net, g, x, c, NULL, &feats)) {
+        wb_tensor *f = wb_features_get(&feats, feature);
+        if (f) width = f->shape[1];
+        else snprintf(err, err_len, "net '%s' exposes no feature '%s'", net->desc->name, feature);
+    } else {
+        snprintf(err, err_len, "probing features: %s", wb_last_error());
+    }
+    wb_graph_free(g);
+    return width;
+}
+
+static void *gan_head_create(const wb_config *cfg, const wb_ratio_env *env, wb_params *params, char *err,
+                             size_t err_len) {
+    const char *which = wb_config_string(cfg, "features", "teacher");
+    wb_net *net = strcmp(which, "fake") == 0 ? env->fake : env->teacher;
+    if (!net) {
+        snprintf(err, err_len, "features = '%s' but there is no %s network%s", which, which,
+                 strcmp(which, "fake") == 0 ? " (score-free divergences train none; use features = \"teacher\")" : "");
+        return NULL;
+    }
+    gan_head *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->features_net = net;
+    snprintf(h->feature, sizeof h->feature, "%s", wb_config_string(cfg, "feature", "hidden"));
+    h->hidden = wb_config_int(cfg, "hidden", 128);
+    h->in_dim = probe_feature_width(net, h->feature, err, err_len);
+    if (h->in_dim <= 0) {
+        free(h);
+        return NULL;
+    }
+    int64_t s0[2] = {h->hidden, h->in_dim}, s1[2] = {1, h->hidden}, one = 1;
+    h->w0 = wb_params_add(params, "head0.weight", 2, s0, WB_INIT_UNIFORM_FAN_IN, 1.0f);
+    h->b0 = wb_params_add(params, "head0.bias", 1, &h->hidden, WB_INIT_ZEROS, 0.0f);
+    h->w1 = wb_params_add(params, "head1.weight", 2, s1, WB_INIT_ZEROS, 0.0f);
+    h->b1 = wb_params_add(params, "head1.bias", 1, &one, WB_INIT_ZEROS, 0.0f);
+    if (!h->w0 || !h->b0 || !h->w1 || !h->b1) {
+        snprintf(err, err_len, "%s", wb_last_error());
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void gan_head_destroy(void *self) { free(self); }
+
+static wb_tensor *gan_head_logit(void *self, wb_graph *g, const wb_ratio_input *in) {
+    gan_head *h = self;
+    wb_features feats = {0};
+    wb_tensor *x_in = wb_edm_c_in_x(g, in->x, in->sigma);
+    if (!wb_net_forward(h->features_net, g, x_in, wb_edm_c_noise(g, in->sigma), NULL, &feats)) return NULL;
+    wb_tensor *f = wb_features_get(&feats, h->feature);
+    if (!f) {
+        wb_set_error("gan-head: net exposes no feature '%s'", h->feature);
+        return NULL;
+    }
+    if (f->ndim == 4) { /* (B, C, H, W) -> mean over positions -> (B, C) */
+        int64_t s[2] = {f->shape[0] * f->shape[1], f->shape[2] * f->shape[3]}, s2[2] = {f->shape[0], f->shape[1]};
+        f = wb_reshape(g, wb_mean_rows(g, wb_reshape(g, f, 2, s)), 2, s2);
+    }
+    wb_tensor *z = wb_silu(g, wb_linear(g, f, h->w0, h->b0));
+    wb_tensor *l = wb_linear(g, z, h->w1, h->b1); /* (B, 1) */
+    int64_t b = in->x->shape[0];
+    return wb_reshape(g, l, 1, &b);
+}
+
+static const wb_ratio_fns gan_head_fns = {
+    .struct_size = sizeof(wb_ratio_fns),
+    .wants_backbone = 0,
+    .create = gan_head_create,
+    .destroy = gan_head_destroy,
+    .logit = gan_head_logit,
+};
+
+static const wb_plugin_desc gan_head_desc = {
+    .abi_version = WB_ABI_VERSION,
+    .struct_size = sizeof(wb_plugin_desc),
+    .kind = WB_KIND_RATIO,
+    .name = "gan-head",
+    .version = "1.0.0",
+    .doc = "two-layer head on teacher or fake-score features (f-distill, DMD2)",
+    .params = gan_head_params,
+    .n_params = (int)(sizeof gan_head_params / sizeof gan_head_params[0]),
+    .ratio = &gan_head_fns,
+};
+
+static const wb_plugin_desc *const gan_head_list[] = {&gan_head_desc};
+static const wb_plugin_library gan_head_library = {WB_ABI_VERSION, sizeof(wb_plugin_library), 1, gan_head_list};
+
+WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &gan_head_library; }
