@@ -130,23 +130,12 @@ double wb_gmm_log_density(const wb_gmm *g, const float *x, float sigma) {
 static const double mmd_bandwidths[] = {0.05, 0.1, 0.2, 0.5, 1.0};
 #define N_BW (sizeof mmd_bandwidths / sizeof mmd_bandwidths[0])
 
+double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh);
+
 static double kernel_mean(const float *a, int64_t na, const float *b, int64_t nb, int dim) {
-    double inv[N_BW];
-    for (size_t h = 0; h < N_BW; h++) inv[h] = -0.5 / (mmd_bandwidths[h] * mmd_bandwidths[h]);
-    double total = 0;
-    for (int64_t i = 0; i < na; i++) {
-        double row = 0;
-        for (int64_t j = 0; j < nb; j++) {
-            double d2 = 0;
-            for (int c = 0; c < dim; c++) {
-                double diff = (double)a[i * dim + c] - b[j * dim + c];
-                d2 += diff * diff;
-            }
-            for (size_t h = 0; h < N_BW; h++) row += exp(d2 * inv[h]);
-        }
-        total += row;
-    }
-    return total / ((double)na * (double)nb * N_BW);
+    float inv[N_BW];
+    for (size_t h = 0; h < N_BW; h++) inv[h] = (float)(0.5 / (mmd_bandwidths[h] * mmd_bandwidths[h]));
+    return wb_cpu_rbf_sum(a, na, b, nb, dim, inv, (int)N_BW) / ((double)na * (double)nb * N_BW);
 }
 
 double wb_mmd_rbf(const float *a, int64_t na, const float *b, int64_t nb, int dim) {

@@ -138,7 +138,9 @@ static void check_value(lua_State *L, int idx, const char *fn, const key_def *d)
     case K_SPEC: ok = t == LUA_TSTRING || t == LUA_TTABLE; break;
     case K_UDATA: ok = luaL_testudata(L, idx, d->udata) != NULL; break;
     }
-    if (!ok) luaL_error(L, "%s: key '%s' expects %s, got %s", fn, d->name, kind_text(d), type_label(L, idx));
+    if (!ok)
+        luaL_error(L, "%s: key '%s' expects %s%s, got %s", fn, d->name, d->kind == K_UDATA ? "a " : "", kind_text(d),
+                   type_label(L, idx));
 }
 
 /* Every key of the table at idx must be one of defs, with the right type. */
@@ -797,6 +799,24 @@ static int student_sample(lua_State *L) {
     return 1;
 }
 
+/* The training curves, one entry per logged step: a fresh table of arrays
+ * {step = {...}, mmd = {...}, value = {...}, ratio_loss, fake_loss, ratio_acc}
+ * (NaN where a quantity was not measured). */
+static void push_student_log(lua_State *L, const wb_student *s) {
+    const char *names[] = {"step", "mmd", "value", "ratio_loss", "fake_loss", "ratio_acc"};
+    const float *arrs[] = {s->log_step, s->log_mmd, s->log_value, s->log_ratio_loss, s->log_fake_loss, s->log_ratio_acc};
+    lua_createtable(L, 0, 6);
+    for (int k = 0; k < 6; k++) {
+        lua_createtable(L, s->n_log, 0);
+        for (int i = 0; i < s->n_log && arrs[k]; i++) {
+            if (k == 0) lua_pushinteger(L, (lua_Integer)arrs[k][i]);
+            else lua_pushnumber(L, arrs[k][i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, names[k]);
+    }
+}
+
 static int student_index(lua_State *L) {
     student_ud *s = check_student(L, 1);
     const char *k = luaL_checkstring(L, 2);
@@ -809,6 +829,7 @@ static int student_index(lua_State *L) {
     else if (strcmp(k, "train_seconds") == 0) lua_pushnumber(L, s->s->train_seconds);
     else if (strcmp(k, "teacher") == 0) lua_getiuservalue(L, 1, 1);
     else if (strcmp(k, "data") == 0) lua_getiuservalue(L, 1, 2);
+    else if (strcmp(k, "log") == 0) push_student_log(L, s->s);
     else lua_pushnil(L);
     return 1;
 }
@@ -824,11 +845,13 @@ static const key_def distill_keys[] = {
     {"data", K_UDATA, DATASET_TNAME},
     {"divergence", K_SPEC, NULL},
     {"ratio", K_SPEC, NULL},
+    {"net", K_SPEC, NULL},
     {"steps", K_INT, NULL},
     {"batch", K_INT, NULL},
     {"lr", K_NUMBER, NULL},
     {"lr_fake", K_NUMBER, NULL},
     {"lr_ratio", K_NUMBER, NULL},
+    {"beta1", K_NUMBER, NULL},
     {"fake_updates", K_INT, NULL},
     {"ratio_updates", K_INT, NULL},
     {"sigma_init", K_NUMBER, NULL},
@@ -897,19 +920,28 @@ static int l_distill(lua_State *L) {
         }
     }
     lua_pop(L, 1); /* ratio spec */
+    /* The generator (and fake score) copy a trained teacher's net; only an
+     * exact teacher leaves the architecture to choose. */
+    if (teacher->t->net) {
+        if (has_field(L, 1, "net"))
+            luaL_error(L, "%s: key 'net' applies to an exact teacher only (the generator copies the trained teacher's net)", fn);
+    } else {
+        resolve_netspec(L, reg, g, fn, 1, "net", "mlp", &cfg.gen_net);
+    }
 
     cfg.steps = get_int(L, 1, fn, "steps", cfg.steps, 0, INT64_MAX);
     cfg.batch = get_int(L, 1, fn, "batch", cfg.batch, 1, INT32_MAX);
     cfg.lr_gen = (float)get_num(L, 1, "lr", cfg.lr_gen);
     cfg.lr_fake = (float)get_num(L, 1, "lr_fake", cfg.lr_fake);
     cfg.lr_ratio = (float)get_num(L, 1, "lr_ratio", cfg.lr_ratio);
+    cfg.beta1 = (float)get_num(L, 1, "beta1", cfg.beta1);
     cfg.fake_updates = (int)get_int(L, 1, fn, "fake_updates", cfg.fake_updates, 0, 1000000);
     cfg.ratio_updates = (int)get_int(L, 1, fn, "ratio_updates", cfg.ratio_updates, 0, 1000000);
     cfg.sigma_init = (float)get_num(L, 1, "sigma_init", cfg.sigma_init);
     if (has_field(L, 1, "time_weight")) {
-        static const char *const tw[] = {"dmd", "sigma2", "none"};
-        static const wb_time_weight tv[] = {WB_TIME_DMD, WB_TIME_SIGMA2, WB_TIME_NONE};
-        cfg.time_weight = tv[choose(L, fn, "time_weight", get_str(L, 1, "time_weight", "dmd"), tw, 3)];
+        static const char *const tw[] = {"auto", "dmd", "sigma2", "none"};
+        static const wb_time_weight tv[] = {WB_TIME_AUTO, WB_TIME_DMD, WB_TIME_SIGMA2, WB_TIME_NONE};
+        cfg.time_weight = tv[choose(L, fn, "time_weight", get_str(L, 1, "time_weight", "auto"), tw, 4)];
     }
     cfg.sigma_fixed = (float)get_num(L, 1, "sigma_fixed", cfg.sigma_fixed);
     cfg.t_min = (float)get_num(L, 1, "t_min", cfg.t_min);
@@ -1141,7 +1173,9 @@ static const key_def evaluate_keys[] = {
 };
 
 /* wb.evaluate(x, dataset[, opts]): x is Samples, or a Student / Teacher from
- * which opts.n (4096) samples are drawn with opts.sample_seed (0). */
+ * which opts.n (4096) samples are drawn with opts.sample_seed (0; a teacher
+ * samples with 18 Heun steps). A Student's result also names its divergence
+ * and ratio estimator. */
 static int l_evaluate(lua_State *L) {
     const char *fn = "wb.evaluate";
     lua_settop(L, 3);
@@ -1154,10 +1188,12 @@ static int l_evaluate(lua_State *L) {
     if (!ds->gmm) luaL_error(L, "%s: dataset '%s' is not an analytic 2-D mixture (gmm2d); no metrics for it", fn, ds->name);
 
     samples_ud *x = luaL_testudata(L, 1, SAMPLES_TNAME);
+    student_ud *student = NULL;
     if (!x) {
         student_ud *s = luaL_testudata(L, 1, STUDENT_TNAME);
         teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
         if (s && s->s) {
+            student = s;
             x = samples_push(L, n_model, s->dim);
             if (wb_student_sample(s->s, n_model, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else if (t && t->t) {
@@ -1187,6 +1223,13 @@ static int l_evaluate(lua_State *L) {
     lua_setfield(L, -2, "quality");
     lua_pushnumber(L, m.mmd);
     lua_setfield(L, -2, "mmd");
+    if (student) {
+        /* so a list of results is directly a table with a method column */
+        lua_pushstring(L, student->divergence);
+        lua_setfield(L, -2, "divergence");
+        lua_pushstring(L, student->ratio);
+        lua_setfield(L, -2, "ratio");
+    }
     return 1;
 }
 

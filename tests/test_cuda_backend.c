@@ -271,8 +271,9 @@ static void test_gemm(void **state) {
                         pair c = pair_rand((int64_t)m * ldc, -1.0f, 1.0f);
                         g_cpu->gemm(ta, tb, m, n, k, 0.7f, a.c, lda, b.c, ldb, beta, c.c, ldc);
                         g_gpu->gemm(ta, tb, m, n, k, 0.7f, a.g, lda, b.g, ldb, beta, c.g, ldc);
-                        snprintf(what, sizeof what, "gemm m=%d n=%d k=%d ta=%d tb=%d pad=%d beta=%g",
-                                 m, n, k, ta, tb, pad, (double)beta);
+                        snprintf(what, sizeof what,
+                                 "gemm m=%d n=%d k=%d ta=%d tb=%d pad=%d beta=%g", m, n, k, ta,
+                                 tb, pad, (double)beta);
                         expect_close(&c, TOL_GEMM, red_scale(k, 1.0), what);
                         pair_free(&a);
                         pair_free(&b);

@@ -89,10 +89,11 @@ static void cu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
 
 /* ---- probe ------------------------------------------------------------------ */
 
-/* Writes a known value: proves a kernel image for this device exists (we
- * build sm_80/sm_90 SASS + compute_80 PTX; an older GPU fails here with
- * "no kernel image", which we report instead of failing on the first op). */
-__global__ void wb_cuda_probe_kernel(float *out) { *out = 42.0f; }
+/* Writes a known value: proves a kernel image for this device exists. The
+ * build targets sm_80/sm_90 (SASS plus PTX that newer GPUs JIT); an older
+ * GPU fails here with "no kernel image", reported now instead of as a
+ * mysterious failure of the first op. */
+static __global__ void wb_cuda_probe_kernel(float *out) { *out = 42.0f; }
 
 static void probe_fail(const char *what, const char *why) {
     snprintf(g_cuda.reason, sizeof g_cuda.reason, "%s: %s", what, why);

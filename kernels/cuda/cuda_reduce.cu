@@ -36,7 +36,7 @@ template <typename T> __device__ T block_sum(T v) {
  * per-sample reductions this serves. Accumulates in double, as the CPU
  * reference does (means over large batches); the kernel is memory-bound, so
  * the FP64 adds cost nothing measurable on sm_80/sm_90. */
-__global__ void k_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
+static __global__ void k_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *row = x + r * cols;
         double s = 0.0;
@@ -67,8 +67,8 @@ void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
 #define SC_COLS 32
 #define SC_LANES 8
 
-__global__ void k_sum_cols(int64_t rows, int64_t cols, const float *x, float *y,
-                           int accumulate) {
+static __global__ void k_sum_cols(int64_t rows, int64_t cols, const float *x, float *y,
+                                  int accumulate) {
     __shared__ float part[SC_LANES][SC_COLS];
     for (int64_t c0 = (int64_t)blockIdx.x * SC_COLS; c0 < cols;
          c0 += (int64_t)gridDim.x * SC_COLS) {
@@ -112,7 +112,7 @@ void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int 
  * finiteness check trips) and wb_last_error() says why. */
 #define SQ_MAX_BLOCKS 1024
 
-__global__ void k_sum_squares(int64_t n, const float *x, double *partials) {
+static __global__ void k_sum_squares(int64_t n, const float *x, double *partials) {
     double s = 0.0;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)blockDim.x * gridDim.x) {

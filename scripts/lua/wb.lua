@@ -1,0 +1,307 @@
+-- scripts/lua/wb.lua — the `wb` module experiment scripts `require "wb"`.
+-- It re-exports the C module wb.core (datasets, teacher, distill, evaluate,
+-- plots, plugins; see host/lua_wb.c) and adds what is easier in Lua:
+--   wb.args(defaults)            command-line key=value over typed defaults
+--   wb.table(rows, columns, opts) result tables as Markdown, LaTeX, CSV
+-- Errors are raised at the caller's line (level 2), with the key at fault
+-- named, like every wb.core function does.
+local core = require "wb.core"
+
+local wb = {}
+for k, v in pairs(core) do wb[k] = v end
+
+-- A library the registry refused would otherwise only show up later as an
+-- "unknown divergence" error; say why now.
+for _, e in ipairs(core.plugin_errors()) do
+  io.stderr:write("workbench: warning: rejected plugin library ", e, "\n")
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  return keys
+end
+
+-- ---- wb.args ------------------------------------------------------------------
+local booleans = { ["true"] = true, ["false"] = false, ["1"] = true, ["0"] = false,
+                   yes = true, no = false }
+
+-- The command-line string s converted to the type of the default d.
+local function convert(key, s, d)
+  local t = math.type(d) or type(d)
+  if t == "integer" or t == "float" then
+    local v = tonumber(s)
+    if v == nil then
+      error(("wb.args: key '%s' expects a number, got '%s'"):format(key, s), 3)
+    end
+    if t == "integer" then
+      local i = math.tointeger(v)
+      if i == nil then
+        error(("wb.args: key '%s' expects an integer, got '%s'"):format(key, s), 3)
+      end
+      return i
+    end
+    return v + 0.0
+  elseif t == "boolean" then
+    local v = booleans[s:lower()]
+    if v == nil then
+      error(("wb.args: key '%s' expects a boolean (true/false/1/0/yes/no), got '%s'"):format(key, s), 3)
+    end
+    return v
+  elseif t == "string" then
+    return s
+  end
+  error(("wb.args: key '%s' has a %s default, which the command line cannot set"):format(key, t), 3)
+end
+
+--- Merges the command-line key=value pairs over `defaults` and returns a new
+-- table; a key not in defaults is an error naming it and the known keys.
+function wb.args(defaults)
+  if type(defaults) ~= "table" then
+    error("wb.args: expects a table of defaults, got " .. type(defaults), 2)
+  end
+  local out = {}
+  for k, v in pairs(defaults) do out[k] = v end
+  local cli = core.cli_args()
+  for _, k in ipairs(sorted_keys(cli)) do -- sorted: the first bad key is reported deterministically
+    if defaults[k] == nil then
+      error(("wb.args: unknown command-line key '%s' (known keys: %s)")
+        :format(k, table.concat(sorted_keys(defaults), ", ")), 2)
+    end
+    out[k] = convert(k, cli[k], defaults[k])
+  end
+  return out
+end
+
+-- ---- wb.table -----------------------------------------------------------------
+local Table = {}
+Table.__index = Table
+
+local table_opts = { format = "string", best = "table" }
+local column_keys = { key = "string", label = "string", format = "string", latex = "string" }
+
+local function check_opts(fn, t, allowed)
+  for k, v in pairs(t) do
+    if allowed[k] == nil then
+      error(("%s: unknown key '%s' (known keys: %s)"):format(fn, tostring(k),
+        table.concat(sorted_keys(allowed), ", ")), 3)
+    end
+    if type(v) ~= allowed[k] then
+      error(("%s: key '%s' expects a %s, got %s"):format(fn, k, allowed[k], type(v)), 3)
+    end
+  end
+end
+
+--- A results table. rows: array of tables; columns: array of keys or
+-- {key=, label=, format=, latex=} (latex: a raw LaTeX header, not escaped);
+-- opts: format (numbers, default "%.4g"), best = {col = "min"|"max"}.
+function wb.table(rows, columns, opts)
+  if type(rows) ~= "table" then error("wb.table: rows must be a table, got " .. type(rows), 2) end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("wb.table: opts must be a table, got " .. type(opts), 2) end
+  check_opts("wb.table", opts, table_opts)
+  if columns == nil then -- every key that appears in a row, sorted
+    local seen = {}
+    for _, r in ipairs(rows) do for k in pairs(r) do seen[k] = true end end
+    columns = sorted_keys(seen)
+  end
+  if type(columns) ~= "table" then error("wb.table: columns must be a table, got " .. type(columns), 2) end
+  local cols = {}
+  for i, c in ipairs(columns) do
+    if type(c) == "string" then
+      cols[i] = { key = c, label = c }
+    elseif type(c) == "table" then
+      check_opts("wb.table: column " .. i, c, column_keys)
+      if c.key == nil then error(("wb.table: column %d has no key"):format(i), 2) end
+      cols[i] = { key = c.key, label = c.label or c.key, format = c.format, latex = c.latex }
+    else
+      error(("wb.table: column %d must be a key or a {key=, label=} table, got %s"):format(i, type(c)), 2)
+    end
+  end
+  local by_key = {}
+  for _, c in ipairs(cols) do by_key[c.key] = c end
+  for k, how in pairs(opts.best or {}) do
+    if by_key[k] == nil then error(("wb.table: best: '%s' is not a column"):format(tostring(k)), 2) end
+    if how ~= "min" and how ~= "max" then
+      error(("wb.table: best: column '%s' expects \"min\" or \"max\", got %s"):format(k, tostring(how)), 2)
+    end
+  end
+  for i, r in ipairs(rows) do
+    if type(r) ~= "table" then error(("wb.table: row %d is a %s, not a table"):format(i, type(r)), 2) end
+  end
+  return setmetatable({ rows = rows, columns = cols, format = opts.format or "%.4g",
+                        best = opts.best or {} }, Table)
+end
+
+-- The cell text for display (Markdown, LaTeX): integers as integers, other
+-- numbers through the column's or the table's format.
+function Table:_cell(col, v)
+  if v == nil then return "" end
+  if math.type(v) == "integer" and col.format == nil then return tostring(v) end
+  if type(v) == "number" then return (col.format or self.format):format(v) end
+  return tostring(v)
+end
+
+-- Is cell (row r, column c) the best of its column? Ties are all bold.
+function Table:_is_best(col, v)
+  local how = self.best[col.key]
+  if how == nil or type(v) ~= "number" or v ~= v then return false end
+  for _, r in ipairs(self.rows) do
+    local o = r[col.key]
+    if type(o) == "number" and o == o and ((how == "min" and o < v) or (how == "max" and o > v)) then
+      return false
+    end
+  end
+  return true
+end
+
+-- A column is numeric (right-aligned) when every present value is a number.
+function Table:_numeric(col)
+  local any = false
+  for _, r in ipairs(self.rows) do
+    local v = r[col.key]
+    if v ~= nil then
+      if type(v) ~= "number" then return false end
+      any = true
+    end
+  end
+  return any
+end
+
+--- Markdown (GitHub pipe table), columns padded so it reads in a terminal.
+function Table:markdown()
+  local cells, widths = {}, {}
+  for j, c in ipairs(self.columns) do widths[j] = math.max(3, utf8.len(c.label) or #c.label) end
+  for i, r in ipairs(self.rows) do
+    cells[i] = {}
+    for j, c in ipairs(self.columns) do
+      local s = self:_cell(c, r[c.key]):gsub("|", "\\|")
+      if self:_is_best(c, r[c.key]) then s = "**" .. s .. "**" end
+      cells[i][j] = s
+      widths[j] = math.max(widths[j], utf8.len(s) or #s)
+    end
+  end
+  local numeric = {}
+  for j, c in ipairs(self.columns) do numeric[j] = self:_numeric(c) end
+  local function line(values)
+    local parts = {}
+    for j, s in ipairs(values) do
+      local pad = (" "):rep(widths[j] - (utf8.len(s) or #s))
+      parts[j] = numeric[j] and pad .. s or s .. pad
+    end
+    return "| " .. table.concat(parts, " | ") .. " |\n"
+  end
+  local head, rule = {}, {}
+  for j, c in ipairs(self.columns) do
+    head[j] = c.label:gsub("|", "\\|")
+    rule[j] = numeric[j] and ("-"):rep(widths[j] - 1) .. ":" or ("-"):rep(widths[j])
+  end
+  local out = { line(head), "| " .. table.concat(rule, " | ") .. " |\n" }
+  for i = 1, #self.rows do out[#out + 1] = line(cells[i]) end
+  return table.concat(out)
+end
+
+local function latex_escape(s)
+  return (s:gsub("[_%%&#]", "\\%0"))
+end
+
+--- LaTeX tabular with booktabs rules (\usepackage{booktabs}); the best value
+-- of a column in bold.
+function Table:latex()
+  local align = {}
+  for j, c in ipairs(self.columns) do align[j] = self:_numeric(c) and "r" or "l" end
+  local head = {}
+  for j, c in ipairs(self.columns) do head[j] = c.latex or latex_escape(c.label) end
+  local out = { "\\begin{tabular}{" .. table.concat(align) .. "}\n", "\\toprule\n",
+                table.concat(head, " & ") .. " \\\\\n", "\\midrule\n" }
+  for _, r in ipairs(self.rows) do
+    local cells = {}
+    for j, c in ipairs(self.columns) do
+      local s = latex_escape(self:_cell(c, r[c.key]))
+      if self:_is_best(c, r[c.key]) then s = "\\textbf{" .. s .. "}" end
+      cells[j] = s
+    end
+    out[#out + 1] = table.concat(cells, " & ") .. " \\\\\n"
+  end
+  out[#out + 1] = "\\bottomrule\n"
+  out[#out + 1] = "\\end{tabular}\n"
+  return table.concat(out)
+end
+
+-- CSV keeps full precision (the shortest %g that reads back the same).
+local function csv_number(v)
+  if math.type(v) == "integer" then return tostring(v) end
+  if v ~= v then return "nan" end
+  for digits = 15, 17 do
+    local s = ("%." .. digits .. "g"):format(v)
+    if tonumber(s) == v then return s end
+  end
+  return ("%.17g"):format(v)
+end
+
+-- RFC 4180: a field with a comma, quote, CR or LF is quoted, quotes doubled.
+local function csv_field(s)
+  if s:find('[,"\r\n]') then return '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
+--- CSV (RFC 4180 quoting, "\n" line ends), header row of column labels.
+function Table:csv()
+  local out, head = {}, {}
+  for j, c in ipairs(self.columns) do head[j] = csv_field(c.label) end
+  out[1] = table.concat(head, ",") .. "\n"
+  for _, r in ipairs(self.rows) do
+    local cells = {}
+    for j, c in ipairs(self.columns) do
+      local v = r[c.key]
+      cells[j] = csv_field(v == nil and "" or type(v) == "number" and csv_number(v) or tostring(v))
+    end
+    out[#out + 1] = table.concat(cells, ",") .. "\n"
+  end
+  return table.concat(out)
+end
+
+--- Markdown to stdout.
+function Table:print()
+  io.write(self:markdown())
+  return self
+end
+
+Table.__tostring = Table.markdown
+
+local writers = { md = "markdown", tex = "latex", csv = "csv" }
+
+--- Writes basepath.md / .tex / .csv (default all three), each atomically
+-- (a temporary file renamed over the target), creating parent folders.
+function Table:write(basepath, formats)
+  if type(basepath) ~= "string" then error("Table:write: basepath must be a string", 2) end
+  formats = formats or { "md", "tex", "csv" }
+  local dir = basepath:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then core.mkdir(dir) end
+  for _, ext in ipairs(formats) do
+    local method = writers[ext]
+    if method == nil then
+      error(("Table:write: unknown format '%s' (known: md, tex, csv)"):format(tostring(ext)), 2)
+    end
+    local path = basepath .. "." .. ext
+    local tmp = path .. ".tmp"
+    local f, err = io.open(tmp, "wb")
+    if not f then error("Table:write: " .. err, 2) end
+    local ok, werr = f:write(self[method](self))
+    local closed, cerr = f:close()
+    if not ok or not closed then
+      os.remove(tmp)
+      error(("Table:write: %s: %s"):format(tmp, tostring(werr or cerr)), 2)
+    end
+    local renamed, rerr = os.rename(tmp, path)
+    if not renamed then
+      os.remove(tmp)
+      error("Table:write: " .. tostring(rerr), 2)
+    end
+  end
+  return self
+end
+
+wb.Table = Table
+return wb
