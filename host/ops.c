@@ -387,6 +387,10 @@ wb_tensor *wb_bce_logits(wb_graph *g, wb_tensor *logit, wb_tensor *target) {
         wb_set_error("bce_logits: %lld logits, %lld targets", (long long)logit->numel, (long long)target->numel);
         return NULL;
     }
+    /* Pair element by element: (B,1) logits with (B) targets must not
+     * broadcast into a (B,B) matrix. */
+    if (logit && target && !wb_same_shape(logit, target))
+        target = wb_reshape(g, target, logit->ndim, logit->shape);
     /* softplus(l) − t·l is BCE(σ(l), t) without ever forming log σ. */
     return wb_mean(g, wb_sub(g, wb_softplus(g, logit), wb_mul(g, target, logit)));
 }

@@ -18,11 +18,12 @@
 
 /* e^x for x ≤ 0 without a libm call, so loops over it vectorise (libm's
  * expf is an opaque call). Cephes' range reduction x = n·ln2 + r and its
- * degree-6 polynomial: relative error below 2e-7 on [−87, 0]; below
- * −87 it returns 0 (the true value is a float denormal there). */
+ * degree-6 polynomial: relative error below 2e-7 where the result is a
+ * normal float (x ≥ −87.3); below that the result is a denormal, rounded
+ * once, and below −104 it is 0 — as expf. */
 WB_HD float wb_exp_nonpos(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f); /* round(x·log2 e) */
+    x = x < -104.0f ? -104.0f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f); /* round(x·log2 e) ∈ [−150, 0] */
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float y = 1.9875691500e-4f;
     y = y * r + 1.3981999507e-3f;
@@ -31,10 +32,15 @@ WB_HD float wb_exp_nonpos(float x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int bits = ((int)n + 127) << 23; /* 2^n, n ≥ −126 here */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    /* 2^n as two normal factors 2^h·2^(n−h), h = n/2 ≥ −75: y·2^h is exact
+     * and the second product rounds once into the denormals, where a single
+     * 2^n would not be a normal float's exponent bits for n < −126. */
+    int ni = (int)n, h = ni / 2;
+    int bits1 = (h + 127) << 23, bits2 = (ni - h + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &bits1, sizeof s1);
+    memcpy(&s2, &bits2, sizeof s2);
+    return y * s1 * s2;
 }
 
 /* σ(x) = 1/(1+e^{-x}), with the exponent always ≤ 0: for x ≥ 0 it is

@@ -1,0 +1,443 @@
+/* test_plugins.c — the plugin registry (host/registry.c) as a host sees it:
+ * discovery of the build's plugin folders, validation of broken libraries
+ * (the fixtures in <build>/test_fixtures), and resolved configurations.
+ *
+ * What is checked:
+ *   - the build's plugin folder yields exactly the 17 shipped plugins (14
+ *     divergences, classifier, gan-head, mlp), each findable by kind and
+ *     name, with no errors; loading the folder again adds nothing;
+ *   - every fixture is rejected, and the message (wb_last_error() and the
+ *     registry's error list) names the file and the reason: ABI 999 vs 1, a
+ *     missing entry symbol, a NULL required 'weights', a duplicate 'kl'
+ *     naming the library that registered it first; after all that the 17
+ *     good plugins are still there and work (kl's weights are called);
+ *   - a folder mixing good and bad libraries, plus a non-ELF *.so, a non-.so
+ *     file and a library two levels deep: the return value counts exactly the
+ *     accepted libraries, the error list names each rejected file, and the
+ *     scan depth is one sub-folder;
+ *   - configurations: defaults of every parameter type, the checked setters'
+ *     errors naming plugin and key (bounds, integer-ness, wrong type, string
+ *     choices, list lengths and element bounds, unknown keys listing the known
+ *     ones), lookups with fallbacks, and wb_config_to_json.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "wb/plugin.h"
+
+#ifndef WB_TEST_PLUGIN_DIR
+#error "WB_TEST_PLUGIN_DIR must name the build's plugin directory"
+#endif
+#ifndef WB_TEST_BUILD_DIR
+#error "WB_TEST_BUILD_DIR must name the build directory"
+#endif
+
+#define FIXTURES WB_TEST_BUILD_DIR "/test_fixtures"
+
+static const char *const DIVERGENCES[] = {"lr",  "kl", "be",  "ls",       "sba",  "rkl",  "srkl",
+                                          "js",  "sh", "fkl", "jeffreys", "dikl", "dijs", "dirm"};
+#define N_DIVERGENCES ((int)(sizeof DIVERGENCES / sizeof DIVERGENCES[0]))
+#define N_SHIPPED 17 /* 14 divergences + classifier + gan-head + mlp */
+
+/* Fails with both strings shown when needle is not in hay. */
+#define EXPECT_IN(hay, needle)                                                                     \
+    do {                                                                                           \
+        const char *hay_ = (hay);                                                                  \
+        if (!hay_ || !strstr(hay_, (needle))) {                                                    \
+            print_error("expected \"%s\" in \"%s\"\n", (needle), hay_ ? hay_ : "(null)");          \
+            fail();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* The last entry of the registry's error list. */
+static const char *last_error(const wb_registry *reg) {
+    int n = wb_registry_error_count(reg);
+    return n ? wb_registry_error(reg, n - 1) : NULL;
+}
+
+static wb_registry *load_shipped(void) {
+    wb_registry *reg = wb_registry_new();
+    assert_non_null(reg);
+    /* six libraries: bregman, fdiv, scorefree, mlp, classifier, gan_head */
+    assert_int_equal(wb_registry_load_dir(reg, WB_TEST_PLUGIN_DIR), 6);
+    return reg;
+}
+
+/* ---- the build's plugins ----------------------------------------------------- */
+static void test_shipped_plugins(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    assert_int_equal(wb_registry_count(reg), N_SHIPPED);
+    assert_int_equal(wb_registry_error_count(reg), 0);
+    int n_div = 0, n_ratio = 0, n_net = 0;
+    for (int i = 0; i < wb_registry_count(reg); i++) {
+        const wb_plugin_info *info = wb_registry_at(reg, i);
+        n_div += info->desc->kind == WB_KIND_DIVERGENCE;
+        n_ratio += info->desc->kind == WB_KIND_RATIO;
+        n_net += info->desc->kind == WB_KIND_NET;
+        /* the path is the resolved file the plugin came from */
+        assert_non_null(info->path);
+        assert_int_equal(info->path[0], '/');
+    }
+    assert_int_equal(n_div, N_DIVERGENCES);
+    assert_int_equal(n_ratio, 2);
+    assert_int_equal(n_net, 1);
+    for (int i = 0; i < N_DIVERGENCES; i++) {
+        const wb_plugin_info *info = wb_registry_find(reg, WB_KIND_DIVERGENCE, DIVERGENCES[i]);
+        if (!info) fail_msg("divergence '%s' not loaded", DIVERGENCES[i]);
+        EXPECT_IN(info->path, "/divergences/div_");
+    }
+    assert_non_null(wb_registry_find(reg, WB_KIND_RATIO, "classifier"));
+    assert_non_null(wb_registry_find(reg, WB_KIND_RATIO, "gan-head"));
+    assert_non_null(wb_registry_find(reg, WB_KIND_NET, "mlp"));
+    /* lookups are by kind as well as name */
+    assert_null(wb_registry_find(reg, WB_KIND_NET, "kl"));
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "mlp"));
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "no-such"));
+    assert_string_equal(wb_kind_name(WB_KIND_DIVERGENCE), "divergence");
+    assert_string_equal(wb_kind_name(WB_KIND_RATIO), "ratio");
+    assert_string_equal(wb_kind_name(WB_KIND_NET), "net");
+
+    /* The same folder twice (it is on the search path twice, say): the files
+     * resolve to libraries already loaded, so nothing is added and nothing
+     * is reported as a duplicate. */
+    wb_registry_load_dir(reg, WB_TEST_PLUGIN_DIR "/../plugins");
+    assert_int_equal(wb_registry_count(reg), N_SHIPPED);
+    assert_int_equal(wb_registry_error_count(reg), 0);
+    wb_registry_free(reg);
+}
+
+/* ---- the fixtures ------------------------------------------------------------ */
+/* Loads one fixture into reg and checks the rejection message: "<path>: <why>"
+ * in wb_last_error() and as the newest registry error. */
+static void expect_rejected(wb_registry *reg, const char *fixture, const char *why) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/fixture_%s.so", FIXTURES, fixture);
+    int before = wb_registry_error_count(reg), count = wb_registry_count(reg);
+    wb_set_error("(stale)");
+    assert_int_equal(wb_registry_load_file(reg, path), -1);
+    char want[PATH_MAX + 256];
+    snprintf(want, sizeof want, "%s: ", path);
+    EXPECT_IN(wb_last_error(), want);
+    EXPECT_IN(wb_last_error(), why);
+    assert_int_equal(wb_registry_error_count(reg), before + 1);
+    assert_string_equal(last_error(reg), wb_last_error());
+    assert_int_equal(wb_registry_count(reg), count); /* all or nothing */
+}
+
+static void test_fixtures_rejected(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    expect_rejected(reg, "bad_abi", "ABI version 999, host expects 1");
+    expect_rejected(reg, "no_entry", "missing entry symbol 'wb_plugin_entry'");
+    expect_rejected(reg, "null_fn", "divergence 'null-fn': required function 'weights' is NULL");
+    expect_rejected(reg, "dup_name", "duplicate divergence name 'kl' (already loaded from ");
+    /* ... naming the file that registered kl first */
+    const wb_plugin_info *kl = wb_registry_find(reg, WB_KIND_DIVERGENCE, "kl");
+    assert_non_null(kl);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "from %s)", kl->path);
+    EXPECT_IN(wb_last_error(), want);
+    EXPECT_IN(kl->path, "div_bregman.so");
+
+    /* a path that does not exist is an error too, not a crash */
+    assert_int_equal(wb_registry_load_file(reg, FIXTURES "/no_such_file.so"), -1);
+    EXPECT_IN(wb_last_error(), FIXTURES "/no_such_file.so: cannot resolve path");
+
+    /* The good plugins are all still there, none of the bad ones got in, and
+     * they work: kl is the built-in one (w_s = 1), not the impostor (2). */
+    assert_int_equal(wb_registry_count(reg), N_SHIPPED);
+    assert_int_equal(wb_registry_error_count(reg), 5);
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "future-div"));
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "null-fn"));
+    const float logit[3] = {-1.0f, 0.0f, 1.0f};
+    float ws[3], wl[3];
+    wb_config_owned *c = wb_config_new(kl->desc);
+    assert_non_null(c);
+    kl->desc->divergence->weights(&c->cfg, 3, logit, ws, wl);
+    for (int i = 0; i < 3; i++) {
+        assert_float_equal(ws[i], 1.0f, 0.0f);
+        assert_float_equal(wl[i], 0.0f, 0.0f);
+    }
+    assert_float_equal(kl->desc->divergence->value(&c->cfg, 3, logit),
+                       (expm1(-1.0) + 1.0 + expm1(1.0) - 1.0) / 3.0, 1e-12);
+    wb_config_free(c);
+    /* and one with a parameter, through a configuration: sba at λ = 2 */
+    const wb_plugin_info *sba = wb_registry_find(reg, WB_KIND_DIVERGENCE, "sba");
+    assert_non_null(sba);
+    c = wb_config_new(sba->desc);
+    assert_int_equal(wb_config_set_number(c, "lambda", 2.0), 0);
+    sba->desc->divergence->weights(&c->cfg, 3, logit, ws, wl);
+    for (int i = 0; i < 3; i++) assert_float_equal(ws[i], exp(-2.0 * logit[i]), 1e-5 * exp(2.0));
+    wb_config_free(c);
+    wb_registry_free(reg);
+}
+
+/* ---- a folder of good and bad libraries ----------------------------------------- */
+static void run_sh(const char *cmd) {
+    int rc = system(cmd);
+    if (rc != 0) fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    run_sh(cmd);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_mixed_folder(void **state) {
+    (void)state;
+    char dir[] = "/tmp/wb_test_plugins_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[PATH_MAX + 64], q[2 * PATH_MAX + 64];
+    /* good: two divergence libraries and a net at the top, a ratio estimator
+     * one folder down (scanned), another two folders down (not scanned) */
+    snprintf(p, sizeof p, "%s/sub/deeper", dir);
+    snprintf(q, sizeof q, "mkdir -p '%s'", p);
+    run_sh(q);
+    static const struct {
+        const char *from, *to;
+    } files[] = {
+        {WB_TEST_PLUGIN_DIR "/divergences/div_bregman.so", "div_bregman.so"},
+        {WB_TEST_PLUGIN_DIR "/divergences/div_fdiv.so", "div_fdiv.so"},
+        {WB_TEST_PLUGIN_DIR "/nets/net_mlp.so", "net_mlp.so"},
+        {WB_TEST_PLUGIN_DIR "/ratio_estimators/ratio_classifier.so", "sub/ratio_classifier.so"},
+        {WB_TEST_PLUGIN_DIR "/ratio_estimators/ratio_gan_head.so", "sub/deeper/ratio_gan_head.so"},
+        /* bad; named to sort after div_bregman.so, so the built-in kl is first */
+        {FIXTURES "/fixture_bad_abi.so", "x_bad_abi.so"},
+        {FIXTURES "/fixture_dup_name.so", "x_dup_name.so"},
+        {FIXTURES "/fixture_no_entry.so", "x_no_entry.so"},
+        {FIXTURES "/fixture_null_fn.so", "x_null_fn.so"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i].to);
+        copy_file(files[i].from, p);
+    }
+    snprintf(p, sizeof p, "%s/garbage.so", dir); /* not an ELF file at all */
+    write_text(p, "this is not a shared object\n");
+    snprintf(p, sizeof p, "%s/README.txt", dir); /* not *.so: never opened */
+    write_text(p, "notes\n");
+
+    wb_registry *reg = wb_registry_new();
+    assert_int_equal(wb_registry_load_dir(reg, dir), 4); /* bregman, fdiv, mlp, classifier */
+    assert_int_equal(wb_registry_count(reg), 5 + 6 + 1 + 1);
+    assert_non_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "kl"));
+    assert_non_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "jeffreys"));
+    assert_non_null(wb_registry_find(reg, WB_KIND_NET, "mlp"));
+    assert_non_null(wb_registry_find(reg, WB_KIND_RATIO, "classifier"));
+    assert_null(wb_registry_find(reg, WB_KIND_RATIO, "gan-head")); /* two levels down */
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "dikl")); /* scorefree not copied */
+
+    /* five rejections, in file-name order, each naming its file */
+    assert_int_equal(wb_registry_error_count(reg), 5);
+    static const struct {
+        const char *file, *why;
+    } bad[] = {
+        {"garbage.so", "dlopen failed: "},
+        {"x_bad_abi.so", "ABI version 999, host expects 1"},
+        {"x_dup_name.so", "duplicate divergence name 'kl' (already loaded from "},
+        {"x_no_entry.so", "missing entry symbol 'wb_plugin_entry'"},
+        {"x_null_fn.so", "required function 'weights' is NULL"},
+    };
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/%s: ", dir, bad[i].file);
+        EXPECT_IN(wb_registry_error(reg, i), p);
+        EXPECT_IN(wb_registry_error(reg, i), bad[i].why);
+    }
+    /* the duplicate names the copy in this folder that won, resolved */
+    char real[PATH_MAX];
+    assert_non_null(realpath(dir, real));
+    snprintf(q, sizeof q, "from %s/div_bregman.so)", real);
+    EXPECT_IN(wb_registry_error(reg, 2), q);
+    wb_registry_free(reg);
+
+    snprintf(q, sizeof q, "rm -rf '%s'", dir);
+    run_sh(q);
+}
+
+/* ---- configurations ------------------------------------------------------------- */
+static const wb_plugin_desc *find_desc(wb_registry *reg, wb_plugin_kind kind, const char *name) {
+    const wb_plugin_info *info = wb_registry_find(reg, kind, name);
+    if (!info) fail_msg("plugin '%s' not loaded", name);
+    return info->desc;
+}
+
+/* The call must fail (-1) with both needles in wb_last_error() ("" matches
+ * anything); the stale message first proves the call set a new one. */
+#define EXPECT_FAIL(call, n1, n2)                                                                  \
+    do {                                                                                           \
+        wb_set_error("(stale)");                                                                   \
+        assert_int_equal((call), -1);                                                              \
+        EXPECT_IN(wb_last_error(), (n1));                                                          \
+        EXPECT_IN(wb_last_error(), (n2));                                                          \
+    } while (0)
+
+static void expect_json(const wb_config *cfg, const char *want) {
+    char *json = wb_config_to_json(cfg);
+    assert_non_null(json);
+    assert_string_equal(json, want);
+    free(json);
+}
+
+static void test_config_number(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    wb_config_owned *c = wb_config_new(find_desc(reg, WB_KIND_DIVERGENCE, "sba"));
+    assert_non_null(c);
+    assert_int_equal(c->cfg.n, 1);
+    assert_float_equal(wb_config_number(&c->cfg, "lambda", -99.0), 5.0, 0.0); /* default */
+    expect_json(&c->cfg, "{\"lambda\": 5}");
+
+    EXPECT_FAIL(wb_config_set_number(c, "lambda", 50.0), "sba: parameter 'lambda' = 50 is above its maximum 20", "");
+    EXPECT_FAIL(wb_config_set_number(c, "lambda", -11.0), "sba: parameter 'lambda' = -11 is below its minimum -10", "");
+    EXPECT_FAIL(wb_config_set_number(c, "lambda", NAN), "sba: parameter 'lambda'", "");
+    EXPECT_FAIL(wb_config_set_number(c, "lambda", INFINITY), "is above its maximum 20", "");
+    assert_float_equal(wb_config_number(&c->cfg, "lambda", -99.0), 5.0, 0.0); /* untouched */
+    /* the bounds are inclusive */
+    assert_int_equal(wb_config_set_number(c, "lambda", 20.0), 0);
+    assert_int_equal(wb_config_set_number(c, "lambda", -10.0), 0);
+    assert_int_equal(wb_config_set_number(c, "lambda", 2.5), 0);
+    assert_float_equal(wb_config_number(&c->cfg, "lambda", -99.0), 2.5, 0.0);
+    expect_json(&c->cfg, "{\"lambda\": 2.5}");
+
+    /* an unknown key lists the known ones; lookups fall back */
+    EXPECT_FAIL(wb_config_set_number(c, "lamda", 1.0), "sba: unknown parameter 'lamda' (known: lambda)", "");
+    assert_null(wb_config_spec(c, "lamda"));
+    EXPECT_IN(wb_last_error(), "(known: lambda)");
+    assert_non_null(wb_config_spec(c, "lambda"));
+    EXPECT_FAIL(wb_config_set_string(c, "lambda", "3"), "sba: parameter 'lambda' expects a number, got a string", "");
+    assert_float_equal(wb_config_number(&c->cfg, "nope", 7.0), 7.0, 0.0);
+    assert_int_equal(wb_config_int(&c->cfg, "nope", 3), 3);
+    assert_int_equal(wb_config_bool(&c->cfg, "nope", 1), 1);
+    assert_string_equal(wb_config_string(&c->cfg, "nope", "fb"), "fb");
+    int64_t ints[2];
+    assert_int_equal(wb_config_ints(&c->cfg, "nope", ints, 2), -1);
+    wb_config_free(c);
+
+    /* a plugin without parameters says so */
+    c = wb_config_new(find_desc(reg, WB_KIND_DIVERGENCE, "kl"));
+    assert_int_equal(c->cfg.n, 0);
+    EXPECT_FAIL(wb_config_set_number(c, "lambda", 1.0), "kl: unknown parameter 'lambda' (known: none)", "");
+    expect_json(&c->cfg, "{}");
+    wb_config_free(c);
+
+    /* booleans: any number sets a boolean (non-zero is true); the JSON says so */
+    c = wb_config_new(find_desc(reg, WB_KIND_RATIO, "classifier"));
+    assert_int_equal(wb_config_bool(&c->cfg, "precondition", 0), 1);
+    expect_json(&c->cfg, "{\"precondition\": true, \"logit_scale\": 1}");
+    assert_int_equal(wb_config_set_number(c, "precondition", 0.0), 0);
+    assert_int_equal(wb_config_bool(&c->cfg, "precondition", 1), 0);
+    EXPECT_FAIL(wb_config_set_number(c, "logit_scale", 0.0), "classifier: parameter 'logit_scale' = 0 is below its minimum 0.001", "");
+    assert_int_equal(wb_config_set_number(c, "logit_scale", 0.5), 0);
+    expect_json(&c->cfg, "{\"precondition\": false, \"logit_scale\": 0.5}");
+    EXPECT_FAIL(wb_config_set_number(c, "net", 1.0), "classifier: unknown parameter 'net' (known: precondition, logit_scale)", "");
+    wb_config_free(c);
+    wb_registry_free(reg);
+}
+
+static void test_config_strings_ints(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    const wb_plugin_desc *mlp = find_desc(reg, WB_KIND_NET, "mlp");
+    wb_config_owned *c = wb_config_new(mlp);
+    assert_non_null(c);
+
+    /* defaults of every type, from the specs */
+    int64_t w[WB_MAX_INTS];
+    assert_int_equal(wb_config_ints(&c->cfg, "widths", w, WB_MAX_INTS), 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(w[i], 128);
+    assert_int_equal(wb_config_ints(&c->cfg, "widths", w, 2), 2); /* at most cap copied */
+    assert_int_equal(wb_config_int(&c->cfg, "emb_dim", 0), 32);
+    assert_string_equal(wb_config_string(&c->cfg, "embedding", ""), "positional");
+    assert_string_equal(wb_config_string(&c->cfg, "activation", ""), "silu");
+    assert_float_equal(wb_config_number(&c->cfg, "max_period", 0.0), 10000.0, 0.0);
+    expect_json(&c->cfg, "{\"widths\": [128, 128, 128], \"emb_dim\": 32, \"embedding\": \"positional\", "
+                         "\"max_period\": 10000, \"activation\": \"silu\"}");
+
+    /* strings with choices */
+    assert_int_equal(wb_config_set_string(c, "activation", "relu"), 0);
+    assert_string_equal(wb_config_string(&c->cfg, "activation", ""), "relu");
+    EXPECT_FAIL(wb_config_set_string(c, "activation", "gelu"),
+                "mlp: parameter 'activation' = 'gelu' is not one of silu|relu|tanh", "");
+    EXPECT_FAIL(wb_config_set_string(c, "activation", "sil"), "is not one of silu|relu|tanh", ""); /* no prefixes */
+    EXPECT_FAIL(wb_config_set_string(c, "activation", ""), "is not one of", "");
+    assert_string_equal(wb_config_string(&c->cfg, "activation", ""), "relu"); /* untouched */
+    char longs[100];
+    memset(longs, 'a', sizeof longs - 1);
+    longs[sizeof longs - 1] = '\0';
+    EXPECT_FAIL(wb_config_set_string(c, "embedding", longs), "mlp: parameter 'embedding': string too long", "");
+    EXPECT_FAIL(wb_config_set_number(c, "embedding", 1.0), "mlp: parameter 'embedding' expects a string, got a number", "");
+
+    /* integers */
+    assert_int_equal(wb_config_set_number(c, "emb_dim", 64.0), 0);
+    EXPECT_FAIL(wb_config_set_number(c, "emb_dim", 3.5), "mlp: parameter 'emb_dim' expects an integer, got 3.5", "");
+    EXPECT_FAIL(wb_config_set_number(c, "emb_dim", 1.0), "mlp: parameter 'emb_dim' = 1 is below its minimum 2", "");
+    EXPECT_FAIL(wb_config_set_number(c, "emb_dim", 5000.0), "mlp: parameter 'emb_dim' = 5000 is above its maximum 4096", "");
+    const int64_t one[1] = {8};
+    EXPECT_FAIL(wb_config_set_ints(c, "emb_dim", one, 1), "mlp: parameter 'emb_dim' expects a", "got a list");
+
+    /* lists of integers: length 1..WB_MAX_INTS, each element in bounds */
+    const int64_t good[2] = {64, 32};
+    assert_int_equal(wb_config_set_ints(c, "widths", good, 2), 0);
+    assert_int_equal(wb_config_ints(&c->cfg, "widths", w, WB_MAX_INTS), 2);
+    assert_int_equal(w[0], 64);
+    assert_int_equal(w[1], 32);
+    const int64_t zero[3] = {64, 0, 64};
+    EXPECT_FAIL(wb_config_set_ints(c, "widths", zero, 3), "mlp: parameter 'widths'[2] = 0 outside [1, 16384]", "");
+    EXPECT_FAIL(wb_config_set_ints(c, "widths", good, 0), "mlp: parameter 'widths' takes 1..16 integers, got 0", "");
+    int64_t many[WB_MAX_INTS + 1];
+    for (int i = 0; i <= WB_MAX_INTS; i++) many[i] = 4;
+    EXPECT_FAIL(wb_config_set_ints(c, "widths", many, WB_MAX_INTS + 1), "takes 1..16 integers, got 17", "");
+    assert_int_equal(wb_config_set_ints(c, "widths", many, WB_MAX_INTS), 0);
+    assert_int_equal(wb_config_set_ints(c, "widths", good, 2), 0);
+    EXPECT_FAIL(wb_config_set_string(c, "widths", "64,64"), "mlp: parameter 'widths' expects a list of integers, got a string", "");
+
+    /* an unknown key lists every known one, in spec order */
+    EXPECT_FAIL(wb_config_set_ints(c, "width", good, 2),
+                "mlp: unknown parameter 'width' (known: widths, emb_dim, embedding, max_period, activation)", "");
+    expect_json(&c->cfg, "{\"widths\": [64, 32], \"emb_dim\": 64, \"embedding\": \"positional\", "
+                         "\"max_period\": 10000, \"activation\": \"relu\"}");
+    wb_config_free(c);
+
+    /* a string without choices takes any value; another with choices */
+    c = wb_config_new(find_desc(reg, WB_KIND_RATIO, "gan-head"));
+    assert_int_equal(wb_config_set_string(c, "feature", "enc.16x16"), 0);
+    assert_string_equal(wb_config_string(&c->cfg, "feature", ""), "enc.16x16");
+    assert_int_equal(wb_config_set_string(c, "features", "fake"), 0);
+    EXPECT_FAIL(wb_config_set_string(c, "features", "student"),
+                "gan-head: parameter 'features' = 'student' is not one of teacher|fake", "");
+    expect_json(&c->cfg, "{\"features\": \"fake\", \"feature\": \"enc.16x16\", \"hidden\": 128}");
+    wb_config_free(c);
+    wb_registry_free(reg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shipped_plugins),
+        cmocka_unit_test(test_fixtures_rejected),
+        cmocka_unit_test(test_mixed_folder),
+        cmocka_unit_test(test_config_number),
+        cmocka_unit_test(test_config_strings_ints),
+    };
+    return cmocka_run_group_tests_name("plugins", tests, NULL, NULL);
+}
