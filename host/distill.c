@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buildinfo.h"
 #include "engine.h"
 #include "plot.h"
 #include "wb_internal.h"
@@ -643,7 +644,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         if (d->fake) stores[n_stores++] = (wb_named_params){"fake.", d->fake->params};
         char path[1200], steps[32];
         snprintf(steps, sizeof steps, "%lld", (long long)s->steps_done);
-        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps, "commit", WB_GIT_COMMIT};
+        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps, "commit", wb_build_commit()};
         snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
         if (wb_safetensors_save(path, stores, n_stores, meta, 4)) failed = 1;
         if (!failed && d->dim == 2) {

@@ -82,6 +82,7 @@ typedef struct wb_progress {
     int64_t total;
     double t_start, t_last_print;
     int enabled;
+    int tty;            /* stderr is a terminal: redraw in place */
 } wb_progress;
 void wb_progress_start(wb_progress *p, const char *label, int64_t total, int enabled);
 void wb_progress_update(wb_progress *p, int64_t done, const char *extra);

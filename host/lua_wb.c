@@ -38,32 +38,6 @@
 #include "plot.h"
 #include "registry.h"
 
-#ifndef WB_VERSION
-#define WB_VERSION "unknown"
-#endif
-#ifndef WB_GIT_COMMIT
-#define WB_GIT_COMMIT "unknown"
-#endif
-#ifndef WB_LUA_SOURCE_DIR
-#define WB_LUA_SOURCE_DIR ""
-#endif
-#ifndef WB_LUA_INSTALL_DIR
-#define WB_LUA_INSTALL_DIR ""
-#endif
-
-/* ---- build facts ------------------------------------------------------------ */
-const char *wb_build_version(void) { return WB_VERSION; }
-const char *wb_build_commit(void) { return WB_GIT_COMMIT; }
-const char *wb_lua_source_dir(void) { return WB_LUA_SOURCE_DIR; }
-const char *wb_lua_install_dir(void) { return WB_LUA_INSTALL_DIR; }
-int wb_build_has_cuda(void) {
-#ifdef WB_HAVE_CUDA
-    return 1;
-#else
-    return 0;
-#endif
-}
-
 /* ---- metatable names ----------------------------------------------------------- */
 #define REGISTRY_TNAME "wb.registry"
 #define GUARD_TNAME "wb.guard"

@@ -22,12 +22,8 @@ int luaopen_wb_core(lua_State *L);
  * wb.core.cli_args() returns a copy of it (an empty table when unset). */
 #define WB_LUA_CLI_ARGS_KEY "wb.cli_args"
 
-/* Build facts compiled into libwb (compile definitions of libwb only). */
-const char *wb_build_version(void);    /* "0.1.0"                     */
-const char *wb_build_commit(void);     /* short git commit or "unknown" */
-const char *wb_lua_source_dir(void);   /* <source>/scripts/lua        */
-const char *wb_lua_install_dir(void);  /* <prefix>/share/wb/lua       */
-int wb_build_has_cuda(void);           /* 1 when the CUDA backend was compiled in */
+#include "buildinfo.h" /* wb_build_version(), wb_build_commit(), ... */
+
 
 #ifdef __cplusplus
 }

@@ -83,6 +83,9 @@ int wb_write_file_atomic(const char *path, const char *text, size_t len) {
 }
 
 void wb_progress_start(wb_progress *p, const char *label, int64_t total, int enabled) {
+    /* On a terminal the line redraws in place; in a log (CI, nohup) only
+     * the final summary line is written, so logs stay readable. */
+    p->tty = isatty(fileno(stderr));
     p->label = label;
     p->total = total;
     p->t_start = p->t_last_print = wb_now_seconds();
@@ -100,7 +103,7 @@ static void format_duration(double s, char *buf, size_t n) {
 }
 
 void wb_progress_update(wb_progress *p, int64_t done, const char *extra) {
-    if (!p->enabled) return;
+    if (!p->enabled || !p->tty) return;
     double now = wb_now_seconds();
     if (now - p->t_last_print < 0.5 && done < p->total) return; /* at most two redraws a second */
     p->t_last_print = now;
@@ -117,7 +120,7 @@ void wb_progress_end(wb_progress *p, const char *extra) {
     double elapsed = wb_now_seconds() - p->t_start;
     char took[32];
     format_duration(elapsed, took, sizeof took);
-    fprintf(stderr, "\r%-24s %7lld steps in %s (%.1f it/s)  %s\033[K\n", p->label, (long long)p->total, took,
+    fprintf(stderr, p->tty ? "\r%-24s %7lld steps in %s (%.1f it/s)  %s\033[K\n" : "%-24s %7lld steps in %s (%.1f it/s)  %s\n", p->label, (long long)p->total, took,
             elapsed > 0 ? (double)p->total / elapsed : 0.0, extra ? extra : "");
     fflush(stderr);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buildinfo.h"
 #include "engine.h"
 #include "plot.h"
 #include "wb_internal.h"
@@ -81,8 +82,8 @@ int wb_write_json_atomic(const char *dir, const char *name, cJSON *root) {
 }
 
 static void add_build_info(cJSON *root) {
-    cJSON_AddStringToObject(root, "workbench_version", WB_VERSION);
-    cJSON_AddStringToObject(root, "commit", WB_GIT_COMMIT);
+    cJSON_AddStringToObject(root, "workbench_version", wb_build_version());
+    cJSON_AddStringToObject(root, "commit", wb_build_commit());
     cJSON_AddStringToObject(root, "backend", "cpu");
 }
 
@@ -212,7 +213,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         t->train_seconds = wb_now_seconds() - t0;
         if (run) {
             wb_named_params stores[1] = {{"teacher.", t->net->params}};
-            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "commit", WB_GIT_COMMIT};
+            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "commit", wb_build_commit()};
             char path[1200];
             snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
             if (wb_safetensors_save(path, stores, 1, meta, 3)) failed = 1;

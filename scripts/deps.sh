@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — installs the Debian packages the workbench builds and
+# tests with, when any is missing (needs root or sudo; apt only).
+#   build:  cmake, a C compiler, pkg-config, Lua 5.4, cJSON, libpng, OpenBLAS, CMocka
+#   tests:  python3-torch and python3-scipy (reference numerics; tests only)
+# The CUDA toolkit is optional: when nvcc is found the CUDA backend is built too.
+set -euo pipefail
+packages=(build-essential cmake pkg-config git liblua5.4-dev libcjson-dev libpng-dev zlib1g-dev
+          libopenblas-dev libcmocka-dev python3-torch python3-scipy)
+[ "${1:-}" = "--build-only" ] && packages=("${packages[@]:0:10}")
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
