@@ -356,8 +356,8 @@ static void sinusoidal_bwd(wb_graph *g, wb_node *n) {
 
 wb_tensor *wb_sinusoidal(wb_graph *g, wb_tensor *t, int dim, float max_period) {
     if (!t) return NULL;
-    if (dim < 2 || dim % 2) {
-        wb_set_error("sinusoidal: dim %d must be even and >= 2", dim);
+    if (dim < 2 || dim % 2 || dim > 8192) {
+        wb_set_error("sinusoidal: dim %d must be even and in [2, 8192]", dim);
         return NULL;
     }
     if (need_kernel(g, "sinusoidal", (const void *)g->be->sinusoidal)) return NULL;

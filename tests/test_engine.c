@@ -262,6 +262,41 @@ static void test_distill_reproducible_every_family(void **state) {
     wb_teacher_free(t);
 }
 
+/* gan-head reads the teacher's or the fake-score net's last hidden layer;
+ * its logits are differentiable in x, so the GAN term and ∇_x l work. */
+static void test_gan_head(void **state) {
+    fixture *f = *state;
+    wb_teacher_config tc = small_teacher(20, 4);
+    wb_teacher *t = wb_teacher_train(f->ds, &f->mlp, &tc, NULL);
+    assert_non_null(t);
+    const char *features[] = {"teacher", "fake"};
+    const char *divs[] = {"dikl", "js"};
+    for (int k = 0; k < 2; k++) {
+        wb_distill_config c = distill_config(f, divs[k], 4);
+        const wb_plugin_info *gh = wb_registry_find(f->reg, WB_KIND_RATIO, "gan-head");
+        wb_config_free(c.ratio_cfg);
+        c.ratio = gh->desc;
+        c.ratio_cfg = wb_config_new(gh->desc);
+        assert_int_equal(wb_config_set_string(c.ratio_cfg, "features", features[k]), 0);
+        c.gan_weight = 0.1f;
+        wb_student *s = wb_distill(t, f->ds, &c, NULL);
+        if (!s) fail_msg("gan-head on %s: %s", features[k], wb_last_error());
+        wb_student_free(s);
+        free_distill_config(&c);
+    }
+    /* the score-free path trains no fake-score net: asking for its features is an error */
+    wb_distill_config c = distill_config(f, "dijs", 2);
+    const wb_plugin_info *gh = wb_registry_find(f->reg, WB_KIND_RATIO, "gan-head");
+    wb_config_free(c.ratio_cfg);
+    c.ratio = gh->desc;
+    c.ratio_cfg = wb_config_new(gh->desc);
+    wb_config_set_string(c.ratio_cfg, "features", "fake");
+    assert_null(wb_distill(t, f->ds, &c, NULL));
+    assert_non_null(strstr(wb_last_error(), "fake"));
+    free_distill_config(&c);
+    wb_teacher_free(t);
+}
+
 /* A NaN in training is an error naming the step; the checkpoint of an
  * earlier run in the same directory is left as it was. */
 static void test_nan_stops_and_keeps_results(void **state) {
@@ -355,6 +390,7 @@ int main(void) {
         cmocka_unit_test(test_gmm_presets),
         cmocka_unit_test(test_teacher_reproducible),
         cmocka_unit_test(test_distill_reproducible_every_family),
+        cmocka_unit_test(test_gan_head),
         cmocka_unit_test(test_nan_stops_and_keeps_results),
         cmocka_unit_test(test_distill_run_directory),
     };

@@ -68,13 +68,21 @@ static void cpu_copy_2d(int64_t rows, int64_t cols, const float *src, int64_t sr
     }
 }
 
-/* f_i = max_period^(-i/half): EDM's PositionalEmbedding (endpoint = False). */
+/* f_i = max_period^(-i/half): EDM's PositionalEmbedding (endpoint = False).
+ * The frequencies are computed once per call, not per row. */
+#define WB_MAX_EMB_HALF 4096
+static void frequencies(int half, float max_period, float *f) {
+    for (int i = 0; i < half; i++) f[i] = powf(max_period, -(float)i / (float)half);
+}
+
 static void cpu_sinusoidal(int64_t n, int dim, float max_period, const float *t, float *y) {
     int half = dim / 2;
+    float f[WB_MAX_EMB_HALF];
+    if (half > WB_MAX_EMB_HALF) half = WB_MAX_EMB_HALF;
+    frequencies(half, max_period, f);
     for (int64_t r = 0; r < n; r++)
         for (int i = 0; i < half; i++) {
-            float f = powf(max_period, -(float)i / (float)half);
-            float a = t[r] * f;
+            float a = t[r] * f[i];
             y[r * dim + i] = cosf(a);
             y[r * dim + half + i] = sinf(a);
         }
@@ -83,19 +91,18 @@ static void cpu_sinusoidal(int64_t n, int dim, float max_period, const float *t,
 static void cpu_sinusoidal_bwd(int64_t n, int dim, float max_period, const float *t, const float *dy,
                                float *dt) {
     int half = dim / 2;
+    float f[WB_MAX_EMB_HALF];
+    if (half > WB_MAX_EMB_HALF) half = WB_MAX_EMB_HALF;
+    frequencies(half, max_period, f);
     for (int64_t r = 0; r < n; r++) {
         float acc = 0.0f;
         for (int i = 0; i < half; i++) {
-            float f = powf(max_period, -(float)i / (float)half);
-            float a = t[r] * f;
-            acc += dy[r * dim + i] * (-sinf(a) * f) + dy[r * dim + half + i] * (cosf(a) * f);
+            float a = t[r] * f[i];
+            acc += dy[r * dim + i] * (-sinf(a) * f[i]) + dy[r * dim + half + i] * (cosf(a) * f[i]);
         }
         dt[r] += acc;
     }
 }
-
-
-
 
 static double cpu_sum_squares(int64_t n, const float *x) {
     double acc = 0.0;
