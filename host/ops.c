@@ -226,6 +226,7 @@ static void concat_bwd(wb_graph *g, wb_node *n) {
 
 wb_tensor *wb_concat(wb_graph *g, wb_tensor *a, wb_tensor *b) {
     if (!a || !b) return NULL;
+    if (check_backend(g, "concat", a) || check_backend(g, "concat", b)) return NULL;
     int ok = a->ndim == b->ndim && a->ndim >= 2 && a->shape[0] == b->shape[0];
     for (int d = 2; ok && d < a->ndim; d++) ok = a->shape[d] == b->shape[d];
     if (!ok) {

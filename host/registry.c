@@ -6,6 +6,7 @@
  * with the file name and the reason, and loading carries on with the next
  * file, so one broken .so never takes the host down.
  */
+#define _GNU_SOURCE /* dladdr: find the folder libwb was loaded from */
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -275,9 +276,35 @@ static int load_dir_level(wb_registry *reg, const char *dir, int depth) {
 
 int wb_registry_load_dir(wb_registry *reg, const char *dir) { return load_dir_level(reg, dir, 0); }
 
+/* The folder libwb.so was loaded from, or "" when unknown. */
+static void libwb_dir(char *dir, size_t n) {
+    Dl_info info;
+    dir[0] = 0;
+    if (!dladdr((void *)&wb_registry_discover, &info) || !info.dli_fname) return;
+    char real[PATH_MAX];
+    if (!realpath(info.dli_fname, real)) return;
+    char *slash = strrchr(real, '/');
+    if (!slash) return;
+    *slash = 0;
+    snprintf(dir, n, "%s", real);
+}
+
 void wb_registry_discover(wb_registry *reg) {
-    wb_registry_load_dir(reg, WB_PLUGIN_BUILD_DIR);
-    wb_registry_load_dir(reg, WB_PLUGIN_INSTALL_DIR);
+    /* A libwb in the build tree uses the build's plugin folders; an
+     * installed one uses <its folder>/wb/plugins (so an install moved or
+     * made with --prefix finds its own) and the configured install folder.
+     * Never both: the same plugins would load twice and clash by name. */
+    char dir[PATH_MAX], build_root[PATH_MAX];
+    libwb_dir(dir, sizeof dir);
+    int in_build = realpath(WB_BUILD_ROOT, build_root) && strcmp(dir, build_root) == 0;
+    if (in_build || !dir[0]) {
+        wb_registry_load_dir(reg, WB_PLUGIN_BUILD_DIR);
+    } else {
+        char beside[PATH_MAX + 16];
+        snprintf(beside, sizeof beside, "%s/wb/plugins", dir);
+        wb_registry_load_dir(reg, beside);
+        wb_registry_load_dir(reg, WB_PLUGIN_INSTALL_DIR);
+    }
     const char *env = getenv("WB_PLUGIN_PATH");
     if (env) {
         char *copy = strdup(env), *save = NULL;

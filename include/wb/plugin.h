@@ -168,7 +168,7 @@ typedef struct wb_plugin_desc {
     uint32_t abi_version; /* WB_ABI_VERSION                 */
     uint32_t struct_size; /* sizeof(wb_plugin_desc)         */
     wb_plugin_kind kind;
-    const char *name;     /* unique across all libraries; [a-z0-9_-]+ */
+    const char *name;     /* unique within its kind across all libraries; [a-z0-9_-]+ */
     const char *version;  /* the plugin's own version, recorded in every run */
     const char *doc;      /* one line                                  */
     const wb_param_spec *params;

@@ -34,9 +34,9 @@ static void cpu_fill(float *dst, int64_t n, float v) {
 static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
-    if (k == 0) { /* BLAS leaves C alone when k = 0 only if beta = 1 */
+    if (k == 0) { /* C = beta·C, and beta = 0 clears C (even NaN), as BLAS does */
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
+            for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
