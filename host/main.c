@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -79,6 +80,18 @@ static void set_package_path(lua_State *L, const char *script) {
         p += n + (colon ? 1 : 0);
     }
     add_folder(&b, wb_lua_source_dir(), strlen(wb_lua_source_dir()));
+    /* <bin>/../share/wb/lua: an install moved, or made with --prefix
+     * elsewhere than configured, still finds its own wb.lua */
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 32);
+    if (len > 0) {
+        exe[len] = 0;
+        char *bin = strrchr(exe, '/');
+        if (bin) {
+            strcpy(bin, "/../share/wb/lua");
+            add_folder(&b, exe, strlen(exe));
+        }
+    }
     add_folder(&b, wb_lua_install_dir(), strlen(wb_lua_install_dir()));
     lua_getfield(L, -2, "path");
     luaL_addvalue(&b);

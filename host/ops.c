@@ -11,7 +11,7 @@
 #include "wb_internal.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-static int check_backend(const wb_graph *g, const char *op, const wb_tensor *t) {
+int wb_op_check_backend(const wb_graph *g, const char *op, const wb_tensor *t) {
     if (t->backend != g->be) {
         wb_set_error("%s: tensor on backend '%s', graph on '%s'", op, t->backend->name, g->be->name);
         return -1;
@@ -19,7 +19,7 @@ static int check_backend(const wb_graph *g, const char *op, const wb_tensor *t) 
     return 0;
 }
 
-static int need_kernel(const wb_graph *g, const char *op, const void *fn) {
+int wb_op_need_kernel(const wb_graph *g, const char *op, const void *fn) {
     if (!fn) {
         wb_set_error("%s: not implemented on backend '%s'", op, g->be->name);
         return -1;
@@ -28,7 +28,7 @@ static int need_kernel(const wb_graph *g, const char *op, const void *fn) {
 }
 
 /* Record a node when grad mode is on and any input requires grad. */
-static wb_node *record(wb_graph *g, const char *op, wb_backward_fn bwd, wb_tensor *out, wb_tensor *a,
+wb_node *wb_op_record(wb_graph *g, const char *op, wb_backward_fn bwd, wb_tensor *out, wb_tensor *a,
                        wb_tensor *b, wb_tensor *c) {
     if (!g->grad_enabled) return NULL;
     int needs = (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
@@ -56,23 +56,23 @@ static wb_node *record(wb_graph *g, const char *op, wb_backward_fn bwd, wb_tenso
     return n;
 }
 
-static int want(const wb_tensor *t) { return t && t->requires_grad && t->grad; }
+int wb_op_want(const wb_tensor *t) { return t && t->requires_grad && t->grad; }
 
 /* ---- linear / matmul -------------------------------------------------------- */
 static void linear_bwd(wb_graph *g, wb_node *n) {
     const wb_backend *be = g->be;
     wb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int batch = (int)x->shape[0], in = (int)x->shape[1], out = (int)w->shape[0];
-    if (want(x)) /* dx (B,in) += dy (B,out) · W (out,in) */
+    if (wb_op_want(x)) /* dx (B,in) += dy (B,out) · W (out,in) */
         be->gemm(0, 0, batch, in, out, 1.0f, y->grad, out, w->data, in, 1.0f, x->grad, in);
-    if (want(w)) /* dW (out,in) += dyᵀ (out,B) · x (B,in) */
+    if (wb_op_want(w)) /* dW (out,in) += dyᵀ (out,B) · x (B,in) */
         be->gemm(1, 0, out, in, batch, 1.0f, y->grad, out, x->data, in, 1.0f, w->grad, in);
-    if (want(b)) be->sum_cols(batch, out, y->grad, b->grad, 1);
+    if (wb_op_want(b)) be->sum_cols(batch, out, y->grad, b->grad, 1);
 }
 
 wb_tensor *wb_linear(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b) {
     if (!x || !w) return NULL;
-    if (check_backend(g, "linear", x) || check_backend(g, "linear", w)) return NULL;
+    if (wb_op_check_backend(g, "linear", x) || wb_op_check_backend(g, "linear", w)) return NULL;
     if (x->ndim != 2 || w->ndim != 2 || x->shape[1] != w->shape[1] ||
         (b && (b->numel != w->shape[0]))) {
         char s1[64], s2[64];
@@ -90,7 +90,7 @@ wb_tensor *wb_linear(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b) {
     if (batch > 0 && out > 0)
         g->be->gemm(0, 1, (int)batch, (int)out, (int)in, 1.0f, x->data, (int)in, w->data, (int)in,
                     b ? 1.0f : 0.0f, y->data, (int)out);
-    record(g, "linear", linear_bwd, y, x, w, b);
+    wb_op_record(g, "linear", linear_bwd, y, x, w, b);
     return y;
 }
 
@@ -98,15 +98,15 @@ static void matmul_bwd(wb_graph *g, wb_node *n) {
     const wb_backend *be = g->be;
     wb_tensor *a = n->in[0], *b = n->in[1], *c = n->out;
     int m = (int)a->shape[0], k = (int)a->shape[1], nn = (int)b->shape[1];
-    if (want(a)) /* dA (M,K) += dC (M,N) · Bᵀ */
+    if (wb_op_want(a)) /* dA (M,K) += dC (M,N) · Bᵀ */
         be->gemm(0, 1, m, k, nn, 1.0f, c->grad, nn, b->data, nn, 1.0f, a->grad, k);
-    if (want(b)) /* dB (K,N) += Aᵀ · dC */
+    if (wb_op_want(b)) /* dB (K,N) += Aᵀ · dC */
         be->gemm(1, 0, k, nn, m, 1.0f, a->data, k, c->grad, nn, 1.0f, b->grad, nn);
 }
 
 wb_tensor *wb_matmul(wb_graph *g, wb_tensor *a, wb_tensor *b) {
     if (!a || !b) return NULL;
-    if (check_backend(g, "matmul", a) || check_backend(g, "matmul", b)) return NULL;
+    if (wb_op_check_backend(g, "matmul", a) || wb_op_check_backend(g, "matmul", b)) return NULL;
     if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[0]) {
         char s1[64], s2[64];
         wb_set_error("matmul: %s · %s: inner dimensions differ", wb_shape_str(a, s1, sizeof s1),
@@ -117,7 +117,7 @@ wb_tensor *wb_matmul(wb_graph *g, wb_tensor *a, wb_tensor *b) {
     if (!c) return NULL;
     g->be->gemm(0, 0, (int)a->shape[0], (int)b->shape[1], (int)a->shape[1], 1.0f, a->data,
                 (int)a->shape[1], b->data, (int)b->shape[1], 0.0f, c->data, (int)b->shape[1]);
-    record(g, "matmul", matmul_bwd, c, a, b, NULL);
+    wb_op_record(g, "matmul", matmul_bwd, c, a, b, NULL);
     return c;
 }
 
@@ -154,12 +154,12 @@ static void binary_bwd(wb_graph *g, wb_node *n) {
     wb_bcast bc;
     wb_bcast_init(&bc, n->in[0], n->in[1]);
     g->be->binary_bwd((wb_binary_op)n->i[0], &bc, n->in[0]->data, n->in[1]->data, n->out->grad,
-                      want(n->in[0]) ? n->in[0]->grad : NULL, want(n->in[1]) ? n->in[1]->grad : NULL);
+                      wb_op_want(n->in[0]) ? n->in[0]->grad : NULL, wb_op_want(n->in[1]) ? n->in[1]->grad : NULL);
 }
 
 static wb_tensor *binary(wb_graph *g, wb_binary_op op, const char *name, wb_tensor *a, wb_tensor *b) {
     if (!a || !b) return NULL;
-    if (check_backend(g, name, a) || check_backend(g, name, b)) return NULL;
+    if (wb_op_check_backend(g, name, a) || wb_op_check_backend(g, name, b)) return NULL;
     wb_bcast bc;
     if (wb_bcast_init(&bc, a, b)) {
         wb_set_error("%s: %s", name, wb_last_error());
@@ -172,7 +172,7 @@ static wb_tensor *binary(wb_graph *g, wb_binary_op op, const char *name, wb_tens
     wb_tensor *y = wb_new(g, ndim, shape);
     if (!y) return NULL;
     g->be->binary(op, &bc, a->data, b->data, y->data);
-    wb_node *node = record(g, name, binary_bwd, y, a, b, NULL);
+    wb_node *node = wb_op_record(g, name, binary_bwd, y, a, b, NULL);
     if (node) node->i[0] = op;
     return y;
 }
@@ -184,18 +184,18 @@ wb_tensor *wb_div(wb_graph *g, wb_tensor *a, wb_tensor *b) { return binary(g, WB
 
 /* ---- unaries ------------------------------------------------------------------ */
 static void unary_bwd(wb_graph *g, wb_node *n) {
-    if (!want(n->in[0])) return;
+    if (!wb_op_want(n->in[0])) return;
     g->be->unary_bwd((wb_unary_op)n->i[0], n->out->numel, n->in[0]->data, n->out->data,
                      n->out->grad, n->in[0]->grad, n->f[0]);
 }
 
 static wb_tensor *unary(wb_graph *g, wb_unary_op op, const char *name, wb_tensor *x, float alpha) {
     if (!x) return NULL;
-    if (check_backend(g, name, x) || need_kernel(g, name, (const void *)g->be->unary)) return NULL;
+    if (wb_op_check_backend(g, name, x) || wb_op_need_kernel(g, name, (const void *)g->be->unary)) return NULL;
     wb_tensor *y = wb_new_like(g, x);
     if (!y) return NULL;
     g->be->unary(op, x->numel, x->data, y->data, alpha);
-    wb_node *node = record(g, name, unary_bwd, y, x, NULL, NULL);
+    wb_node *node = wb_op_record(g, name, unary_bwd, y, x, NULL, NULL);
     if (node) {
         node->i[0] = op;
         node->f[0] = alpha;
@@ -220,13 +220,13 @@ wb_tensor *wb_sqrt(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_SQRT, "
 static void concat_bwd(wb_graph *g, wb_node *n) {
     wb_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
     int64_t outer = y->shape[0], ca = a->numel / (outer ? outer : 1), cb = b->numel / (outer ? outer : 1);
-    if (want(a)) g->be->copy_2d(outer, ca, y->grad, ca + cb, a->grad, ca, 1);
-    if (want(b)) g->be->copy_2d(outer, cb, y->grad + ca, ca + cb, b->grad, cb, 1);
+    if (wb_op_want(a)) g->be->copy_2d(outer, ca, y->grad, ca + cb, a->grad, ca, 1);
+    if (wb_op_want(b)) g->be->copy_2d(outer, cb, y->grad + ca, ca + cb, b->grad, cb, 1);
 }
 
 wb_tensor *wb_concat(wb_graph *g, wb_tensor *a, wb_tensor *b) {
     if (!a || !b) return NULL;
-    if (check_backend(g, "concat", a) || check_backend(g, "concat", b)) return NULL;
+    if (wb_op_check_backend(g, "concat", a) || wb_op_check_backend(g, "concat", b)) return NULL;
     int ok = a->ndim == b->ndim && a->ndim >= 2 && a->shape[0] == b->shape[0];
     for (int d = 2; ok && d < a->ndim; d++) ok = a->shape[d] == b->shape[d];
     if (!ok) {
@@ -243,13 +243,13 @@ wb_tensor *wb_concat(wb_graph *g, wb_tensor *a, wb_tensor *b) {
     int64_t outer = a->shape[0], ca = outer ? a->numel / outer : 0, cb = outer ? b->numel / outer : 0;
     g->be->copy_2d(outer, ca, a->data, ca, y->data, ca + cb, 0);
     g->be->copy_2d(outer, cb, b->data, cb, y->data + ca, ca + cb, 0);
-    record(g, "concat", concat_bwd, y, a, b, NULL);
+    wb_op_record(g, "concat", concat_bwd, y, a, b, NULL);
     return y;
 }
 
 static void slice1_bwd(wb_graph *g, wb_node *n) {
     wb_tensor *x = n->in[0], *y = n->out;
-    if (!want(x)) return;
+    if (!wb_op_want(x)) return;
     int64_t outer = x->shape[0], inner = outer ? x->numel / outer / x->shape[1] : 0;
     int64_t start = n->i[0], count = n->i[1];
     g->be->copy_2d(outer, count * inner, y->grad, count * inner, x->grad + start * inner,
@@ -272,7 +272,7 @@ wb_tensor *wb_slice1(wb_graph *g, wb_tensor *x, int64_t start, int64_t count) {
     int64_t outer = x->shape[0], inner = (outer && x->shape[1]) ? x->numel / outer / x->shape[1] : 0;
     g->be->copy_2d(outer, count * inner, x->data + start * inner, x->shape[1] * inner, y->data,
                    count * inner, 0);
-    wb_node *node = record(g, "slice1", slice1_bwd, y, x, NULL, NULL);
+    wb_node *node = wb_op_record(g, "slice1", slice1_bwd, y, x, NULL, NULL);
     if (node) {
         node->i[0] = start;
         node->i[1] = count;
@@ -281,7 +281,7 @@ wb_tensor *wb_slice1(wb_graph *g, wb_tensor *x, int64_t start, int64_t count) {
 }
 
 static void reshape_bwd(wb_graph *g, wb_node *n) {
-    if (want(n->in[0])) g->be->axpy(n->out->numel, 1.0f, n->out->grad, n->in[0]->grad);
+    if (wb_op_want(n->in[0])) g->be->axpy(n->out->numel, 1.0f, n->out->grad, n->in[0]->grad);
 }
 
 wb_tensor *wb_reshape(wb_graph *g, wb_tensor *x, int ndim, const int64_t *shape) {
@@ -303,7 +303,7 @@ wb_tensor *wb_reshape(wb_graph *g, wb_tensor *x, int ndim, const int64_t *shape)
     y->name = NULL;
     y->ndim = ndim;
     for (int d = 0; d < WB_MAX_DIMS; d++) y->shape[d] = d < ndim ? shape[d] : 0;
-    record(g, "reshape", reshape_bwd, y, x, NULL, NULL);
+    wb_op_record(g, "reshape", reshape_bwd, y, x, NULL, NULL);
     return y;
 }
 
@@ -322,7 +322,7 @@ wb_tensor *wb_detach(wb_graph *g, wb_tensor *x) {
 /* ---- reductions --------------------------------------------------------------- */
 static void reduce_bwd(wb_graph *g, wb_node *n) {
     /* i[0] rows, i[1] cols, f[0] scale (1 for sum, 1/cols for mean) */
-    if (want(n->in[0])) g->be->bcast_rows_add(n->i[0], n->i[1], n->out->grad, n->f[0], n->in[0]->grad);
+    if (wb_op_want(n->in[0])) g->be->bcast_rows_add(n->i[0], n->i[1], n->out->grad, n->f[0], n->in[0]->grad);
 }
 
 static wb_tensor *reduce(wb_graph *g, const char *name, wb_tensor *x, int per_row, int mean) {
@@ -334,7 +334,7 @@ static wb_tensor *reduce(wb_graph *g, const char *name, wb_tensor *x, int per_ro
     g->be->sum_rows(rows, cols, x->data, y->data);
     float scale = mean ? (cols ? 1.0f / (float)cols : 0.0f) : 1.0f;
     if (mean) g->be->unary(WB_UNARY_SCALE, rows, y->data, y->data, scale);
-    wb_node *node = record(g, name, reduce_bwd, y, x, NULL, NULL);
+    wb_node *node = wb_op_record(g, name, reduce_bwd, y, x, NULL, NULL);
     if (node) {
         node->i[0] = rows;
         node->i[1] = cols;
@@ -350,7 +350,7 @@ wb_tensor *wb_mean_rows(wb_graph *g, wb_tensor *x) { return reduce(g, "mean_rows
 
 /* ---- sinusoidal embedding ------------------------------------------------------- */
 static void sinusoidal_bwd(wb_graph *g, wb_node *n) {
-    if (want(n->in[0]))
+    if (wb_op_want(n->in[0]))
         g->be->sinusoidal_bwd(n->in[0]->numel, (int)n->i[0], n->f[0], n->in[0]->data, n->out->grad,
                               n->in[0]->grad);
 }
@@ -361,11 +361,11 @@ wb_tensor *wb_sinusoidal(wb_graph *g, wb_tensor *t, int dim, float max_period) {
         wb_set_error("sinusoidal: dim %d must be even and in [2, 8192]", dim);
         return NULL;
     }
-    if (need_kernel(g, "sinusoidal", (const void *)g->be->sinusoidal)) return NULL;
+    if (wb_op_need_kernel(g, "sinusoidal", (const void *)g->be->sinusoidal)) return NULL;
     wb_tensor *y = wb_new_2d(g, t->numel, dim);
     if (!y) return NULL;
     g->be->sinusoidal(t->numel, dim, max_period, t->data, y->data);
-    wb_node *node = record(g, "sinusoidal", sinusoidal_bwd, y, t, NULL, NULL);
+    wb_node *node = wb_op_record(g, "sinusoidal", sinusoidal_bwd, y, t, NULL, NULL);
     if (node) {
         node->i[0] = dim;
         node->f[0] = max_period;

@@ -51,6 +51,15 @@ struct wb_graph {
 
 void *wb_arena_alloc(wb_arena *a, size_t bytes);
 
+/* Shared by the op files (host/ops*.c): backend check and missing-kernel
+ * errors naming the op; record a tape node when grad mode is on and an input
+ * requires grad; does t want a gradient written into it. */
+int wb_op_check_backend(const wb_graph *g, const char *op, const wb_tensor *t);
+int wb_op_need_kernel(const wb_graph *g, const char *op, const void *fn);
+wb_node *wb_op_record(wb_graph *g, const char *op, wb_backward_fn bwd, wb_tensor *out, wb_tensor *a,
+                      wb_tensor *b, wb_tensor *c);
+int wb_op_want(const wb_tensor *t);
+
 /* Ensure t->grad exists (zeroed) in g's arena; returns it or NULL. */
 float *wb_ensure_grad(wb_graph *g, wb_tensor *t);
 

@@ -88,6 +88,34 @@ struct wb_backend {
                  float beta2, float eps, float weight_decay, int decoupled, float bc1, float bc2);
     /* Σ x² in double (grad norms); non-finite values propagate */
     double (*sum_squares)(int64_t n, const float *x);
+
+    /* ---- image ops (NCHW) ----------------------------------------------------
+     * C[i] = alpha·op(A[i])·op(B[i]) + beta·C[i] for i < batch, each matrix
+     * stride_* floats after the previous one (attention, per-image conv). */
+    void (*gemm_batched)(int batch, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, int64_t stride_a, const float *b, int ldb,
+                         int64_t stride_b, float beta, float *c, int ldc, int64_t stride_c);
+    /* One image x (C, H, W) -> columns (C·kh·kw, Ho·Wo); col2im accumulates
+     * the columns back into dx (C, H, W). Zero padding `pad`, `stride`. */
+    void (*im2col)(const float *x, int c, int h, int w, int kh, int kw, int stride, int pad, float *col);
+    void (*col2im)(const float *col, int c, int h, int w, int kh, int kw, int stride, int pad, float *dx);
+    /* Group norm of x (B, C, HW) over groups of C/G channels, per-channel
+     * affine; mean and rstd (B·G) are saved for the backward pass. */
+    void (*group_norm)(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                       const float *beta, float eps, float *y, float *mean, float *rstd);
+    /* dx += ..., dgamma += ..., dbeta += ... (any of the three may be NULL) */
+    void (*group_norm_bwd)(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                           const float *mean, const float *rstd, const float *dy, float *dx,
+                           float *dgamma, float *dbeta);
+    /* planes = B·C images of (h, w): nearest 2× up-sampling, 2×2 mean pooling
+     * (h, w even); bwd accumulate into dx. */
+    void (*upsample2x)(int64_t planes, int h, int w, const float *x, float *y);
+    void (*upsample2x_bwd)(int64_t planes, int h, int w, const float *dy, float *dx);
+    void (*avgpool2x)(int64_t planes, int h, int w, const float *x, float *y);
+    void (*avgpool2x_bwd)(int64_t planes, int h, int w, const float *dy, float *dx);
+    /* Row-wise softmax of x (rows, cols); bwd: dx += y ⊙ (dy − Σ dy ⊙ y). */
+    void (*softmax_rows)(int64_t rows, int64_t cols, const float *x, float *y);
+    void (*softmax_rows_bwd)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
 };
 
 /* Broadcast geometry of a and b; 0 or -1 with wb_last_error() set. */

@@ -141,6 +141,27 @@ wb_tensor *wb_sinusoidal(wb_graph *g, wb_tensor *t, int dim, float max_period);
 wb_tensor *wb_mse(wb_graph *g, wb_tensor *a, wb_tensor *b);              /* mean((a-b)²) */
 wb_tensor *wb_bce_logits(wb_graph *g, wb_tensor *logit, wb_tensor *target); /* mean(softplus(l) - t·l) */
 
+/* ---- image ops (NCHW) ------------------------------------------------------ */
+struct wb_rng;
+/* 2-D convolution: x (B, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout) or
+ * NULL -> (B, Cout, Ho, Wo), Ho = (H + 2·pad − kh)/stride + 1. */
+wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int stride, int pad);
+/* Group normalisation: x (B, C, H, W) normalised over (C/groups, H, W) per
+ * sample and group, then y = γ·x̂ + β with γ, β (C) (NULL: 1 and 0). */
+wb_tensor *wb_group_norm(wb_graph *g, wb_tensor *x, int groups, wb_tensor *gamma, wb_tensor *beta, float eps);
+/* Nearest-neighbour 2× up-sampling (B, C, H, W) -> (B, C, 2H, 2W). */
+wb_tensor *wb_upsample2x(wb_graph *g, wb_tensor *x);
+/* 2×2 average pooling, stride 2: (B, C, H, W) -> (B, C, H/2, W/2), H, W even. */
+wb_tensor *wb_avgpool2x(wb_graph *g, wb_tensor *x);
+/* Batched matmul: a (N, M, K) (or (N, K, M) if trans_a), b (N, K, P) (or
+ * (N, P, K) if trans_b) -> (N, M, P). */
+wb_tensor *wb_bmm(wb_graph *g, wb_tensor *a, wb_tensor *b, int trans_a, int trans_b);
+/* Softmax over the last dimension. */
+wb_tensor *wb_softmax(wb_graph *g, wb_tensor *x);
+/* Inverted dropout: zero each element with probability p, scale the rest
+ * by 1/(1−p); the identity when p = 0 or grad mode is off (evaluation). */
+wb_tensor *wb_dropout(wb_graph *g, wb_tensor *x, float p, struct wb_rng *rng);
+
 /* ---- RNG: Philox4x32-10 counter-based ------------------------------------ */
 /* One Philox block: out = Philox4x32-10(counter, key). Matches Salmon et al.
  * (Random123) known-answer vectors. */

@@ -13,6 +13,7 @@
 
 #include "elementwise.h"
 #include "wb/backend.h"
+#include "cpu_kernels.h" /* image-op kernels (cpu_conv.c, cpu_norm.c) */
 
 
 static void *cpu_alloc(size_t bytes) {
@@ -203,6 +204,18 @@ static const wb_backend cpu_backend = {
     .axpby = cpu_axpby,
     .adam = cpu_adam,
     .sum_squares = cpu_sum_squares,
+    /* image ops: kernels/cpu/cpu_conv.c (gemm_batched, im2col, col2im,
+     * upsample2x, avgpool2x) and kernels/cpu/cpu_norm.c (group_norm,
+     * softmax_rows); declared in kernels/cpu/cpu_kernels.h */
+    /* [image-ops:conv] */
+    .gemm_batched = wb_cpu_gemm_batched, .im2col = wb_cpu_im2col, .col2im = wb_cpu_col2im,
+    .upsample2x = wb_cpu_upsample2x, .upsample2x_bwd = wb_cpu_upsample2x_bwd,
+    .avgpool2x = wb_cpu_avgpool2x, .avgpool2x_bwd = wb_cpu_avgpool2x_bwd,
+    /* [image-ops:norm] */
+    .group_norm = wb_cpu_group_norm,
+    .group_norm_bwd = wb_cpu_group_norm_bwd,
+    .softmax_rows = wb_cpu_softmax_rows,
+    .softmax_rows_bwd = wb_cpu_softmax_rows_bwd,
 };
 
 const wb_backend *wb_backend_cpu(void) { return &cpu_backend; }

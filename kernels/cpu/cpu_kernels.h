@@ -1,0 +1,38 @@
+/* kernels/cpu/cpu_kernels.h — declarations of the CPU kernels that live in
+ * their own files (kernels/cpu/cpu_*.c) and are installed in the vtable by
+ * kernels/cpu/cpu_backend.c. Internal to libwb; signatures match the entries
+ * of struct wb_backend (wb/backend.h), whose comments define them.
+ *
+ * Shape legend: B batch, C channels, G groups, HW = H·W pixels per plane,
+ * rows/cols of a row-major matrix.
+ */
+#ifndef WB_CPU_KERNELS_H
+#define WB_CPU_KERNELS_H
+
+#include <stdint.h>
+
+/* conv */
+/* kernels/cpu/cpu_conv.c: batched GEMM, im2col/col2im, 2× up/down-sampling */
+void wb_cpu_gemm_batched(int batch, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, int64_t stride_a, const float *b, int ldb,
+                         int64_t stride_b, float beta, float *c, int ldc, int64_t stride_c);
+void wb_cpu_im2col(const float *x, int c, int h, int w, int kh, int kw, int stride, int pad, float *col);
+void wb_cpu_col2im(const float *col, int c, int h, int w, int kh, int kw, int stride, int pad, float *dx);
+void wb_cpu_upsample2x(int64_t planes, int h, int w, const float *x, float *y);
+void wb_cpu_upsample2x_bwd(int64_t planes, int h, int w, const float *dy, float *dx);
+void wb_cpu_avgpool2x(int64_t planes, int h, int w, const float *x, float *y);
+void wb_cpu_avgpool2x_bwd(int64_t planes, int h, int w, const float *dy, float *dx);
+/* end conv */
+
+/* norm */
+/* kernels/cpu/cpu_norm.c: group norm and row softmax */
+void wb_cpu_group_norm(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                    const float *beta, float eps, float *y, float *mean, float *rstd);
+void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                        const float *mean, const float *rstd, const float *dy, float *dx,
+                        float *dgamma, float *dbeta);
+void wb_cpu_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y);
+void wb_cpu_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+/* end norm */
+
+#endif

@@ -1,0 +1,423 @@
+/* tests/test_ops_conv.c — the image ops of host/ops_conv.c (conv2d,
+ * upsample2x, avgpool2x, bmm) against calculus and against PyTorch:
+ *   - central finite differences of L = Σ w ⊙ op(inputs) for every input of
+ *     every case (all four ops are linear in each input, so the differences
+ *     are exact up to float rounding and the tolerance can be tight);
+ *   - torch.nn.functional.conv2d / interpolate(nearest, ×2) / avg_pool2d(2) /
+ *     torch.bmm with transposes, forward and every input gradient, through
+ *     tests/torch_ops_conv.py (skipped, "SKIP: ...", without torch);
+ *   - gradient accumulation when one tensor feeds several of these ops;
+ *   - shape errors: NULL, with a message naming the op.
+ *
+ * Shape legend: x (B, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout);
+ * bmm a (N, M, K) / (N, K, M), b (N, K, P) / (N, P, K).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wb/tensor.h"
+
+#ifndef WB_TEST_PYTHON
+#define WB_TEST_PYTHON ""
+#endif
+#ifndef WB_TEST_SOURCE_DIR
+#define WB_TEST_SOURCE_DIR "."
+#endif
+
+#define MAX_IN 3
+
+typedef struct conv_input {
+    int ndim;
+    int64_t shape[4];
+} conv_input;
+
+typedef struct conv_case {
+    const char *name; /* unique: keys the torch script's tensors */
+    const char *op;   /* the key tests/torch_ops_conv.py dispatches on */
+    int n_in;         /* conv2d: 2 = no bias, 3 = with bias */
+    conv_input in[MAX_IN];
+    int p[2];         /* conv2d: stride, pad; bmm: trans_a, trans_b */
+    int fd;           /* 0: too big for finite differences, torch only */
+} conv_case;
+
+#define X4(a, b, c, d) {4, {a, b, c, d}}
+#define X3(a, b, c) {3, {a, b, c}}
+#define X1(a) {1, {a}}
+static const conv_case CASES[] = {
+    {"conv_3x3_p1", "conv2d", 3, {X4(2, 3, 5, 6), X4(4, 3, 3, 3), X1(4)}, {1, 1}, 1},
+    {"conv_1x1", "conv2d", 3, {X4(2, 4, 3, 5), X4(3, 4, 1, 1), X1(3)}, {1, 0}, 1},   /* pointwise path */
+    {"conv_1x1_s2", "conv2d", 2, {X4(1, 2, 5, 5), X4(3, 2, 1, 1)}, {2, 0}, 1},       /* 1×1 through im2col */
+    {"conv_3x3_s2", "conv2d", 3, {X4(2, 3, 7, 6), X4(5, 3, 3, 3), X1(5)}, {2, 1}, 1},
+    {"conv_2x4_s2_p2", "conv2d", 3, {X4(1, 2, 6, 9), X4(3, 2, 2, 4), X1(3)}, {2, 2}, 1}, /* rows of pure padding */
+    {"conv_5x5_nobias", "conv2d", 2, {X4(3, 2, 8, 8), X4(2, 2, 5, 5)}, {1, 2}, 1},
+    {"conv_3x1_s3", "conv2d", 2, {X4(2, 3, 7, 5), X4(2, 3, 3, 1)}, {3, 0}, 1},     /* stride > kernel width */
+    {"conv_big", "conv2d", 3, {X4(4, 8, 16, 16), X4(16, 8, 3, 3), X1(16)}, {1, 1}, 0},
+    {"upsample", "upsample2x", 1, {X4(2, 3, 3, 4)}, {0, 0}, 1},
+    {"avgpool", "avgpool2x", 1, {X4(2, 3, 4, 6)}, {0, 0}, 1},
+    {"bmm_nn", "bmm", 2, {X3(3, 4, 5), X3(3, 5, 2)}, {0, 0}, 1},
+    {"bmm_tn", "bmm", 2, {X3(3, 5, 4), X3(3, 5, 2)}, {1, 0}, 1},
+    {"bmm_nt", "bmm", 2, {X3(3, 4, 5), X3(3, 2, 5)}, {0, 1}, 1},
+    {"bmm_tt", "bmm", 2, {X3(3, 5, 4), X3(3, 2, 5)}, {1, 1}, 1},
+};
+#define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
+/* Relative error against float64 torch on the same inputs. conv_big's
+ * outputs sum 73 float products: ~5e-5 at entries near the 1e-3·scale floor
+ * of the error measure is float32 rounding; an indexing bug is ≥ 1e-1. */
+#define TORCH_TOL 5e-4
+#define FD_TOL 1e-3    /* |analytic − FD| / max(1, max|FD|) */
+
+static int64_t in_numel(const conv_input *in) {
+    int64_t n = 1;
+    for (int d = 0; d < in->ndim; d++) n *= in->shape[d];
+    return n;
+}
+
+static wb_tensor *run_op(wb_graph *g, const conv_case *c, wb_tensor **x) {
+    if (strcmp(c->op, "conv2d") == 0) return wb_conv2d(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, c->p[0], c->p[1]);
+    if (strcmp(c->op, "upsample2x") == 0) return wb_upsample2x(g, x[0]);
+    if (strcmp(c->op, "avgpool2x") == 0) return wb_avgpool2x(g, x[0]);
+    return wb_bmm(g, x[0], x[1], c->p[0], c->p[1]);
+}
+
+/* Inputs N(0, 1), loss weights ±U[0.5, 1.5]: fixed Philox streams per case. */
+static float *make_input(int ci, int k) {
+    int64_t n = in_numel(&CASES[ci].in[k]);
+    float *h = malloc((size_t)n * sizeof *h);
+    assert_non_null(h);
+    wb_rng rng;
+    wb_rng_init(&rng, 0xc0de0000u + (uint64_t)ci, (uint64_t)k);
+    wb_rng_normal(&rng, h, n);
+    return h;
+}
+
+static float *make_weights(int ci, int64_t n) {
+    float *w = malloc((size_t)(n ? n : 1) * sizeof *w);
+    assert_non_null(w);
+    wb_rng rng;
+    wb_rng_init(&rng, 0xc0de0000u + (uint64_t)ci, 99);
+    wb_rng_uniform(&rng, w, n);
+    for (int64_t i = 0; i < n; i++) {
+        float u = w[i], mag = 0.5f + fmodf(u * 2.0f, 1.0f);
+        w[i] = u < 0.5f ? -mag : mag;
+    }
+    return w;
+}
+
+/* Forward + seeded backward (d(Σ w ⊙ y)/dx) of case ci; returns y. */
+static wb_tensor *forward_backward(wb_graph *g, int ci, float **host, wb_tensor **x, float **w) {
+    const conv_case *c = &CASES[ci];
+    for (int k = 0; k < c->n_in; k++) {
+        x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 1);
+        assert_non_null(x[k]);
+    }
+    wb_tensor *y = run_op(g, c, x);
+    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
+    *w = make_weights(ci, y->numel);
+    wb_tensor *seed = wb_from_host(g, y->ndim, y->shape, *w);
+    if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
+    return y;
+}
+
+static double loss_of(wb_graph *g, int ci, float **host, const float *w) {
+    const conv_case *c = &CASES[ci];
+    wb_graph_reset(g);
+    wb_tensor *x[MAX_IN] = {0};
+    for (int k = 0; k < c->n_in; k++) x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 0);
+    wb_tensor *y = run_op(g, c, x);
+    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
+    float *yh = malloc((size_t)y->numel * sizeof *yh);
+    assert_non_null(yh);
+    assert_int_equal(wb_to_host(y, yh), 0);
+    double acc = 0.0;
+    for (int64_t i = 0; i < y->numel; i++) acc += (double)w[i] * yh[i];
+    free(yh);
+    return acc;
+}
+
+/* ---- finite differences ------------------------------------------------------------ */
+static void test_finite_differences(void **state) {
+    (void)state;
+    double worst = 0.0;
+    const char *worst_name = "-";
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const conv_case *c = &CASES[ci];
+        if (!c->fd) continue;
+        wb_graph *g = wb_graph_new(wb_backend_cpu()), *gfd = wb_graph_new(wb_backend_cpu());
+        assert_non_null(g);
+        assert_non_null(gfd);
+        wb_graph_set_grad(gfd, 0);
+        float *host[MAX_IN] = {0}, *w = NULL;
+        wb_tensor *x[MAX_IN] = {0};
+        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
+        forward_backward(g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) {
+            int64_t n = in_numel(&c->in[k]);
+            float *ga = malloc((size_t)n * sizeof *ga);
+            double *fd = malloc((size_t)n * sizeof *fd);
+            assert_non_null(ga);
+            assert_non_null(fd);
+            assert_int_equal(wb_grad_to_host(x[k], ga), 0);
+            /* L is linear in each input, so a large step has no truncation
+             * error and keeps float round-off of L (~1e-6) small after ÷2h. */
+            double gmax = 1.0;
+            for (int64_t i = 0; i < n; i++) {
+                float x0 = host[k][i];
+                host[k][i] = x0 + 0.5f;
+                double lp = loss_of(gfd, ci, host, w);
+                host[k][i] = x0 - 0.5f;
+                double lm = loss_of(gfd, ci, host, w);
+                host[k][i] = x0;
+                fd[i] = (lp - lm) / 1.0;
+                if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
+            }
+            for (int64_t i = 0; i < n; i++) {
+                double e = fabs(ga[i] - fd[i]) / gmax;
+                if (e > FD_TOL)
+                    fail_msg("%s: d/d input %d [%lld]: analytic %.7g, finite differences %.7g", c->name, k,
+                             (long long)i, (double)ga[i], fd[i]);
+                if (e > worst) {
+                    worst = e;
+                    worst_name = c->name;
+                }
+            }
+            free(ga);
+            free(fd);
+        }
+        for (int k = 0; k < c->n_in; k++) free(host[k]);
+        free(w);
+        wb_graph_free(g);
+        wb_graph_free(gfd);
+    }
+    print_message("image ops match finite differences; worst %s (%.3g of the gradient scale)\n", worst_name, worst);
+}
+
+/* ---- torch ------------------------------------------------------------------------------ */
+static char g_dir[64];
+
+static void write_tensor(FILE *f, const char *name, int ndim, const int64_t *shape, const float *data) {
+    uint32_t len = (uint32_t)strlen(name), nd = (uint32_t)ndim;
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    assert_int_equal(fwrite(&len, 4, 1, f), 1);
+    assert_int_equal(fwrite(name, 1, len, f), len);
+    assert_int_equal(fwrite(&nd, 4, 1, f), 1);
+    assert_int_equal(fwrite(shape, 8, (size_t)ndim, f), (size_t)ndim);
+    if (numel) assert_int_equal(fwrite(data, 4, (size_t)numel, f), (size_t)numel);
+}
+
+static void write_t(FILE *f, const char *name, const wb_tensor *t, int grad) {
+    float *h = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *h);
+    assert_non_null(h);
+    assert_int_equal(grad ? wb_grad_to_host(t, h) : wb_to_host(t, h), 0);
+    write_tensor(f, name, t->ndim, t->shape, h);
+    free(h);
+}
+
+static void remove_dir(void) {
+    if (!g_dir[0]) return;
+    if (getenv("WB_TEST_KEEP")) { /* debugging: leave the files for torch_ops_conv.py */
+        print_message("kept %s\n", g_dir);
+        g_dir[0] = 0;
+        return;
+    }
+    char p[128];
+    snprintf(p, sizeof p, "%s/tensors.bin", g_dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/manifest.txt", g_dir);
+    unlink(p);
+    rmdir(g_dir);
+    g_dir[0] = 0;
+}
+
+static double g_err[N_CASES][1 + MAX_IN]; /* out, grad0.. ; NAN until reported */
+
+static void test_match_torch(void **state) {
+    (void)state;
+    if (!WB_TEST_PYTHON[0]) {
+        print_message("SKIP: torch not installed (no system python3)\n");
+        skip();
+    }
+    snprintf(g_dir, sizeof g_dir, "/tmp/wb_conv_torch_XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    char tpath[128], mpath[128], key[160];
+    snprintf(tpath, sizeof tpath, "%s/tensors.bin", g_dir);
+    snprintf(mpath, sizeof mpath, "%s/manifest.txt", g_dir);
+    FILE *tf = fopen(tpath, "wb"), *mf = fopen(mpath, "w");
+    assert_non_null(tf);
+    assert_non_null(mf);
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const conv_case *c = &CASES[ci];
+        wb_graph *g = wb_graph_new(wb_backend_cpu());
+        float *host[MAX_IN] = {0}, *w = NULL;
+        wb_tensor *x[MAX_IN] = {0};
+        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
+        wb_tensor *y = forward_backward(g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) {
+            snprintf(key, sizeof key, "%s/in%d", c->name, k);
+            write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);
+            snprintf(key, sizeof key, "%s/grad%d", c->name, k);
+            write_t(tf, key, x[k], 1);
+            free(host[k]);
+        }
+        snprintf(key, sizeof key, "%s/w", c->name);
+        write_tensor(tf, key, y->ndim, y->shape, w);
+        snprintf(key, sizeof key, "%s/out", c->name);
+        write_t(tf, key, y, 0);
+        fprintf(mf, "case %s %s %d %d %d\n", c->name, c->op, c->n_in, c->p[0], c->p[1]);
+        free(w);
+        wb_graph_free(g);
+        for (int k = 0; k <= MAX_IN; k++) g_err[ci][k] = NAN;
+    }
+    assert_int_equal(fclose(tf), 0);
+    assert_int_equal(fclose(mf), 0);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%sOMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '%s' '%s/tests/torch_ops_conv.py' '%s' 2>&1",
+             access("/usr/bin/timeout", X_OK) == 0 ? "/usr/bin/timeout 120 env " : "env ", WB_TEST_PYTHON,
+             WB_TEST_SOURCE_DIR, g_dir);
+    FILE *pp = popen(cmd, "r");
+    assert_non_null(pp);
+    char line[512], tail[4096] = "";
+    int no_torch = 0, done = 0;
+    while (fgets(line, sizeof line, pp)) {
+        if (strlen(tail) + strlen(line) >= sizeof tail) tail[0] = 0;
+        strcat(tail, line);
+        char name[128], what[32];
+        double err;
+        if (strncmp(line, "NO_TORCH", 8) == 0) no_torch = 1;
+        else if (strncmp(line, "DONE", 4) == 0) done = 1;
+        else if (sscanf(line, "RESULT %127s %31s %lf", name, what, &err) == 3) {
+            int ci = 0, k = -1;
+            while (ci < N_CASES && strcmp(CASES[ci].name, name) != 0) ci++;
+            if (strcmp(what, "out") == 0) k = 0;
+            else if (sscanf(what, "grad%d", &k) == 1 && k >= 0 && ci < N_CASES && k < CASES[ci].n_in) k++;
+            else k = -1;
+            if (ci == N_CASES || k < 0) fail_msg("torch_ops_conv.py reported unknown item '%s %s'", name, what);
+            g_err[ci][k] = err;
+        }
+    }
+    int status = pclose(pp);
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (no_torch || rc == 77) {
+        remove_dir();
+        print_message("SKIP: torch not installed\n");
+        skip();
+    }
+    if (rc != 0 || !done) fail_msg("torch_ops_conv.py failed (exit %d):\n%s", rc, tail);
+    double worst = 0.0;
+    const char *worst_name = "-";
+    for (int ci = 0; ci < N_CASES; ci++)
+        for (int k = 0; k <= CASES[ci].n_in; k++) {
+            double e = g_err[ci][k];
+            if (isnan(e)) fail_msg("%s: %s was not compared", CASES[ci].name, k ? "a gradient" : "the output");
+            if (!(e <= TORCH_TOL))
+                fail_msg("%s: %s%.0d differs from torch: rel. error %.3g > %.1g", CASES[ci].name,
+                         k ? "gradient of input " : "output", k ? k - 1 : 0, e, TORCH_TOL);
+            if (e > worst) {
+                worst = e;
+                worst_name = CASES[ci].name;
+            }
+        }
+    print_message("%d image-op cases match torch (output and input gradients); worst %s (%.3g)\n", N_CASES,
+                  worst_name, worst);
+    remove_dir();
+}
+
+/* ---- accumulation: one input, several consumers ------------------------------------- */
+/* y = conv(x) + upsample(avgpool(x)) + conv(x): x's gradient is the sum of
+ * what each path gives alone, so every bwd kernel must add, not overwrite. */
+static void grad_of_paths(int paths, const float *xh, const float *wh, const float *sh, float *gx, float *gw) {
+    int64_t xs[4] = {2, 3, 4, 6}, ws[4] = {3, 3, 3, 3};
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_tensor *x = wb_leaf(g, 4, xs, xh, 1), *w = wb_leaf(g, 4, ws, wh, 1), *y = NULL;
+    if (paths & 1) y = wb_conv2d(g, x, w, NULL, 1, 1);
+    if (paths & 2) {
+        wb_tensor *t = wb_upsample2x(g, wb_avgpool2x(g, x));
+        y = y ? wb_add(g, y, t) : t;
+    }
+    if (paths & 4) {
+        wb_tensor *t = wb_conv2d(g, x, w, NULL, 1, 1);
+        y = y ? wb_add(g, y, t) : t;
+    }
+    assert_non_null(y);
+    wb_tensor *seed = wb_from_host(g, 4, xs, sh);
+    assert_int_equal(wb_backward(g, y, seed), 0);
+    assert_int_equal(wb_grad_to_host(x, gx), 0);
+    assert_int_equal(wb_grad_to_host(w, gw), 0);
+    wb_graph_free(g);
+}
+
+static void test_accumulation(void **state) {
+    (void)state;
+    enum { NX = 2 * 3 * 4 * 6, NW = 3 * 3 * 3 * 3 };
+    float xh[NX], wh[NW], sh[NX], gx[8][NX], gw[8][NW];
+    wb_rng rng;
+    wb_rng_init(&rng, 7, 0);
+    wb_rng_normal(&rng, xh, NX);
+    wb_rng_normal(&rng, wh, NW);
+    wb_rng_normal(&rng, sh, NX);
+    for (int p = 1; p <= 7; p++) grad_of_paths(p, xh, wh, sh, gx[p], gw[p]);
+    for (int i = 0; i < NX; i++) {
+        double want = (double)gx[1][i] + gx[2][i] + gx[4][i];
+        assert_true(fabs(gx[7][i] - want) <= 1e-5 * (1.0 + fabs(want)));
+        assert_true(fabs(gx[1][i] - gx[4][i]) == 0.0); /* same op twice: same numbers */
+    }
+    for (int i = 0; i < NW; i++) assert_true(fabs(gw[7][i] - 2.0 * gw[1][i]) <= 1e-5 * (1.0 + fabs(gw[1][i])));
+}
+
+/* ---- errors ---------------------------------------------------------------------------- */
+static void expect_error(wb_tensor *t, const char *op) {
+    assert_null(t);
+    if (!strstr(wb_last_error(), op)) fail_msg("error '%s' does not name %s", wb_last_error(), op);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    int64_t s4[4] = {2, 3, 5, 5}, s3[3] = {2, 3, 5}, w4[4] = {4, 3, 3, 3}, w_bad[4] = {4, 2, 3, 3};
+    int64_t big_k[4] = {4, 3, 8, 8}, nb = 5, odd[4] = {1, 2, 5, 4}, a3[3] = {2, 4, 5}, b3[3] = {2, 6, 3};
+    int64_t b3n[3] = {3, 5, 3};
+    wb_tensor *x = wb_zeros(g, 4, s4), *x3 = wb_zeros(g, 3, s3), *w = wb_zeros(g, 4, w4);
+    wb_tensor *w_mis = wb_zeros(g, 4, w_bad), *wk = wb_zeros(g, 4, big_k), *bias = wb_zeros(g, 1, &nb);
+    wb_tensor *xo = wb_zeros(g, 4, odd), *a = wb_zeros(g, 3, a3), *b = wb_zeros(g, 3, b3), *bn = wb_zeros(g, 3, b3n);
+    expect_error(wb_conv2d(g, x3, w, NULL, 1, 1), "conv2d");   /* x not 4-D */
+    expect_error(wb_conv2d(g, x, x3, NULL, 1, 1), "conv2d");   /* w not 4-D */
+    expect_error(wb_conv2d(g, x, w_mis, NULL, 1, 1), "conv2d");   /* Cin mismatch */
+    expect_error(wb_conv2d(g, x, w, bias, 1, 1), "conv2d");    /* bias of 5 for Cout 4 */
+    expect_error(wb_conv2d(g, x, w, NULL, 0, 1), "conv2d");    /* stride 0 */
+    expect_error(wb_conv2d(g, x, w, NULL, 1, -1), "conv2d");   /* negative pad */
+    expect_error(wb_conv2d(g, x, wk, NULL, 1, 1), "conv2d");   /* 8×8 kernel on 5×5 + pad 1 */
+    expect_error(wb_avgpool2x(g, xo), "avgpool2x");            /* odd H */
+    expect_error(wb_avgpool2x(g, x3), "avgpool2x");
+    expect_error(wb_upsample2x(g, x3), "upsample2x");
+    expect_error(wb_bmm(g, a, x, 0, 0), "bmm");                /* rank 4 */
+    expect_error(wb_bmm(g, a, b, 0, 0), "bmm");                /* inner 5 vs 6 */
+    expect_error(wb_bmm(g, a, bn, 0, 0), "bmm");               /* batch 2 vs 3 */
+    int64_t bt3[3] = {2, 3, 5};
+    assert_non_null(wb_bmm(g, a, wb_zeros(g, 3, bt3), 0, 1)); /* (2,4,5)·(2,3,5)ᵀ is fine */
+    assert_null(wb_conv2d(g, NULL, w, NULL, 1, 1));            /* NULL propagates */
+    assert_null(wb_upsample2x(g, NULL));
+    wb_graph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_match_torch),
+        cmocka_unit_test(test_accumulation),
+        cmocka_unit_test(test_errors),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    remove_dir(); /* a failed assertion longjmps past the cleanup */
+    return rc;
+}

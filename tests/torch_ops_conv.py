@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""tests/torch_ops_conv.py — the torch side of tests/test_ops_conv.c.
+
+Usage: torch_ops_conv.py DIR. DIR holds what the C test wrote (the format of
+tests/torch_ops.py):
+  manifest.txt  one line per case:  case NAME OP N_IN P0 P1
+                (conv2d: P0 stride, P1 pad, N_IN 2 = no bias; bmm: trans_a, trans_b)
+  tensors.bin   records: u32 name length, name, u32 ndim, i64 shape[ndim],
+                float32 data, little-endian: NAME/in<k>, NAME/w, NAME/out, NAME/grad<k>.
+
+Each case is recomputed in float64 torch from the same float32 inputs (exact
+in float64, so this is the true result), sum(w * out) is backpropagated, and
+one line per compared quantity is printed:  RESULT NAME WHAT ERR  (WHAT = out,
+grad<k>), ERR = max |c − t| / max(|t|, 1e-3·max|t|) as in torch_ops.py.
+
+Exit status: 0 all computed (the C test judges), 77 torch missing, 1 an
+unknown op, a missing tensor or a shape that differs.
+"""
+import math
+import struct
+import sys
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    print("NO_TORCH")
+    sys.exit(77)
+
+torch.set_num_threads(1)
+
+
+def die(msg):
+    print("FAIL " + msg)
+    sys.exit(1)
+
+
+def read_tensors(path):
+    out = {}
+    with open(path, "rb") as f:
+        buf = f.read()
+    pos = 0
+    while pos < len(buf):
+        (nlen,) = struct.unpack_from("<I", buf, pos)
+        pos += 4
+        name = buf[pos:pos + nlen].decode()
+        pos += nlen
+        (ndim,) = struct.unpack_from("<I", buf, pos)
+        pos += 4
+        shape = struct.unpack_from("<%dq" % ndim, buf, pos)
+        pos += 8 * ndim
+        numel = math.prod(shape)
+        data = torch.frombuffer(bytearray(buf[pos:pos + 4 * numel]), dtype=torch.float32)
+        pos += 4 * numel
+        out[name] = data.reshape(shape) if numel else torch.zeros(shape)
+    return out
+
+
+def rel_err(c, t):
+    c = c.double()
+    t = t.double()
+    if c.shape != t.shape:
+        die("shape %s vs torch %s" % (tuple(c.shape), tuple(t.shape)))
+    if t.numel() == 0:
+        return 0.0
+    scale = t.abs().max().item()
+    denom = torch.clamp(t.abs(), min=max(1e-3 * scale, 1e-30))
+    return ((c - t).abs() / denom).max().item()
+
+
+def bmm(a, b, ta, tb):
+    return torch.bmm(a.transpose(1, 2) if ta else a, b.transpose(1, 2) if tb else b)
+
+
+OPS = {
+    "conv2d": lambda x, p0, p1: F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=p0, padding=p1),
+    "upsample2x": lambda x, p0, p1: F.interpolate(x[0], scale_factor=2, mode="nearest"),
+    "avgpool2x": lambda x, p0, p1: F.avg_pool2d(x[0], 2),
+    "bmm": lambda x, p0, p1: bmm(x[0], x[1], p0, p1),
+}
+
+
+def main():
+    d = sys.argv[1]
+    ts = read_tensors(d + "/tensors.bin")
+    seen = set()
+
+    def get(key):
+        if key not in ts:
+            die("missing tensor " + key)
+        return ts[key]
+
+    with open(d + "/manifest.txt") as f:
+        for line in f:
+            parts = line.split()
+            if not parts or parts[0] != "case":
+                continue
+            name, op, n_in, p0, p1 = parts[1], parts[2], int(parts[3]), int(parts[4]), int(parts[5])
+            if op not in OPS:
+                die("unknown op " + op)
+            seen.add(op)
+            xs = [get("%s/in%d" % (name, k)).double().requires_grad_(True) for k in range(n_in)]
+            out = OPS[op](xs, p0, p1)
+            print("RESULT %s out %.6g" % (name, rel_err(get(name + "/out"), out.detach())))
+            (out * get(name + "/w").double()).sum().backward()
+            for k in range(n_in):
+                print("RESULT %s grad%d %.6g" % (name, k, rel_err(get("%s/grad%d" % (name, k)), xs[k].grad)))
+    missing = set(OPS) - seen
+    if missing:
+        die("ops never exercised: " + ", ".join(sorted(missing)))
+    print("DONE")
+
+
+if __name__ == "__main__":
+    main()
