@@ -2,9 +2,13 @@
  * head on the intermediate features of the teacher (f-distill) or of the
  * fake-score network (DMD2 / SiDA), evaluated at the noisy sample:
  *
- *   φ = features_net(c_in(σ)·x_t, c_noise(σ))[feature]   (B, C) or (B, C, H, W)
- *   φ̄ = φ averaged over positions                          (B, C)
- *   l = Linear(act(Linear(φ̄)))                             (B)
+ *   φ_k = features_net(c_in(σ)·x_t, c_noise(σ))[feature_k]  (B, C_k[, H_k, W_k])
+ *   φ̄ = concat_k(φ_k averaged over positions)                (B, Σ C_k)
+ *   l = Linear(act(Linear(φ̄)))                                (B)
+ *
+ * `feature` names one map or several, comma-separated: f-distill's CIFAR-10
+ * head reads the teacher encoder at 32, 16 and 8 ("enc32,enc16,enc8" with
+ * the unet plugin); SiDA uses one mean feature.
  *
  * For the MLP the feature is its last hidden layer ("hidden"). Only the head
  * is trained by the BCE loss; gradients still flow through the feature
@@ -17,9 +21,12 @@
 
 #include "wb/plugin.h"
 
+#define GAN_HEAD_MAX_MAPS 8
 typedef struct gan_head {
     wb_net *features_net;
-    char feature[64];
+    char feature[64];                    /* as given, for messages            */
+    char names[GAN_HEAD_MAX_MAPS][32];   /* parsed from the comma list        */
+    int n_maps;
     wb_tensor *w0, *b0, *w1, *b1;
     int64_t in_dim, hidden;
 } gan_head;
@@ -27,12 +34,13 @@ typedef struct gan_head {
 static const wb_param_spec gan_head_params[] = {
     {"features", WB_PARAM_STRING, 0, 0, 0, "teacher", "teacher|fake",
      "whose features: the frozen teacher (f-distill) or the fake-score net (DMD2)"},
-    {"feature", WB_PARAM_STRING, 0, 0, 0, "hidden", NULL, "feature map name exposed by the net ('hidden' for mlp)"},
+    {"feature", WB_PARAM_STRING, 0, 0, 0, "hidden", NULL,
+     "feature map(s) exposed by the net, comma-separated ('hidden' for mlp; e.g. 'enc32,enc16,enc8' for unet)"},
     {"hidden", WB_PARAM_INT, 128, 1, 8192, NULL, NULL, "head width"},
 };
 
-/* Feature width: run the net once on a zero batch of one and look. */
-static int64_t probe_feature_width(wb_net *net, const char *feature, char *err, size_t err_len) {
+/* Total feature width: run the net once on a zero batch of one and look. */
+static int64_t probe_feature_width(wb_net *net, const gan_head *h, char *err, size_t err_len) {
     wb_graph *g = wb_graph_new(wb_backend_cpu());
     if (!g) return -1;
     wb_graph_set_grad(g, 0);
@@ -44,9 +52,20 @@ static int64_t probe_feature_width(wb_net *net, const char *feature, char *err, 
     wb_features feats = {0};
     int64_t width = -1;
     if (wb_net_forward(net, g, x, c, NULL, &feats)) {
-        wb_tensor *f = wb_features_get(&feats, feature);
-        if (f) width = f->shape[1];
-        else snprintf(err, err_len, "net '%s' exposes no feature '%s'", net->desc->name, feature);
+        width = 0;
+        for (int k = 0; k < h->n_maps && width >= 0; k++) {
+            wb_tensor *f = wb_features_get(&feats, h->names[k]);
+            if (f) {
+                width += f->shape[1];
+            } else {
+                char known[256] = "";
+                size_t used = 0;
+                for (int i = 0; i < feats.n && used < sizeof known; i++)
+                    used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", feats.names[i]);
+                snprintf(err, err_len, "net '%s' exposes no feature '%s' (it has: %s)", net->desc->name, h->names[k], known);
+                width = -1;
+            }
+        }
     } else {
         snprintf(err, err_len, "probing features: %s", wb_last_error());
     }
@@ -67,8 +86,22 @@ static void *gan_head_create(const wb_config *cfg, const wb_ratio_env *env, wb_p
     if (!h) return NULL;
     h->features_net = net;
     snprintf(h->feature, sizeof h->feature, "%s", wb_config_string(cfg, "feature", "hidden"));
+    for (const char *p = h->feature; *p && h->n_maps < GAN_HEAD_MAX_MAPS;) {
+        size_t n = strcspn(p, ", ");
+        if (n > 0 && n < sizeof h->names[0]) {
+            memcpy(h->names[h->n_maps], p, n);
+            h->names[h->n_maps++][n] = 0;
+        }
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (h->n_maps == 0) {
+        snprintf(err, err_len, "feature '%s' names no feature map", h->feature);
+        free(h);
+        return NULL;
+    }
     h->hidden = wb_config_int(cfg, "hidden", 128);
-    h->in_dim = probe_feature_width(net, h->feature, err, err_len);
+    h->in_dim = probe_feature_width(net, h, err, err_len);
     if (h->in_dim <= 0) {
         free(h);
         return NULL;
@@ -93,15 +126,20 @@ static wb_tensor *gan_head_logit(void *self, wb_graph *g, const wb_ratio_input *
     wb_features feats = {0};
     wb_tensor *x_in = wb_edm_c_in_x(g, in->x, in->sigma);
     if (!wb_net_forward(h->features_net, g, x_in, wb_edm_c_noise(g, in->sigma), NULL, &feats)) return NULL;
-    wb_tensor *f = wb_features_get(&feats, h->feature);
-    if (!f) {
-        wb_set_error("gan-head: net exposes no feature '%s'", h->feature);
-        return NULL;
+    wb_tensor *pooled = NULL;
+    for (int k = 0; k < h->n_maps; k++) {
+        wb_tensor *f = wb_features_get(&feats, h->names[k]);
+        if (!f) {
+            wb_set_error("gan-head: net exposes no feature '%s'", h->names[k]);
+            return NULL;
+        }
+        if (f->ndim == 4) { /* (B, C, H, W) -> mean over positions -> (B, C) */
+            int64_t s[2] = {f->shape[0] * f->shape[1], f->shape[2] * f->shape[3]}, s2[2] = {f->shape[0], f->shape[1]};
+            f = wb_reshape(g, wb_mean_rows(g, wb_reshape(g, f, 2, s)), 2, s2);
+        }
+        pooled = pooled ? wb_concat(g, pooled, f) : f;
     }
-    if (f->ndim == 4) { /* (B, C, H, W) -> mean over positions -> (B, C) */
-        int64_t s[2] = {f->shape[0] * f->shape[1], f->shape[2] * f->shape[3]}, s2[2] = {f->shape[0], f->shape[1]};
-        f = wb_reshape(g, wb_mean_rows(g, wb_reshape(g, f, 2, s)), 2, s2);
-    }
+    wb_tensor *f = pooled;
     wb_tensor *z = wb_silu(g, wb_linear(g, f, h->w0, h->b0));
     wb_tensor *l = wb_linear(g, z, h->w1, h->b1); /* (B, 1) */
     int64_t b = in->x->shape[0];
