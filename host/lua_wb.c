@@ -34,6 +34,7 @@
 #include <lualib.h>
 
 #include "engine.h"
+#include "images.h"
 #include "lua_wb.h"
 #include "plot.h"
 #include "registry.h"
@@ -422,9 +423,13 @@ static void resolve_netspec(lua_State *L, wb_registry *reg, guard *g, const char
 }
 
 /* ---- Samples: an n × dim float matrix ------------------------------------------------- */
+/* Each row is one sample flattened; (c, h, w) records the geometry it came
+ * from (an image's C, H, W; a vector's D, 1, 1) so image rows can be shown
+ * as images again without the caller restating their shape. */
 typedef struct samples_ud {
     int64_t n, dim;
-    float x[]; /* row-major */
+    int c, h, w; /* c * h * w == dim */
+    float x[];   /* row-major */
 } samples_ud;
 
 static samples_ud *samples_push(lua_State *L, int64_t n, int64_t dim) {
@@ -433,7 +438,20 @@ static samples_ud *samples_push(lua_State *L, int64_t n, int64_t dim) {
     samples_ud *s = lua_newuserdatauv(L, sizeof *s + (size_t)n * (size_t)dim * sizeof(float), 0);
     s->n = n;
     s->dim = dim;
+    /* a vector until told otherwise; dims beyond int stay flat (c = 0) */
+    s->c = dim <= INT_MAX ? (int)dim : 0;
+    s->h = s->w = 1;
     luaL_setmetatable(L, SAMPLES_TNAME);
+    return s;
+}
+
+/* Samples shaped like data of geometry `shape` (which must match dim). */
+static samples_ud *samples_push_shaped(lua_State *L, int64_t n, const wb_net_shape *shape) {
+    int64_t dim = (int64_t)shape->channels * shape->height * shape->width;
+    samples_ud *s = samples_push(L, n, dim);
+    s->c = shape->channels;
+    s->h = shape->height;
+    s->w = shape->width;
     return s;
 }
 
@@ -455,6 +473,15 @@ static int samples_n(lua_State *L) { return samples_len(L); }
 static int samples_dim(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)check_samples(L, 1)->dim);
     return 1;
+}
+
+/* s:shape() -> C, H, W of each row (D, 1, 1 for vectors) */
+static int samples_shape(lua_State *L) {
+    samples_ud *s = check_samples(L, 1);
+    lua_pushinteger(L, s->c);
+    lua_pushinteger(L, s->h);
+    lua_pushinteger(L, s->w);
+    return 3;
 }
 
 static int samples_get(lua_State *L) {
@@ -546,21 +573,56 @@ static int dataset_gc(lua_State *L) {
  * ds:sample(n, seed) returns, so wb.evaluate's reference is reproducible
  * from Lua. */
 static samples_ud *dataset_draw(lua_State *L, wb_dataset *ds, int64_t n, uint64_t seed, const char *fn) {
-    samples_ud *s = samples_push(L, n, ds->dim);
+    samples_ud *s = samples_push_shaped(L, n, &ds->shape);
     wb_rng rng;
     wb_rng_init(&rng, seed, 0);
     if (ds->sample(ds, &rng, n, s->x)) luaL_error(L, "%s: sampling %s failed: %s", fn, ds->name, wb_last_error());
     return s;
 }
 
+/* ds:sample(n, seed) -> Samples; an image set also returns the drawn
+ * images' labels (an array of n integers), from the same draws. */
 static int dataset_sample(lua_State *L) {
     wb_dataset *ds = check_dataset(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     lua_Integer seed = luaL_optinteger(L, 3, 0);
     luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
     luaL_argcheck(L, seed >= 0, 3, "seed must be >= 0");
-    dataset_draw(L, ds, n, (uint64_t)seed, "Dataset:sample");
-    return 1;
+    if (!wb_images_is(ds)) {
+        dataset_draw(L, ds, n, (uint64_t)seed, "Dataset:sample");
+        return 1;
+    }
+    samples_ud *s = samples_push_shaped(L, n, &ds->shape);
+    /* scratch owned by Lua, so a failed draw leaks nothing; samples_push
+     * already bounded n so that this size cannot overflow */
+    int *labels = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(int), 0);
+    wb_rng rng;
+    wb_rng_init(&rng, (uint64_t)seed, 0);
+    if (wb_images_sample_labeled(ds, &rng, n, s->x, labels))
+        luaL_error(L, "Dataset:sample: sampling %s failed: %s", ds->name, wb_last_error());
+    lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_pushinteger(L, labels[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_remove(L, -2); /* the scratch */
+    return 2;
+}
+
+/* ds:image(i) -> Samples (1 x C·H·W), label: the i-th kept image (1-based,
+ * never flipped), for looking at a data set one picture at a time. */
+static int dataset_image(lua_State *L) {
+    wb_dataset *ds = check_dataset(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    if (!wb_images_is(ds)) luaL_error(L, "Dataset:image: dataset '%s' is not an image set", ds->name);
+    int64_t count = wb_images_count(ds);
+    if (i < 1 || i > count)
+        luaL_error(L, "Dataset:image: index %I out of range 1..%I", i, (lua_Integer)count);
+    samples_ud *s = samples_push_shaped(L, 1, &ds->shape);
+    int label = 0;
+    if (wb_images_get(ds, (int64_t)i - 1, s->x, &label)) luaL_error(L, "Dataset:image: %s", wb_last_error());
+    lua_pushinteger(L, label);
+    return 2;
 }
 
 static int dataset_index(lua_State *L) {
@@ -570,13 +632,21 @@ static int dataset_index(lua_State *L) {
     if (strcmp(k, "name") == 0) lua_pushstring(L, ds->name);
     else if (strcmp(k, "dim") == 0) lua_pushinteger(L, (lua_Integer)ds->dim);
     else if (strcmp(k, "n_modes") == 0 && ds->gmm) lua_pushinteger(L, ds->gmm->n_modes);
+    else if (strcmp(k, "channels") == 0) lua_pushinteger(L, ds->shape.channels);
+    else if (strcmp(k, "height") == 0) lua_pushinteger(L, ds->shape.height);
+    else if (strcmp(k, "width") == 0) lua_pushinteger(L, ds->shape.width);
+    else if (strcmp(k, "count") == 0 && wb_images_is(ds)) lua_pushinteger(L, (lua_Integer)wb_images_count(ds));
+    else if (strcmp(k, "n_classes") == 0 && wb_images_is(ds)) lua_pushinteger(L, wb_images_n_classes(ds));
     else lua_pushnil(L);
     return 1;
 }
 
 static int dataset_tostring(lua_State *L) {
     wb_dataset *ds = check_dataset(L, 1);
-    lua_pushfstring(L, "Dataset(%s, dim %I)", ds->name, (lua_Integer)ds->dim);
+    if (wb_images_is(ds))
+        lua_pushfstring(L, "Dataset(%s, %I images of %dx%dx%d)", ds->name, (lua_Integer)wb_images_count(ds),
+                        ds->shape.channels, ds->shape.height, ds->shape.width);
+    else lua_pushfstring(L, "Dataset(%s, dim %I)", ds->name, (lua_Integer)ds->dim);
     return 1;
 }
 
@@ -644,7 +714,7 @@ static int teacher_sample(lua_State *L) {
     int o = opt_table_arg(L, 3, "Teacher:sample", teacher_sample_keys, N_DEFS(teacher_sample_keys)) ? 3 : 0;
     int steps = (int)get_int(L, o, "Teacher:sample", "steps", 18, 1, 100000);
     uint64_t seed = (uint64_t)get_int(L, o, "Teacher:sample", "seed", 0, 0, INT64_MAX);
-    samples_ud *s = samples_push(L, n, t->dim);
+    samples_ud *s = samples_push_shaped(L, n, &t->t->shape);
     if (wb_teacher_sample(t->t, n, steps, seed, s->x)) luaL_error(L, "Teacher:sample: %s", wb_last_error());
     return 1;
 }
@@ -768,7 +838,7 @@ static int student_sample(lua_State *L) {
     int o = opt_table_arg(L, 3, "Student:sample", student_sample_keys, N_DEFS(student_sample_keys)) ? 3 : 0;
     uint64_t seed = (uint64_t)get_int(L, o, "Student:sample", "seed", 0, 0, INT64_MAX);
     int ema = get_bool(L, o, "ema", 1);
-    samples_ud *out = samples_push(L, n, s->dim);
+    samples_ud *out = samples_push_shaped(L, n, &s->s->shape);
     if (wb_student_sample(s->s, n, seed, ema, out->x)) luaL_error(L, "Student:sample: %s", wb_last_error());
     return 1;
 }
@@ -958,6 +1028,111 @@ static int l_distill(lua_State *L) {
     if (!s) luaL_error(L, "%s: %s", fn, err);
     ud->s = s;
     ud->dim = data->ds->dim;
+    return 1;
+}
+
+/* ---- image datasets ----------------------------------------------------------------------- */
+#define WB_FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+
+static const key_def images_keys[] = {
+    {"kind", K_STRING, NULL},     {"path", K_STRING, NULL},      {"split", K_STRING, NULL},
+    {"include", K_TABLE, NULL},   {"exclude", K_TABLE, NULL},    {"pad_to", K_INT, NULL},
+    {"resize_to", K_INT, NULL},   {"resize", K_STRING, NULL},    {"channels", K_INT, NULL},
+    {"flip", K_BOOL, NULL},       {"max_images", K_INT, NULL},   {"labels", K_STRING, NULL},
+};
+
+/* The integer list at field k of table t as an int array in a scratch
+ * userdata left on the stack (so an error later frees it); *n = 0 when the
+ * key is absent. The label range is checked by wb_images_open, which knows
+ * the data set's number of classes. */
+static const int *get_label_list(lua_State *L, int t, const char *fn, const char *k, int *n) {
+    *n = 0;
+    if (lua_getfield(L, t, k) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    int li = lua_gettop(L);
+    lua_Unsigned len = lua_rawlen(L, li);
+    /* an empty include would silently mean "every label" */
+    if (len < 1 || len > 1000) luaL_error(L, "%s: key '%s' expects a list of 1..1000 labels", fn, k);
+    lua_Integer entries = 0;
+    lua_pushnil(L);
+    while (lua_next(L, li)) {
+        entries++;
+        lua_pop(L, 1);
+    }
+    if ((lua_Unsigned)entries != len) luaL_error(L, "%s: key '%s' expects a list of labels, not a table with other keys", fn, k);
+    int *v = lua_newuserdatauv(L, (size_t)len * sizeof *v, 0);
+    for (lua_Unsigned i = 1; i <= len; i++) {
+        lua_rawgeti(L, li, (lua_Integer)i);
+        int isint = 0;
+        lua_Integer x = lua_tointegerx(L, -1, &isint);
+        if (lua_type(L, -1) != LUA_TNUMBER || !isint || x < INT_MIN || x > INT_MAX)
+            luaL_error(L, "%s: key '%s' expects a list of integer labels, element %d is %s", fn, k, (int)i,
+                       lua_type(L, -1) == LUA_TNUMBER ? lua_pushfstring(L, "%f", lua_tonumber(L, -1))
+                                                      : luaL_typename(L, -1));
+        v[i - 1] = (int)x;
+        lua_pop(L, 1);
+    }
+    lua_remove(L, li); /* the scratch stays, the list is still held by t */
+    *n = (int)len;
+    return v;
+}
+
+/* wb.data.images{kind, path, ...}: an image data set as a Dataset, the same
+ * type wb.data.gmm2d returns, so wb.teacher / wb.distill take it as is. */
+static int l_images(lua_State *L) {
+    const char *fn = "wb.data.images";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, fn, images_keys, N_DEFS(images_keys));
+    static const char *const kinds[] = {"fashion-mnist", "mnist", "cifar10", "cifar100", "png-folder"};
+    if (!has_field(L, 1, "kind")) luaL_error(L, "%s: key 'kind' is required (fashion-mnist|mnist|cifar10|cifar100|png-folder)", fn);
+    int kind_i = choose(L, fn, "kind", get_str(L, 1, "kind", NULL), kinds, N_DEFS(kinds));
+    const char *kind = kinds[kind_i];
+    /* only Fashion-MNIST has a conventional location on our machines */
+    const char *path = get_str(L, 1, "path", kind_i == 0 ? WB_FASHION_MNIST_DEFAULT_DIR : NULL);
+    if (!path) luaL_error(L, "%s: key 'path' is required for kind '%s' (the directory holding its files)", fn, kind);
+
+    wb_image_options opt;
+    wb_image_options_default(&opt);
+    if (has_field(L, 1, "split")) {
+        static const char *const splits[] = {"train", "test"};
+        opt.split = splits[choose(L, fn, "split", get_str(L, 1, "split", "train"), splits, 2)];
+        if (kind_i == 4) luaL_error(L, "%s: key 'split' does not apply to kind 'png-folder' (every *.png is read)", fn);
+    }
+    if (has_field(L, 1, "resize")) {
+        static const char *const modes[] = {"nearest", "bilinear"};
+        static const wb_resize_mode mv[] = {WB_RESIZE_NEAREST, WB_RESIZE_BILINEAR};
+        opt.resize = mv[choose(L, fn, "resize", get_str(L, 1, "resize", "bilinear"), modes, 2)];
+        if (!has_field(L, 1, "resize_to")) luaL_error(L, "%s: key 'resize' needs 'resize_to'", fn);
+    }
+    if (has_field(L, 1, "labels")) {
+        static const char *const lk[] = {"fine", "coarse"};
+        opt.cifar100_coarse = choose(L, fn, "labels", get_str(L, 1, "labels", "fine"), lk, 2) == 1;
+        if (kind_i != 3) luaL_error(L, "%s: key 'labels' applies to kind 'cifar100' only", fn);
+    }
+    opt.resize_to = (int)get_int(L, 1, fn, "resize_to", 0, 1, 4096);
+    opt.pad_to = (int)get_int(L, 1, fn, "pad_to", 0, 1, 4096);
+    opt.channels = (int)get_int(L, 1, fn, "channels", 0, 1, 3);
+    if (opt.channels == 2) luaL_error(L, "%s: key 'channels' = 2 is not one of 1|3", fn);
+    opt.flip = get_bool(L, 1, "flip", 0);
+    opt.max_images = get_int(L, 1, fn, "max_images", 0, 1, INT64_MAX);
+    opt.include = get_label_list(L, 1, fn, "include", &opt.n_include);
+    opt.exclude = get_label_list(L, 1, fn, "exclude", &opt.n_exclude);
+
+    /* Say "no such directory" here rather than let the loader report the
+     * first file it misses, which hides that the whole path is wrong. */
+    struct stat st;
+    if (stat(path, &st) != 0)
+        luaL_error(L, "%s: path '%s' (kind '%s'): %s", fn, path, kind, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) luaL_error(L, "%s: path '%s' (kind '%s') is not a directory", fn, path, kind);
+
+    dataset_ud *d = lua_newuserdatauv(L, sizeof *d, 0);
+    d->ds = NULL;
+    luaL_setmetatable(L, DATASET_TNAME);
+    d->ds = wb_images_open(kind, path, &opt);
+    if (!d->ds) luaL_error(L, "%s: %s", fn, wb_last_error());
     return 1;
 }
 
@@ -1159,6 +1334,13 @@ static int l_evaluate(lua_State *L) {
     uint64_t seed = (uint64_t)get_int(L, o, fn, "seed", 1, 0, INT64_MAX);
     int64_t n_model = get_int(L, o, fn, "n", 4096, 1, INT32_MAX);
     uint64_t sample_seed = (uint64_t)get_int(L, o, fn, "sample_seed", 0, 0, INT64_MAX);
+    /* Mode coverage and MMD in pixel space say little about images; their
+     * metrics need features from a trained network (FID-style). */
+    if (wb_images_is(ds))
+        luaL_error(L,
+                   "%s: dataset '%s' is an image set: image metrics come from FID-style features, which are not "
+                   "yet available in Lua (wb.evaluate covers gmm2d datasets only)",
+                   fn, ds->name);
     if (!ds->gmm) luaL_error(L, "%s: dataset '%s' is not an analytic 2-D mixture (gmm2d); no metrics for it", fn, ds->name);
 
     samples_ud *x = luaL_testudata(L, 1, SAMPLES_TNAME);
@@ -1168,10 +1350,10 @@ static int l_evaluate(lua_State *L) {
         teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
         if (s && s->s) {
             student = s;
-            x = samples_push(L, n_model, s->dim);
+            x = samples_push_shaped(L, n_model, &s->s->shape);
             if (wb_student_sample(s->s, n_model, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else if (t && t->t) {
-            x = samples_push(L, n_model, t->dim);
+            x = samples_push_shaped(L, n_model, &t->t->shape);
             if (wb_teacher_sample(t->t, n_model, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else {
             luaL_error(L, "%s: argument 1 expects Samples, a Student or a Teacher, got %s", fn, type_label(L, 1));
@@ -1448,9 +1630,10 @@ int luaopen_wb_core(lua_State *L) {
     static const luaL_Reg registry_meta[] = {{"__gc", registry_gc}, {NULL, NULL}};
     static const luaL_Reg samples_meta[] = {{"__len", samples_len}, {"__tostring", samples_tostring}, {NULL, NULL}};
     static const luaL_Reg samples_methods[] = {{"get", samples_get}, {"row", samples_row}, {"totable", samples_totable},
-                                               {"n", samples_n},     {"dim", samples_dim}, {NULL, NULL}};
+                                               {"n", samples_n},     {"dim", samples_dim}, {"shape", samples_shape},
+                                               {NULL, NULL}};
     static const luaL_Reg dataset_meta[] = {{"__gc", dataset_gc}, {"__tostring", dataset_tostring}, {NULL, NULL}};
-    static const luaL_Reg dataset_methods[] = {{"sample", dataset_sample}, {NULL, NULL}};
+    static const luaL_Reg dataset_methods[] = {{"sample", dataset_sample}, {"image", dataset_image}, {NULL, NULL}};
     static const luaL_Reg teacher_meta[] = {{"__gc", teacher_gc}, {"__tostring", teacher_tostring}, {NULL, NULL}};
     static const luaL_Reg teacher_methods[] = {{"sample", teacher_sample}, {NULL, NULL}};
     static const luaL_Reg student_meta[] = {{"__gc", student_gc}, {"__tostring", student_tostring}, {NULL, NULL}};
@@ -1502,7 +1685,7 @@ int luaopen_wb_core(lua_State *L) {
     lua_pushvalue(L, reg_idx);
     luaL_setfuncs(L, funcs, 1);
 
-    static const luaL_Reg data_funcs[] = {{"gmm2d", l_gmm2d}, {NULL, NULL}};
+    static const luaL_Reg data_funcs[] = {{"gmm2d", l_gmm2d}, {"images", l_images}, {NULL, NULL}};
     luaL_newlibtable(L, data_funcs);
     lua_pushvalue(L, reg_idx);
     luaL_setfuncs(L, data_funcs, 1);

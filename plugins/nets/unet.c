@@ -1,0 +1,527 @@
+/* plugins/nets/unet.c — net plugin `unet`: the DDPM++ UNet family of EDM's
+ * SongUNet (positional or Fourier noise embedding, 'standard' encoder and
+ * decoder), parameterised the same way, for image denoisers and — with
+ * encoder_only — for the image classifier (ratio estimator) of the
+ * score-free paper.
+ *
+ * Shapes (B batch, C model channels, L = len(multipliers) levels, R = H):
+ *   x_in (B, Cin, H, W)   c_noise (B)   [labels (B, label_dim)]
+ *   emb   = SiLU(Lin(SiLU(Lin(PosEmb(c_noise) [+ Lin(labels)]))))   (B, C·emb_mult)
+ *   level l (res R/2^l, channels C·mult[l]):
+ *     l = 0: conv_in 3×3;  l > 0: a down-sampling block
+ *     then `blocks` UNetBlocks (+ self-attention when R/2^l ∈ attn_resolutions)
+ *   mid   = UNetBlock+attention, UNetBlock at the lowest resolution
+ *   decoder, l = L−1..0: (l < L−1: an up-sampling block) then blocks+1
+ *     UNetBlocks, each fed concat(h, encoder skip) on channels
+ *   out   = Conv3×3(SiLU(GroupNorm(h)))                           (B, out_channels, H, W)
+ *   encoder_only: Lin(mean_HW(SiLU(GroupNorm(mid))))               (B, out_channels, 1, 1)
+ *
+ * UNetBlock(cin -> cout, emb), EDM's DDPM++ form (adaptive_scale off):
+ *   h = Conv3×3(resample(SiLU(GN(x)))) + Lin(emb)[:, :, None, None]
+ *   h = Conv3×3(Dropout(SiLU(GN(h))))
+ *   x = (h + skip(x)) / √2        skip: 1×1 conv of resample(x) when cout ≠ cin or resampling
+ *   attention: x = (x + proj(Attn(qkv(GN(x))))) / √2
+ * resample is 2×2 average pooling (down) or nearest 2× (up): EDM's
+ * resample_filter [1, 1].
+ *
+ * Features (wb_features): "enc<R>" is the last encoder activation at
+ * resolution R (e.g. enc32, enc16, enc8), "mid" the bottleneck output.
+ *
+ * Differences from SongUNet, all deliberate:
+ *   - PosEmb is wb_sinusoidal, f_i = 10000^(-i/h) without EDM's endpoint
+ *     (f_{h-1} = 1/10000) and in [cos, sin] order: a fixed re-parameterisation
+ *     of what the first Linear sees, same parameter count.
+ *   - Fourier frequencies (N(0, 16²)·2π) are a parameter, because a store
+ *     cannot hold a buffer; the forward detaches them, so their gradient is
+ *     always 0 and Adam leaves them unchanged (decoupled weight decay would
+ *     still shrink them — keep it 0 for this net). Counted in the params.
+ *   - The output conv is exactly zero (EDM: xavier·1e-5), so an untrained
+ *     denoiser is exactly D = c_skip·x; conv1 and attention proj keep EDM's
+ *     xavier·1e-5 so gradients reach every layer from the first step.
+ *   - Dropout masks come from a Philox stream owned by the instance (seed
+ *     fixed per instance); forward has no rng argument.
+ *
+ * Parameter counts (3-channel 32×32, unconditional): cifar10-ddpmpp
+ * 55,732,739 = SongUNet's own count for EDM's DDPM++ CIFAR-10 config,
+ * recomputed layer by layer (EDM reports 55.73 M); tiny 1,260,547;
+ * small (64 ch, 1,2,2, 2 blocks) about 7 M.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wb/plugin.h"
+
+#define UNET_MAX_LEVELS (WB_MAX_FEATURES - 1) /* one feature per level + "mid" */
+#define UNET_MAX_BLOCKS 16
+#define UNET_PI 3.14159265358979323846
+#define UNET_SQRT1_2 0.70710678118654752440f /* EDM skip_scale √0.5 */
+
+typedef struct lin {
+    wb_tensor *w, *b;
+} lin;
+
+typedef struct gnorm {
+    wb_tensor *gamma, *beta;
+    int groups;
+} gnorm;
+
+typedef struct ublock {
+    int cin, cout, up, down, attn;
+    gnorm norm0, norm1, norm2;
+    lin conv0, affine, conv1, skip, qkv, proj; /* skip.w / qkv.w NULL when absent */
+} ublock;
+
+typedef struct unet {
+    wb_net_shape shape;
+    int levels, n_blocks, channels, emb_mult, heads, encoder_only, fourier;
+    int64_t mult[WB_MAX_INTS];
+    int64_t attn_res[WB_MAX_INTS];
+    int n_attn;
+    float dropout;
+    wb_rng rng;                           /* dropout masks */
+    wb_tensor *fourier_freq;              /* (noise_ch/2), fourier only */
+    lin map_label, map0, map1, conv_in, head;
+    gnorm out_norm;
+    lin out_conv;
+    ublock *enc, *mid, *dec;
+    int n_enc, n_dec;
+    char feat_names[WB_MAX_FEATURES][16];
+    int failed;                           /* a wb_params_add returned NULL */
+} unet;
+
+static const wb_param_spec unet_params[] = {
+    {"preset", WB_PARAM_STRING, 0, 0, 0, "custom", "custom|tiny|small|cifar10-ddpmpp",
+     "architecture preset; overrides channels, multipliers, blocks, attn_resolutions, emb_mult, embedding"},
+    {"channels", WB_PARAM_INT, 32, 4, 4096, NULL, NULL, "model channels (EDM model_channels)"},
+    {"multipliers", WB_PARAM_INTS, 0, 1, 64, "1,2,2", NULL, "channel multiplier per resolution level (channel_mult)"},
+    {"blocks", WB_PARAM_INT, 1, 1, UNET_MAX_BLOCKS, NULL, NULL, "residual blocks per level (num_blocks)"},
+    {"attn_resolutions", WB_PARAM_INTS, 0, 0, 65536, "16", NULL,
+     "resolutions whose blocks end in self-attention (0: none)"},
+    {"dropout", WB_PARAM_NUMBER, 0, 0, 0.99, NULL, NULL, "dropout before each block's second conv (EDM CIFAR: 0.13)"},
+    {"embedding", WB_PARAM_STRING, 0, 0, 0, "positional", "positional|fourier",
+     "noise embedding: positional (DDPM++) or Fourier, frozen random frequencies (NCSN++)"},
+    {"emb_mult", WB_PARAM_INT, 4, 1, 64, NULL, NULL, "embedding width = channels·emb_mult (channel_mult_emb)"},
+    {"heads", WB_PARAM_INT, 1, 1, 64, NULL, NULL, "attention heads (DDPM++: 1)"},
+    {"encoder_only", WB_PARAM_BOOL, 0, 0, 1, NULL, NULL,
+     "classifier: encoder + bottleneck, pooled, linear to (B, out_channels, 1, 1)"},
+};
+
+/* ---- construction --------------------------------------------------------------- */
+
+/* EDM initialises every weight xavier-uniform, a = gain·√(6/(fan_in+fan_out));
+ * WB_INIT_UNIFORM_FAN_IN draws U(±scale/√fan_in), so this scale gives it
+ * exactly. gain 0 means an exact zero. */
+static wb_tensor *add_weight(unet *u, wb_params *ps, const char *name, int ndim, const int64_t *shape,
+                             float gain) {
+    int64_t rf = 1;
+    for (int d = 2; d < ndim; d++) rf *= shape[d];
+    double fan_in = (double)shape[1] * rf, fan_out = (double)shape[0] * rf;
+    wb_tensor *t = gain == 0.0f ? wb_params_add(ps, name, ndim, shape, WB_INIT_ZEROS, 0.0f)
+                                : wb_params_add(ps, name, ndim, shape, WB_INIT_UNIFORM_FAN_IN,
+                                                (float)(gain * sqrt(6.0 * fan_in / (fan_in + fan_out))));
+    if (!t) u->failed = 1;
+    return t;
+}
+
+static wb_tensor *add_vec(unet *u, wb_params *ps, const char *name, int64_t n, wb_init init) {
+    wb_tensor *t = wb_params_add(ps, name, 1, &n, init, 0.0f);
+    if (!t) u->failed = 1;
+    return t;
+}
+
+static lin make_conv(unet *u, wb_params *ps, const char *prefix, int64_t cin, int64_t cout, int k, float gain) {
+    char name[96];
+    int64_t s[4] = {cout, cin, k, k};
+    lin c;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    c.w = add_weight(u, ps, name, 4, s, gain);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    c.b = add_vec(u, ps, name, cout, WB_INIT_ZEROS);
+    return c;
+}
+
+static lin make_linear(unet *u, wb_params *ps, const char *prefix, int64_t in, int64_t out, float gain) {
+    char name[96];
+    int64_t s[2] = {out, in};
+    lin l;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    l.w = add_weight(u, ps, name, 2, s, gain);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    l.b = add_vec(u, ps, name, out, WB_INIT_ZEROS);
+    return l;
+}
+
+/* EDM's GroupNorm: min(32, C/4) groups; here the largest count ≤ that which
+ * divides C (the same number whenever EDM's would run at all). */
+static gnorm make_norm(unet *u, wb_params *ps, const char *prefix, int64_t c) {
+    char name[96];
+    gnorm n;
+    int g = (int)(c / 4 < 32 ? c / 4 : 32);
+    if (g < 1) g = 1;
+    while (c % g) g--;
+    n.groups = g;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    n.gamma = add_vec(u, ps, name, c, WB_INIT_ONES);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    n.beta = add_vec(u, ps, name, c, WB_INIT_ZEROS);
+    return n;
+}
+
+static void make_block(unet *u, wb_params *ps, ublock *b, const char *prefix, int cin, int cout, int up, int down,
+                       int attn) {
+    char p[80];
+    int64_t emb_ch = (int64_t)u->channels * u->emb_mult;
+    memset(b, 0, sizeof *b);
+    b->cin = cin, b->cout = cout, b->up = up, b->down = down, b->attn = attn;
+    snprintf(p, sizeof p, "%s.norm0", prefix);
+    b->norm0 = make_norm(u, ps, p, cin);
+    snprintf(p, sizeof p, "%s.conv0", prefix);
+    b->conv0 = make_conv(u, ps, p, cin, cout, 3, 1.0f);
+    snprintf(p, sizeof p, "%s.affine", prefix);
+    b->affine = make_linear(u, ps, p, emb_ch, cout, 1.0f);
+    snprintf(p, sizeof p, "%s.norm1", prefix);
+    b->norm1 = make_norm(u, ps, p, cout);
+    snprintf(p, sizeof p, "%s.conv1", prefix);
+    b->conv1 = make_conv(u, ps, p, cout, cout, 3, 1e-5f);
+    if (cout != cin || up || down) {
+        snprintf(p, sizeof p, "%s.skip", prefix);
+        b->skip = make_conv(u, ps, p, cin, cout, 1, 1.0f);
+    }
+    if (attn) {
+        snprintf(p, sizeof p, "%s.norm2", prefix);
+        b->norm2 = make_norm(u, ps, p, cout);
+        snprintf(p, sizeof p, "%s.qkv", prefix);
+        b->qkv = make_conv(u, ps, p, cout, 3 * (int64_t)cout, 1, sqrtf(0.2f));
+        snprintf(p, sizeof p, "%s.proj", prefix);
+        b->proj = make_conv(u, ps, p, cout, cout, 1, 1e-5f);
+    }
+}
+
+static int has_attn(const unet *u, int res) {
+    for (int i = 0; i < u->n_attn; i++)
+        if (u->attn_res[i] == res) return 1;
+    return 0;
+}
+
+/* Presets fix the architecture (not dropout or heads). cifar10-ddpmpp is
+ * EDM's `--arch=ddpmpp` for CIFAR-10 (train.py: model_channels 128,
+ * channel_mult [2,2,2], num_blocks 4, attn_resolutions [16], positional). */
+static int apply_preset(unet *u, const char *preset) {
+    if (strcmp(preset, "tiny") == 0) {
+        u->channels = 32, u->levels = 3, u->n_blocks = 1, u->emb_mult = 4, u->fourier = 0;
+        u->mult[0] = 1, u->mult[1] = 2, u->mult[2] = 2;
+        u->n_attn = 1, u->attn_res[0] = 16;
+    } else if (strcmp(preset, "small") == 0) {
+        u->channels = 64, u->levels = 3, u->n_blocks = 2, u->emb_mult = 4, u->fourier = 0;
+        u->mult[0] = 1, u->mult[1] = 2, u->mult[2] = 2;
+        u->n_attn = 1, u->attn_res[0] = 16;
+    } else if (strcmp(preset, "cifar10-ddpmpp") == 0) {
+        u->channels = 128, u->levels = 3, u->n_blocks = 4, u->emb_mult = 4, u->fourier = 0;
+        u->mult[0] = 2, u->mult[1] = 2, u->mult[2] = 2;
+        u->n_attn = 1, u->attn_res[0] = 16;
+    } else if (strcmp(preset, "custom") != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void unet_destroy(void *self) {
+    unet *u = self;
+    if (!u) return;
+    free(u->enc);
+    free(u->mid);
+    free(u->dec);
+    free(u);
+}
+
+static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_params *params, char *err,
+                         size_t err_len) {
+    unet *u = calloc(1, sizeof *u);
+    if (!u) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    u->shape = *shape;
+    u->channels = (int)wb_config_int(cfg, "channels", 32);
+    u->levels = wb_config_ints(cfg, "multipliers", u->mult, WB_MAX_INTS);
+    u->n_blocks = (int)wb_config_int(cfg, "blocks", 1);
+    u->n_attn = wb_config_ints(cfg, "attn_resolutions", u->attn_res, WB_MAX_INTS);
+    u->emb_mult = (int)wb_config_int(cfg, "emb_mult", 4);
+    u->heads = (int)wb_config_int(cfg, "heads", 1);
+    u->dropout = (float)wb_config_number(cfg, "dropout", 0.0);
+    u->encoder_only = wb_config_bool(cfg, "encoder_only", 0);
+    u->fourier = strcmp(wb_config_string(cfg, "embedding", "positional"), "fourier") == 0;
+    const char *preset = wb_config_string(cfg, "preset", "custom");
+    if (apply_preset(u, preset)) {
+        snprintf(err, err_len, "unknown preset '%s' (custom|tiny|small|cifar10-ddpmpp)", preset);
+        goto fail;
+    }
+    if (u->levels < 1 || u->levels > UNET_MAX_LEVELS) {
+        snprintf(err, err_len, "multipliers: %d levels, want 1..%d", u->levels, UNET_MAX_LEVELS);
+        goto fail;
+    }
+    int div = 1 << (u->levels - 1);
+    if (shape->height < div || shape->width < div || shape->height % div || shape->width % div) {
+        snprintf(err, err_len,
+                 "resolution %dx%d is not divisible by 2^(levels-1) = %d (%d levels from multipliers); "
+                 "pad or crop the images, or use fewer multipliers",
+                 shape->height, shape->width, div, u->levels);
+        goto fail;
+    }
+    if (shape->channels < 1 || shape->out_channels < 1) {
+        snprintf(err, err_len, "need >= 1 input and output channel (got %d, %d)", shape->channels,
+                 shape->out_channels);
+        goto fail;
+    }
+    for (int l = 0; l < u->levels; l++) {
+        int64_t c = (int64_t)u->channels * u->mult[l];
+        if (has_attn(u, shape->height >> l) && c % u->heads) {
+            snprintf(err, err_len, "heads = %d does not divide %lld channels at resolution %d", u->heads,
+                     (long long)c, shape->height >> l);
+            goto fail;
+        }
+    }
+    wb_rng_init(&u->rng, 0x756e6574u /* "unet" */, 0);
+
+    /* Mapping network: noise (and label) embedding of width C, then two
+     * Linear+SiLU to the block-conditioning width C·emb_mult. */
+    int64_t noise_ch = u->channels, emb_ch = (int64_t)u->channels * u->emb_mult;
+    if (u->fourier) {
+        int64_t half = noise_ch / 2;
+        /* EDM: freqs ~ N(0, 16²), used as cos/sin(2π·f·t); 2π folded in. */
+        u->fourier_freq = wb_params_add(params, "map_noise.freqs", 1, &half, WB_INIT_NORMAL,
+                                        16.0f * 2.0f * (float)UNET_PI);
+        if (!u->fourier_freq) u->failed = 1;
+    }
+    if (shape->label_dim > 0) u->map_label = make_linear(u, params, "map_label", shape->label_dim, noise_ch, 1.0f);
+    u->map0 = make_linear(u, params, "map_layer0", noise_ch, emb_ch, 1.0f);
+    u->map1 = make_linear(u, params, "map_layer1", emb_ch, emb_ch, 1.0f);
+
+    /* Encoder: the channel count of every activation pushed as a skip, in
+     * push order, so the decoder knows what each concat adds. */
+    int skips[UNET_MAX_LEVELS * (UNET_MAX_BLOCKS + 1)], n_skips = 0;
+    u->n_enc = u->levels * u->n_blocks + (u->levels - 1);
+    u->n_dec = u->levels * (u->n_blocks + 1) + (u->levels - 1);
+    u->enc = calloc((size_t)u->n_enc, sizeof *u->enc);
+    u->mid = calloc(2, sizeof *u->mid);
+    u->dec = calloc((size_t)u->n_dec, sizeof *u->dec);
+    if (!u->enc || !u->mid || !u->dec) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    char p[64];
+    int cout = shape->channels, e = 0;
+    for (int l = 0; l < u->levels; l++) {
+        int res = shape->height >> l;
+        if (l == 0) {
+            snprintf(p, sizeof p, "enc%d.conv", res);
+            u->conv_in = make_conv(u, params, p, cout, u->channels, 3, 1.0f);
+            cout = u->channels;
+        } else {
+            snprintf(p, sizeof p, "enc%d.down", res);
+            make_block(u, params, &u->enc[e++], p, cout, cout, 0, 1, 0);
+        }
+        skips[n_skips++] = cout;
+        for (int i = 0; i < u->n_blocks; i++) {
+            int cin = cout;
+            cout = u->channels * (int)u->mult[l];
+            snprintf(p, sizeof p, "enc%d.block%d", res, i);
+            make_block(u, params, &u->enc[e++], p, cin, cout, 0, 0, has_attn(u, res));
+            skips[n_skips++] = cout;
+        }
+    }
+    int low = shape->height >> (u->levels - 1);
+    snprintf(p, sizeof p, "dec%d.in0", low);
+    make_block(u, params, &u->mid[0], p, cout, cout, 0, 0, 1);
+    snprintf(p, sizeof p, "dec%d.in1", low);
+    make_block(u, params, &u->mid[1], p, cout, cout, 0, 0, 0);
+
+    if (u->encoder_only) {
+        /* Classifier head: no decoder. A real (non-zero) init, so the
+         * logit's gradient reaches the encoder from the first step. */
+        u->n_dec = 0;
+        u->out_norm = make_norm(u, params, "head.norm", cout);
+        u->head = make_linear(u, params, "head.linear", cout, shape->out_channels, 1.0f);
+    } else {
+        int d = 0;
+        for (int l = u->levels - 1; l >= 0; l--) {
+            int res = shape->height >> l;
+            if (l < u->levels - 1) {
+                snprintf(p, sizeof p, "dec%d.up", res);
+                make_block(u, params, &u->dec[d++], p, cout, cout, 1, 0, 0);
+            }
+            for (int i = 0; i <= u->n_blocks; i++) {
+                int cin = cout + skips[--n_skips];
+                cout = u->channels * (int)u->mult[l];
+                snprintf(p, sizeof p, "dec%d.block%d", res, i);
+                make_block(u, params, &u->dec[d++], p, cin, cout, 0, 0, i == u->n_blocks && has_attn(u, res));
+            }
+        }
+        snprintf(p, sizeof p, "dec%d.aux_norm", shape->height);
+        u->out_norm = make_norm(u, params, p, cout);
+        snprintf(p, sizeof p, "dec%d.aux_conv", shape->height);
+        u->out_conv = make_conv(u, params, p, cout, shape->out_channels, 3, 0.0f);
+    }
+    if (u->failed) {
+        snprintf(err, err_len, "%s", wb_last_error());
+        goto fail;
+    }
+    for (int l = 0; l < u->levels; l++) snprintf(u->feat_names[l], sizeof u->feat_names[l], "enc%d", shape->height >> l);
+    snprintf(u->feat_names[u->levels], sizeof u->feat_names[0], "mid");
+    return u;
+fail:
+    unet_destroy(u);
+    return NULL;
+}
+
+/* ---- forward --------------------------------------------------------------------- */
+
+static wb_tensor *norm_silu(wb_graph *g, wb_tensor *x, const gnorm *n) {
+    return wb_silu(g, wb_group_norm(g, x, n->groups, n->gamma, n->beta, 1e-6f));
+}
+
+static wb_tensor *resample(wb_graph *g, wb_tensor *x, const ublock *b) {
+    if (b->down) return wb_avgpool2x(g, x);
+    if (b->up) return wb_upsample2x(g, x);
+    return x;
+}
+
+/* Single-head-per-slice dot-product attention over the H·W positions:
+ * q, k, v (B·heads, d, HW); softmax_j(q_i·k_j/√d) weights v_j. */
+static wb_tensor *attention(unet *u, wb_graph *g, wb_tensor *x, const ublock *b) {
+    if (!x) return NULL;
+    int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t nh = u->heads, d = C / nh;
+    wb_tensor *qkv = wb_conv2d(g, wb_group_norm(g, x, b->norm2.groups, b->norm2.gamma, b->norm2.beta, 1e-6f),
+                               b->qkv.w, b->qkv.b, 1, 0);
+    int64_t hs[3] = {B * nh, d, H * W};
+    wb_tensor *q = wb_reshape(g, wb_slice1(g, qkv, 0, C), 3, hs);
+    wb_tensor *k = wb_reshape(g, wb_slice1(g, qkv, C, C), 3, hs);
+    wb_tensor *v = wb_reshape(g, wb_slice1(g, qkv, 2 * C, C), 3, hs);
+    wb_tensor *w = wb_softmax(g, wb_scale(g, wb_bmm(g, q, k, 1, 0), 1.0f / sqrtf((float)d))); /* (N, HW, HW) */
+    wb_tensor *a = wb_bmm(g, v, w, 0, 1);                                                    /* (N, d, HW)  */
+    int64_t xs[4] = {B, C, H, W};
+    wb_tensor *y = wb_conv2d(g, wb_reshape(g, a, 4, xs), b->proj.w, b->proj.b, 1, 0);
+    return wb_scale(g, wb_add(g, y, x), UNET_SQRT1_2);
+}
+
+static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *emb, const ublock *b) {
+    if (!x) return NULL;
+    int64_t B = x->shape[0];
+    wb_tensor *h = wb_conv2d(g, resample(g, norm_silu(g, x, &b->norm0), b), b->conv0.w, b->conv0.b, 1, 1);
+    int64_t as[4] = {B, b->cout, 1, 1};
+    h = wb_add(g, h, wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as));
+    h = wb_dropout(g, norm_silu(g, h, &b->norm1), u->dropout, &u->rng);
+    h = wb_conv2d(g, h, b->conv1.w, b->conv1.b, 1, 1);
+    wb_tensor *s = b->skip.w ? wb_conv2d(g, resample(g, x, b), b->skip.w, b->skip.b, 1, 0) : x;
+    h = wb_scale(g, wb_add(g, h, s), UNET_SQRT1_2);
+    return b->attn ? attention(u, g, h, b) : h;
+}
+
+static wb_tensor *embed(unet *u, wb_graph *g, wb_tensor *c_noise, wb_tensor *labels) {
+    int64_t B = c_noise->numel, noise_ch = u->channels;
+    wb_tensor *e;
+    if (u->fourier) {
+        /* cos/sin(t·f) via wb_sinusoidal at dim 2 (its only frequency is 1)
+         * on every t·f_i, giving interleaved [cos, sin] pairs. */
+        int64_t bs[2] = {B, 1}, half = noise_ch / 2, fs[2] = {1, half}, flat = B * half, es[2] = {B, 2 * half};
+        wb_tensor *tf = wb_mul(g, wb_reshape(g, c_noise, 2, bs), wb_reshape(g, wb_detach(g, u->fourier_freq), 2, fs));
+        e = wb_reshape(g, wb_sinusoidal(g, wb_reshape(g, tf, 1, &flat), 2, 1.0f), 2, es);
+    } else {
+        e = wb_sinusoidal(g, c_noise, (int)noise_ch, 10000.0f);
+    }
+    if (labels && u->shape.label_dim > 0) /* EDM scales one-hot labels by √label_dim */
+        e = wb_add(g, e, wb_linear(g, wb_scale(g, labels, sqrtf((float)u->shape.label_dim)), u->map_label.w,
+                                   u->map_label.b));
+    e = wb_silu(g, wb_linear(g, e, u->map0.w, u->map0.b));
+    return wb_silu(g, wb_linear(g, e, u->map1.w, u->map1.b));
+}
+
+static void add_feature(unet *u, wb_features *feats, int idx, wb_tensor *t) {
+    if (!feats || feats->n >= WB_MAX_FEATURES) return;
+    feats->names[feats->n] = u->feat_names[idx];
+    feats->maps[feats->n++] = t;
+}
+
+static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tensor *c_noise, wb_tensor *labels,
+                               wb_features *feats) {
+    unet *u = self;
+    if (!x_in || !c_noise) return NULL;
+    const wb_net_shape *s = &u->shape;
+    if (x_in->ndim != 4 || x_in->shape[1] != s->channels || x_in->shape[2] != s->height ||
+        x_in->shape[3] != s->width) {
+        char buf[64];
+        wb_set_error("unet: input %s, want (B, %d, %d, %d)", wb_shape_str(x_in, buf, sizeof buf), s->channels,
+                     s->height, s->width);
+        return NULL;
+    }
+    if (c_noise->numel != x_in->shape[0]) {
+        wb_set_error("unet: %lld noise levels for a batch of %lld", (long long)c_noise->numel,
+                     (long long)x_in->shape[0]);
+        return NULL;
+    }
+    if (feats) feats->n = 0;
+    wb_tensor *emb = embed(u, g, c_noise, labels);
+
+    /* Encoder; every activation is kept for the decoder's concatenations. */
+    wb_tensor *skips[UNET_MAX_LEVELS * (UNET_MAX_BLOCKS + 1)];
+    int n_skips = 0, e = 0;
+    wb_tensor *h = NULL;
+    for (int l = 0; l < u->levels; l++) {
+        h = l == 0 ? wb_conv2d(g, x_in, u->conv_in.w, u->conv_in.b, 1, 1) : block_forward(u, g, h, emb, &u->enc[e++]);
+        skips[n_skips++] = h;
+        for (int i = 0; i < u->n_blocks; i++) {
+            h = block_forward(u, g, h, emb, &u->enc[e++]);
+            skips[n_skips++] = h;
+        }
+        add_feature(u, feats, l, h);
+    }
+    h = block_forward(u, g, h, emb, &u->mid[0]);
+    h = block_forward(u, g, h, emb, &u->mid[1]);
+    add_feature(u, feats, u->levels, h);
+    if (!h) return NULL;
+
+    int64_t B = x_in->shape[0];
+    if (u->encoder_only) {
+        /* Global average pool: (B, C, H, W) -> (B·C, HW) -> mean per row. */
+        int64_t C = h->shape[1], rows[2] = {B * C, h->shape[2] * h->shape[3]}, bc[2] = {B, C};
+        wb_tensor *p = wb_mean_rows(g, wb_reshape(g, norm_silu(g, h, &u->out_norm), 2, rows));
+        wb_tensor *y = wb_linear(g, wb_reshape(g, p, 2, bc), u->head.w, u->head.b);
+        int64_t ys[4] = {B, s->out_channels, 1, 1};
+        return wb_reshape(g, y, 4, ys);
+    }
+    int d = 0;
+    for (int l = u->levels - 1; l >= 0; l--) {
+        if (l < u->levels - 1) h = block_forward(u, g, h, emb, &u->dec[d++]);
+        for (int i = 0; i <= u->n_blocks; i++)
+            h = block_forward(u, g, wb_concat(g, h, skips[--n_skips]), emb, &u->dec[d++]);
+    }
+    return wb_conv2d(g, norm_silu(g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
+}
+
+static const wb_net_fns unet_fns = {
+    .struct_size = sizeof(wb_net_fns),
+    .create = unet_create,
+    .destroy = unet_destroy,
+    .forward = unet_forward,
+};
+
+static const wb_plugin_desc unet_desc = {
+    .abi_version = WB_ABI_VERSION,
+    .struct_size = sizeof(wb_plugin_desc),
+    .kind = WB_KIND_NET,
+    .name = "unet",
+    .version = "1.0.0",
+    .doc = "EDM DDPM++ UNet (SongUNet family: presets tiny|small|cifar10-ddpmpp, attention, encoder_only "
+           "classifier); features enc<R>, mid",
+    .params = unet_params,
+    .n_params = (int)(sizeof unet_params / sizeof unet_params[0]),
+    .net = &unet_fns,
+};
+
+static const wb_plugin_desc *const unet_list[] = {&unet_desc};
+static const wb_plugin_library unet_library = {WB_ABI_VERSION, sizeof(wb_plugin_library), 1, unet_list};
+
+WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &unet_library; }
