@@ -21,6 +21,7 @@
 
 #include "buildinfo.h"
 #include "engine.h"
+#include "metrics.h"
 #include "plot.h"
 #include "wb_internal.h"
 
@@ -647,6 +648,16 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps, "commit", wb_build_commit()};
         snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
         if (wb_safetensors_save(path, stores, n_stores, meta, 4)) failed = 1;
+        if (!failed && d->dim != 2) { /* images: a grid from a fixed seed, so
+                                          * grids of different runs compare image for image */
+            const int ng = 64;
+            float *xs = malloc((size_t)(ng * d->dim) * sizeof(float));
+            snprintf(path, sizeof path, "%s/samples.png", run->dir);
+            if (!xs || wb_student_sample(s, ng, WB_GRID_SEED, 1, xs) ||
+                wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
+                failed = 1;
+            free(xs);
+        }
         if (!failed && d->dim == 2) {
             int64_t ns = 2000;
             float *xs = malloc((size_t)ns * 2 * sizeof(float)), *xr = malloc((size_t)ns * 2 * sizeof(float));

@@ -64,6 +64,10 @@ struct cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *
 void wb_add_build_info(struct cJSON *root);
 int wb_write_json_atomic(const char *dir, const char *name, struct cJSON *root);
 
+/* Seed of the sample grids written into run directories: the same for every
+ * run, so grids of different divergences show the same z, image for image. */
+#define WB_GRID_SEED 20260101u
+
 /* ---- runs ------------------------------------------------------------------------ */
 typedef struct wb_run {
     char dir[1024];

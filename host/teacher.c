@@ -14,6 +14,7 @@
 
 #include "buildinfo.h"
 #include "engine.h"
+#include "metrics.h"
 #include "plot.h"
 #include "wb_internal.h"
 
@@ -217,6 +218,15 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
             char path[1200];
             snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
             if (wb_safetensors_save(path, stores, 1, meta, 3)) failed = 1;
+            if (!failed && ds->dim != 2) { /* images: a Heun sample grid from a fixed seed */
+                const int ng = 64;
+                float *xs = malloc((size_t)(ng * ds->dim) * sizeof(float));
+                snprintf(path, sizeof path, "%s/samples.png", run->dir);
+                if (!xs || wb_teacher_sample(t, ng, 18, WB_GRID_SEED, xs) ||
+                    wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
+                    failed = 1;
+                free(xs);
+            }
         }
     } else if (prog.enabled) {
         fprintf(stderr, "\n");

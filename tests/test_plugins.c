@@ -4,7 +4,7 @@
  *
  * What is checked:
  *   - the build's plugin folder yields exactly the 18 shipped plugins (14
- *     divergences, classifier, gan-head, mlp), each findable by kind and
+ *     divergences, classifier, gan-head, mlp, unet), each findable by kind and
  *     name, with no errors; loading the folder again adds nothing;
  *   - every fixture is rejected, and the message (wb_last_error() and the
  *     registry's error list) names the file and the reason: ABI 999 vs 1, a
