@@ -100,6 +100,7 @@ typedef struct wb_teacher_config {
     uint64_t seed;
     float p_mean, p_std;   /* ln σ ~ N(p_mean, p_std²)                          */
     float single_sigma;    /* > 0: single-level DSM, trained only at this σ     */
+    const char *init;      /* checkpoint to start from (teacher. or gen_ema. keys), or NULL */
     int log_every;
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);

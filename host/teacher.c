@@ -115,6 +115,20 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_teacher_free(t);
         return NULL;
     }
+    if (cfg->init && cfg->init[0]) {
+        /* A teacher checkpoint ("teacher." keys) or a student's ("gen_ema."):
+         * any trained denoiser of the same architecture can be a start. */
+        wb_named_params as_teacher = {"teacher.", t->net->params}, as_student = {"gen_ema.", t->net->params};
+        if (wb_safetensors_load(cfg->init, &as_teacher, 1, 1)) {
+            char first[600];
+            snprintf(first, sizeof first, "%s", wb_last_error());
+            if (wb_safetensors_load(cfg->init, &as_student, 1, 1)) {
+                wb_set_error("teacher init: %s (as a student checkpoint: %s)", first, wb_last_error());
+                wb_teacher_free(t);
+                return NULL;
+            }
+        }
+    }
     if (run) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "kind", "teacher");
@@ -129,6 +143,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         cJSON_AddNumberToObject(root, "p_mean", cfg->p_mean);
         cJSON_AddNumberToObject(root, "p_std", cfg->p_std);
         cJSON_AddNumberToObject(root, "single_sigma", cfg->single_sigma);
+        cJSON_AddStringToObject(root, "init", cfg->init && cfg->init[0] ? cfg->init : "random");
         cJSON_AddNumberToObject(root, "parameters", (double)wb_params_numel(t->net->params));
         int rc = wb_write_json_atomic(run->dir, "config.json", root);
         cJSON_Delete(root);

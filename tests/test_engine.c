@@ -207,6 +207,16 @@ static void test_teacher_reproducible(void **state) {
     wb_named_params store = {"teacher.", other->net->params};
     assert_int_equal(wb_safetensors_load(path, &store, 1, 0), 0);
     assert_true(params_equal(a->net->params, other->net->params));
+    /* a teacher started from that checkpoint with no steps is the same net */
+    wb_teacher_config from = small_teacher(0, 99);
+    from.init = path;
+    wb_teacher *loaded = wb_teacher_train(f->ds, &f->mlp, &from, NULL);
+    assert_non_null(loaded);
+    assert_true(params_equal(a->net->params, loaded->net->params));
+    wb_teacher_free(loaded);
+    from.init = "/nonexistent/teacher.safetensors";
+    assert_null(wb_teacher_train(f->ds, &f->mlp, &from, NULL));
+    assert_non_null(strstr(wb_last_error(), "/nonexistent/teacher.safetensors"));
     wb_teacher_free(a);
     wb_teacher_free(b);
     wb_teacher_free(other);
