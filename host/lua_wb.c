@@ -34,6 +34,7 @@
 #include <lualib.h>
 
 #include "engine.h"
+#include "feature_net.h"
 #include "images.h"
 #include "lua_wb.h"
 #include "plot.h"
@@ -46,6 +47,7 @@
 #define DATASET_TNAME "wb.Dataset"
 #define TEACHER_TNAME "wb.Teacher"
 #define STUDENT_TNAME "wb.Student"
+#define FEATURE_NET_TNAME "wb.FeatureNet"
 
 /* Where luaopen_wb_core keeps the registry userdata, so a second require
  * (after package.loaded is cleared) reuses it instead of loading twice. */
@@ -743,6 +745,7 @@ static const key_def teacher_keys[] = {
     {"steps", K_INT, NULL},           {"batch", K_INT, NULL},         {"lr", K_NUMBER, NULL},
     {"ema", K_NUMBER, NULL},          {"seed", K_INT, NULL},          {"p_mean", K_NUMBER, NULL},
     {"p_std", K_NUMBER, NULL},        {"single_sigma", K_NUMBER, NULL}, {"log_every", K_INT, NULL},
+    {"init", K_STRING, NULL},
     {"run", K_STRING, NULL},          {"quiet", K_BOOL, NULL},
 };
 
@@ -777,6 +780,7 @@ static int l_teacher(lua_State *L) {
         cfg.p_std = (float)get_num(L, 1, "p_std", cfg.p_std);
         cfg.single_sigma = (float)get_num(L, 1, "single_sigma", cfg.single_sigma);
         cfg.log_every = (int)get_int(L, 1, fn, "log_every", cfg.log_every, 0, INT32_MAX);
+        cfg.init = get_str(L, 1, "init", NULL); /* a checkpoint to start from */
     }
     const char *dir = get_str(L, 1, "run", NULL);
     int quiet = get_bool(L, 1, "quiet", 0);
@@ -1335,11 +1339,11 @@ static int l_evaluate(lua_State *L) {
     int64_t n_model = get_int(L, o, fn, "n", 4096, 1, INT32_MAX);
     uint64_t sample_seed = (uint64_t)get_int(L, o, fn, "sample_seed", 0, 0, INT64_MAX);
     /* Mode coverage and MMD in pixel space say little about images; their
-     * metrics need features from a trained network (FID-style). */
+     * metrics need features from a trained network (wb.image_metrics). */
     if (wb_images_is(ds))
         luaL_error(L,
-                   "%s: dataset '%s' is an image set: image metrics come from FID-style features, which are not "
-                   "yet available in Lua (wb.evaluate covers gmm2d datasets only)",
+                   "%s: dataset '%s' is an image set: image metrics come from FID-style features; use "
+                   "wb.image_metrics (wb.evaluate covers gmm2d datasets only)",
                    fn, ds->name);
     if (!ds->gmm) luaL_error(L, "%s: dataset '%s' is not an analytic 2-D mixture (gmm2d); no metrics for it", fn, ds->name);
 
@@ -1386,6 +1390,133 @@ static int l_evaluate(lua_State *L) {
         lua_pushstring(L, student->ratio);
         lua_setfield(L, -2, "ratio");
     }
+    return 1;
+}
+
+/* ---- image metrics (FID-style, host/feature_net.h) ------------------------------------------- */
+/* Feature classifiers opened in this lua_State, in a registry table keyed by
+ * their id ("<dataset>-<H>x<W>-s<seed>-n<steps>"): opening one (even from the
+ * disk cache) is not free, and a script scores many students against the
+ * same data set. Each is a FeatureNet userdata whose __gc frees it. */
+#define FEATURE_NETS_KEY "wb.core.feature_nets"
+
+typedef struct feature_net_ud {
+    wb_feature_net *fn;
+} feature_net_ud;
+
+static int feature_net_gc(lua_State *L) {
+    feature_net_ud *u = luaL_checkudata(L, 1, FEATURE_NET_TNAME);
+    wb_feature_net_free(u->fn);
+    u->fn = NULL;
+    return 0;
+}
+
+static wb_feature_net *cached_feature_net(lua_State *L, const char *fn_name, wb_dataset *ds, const char *cache,
+                                          int steps, uint64_t seed, int quiet) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, FEATURE_NETS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, FEATURE_NETS_KEY);
+    }
+    /* channels are part of the key: a channels = 1 view of a set has the
+     * same name and size as the RGB one */
+    lua_pushfstring(L, "%s-%dx%dx%d-s%I-n%d", ds->name, ds->shape.channels, ds->shape.height, ds->shape.width,
+                    (lua_Integer)seed, steps);
+    lua_pushvalue(L, -1);
+    if (lua_gettable(L, -3) == LUA_TUSERDATA) {
+        feature_net_ud *u = lua_touserdata(L, -1);
+        lua_pop(L, 3);
+        if (u->fn) return u->fn; /* the table keeps it alive */
+        luaL_error(L, "%s: cached feature net already freed", fn_name);
+    }
+    lua_pop(L, 1);
+    /* the userdata exists before the net, so a Lua error cannot leak it */
+    feature_net_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->fn = NULL;
+    luaL_setmetatable(L, FEATURE_NET_TNAME);
+    u->fn = wb_feature_net_open(ds, cache, steps, seed, quiet);
+    if (!u->fn) luaL_error(L, "%s: %s", fn_name, wb_last_error());
+    lua_settable(L, -3); /* table[key] = userdata */
+    lua_pop(L, 1);
+    return u->fn;
+}
+
+static const key_def image_metrics_keys[] = {
+    {"n", K_INT, NULL},           {"cache", K_STRING, NULL}, {"classifier_steps", K_INT, NULL},
+    {"seed", K_INT, NULL},        {"sample_seed", K_INT, NULL}, {"quiet", K_BOOL, NULL},
+};
+
+/* wb.image_metrics(x, dataset[, opts]): x is Samples (the first opts.n rows,
+ * all by default) or a Student / Teacher from which opts.n (1000) samples
+ * are drawn with opts.sample_seed (a teacher with 18 Heun steps). The
+ * classifier is trained on `dataset` (opts.classifier_steps, opts.seed) or
+ * loaded from opts.cache, which also holds the reference statistics. */
+static int l_image_metrics(lua_State *L) {
+    const char *fn = "wb.image_metrics";
+    lua_settop(L, 3);
+    wb_dataset *ds = check_dataset(L, 2);
+    int o = opt_table_arg(L, 3, fn, image_metrics_keys, N_DEFS(image_metrics_keys)) ? 3 : 0;
+    if (!wb_images_is(ds))
+        luaL_error(L, "%s: dataset '%s' is not an image set (use wb.evaluate for gmm2d data)", fn, ds->name);
+    const char *cache = get_str(L, o, "cache", "cache");
+    int steps = (int)get_int(L, o, fn, "classifier_steps", 1500, 1, 10000000);
+    uint64_t seed = (uint64_t)get_int(L, o, fn, "seed", 0, 0, INT64_MAX);
+    uint64_t sample_seed = (uint64_t)get_int(L, o, fn, "sample_seed", 0, 0, INT64_MAX);
+    int quiet = get_bool(L, o, "quiet", 0);
+    int64_t n = get_int(L, o, fn, "n", 1000, 4, INT32_MAX / 16);
+
+    samples_ud *x = luaL_testudata(L, 1, SAMPLES_TNAME);
+    if (!x) {
+        student_ud *s = luaL_testudata(L, 1, STUDENT_TNAME);
+        teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
+        if (s && s->s) {
+            x = samples_push_shaped(L, n, &s->s->shape);
+            if (wb_student_sample(s->s, n, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
+        } else if (t && t->t) {
+            x = samples_push_shaped(L, n, &t->t->shape);
+            if (wb_teacher_sample(t->t, n, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
+        } else {
+            luaL_error(L, "%s: argument 1 expects Samples, a Student or a Teacher, got %s", fn, type_label(L, 1));
+        }
+    } else {
+        if (has_field(L, o, "sample_seed"))
+            luaL_error(L, "%s: key 'sample_seed' applies to a Student or Teacher, not to Samples", fn);
+        if (!has_field(L, o, "n")) n = x->n;
+        if (n > x->n)
+            luaL_error(L, "%s: key 'n' = %I but the Samples have only %I rows", fn, (lua_Integer)n,
+                       (lua_Integer)x->n);
+        if (n < 4) luaL_error(L, "%s: %I samples; need at least 4", fn, (lua_Integer)n);
+    }
+    if (x->dim != ds->dim)
+        luaL_error(L, "%s: samples have dimension %I, dataset '%s' has %I (%dx%dx%d)", fn, (lua_Integer)x->dim,
+                   ds->name, (lua_Integer)ds->dim, ds->shape.channels, ds->shape.height, ds->shape.width);
+    wb_feature_net *net = cached_feature_net(L, fn, ds, cache, steps, seed, quiet);
+    wb_image_metrics_out m;
+    if (wb_image_metrics(net, x->x, n, ds, cache, &m)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    double acc = wb_feature_net_accuracy(net, ds, n);
+    if (isnan(acc)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    lua_createtable(L, 0, 10);
+    lua_pushnumber(L, m.fid);
+    lua_setfield(L, -2, "fid");
+    lua_pushnumber(L, m.precision);
+    lua_setfield(L, -2, "precision");
+    lua_pushnumber(L, m.recall);
+    lua_setfield(L, -2, "recall");
+    lua_pushnumber(L, m.is_mean);
+    lua_setfield(L, -2, "is");
+    lua_pushnumber(L, m.is_std);
+    lua_setfield(L, -2, "is_std");
+    lua_pushinteger(L, m.classes_covered);
+    lua_setfield(L, -2, "classes_covered");
+    lua_pushinteger(L, m.n_classes);
+    lua_setfield(L, -2, "n_classes");
+    lua_pushnumber(L, m.entropy);
+    lua_setfield(L, -2, "entropy");
+    lua_pushboolean(L, m.collapsed);
+    lua_setfield(L, -2, "collapsed");
+    lua_pushnumber(L, acc);
+    lua_setfield(L, -2, "classifier_accuracy");
     return 1;
 }
 
@@ -1638,6 +1769,7 @@ int luaopen_wb_core(lua_State *L) {
     static const luaL_Reg teacher_methods[] = {{"sample", teacher_sample}, {NULL, NULL}};
     static const luaL_Reg student_meta[] = {{"__gc", student_gc}, {"__tostring", student_tostring}, {NULL, NULL}};
     static const luaL_Reg student_methods[] = {{"sample", student_sample}, {NULL, NULL}};
+    static const luaL_Reg feature_net_meta[] = {{"__gc", feature_net_gc}, {NULL, NULL}};
 
     new_class(L, GUARD_TNAME, guard_meta, NULL, NULL);
     new_class(L, REGISTRY_TNAME, registry_meta, NULL, NULL);
@@ -1645,6 +1777,7 @@ int luaopen_wb_core(lua_State *L) {
     new_class(L, DATASET_TNAME, dataset_meta, dataset_methods, dataset_index);
     new_class(L, TEACHER_TNAME, teacher_meta, teacher_methods, teacher_index);
     new_class(L, STUDENT_TNAME, student_meta, student_methods, student_index);
+    new_class(L, FEATURE_NET_TNAME, feature_net_meta, NULL, NULL);
 
     /* One registry per lua_State. Created before any engine object, so at
      * lua_close (finalizers run in reverse order of creation) it is freed,
@@ -1671,6 +1804,7 @@ int luaopen_wb_core(lua_State *L) {
         {"teacher", l_teacher},
         {"distill", l_distill},
         {"evaluate", l_evaluate},
+        {"image_metrics", l_image_metrics},
         {"samples", l_samples},
         {"scatter", l_scatter},
         {"scatter_grid", l_scatter_grid},
