@@ -1,0 +1,142 @@
+-- experiments/divergence_sweep.lua — every loaded divergence (wb.divergences():
+-- the Di-Bregman family, the f-distill family and the score-free family)
+-- distilled into a one-step generator from ONE teacher, with the same budget,
+-- batch, seed and ratio estimator, on images.
+--
+--   teacher  EDM DSM UNet; its 18-step Heun sampler (35 NFE) is the reference row
+--   students G(z) = D(σ_init·z, σ_init) initialised from the teacher; ratio
+--            estimator = f-distill's head on the teacher's encoder features
+--            (enc32,enc16,enc8 at 32×32); time weighting "auto" (DMD's
+--            normalisation for score-based divergences, w = σ² at σ = 2.5 for
+--            the score-free ones, as their papers do)
+--   reports  table.{md,tex,csv}: FID, precision, recall, IS, classes covered,
+--            collapse flag for teacher, initialisation and every divergence;
+--            curves.png (ratio-estimator BCE vs images seen), value.png (each
+--            divergence's own value estimate vs images seen), fid.png (final
+--            FID per divergence with the teacher and the initialisation as
+--            reference lines); runs/<name>/ holds each run (config, log,
+--            checkpoint, samples.png from a fixed seed)
+--
+-- Distillation cannot be resumed, so FID is measured once at the end; the
+-- curves come from the training log (the MMD column is NaN for images).
+--
+-- Run:   build/workbench run experiments/divergence_sweep.lua profile=smoke|cpu|paper [key=value ...]
+--        paper needs data=/path/to/cifar-10-batches-bin
+--
+-- Budget arithmetic (cpu profile, 2 cores; costs in lib/common.lua; a
+-- probe run with teacher_steps=20 steps=5 divergences=rkl,dijs took 194 s:
+-- teacher 16 s, feature classifier 54 s, teacher Heun metrics ≈ 110 s,
+-- distillation 0.9 and 0.6 it/s at batch 16):
+--   teacher 1200 steps × 0.77 s                                ≈  920 s
+--   14 divergences × 100 steps × ≈ 1.3 s/step (batch 16)       ≈ 1820 s
+--   metrics, n = 256: feature classifier (500 steps, cached in
+--   results/cache) ≈ 55 s, teacher Heun ≈ 110 s, 15 rows × 3 s ≈  210 s
+--   total                                                      ≈ 2950 s ≈ 50 min
+-- smoke (measured): ≈ 13 s. paper: GPU only.
+local wb = require "wb"
+local C = require "lib.common"
+
+local args = wb.args{
+  profile = "cpu",
+  data = "",            -- CIFAR-10 directory (profile=paper), or another Fashion-MNIST copy
+  out = "",             -- default results/divergence_sweep-<profile>
+  cache = "",           -- feature-classifier cache, default results/cache
+  steps = 0,            -- generator updates per divergence (0: the profile's)
+  batch = 0,            -- (0: the profile's)
+  teacher_steps = -1,   -- (-1: the profile's)
+  teacher_init = "",    -- start the teacher from this checkpoint (with teacher_steps=0: just load it)
+  divergences = "",     -- comma-separated subset; empty = every loaded divergence
+  sba_lambda = 5,       -- Di-Bregman's best CIFAR-10 value (Table 2: λ = 5, FID 3.61)
+  metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  seed = 0,
+  quiet = false,
+}
+local P = C.profile(args, "divergence_sweep")
+
+-- distillation settings per profile. paper: one budget for every divergence —
+-- batch 64, lr 1e-5 (the score-free paper's; f-distill / DMD2 use their own
+-- per-method schedules, which a like-for-like sweep does not reproduce), one
+-- ratio and one fake-score update per generator update, EMA 0.999.
+local D = ({
+  paper = { steps = 200000, batch = 64, lr = 1e-5, lr_ratio = 1e-5, lr_fake = 1e-5, ema = 0.999 },
+  cpu   = { steps = 100, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95 },
+  smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9 },
+})[P.name]
+if args.steps > 0 then D.steps = args.steps end
+if args.batch > 0 then D.batch = args.batch end
+if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
+
+local t0 = os.time()
+wb.mkdir(P.out)
+local data = C.dataset(P)
+print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence")
+      :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
+
+-- 1. the teacher -----------------------------------------------------------------
+local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
+
+local rows, fids = {}, {}
+local function add(name, family, nfe, x, seconds)
+  local m = C.metrics(P, x, data, 1)
+  rows[#rows + 1] = C.metric_row({ method = name, family = family, nfe = nfe, seconds = seconds }, m)
+  return m
+end
+local m_teacher = add("teacher (Heun)", "EDM", 35, teacher, teacher.train_seconds or 0)
+
+-- 2. the students -------------------------------------------------------------------
+local family = {}
+for _, p in ipairs(wb.plugins("divergence")) do
+  family[p.name] = p.score_free and "score-free" or
+                   (p.path:match("bregman") and "Bregman") or (p.path:match("fdiv") and "f-div") or "plugin"
+end
+local names = {}
+if args.divergences ~= "" then
+  for name in args.divergences:gmatch("[^,%s]+") do names[#names + 1] = name end
+else
+  names = wb.divergences()
+end
+
+local common = {
+  teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
+  steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
+  ratio_updates = 1, fake_updates = 1, time_weight = "auto",
+  log_every = C.log_every(D.steps), quiet = P.quiet,
+}
+
+-- the untrained one-step generator every student starts from
+local init = wb.distill(C.with(common, { divergence = "kl", steps = 0, log_every = 0, quiet = true }))
+local m_init = add("initialisation", "-", 1, init, 0)
+
+local loss_curves, value_curves, bars = {}, {}, {}
+for _, name in ipairs(names) do
+  local spec, label = name, name
+  if name == "sba" then
+    spec, label = { "sba", lambda = args.sba_lambda }, ("sba (lambda=%g)"):format(args.sba_lambda)
+  end
+  local student = wb.distill(C.with(common, { divergence = spec, run = P.out .. "/runs/" .. name }))
+  local m = add(label, family[name] or "?", 1, student, student.train_seconds)
+  bars[#bars + 1] = { name = name, value = m.fid }
+  loss_curves[#loss_curves + 1] = C.curve(name, student, "ratio_loss", D.batch)
+  value_curves[#value_curves + 1] = C.curve(name, student, "value", D.batch)
+end
+
+-- 3. the report ---------------------------------------------------------------------
+local columns = { { key = "method", label = "method" }, { key = "family", label = "family" },
+                  { key = "nfe", label = "NFE", format = "%d" } }
+for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
+columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
+C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" })
+
+if #loss_curves > 0 then
+  wb.plot_lines(P.out .. "/curves.png", { title = "ratio-estimator BCE during distillation",
+    xlabel = "images seen", ylabel = "BCE (real vs student)", series = loss_curves })
+end
+if #value_curves > 0 then
+  wb.plot_lines(P.out .. "/value.png", { title = "divergence value estimate (each plugin's own)",
+    xlabel = "images seen", ylabel = "value", series = value_curves })
+end
+C.bar_plot(P.out .. "/fid.png", ("final FID after %d images (%s)"):format(D.steps * D.batch, P.name), "FID", bars,
+           { { name = "teacher (35 NFE)", value = m_teacher.fid }, { name = "initialisation", value = m_init.fid } })
+
+print(("\nwrote %s/table.{md,tex,csv}, curves.png, value.png, fid.png and runs/*/samples.png (%.0f s)")
+      :format(P.out, C.elapsed(t0)))

@@ -1,0 +1,197 @@
+-- experiments/init_ablation.lua — the score-free paper's initialisation
+-- ablation (Table 2): a one-step generator trained with DiJS on a TARGET set,
+-- initialised from
+--   (1) nothing                  random weights (wb.distill init = "none")
+--   (2) single-level DSM         a teacher trained on the target set at σ = σ_init only
+--   (3) multi-level DSM on a DISJOINT set, on growing class subsets
+--   (4) the full target set      the usual EDM teacher
+-- Paper (CIFAR-10): (1) collapses, (2) collapses, (3) CIFAR-100 classes not
+-- in CIFAR-10: 10 → collapsed, 50 → 6.20, 90 → 6.01, (4) 2.39 FID.
+--
+-- How the initialisation reaches the student: wb.distill builds the generator
+-- G(z) = D(σ_init·z, σ_init) from the teacher it is given (init = "teacher").
+-- So each variant passes ITS OWN initialisation teacher as `teacher`, and
+-- `data` is always the target set. That is sound for DiJS only because the
+-- method is score-free: w_s ≡ 0, so the teacher's score never enters the
+-- generator gradient, and with time_weight = "sigma2" (w = σ² at σ_fix = 2.5)
+-- the DMD normalisation, the one other use of D_teacher, is off. The ratio
+-- estimator (the encoder half of the same UNet, a scalar logit) is trained on
+-- noisy TARGET images vs noisy student samples. Variant (1) passes the target
+-- teacher with init = "none" (its weights are then unused).
+--
+-- Targets and disjoint sets:
+--   cpu / smoke  target = Fashion-MNIST classes {0..4} (T-shirt, trouser,
+--                pullover, dress, coat); disjoint = classes {5..9} (sandal,
+--                shirt, sneaker, bag, ankle boot) with subsets of 1, 3 and 5
+--                classes: {5}, {5,6,7}, {5,6,7,8,9}
+--   paper        target = CIFAR-10; disjoint = CIFAR-100 fine labels, nested
+--                subsets of 10 / 50 / 90 classes (table below). The paper does
+--                not list which classes it used; this choice is ours.
+--
+-- CIFAR-100 fine labels (0-based, alphabetical as in the dataset's meta file).
+-- All 100 are disjoint from CIFAR-10 by construction (its authors removed
+-- overlaps: "truck" has no pickup trucks), but to keep the 90-class set
+-- clearly "not CIFAR-10" we leave out the 10 classes nearest to CIFAR-10's:
+--   excluded: 8 bicycle, 13 bus, 19 cattle, 34 fox, 48 motorcycle,
+--             58 pickup_truck, 81 streetcar, 89 tractor, 90 train, 97 wolf
+--   90 classes: all others, in id order; 50 = the first 50 of those; 10 = the first 10:
+--   10: 0 apple, 1 aquarium_fish, 2 baby, 3 bear, 4 beaver, 5 bed, 6 bee,
+--       7 beetle, 9 bottle, 10 bowl
+--   50: the 10 plus 11 boy … 56 palm_tree (ids 11-12, 14-18, 20-33, 35-47, 49-56)
+--   90: the 50 plus 57 pear … 99 worm (ids 57, 59-80, 82-88, 91-96, 98, 99)
+--
+-- Reports: table.{md,tex,csv} — FID (+ precision, recall, classes covered,
+-- collapse flag) per initialisation, like the paper's Table 2, plus the target
+-- teacher's own row; fid.png — FID per initialisation (x = index);
+-- runs/teacher-<init>/ and runs/dijs-<init>/ (samples.png from a fixed seed).
+--
+-- Run:   build/workbench run experiments/init_ablation.lua profile=smoke|cpu|paper [key=value ...]
+--        paper: data=/path/to/cifar-10-batches-bin data100=/path/to/cifar-100-binary
+--        teacher_dir=results/init_ablation-cpu/runs reloads earlier teachers
+--        (runs/teacher-<key>/checkpoint.safetensors) instead of training them.
+--
+-- Budget arithmetic (cpu profile, 2 cores; costs in lib/common.lua):
+--   5 teachers × 400 steps × 0.77 s                        ≈ 1540 s
+--   6 DiJS runs × 200 steps × 1.2 s/step (batch 16)        ≈ 1440 s
+--   metrics n = 256: target teacher Heun ≈ 110 s, the
+--   target feature classifier (500 steps ≈ 55 s, cached),
+--   6 student rows                                         ≈  200 s
+--   total                                                  ≈ 3200 s ≈ 53 min
+-- smoke (measured): ≈ 12 s.
+local wb = require "wb"
+local C = require "lib.common"
+
+local args = wb.args{
+  profile = "cpu",
+  data = "",            -- CIFAR-10 directory (profile=paper)
+  data100 = "",         -- CIFAR-100 binary directory (train.bin), profile=paper
+  out = "",             -- default results/init_ablation-<profile>
+  cache = "",           -- feature-classifier cache root (a subfolder per target set is used)
+  steps = 0,            -- DiJS generator updates per variant (0: the profile's)
+  batch = 0,
+  teacher_steps = -1,   -- DSM steps per initialisation teacher (-1: the profile's)
+  teacher_dir = "",     -- load runs/teacher-<key>/checkpoint.safetensors from here instead of training
+  sigma_init = 2.5,     -- G(z) = D(σ_init·z, σ_init); also the single-level teacher's σ
+  sigma_fixed = 2.5,    -- σ_fix of the generator loss (w = σ²)
+  metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  seed = 0,
+  quiet = false,
+}
+local P = C.profile(args, "init_ablation")
+
+-- the paper's settings: batch 64, lr 1e-5, one ratio step per generator step.
+-- cpu / smoke use a larger lr: 1e-5 moves a small net too little in a few
+-- hundred steps for any difference between initialisations to show.
+local D = ({
+  paper = { steps = 200000, batch = 64, lr = 1e-5, lr_ratio = 1e-5, ema = 0.999 },
+  cpu   = { steps = 200, batch = 16, lr = 2e-4, lr_ratio = 1e-3, ema = 0.95 },
+  smoke = { steps = 30, batch = 16, lr = 2e-4, lr_ratio = 1e-3, ema = 0.9 },
+})[P.name]
+if args.steps > 0 then D.steps = args.steps end
+if args.batch > 0 then D.batch = args.batch end
+if P.name == "cpu" then P.teacher.steps = 400 end
+if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
+
+local CIFAR100_EXCLUDED = { [8] = true, [13] = true, [19] = true, [34] = true, [48] = true,
+                            [58] = true, [81] = true, [89] = true, [90] = true, [97] = true }
+local function cifar100_classes(k)
+  local ids = {}
+  for id = 0, 99 do
+    if not CIFAR100_EXCLUDED[id] and #ids < k then ids[#ids + 1] = id end
+  end
+  return ids
+end
+
+-- datasets: the target and the disjoint subsets
+local target, disjoint
+if P.name == "paper" then
+  if args.data100 == "" then
+    error("init_ablation: profile=paper also needs the CIFAR-100 binary directory: data100=DIR (the folder " ..
+          "holding train.bin, from https://www.cs.toronto.edu/~kriz/cifar.html)")
+  end
+  target = C.dataset(P)
+  local base = C.with(P.data, { kind = "cifar100", path = args.data100 })
+  disjoint = {}
+  for _, k in ipairs{ 10, 50, 90 } do
+    disjoint[#disjoint + 1] = { key = ("c100-%d"):format(k), label = ("DSM, %d CIFAR-100 classes"):format(k),
+                                data = wb.data.images(C.with(base, { include = cifar100_classes(k) })) }
+  end
+else
+  target = C.dataset(P, { include = { 0, 1, 2, 3, 4 } })
+  disjoint = {}
+  for _, inc in ipairs{ { 5 }, { 5, 6, 7 }, { 5, 6, 7, 8, 9 } } do
+    disjoint[#disjoint + 1] = { key = ("fm-%dcls"):format(#inc),
+                                label = ("DSM, %d disjoint class%s {%s}"):format(#inc, #inc > 1 and "es" or "",
+                                                                              table.concat(inc, ",")),
+                                data = C.dataset(P, { include = inc }) }
+  end
+end
+-- metrics against the target set; its classifier must not share a cache file
+-- with one trained on the full label set (the cache is keyed by dataset name)
+P.cache = P.cache .. "/init_ablation-target"
+
+local t0 = os.time()
+wb.mkdir(P.out)
+print(("init_ablation: profile %s, target %s (%d images), DiJS %d steps × batch %d, lr %g")
+      :format(P.name, target.name, target.count, D.steps, D.batch, D.lr))
+
+local function teacher(key, data, extra)
+  local opts = C.with({ seed = args.seed, run = P.out .. "/runs/teacher-" .. key }, extra or {})
+  if args.teacher_dir ~= "" then
+    opts.init = ("%s/teacher-%s/checkpoint.safetensors"):format(args.teacher_dir, key)
+    opts.steps = 0
+  end
+  return C.teacher(P, data, opts)
+end
+
+local common = {
+  data = target, divergence = "dijs", ratio = C.classifier(P), seed = args.seed,
+  steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
+  ratio_updates = 1, sigma_init = args.sigma_init, time_weight = "sigma2", sigma_fixed = args.sigma_fixed,
+  log_every = C.log_every(D.steps), quiet = P.quiet,
+}
+
+local rows, bars = {}, {}
+local function add(name, source, x, seconds, bar)
+  local m = C.metrics(P, x, target, 1)
+  rows[#rows + 1] = C.metric_row({ init = name, source = source, seconds = seconds }, m)
+  if bar then bars[#bars + 1] = { name = bar, value = m.fid, group = m.collapsed and "FID (collapsed)" or "FID" } end
+  return m
+end
+
+-- (4)'s teacher first: the reference row, and the weights (1) ignores
+local full = teacher("full", target)
+add("target teacher (Heun, 35 NFE)", "reference", full, full.train_seconds or 0)
+
+local variants = {
+  { key = "none", label = "none (random)", source = "-", teacher = function() return full end, init = "none" },
+  { key = "single", label = ("single-level DSM (sigma=%g)"):format(args.sigma_init), source = "target",
+    teacher = function() return teacher("single", target, { single_sigma = args.sigma_init }) end },
+}
+for _, d in ipairs(disjoint) do
+  variants[#variants + 1] = { key = d.key, label = d.label, source = "disjoint",
+                              teacher = function() return teacher(d.key, d.data) end }
+end
+variants[#variants + 1] = { key = "full", label = "multi-level DSM, full target", source = "target",
+                            teacher = function() return full end }
+
+for _, v in ipairs(variants) do
+  local t = v.teacher()
+  local student = wb.distill(C.with(common, { teacher = t, init = v.init or "teacher",
+                                              run = P.out .. "/runs/dijs-" .. v.key }))
+  add(v.label, v.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds, v.key)
+end
+
+local columns = { { key = "init", label = "initialisation" }, { key = "source", label = "DSM data" },
+                  { key = "fid", label = "FID", format = "%.2f" },
+                  { key = "collapsed", label = "collapsed" }, { key = "classes", label = "classes" },
+                  { key = "precision", label = "precision", format = "%.3f" },
+                  { key = "recall", label = "recall", format = "%.3f" },
+                  { key = "seconds", label = "train s", format = "%.1f" } }
+C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max" })
+
+-- collapsed students get their own colour (the paper writes "collapsed" for them)
+C.bar_plot(P.out .. "/fid.png", ("DiJS student FID by initialisation (%s)"):format(P.name),
+           "FID", bars, { { name = "target teacher (35 NFE)", value = rows[1].fid } })
+
+print(("\nwrote %s/table.{md,tex,csv}, fid.png and runs/ (%.0f s)"):format(P.out, C.elapsed(t0)))

@@ -1,0 +1,134 @@
+-- experiments/lambda_sweep.lua — Di-Bregman's SBA family, w_s(l) = e^{−λ l}
+-- = (q/p)^λ, over λ ∈ {−1, 0.5, 1, 3, 5, 10} against reverse KL (rkl, DMD's
+-- objective; λ = 0 is the same weight), all from one teacher with the same
+-- budget, batch, seed and ratio estimator. The paper reports λ = 3, 5, 10 as
+-- best and λ = −1 (w_s = p/q, "be") as worst on CIFAR-10 (λ = 5: FID 3.61).
+--
+--   teacher  EDM DSM UNet (reference row, 35 NFE)
+--   students one-step generators initialised from the teacher; f-distill's
+--            head on the teacher encoder (enc32,enc16,enc8) as the ratio
+--            estimator; DMD time weighting (score-based objectives)
+--   reports  table.{md,tex,csv} (FID, precision, recall, IS, classes covered,
+--            collapse flag per λ, rkl, teacher, initialisation); fid_lambda.png
+--            (FID vs λ with rkl, teacher and initialisation as horizontal
+--            reference lines); curves.png (ratio BCE vs images seen);
+--            runs/<name>/samples.png
+--
+-- Run:   build/workbench run experiments/lambda_sweep.lua profile=smoke|cpu|paper [key=value ...]
+--        paper needs data=/path/to/cifar-10-batches-bin
+--
+-- Budget arithmetic (cpu profile, 2 cores; costs in lib/common.lua):
+--   teacher 1200 steps × 0.77 s                         ≈  920 s
+--   7 runs × 200 steps × ≈ 1.3 s/step (batch 16)        ≈ 1820 s
+--   metrics n = 256 (feature classifier ≈ 55 s unless
+--   cached in results/cache, teacher Heun ≈ 110 s,
+--   8 student rows)                                     ≈  200 s
+--   total                                               ≈ 2940 s ≈ 50 min
+-- smoke (measured): ≈ 8 s.
+-- Reuse the divergence sweep's teacher to save ≈ 15 min:
+--   teacher_init=results/divergence_sweep-cpu/runs/teacher/checkpoint.safetensors teacher_steps=0
+local wb = require "wb"
+local C = require "lib.common"
+
+local args = wb.args{
+  profile = "cpu",
+  data = "",            -- CIFAR-10 directory (profile=paper)
+  out = "",             -- default results/lambda_sweep-<profile>
+  cache = "",           -- feature-classifier cache, default results/cache
+  lambdas = "-1,0.5,1,3,5,10",
+  steps = 0,            -- generator updates per run (0: the profile's)
+  batch = 0,
+  teacher_steps = -1,
+  teacher_init = "",    -- start the teacher from this checkpoint (teacher_steps=0: just load it)
+  metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  seed = 0,
+  quiet = false,
+}
+local P = C.profile(args, "lambda_sweep")
+
+-- paper: batch 64, generator lr 1e-5 (one budget for all λ; the Di-Bregman
+-- paper's own schedule is not reproduced exactly), ratio and fake score
+-- updated once per generator update.
+local D = ({
+  paper = { steps = 200000, batch = 64, lr = 1e-5, lr_ratio = 1e-5, lr_fake = 1e-5, ema = 0.999 },
+  cpu   = { steps = 200, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95 },
+  smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9 },
+})[P.name]
+if args.steps > 0 then D.steps = args.steps end
+if args.batch > 0 then D.batch = args.batch end
+if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
+
+local lambdas = {}
+for v in args.lambdas:gmatch("[^,%s]+") do
+  local x = tonumber(v)
+  if x == nil then error(("lambda_sweep: lambdas: '%s' is not a number"):format(v)) end
+  lambdas[#lambdas + 1] = x
+end
+if #lambdas == 0 then error("lambda_sweep: lambdas is empty") end
+
+local t0 = os.time()
+wb.mkdir(P.out)
+local data = C.dataset(P)
+print(("lambda_sweep: profile %s, %s (%d images), λ ∈ {%s} vs rkl, %d steps × batch %d")
+      :format(P.name, data.name, data.count, args.lambdas, D.steps, D.batch))
+
+local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
+
+local rows = {}
+local function add(name, lambda, nfe, x, seconds)
+  local m = C.metrics(P, x, data, 1)
+  rows[#rows + 1] = C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds }, m)
+  return m
+end
+local m_teacher = add("teacher (Heun)", "-", 35, teacher, teacher.train_seconds or 0)
+
+local common = {
+  teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
+  steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
+  ratio_updates = 1, fake_updates = 1, time_weight = "dmd",
+  log_every = C.log_every(D.steps), quiet = P.quiet,
+}
+local init = wb.distill(C.with(common, { divergence = "rkl", steps = 0, log_every = 0, quiet = true }))
+local m_init = add("initialisation", "-", 1, init, 0)
+
+local curves = {}
+local rkl = wb.distill(C.with(common, { divergence = "rkl", run = P.out .. "/runs/rkl" }))
+local m_rkl = add("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds)
+curves[#curves + 1] = C.curve("rkl", rkl, "ratio_loss", D.batch)
+
+local fid_x, fid_y = {}, {}
+for _, lambda in ipairs(lambdas) do
+  local name = ("sba_%g"):format(lambda)
+  local s = wb.distill(C.with(common, { divergence = { "sba", lambda = lambda }, run = P.out .. "/runs/" .. name }))
+  local m = add(("sba (lambda=%g)"):format(lambda), ("%g"):format(lambda), 1, s, s.train_seconds)
+  if m.fid == m.fid and m.fid ~= math.huge then fid_x[#fid_x + 1], fid_y[#fid_y + 1] = lambda, m.fid end
+  curves[#curves + 1] = C.curve(("lambda=%g"):format(lambda), s, "ratio_loss", D.batch)
+end
+
+local columns = { { key = "method", label = "method" }, { key = "lambda", label = "λ", latex = "$\\lambda$" },
+                  { key = "nfe", label = "NFE", format = "%d" } }
+for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
+columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
+C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" })
+
+-- FID vs λ, with the references as horizontal lines over the λ range
+local lo, hi = math.min(table.unpack(lambdas)), math.max(table.unpack(lambdas))
+if hi <= lo then hi = lo + 1 end
+local series = {}
+if #fid_x > 0 then series[#series + 1] = { name = "sba(lambda)", x = fid_x, y = fid_y } end
+for _, ref in ipairs{ { "rkl", m_rkl.fid }, { "teacher (35 NFE)", m_teacher.fid }, { "initialisation", m_init.fid } } do
+  if ref[2] == ref[2] and ref[2] ~= math.huge then
+    series[#series + 1] = { name = ref[1], x = { lo, hi }, y = { ref[2], ref[2] } }
+  end
+end
+if #series > 0 then
+  wb.plot_lines(P.out .. "/fid_lambda.png", { title = ("SBA: FID vs lambda (%s, %d images)"):format(P.name, D.steps * D.batch),
+    xlabel = "lambda (w_s = exp(-lambda l))", ylabel = "FID", series = series })
+end
+if #curves > 0 then
+  wb.plot_lines(P.out .. "/curves.png", { title = "ratio-estimator BCE during distillation",
+    xlabel = "images seen", ylabel = "BCE (real vs student)", series = curves })
+end
+
+print(("\nwrote %s/table.{md,tex,csv}, fid_lambda.png, curves.png and runs/*/samples.png (%.0f s)")
+      :format(P.out, C.elapsed(t0)))

@@ -1,0 +1,228 @@
+-- experiments/lib/common.lua — what the image experiments share: the three
+-- profiles (paper | cpu | smoke), dataset / net / ratio-estimator specs for
+-- each, teacher training (or loading), image metrics and report writing.
+--
+--   local C = require "lib.common"      -- found next to the script (experiments/)
+--   local P = C.profile(args, "divergence_sweep")
+--
+-- Profiles (docs/experiments.md has the measured and estimated run times):
+--   paper  CIFAR-10 (`data=DIR` required: the directory with data_batch_1..5.bin),
+--          EDM's DDPM++ UNet (preset cifar10-ddpmpp), the papers' batch sizes
+--          and learning rates; needs a GPU and days, not a CPU.
+--   cpu    Fashion-MNIST padded to 32×32, a UNet of 16 channels (multipliers
+--          1,2,2, attention at 16×16), budgets sized for about an hour per
+--          script on 2 cores.
+--   smoke  Fashion-MNIST resized to 8×8, a two-level 8-channel UNet, a few
+--          dozen steps, 64 samples per metric: the whole pipeline in about a
+--          minute (what the tests run).
+local wb = require "wb"
+
+local C = {}
+
+-- ---- profiles -----------------------------------------------------------------
+-- Per-step costs measured on 2 CPU cores with the cpu profile's UNet at 32×32
+-- (Release build): teacher DSM step (batch 32) ≈ 0.77 s; distillation step at
+-- batch 16 ≈ 1.0–1.6 s (score-free with the classifier at the low end,
+-- score-based with a fake score and the gan-head at the high end); Heun
+-- sampling of the teacher (35 evaluations) ≈ 0.45 s per image; the metrics'
+-- feature classifier, 500 steps ≈ 55 s (once: it is cached).
+-- With the smoke profile (8×8, 8 channels, batch 16): teacher ≈ 0.011 s/step,
+-- distillation 0.03–0.05 s/step, 64 Heun samples ≈ 0.4 s.
+C.PROFILES = {
+  paper = {
+    data = { kind = "cifar10", flip = true },
+    -- EDM train.py --arch=ddpmpp --cond=0 for CIFAR-10: dropout 0.13
+    net = { "unet", preset = "cifar10-ddpmpp", dropout = 0.13 },
+    resolution = 32,
+    teacher = { steps = 390000, batch = 512, lr = 1e-3, ema = 0.9999 }, -- 200 Mimg at batch 512
+    metrics = { n = 50000, classifier_steps = 1500 },
+    sample_steps = 18,
+  },
+  cpu = {
+    data = { kind = "fashion-mnist", pad_to = 32 },
+    net = { "unet", channels = 16, multipliers = { 1, 2, 2 }, attn_resolutions = { 16 } },
+    resolution = 32,
+    teacher = { steps = 1200, batch = 32, lr = 2e-3, ema = 0.995 },
+    metrics = { n = 256, classifier_steps = 500 },
+  },
+  smoke = {
+    data = { kind = "fashion-mnist", resize_to = 8 },
+    -- two levels (8, 4): features enc8, enc4, mid; no attention
+    net = { "unet", channels = 8, multipliers = { 1, 2 }, attn_resolutions = { 1 } },
+    resolution = 8, levels = 2,
+    teacher = { steps = 150, batch = 16, lr = 2e-3, ema = 0.99 },
+    metrics = { n = 64, classifier_steps = 30 },
+  },
+}
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = type(v) == "table" and copy(v) or v end
+  return out
+end
+C.copy = copy
+
+--- t with the keys of each further table merged over it (a new table).
+function C.with(t, ...)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  for _, extra in ipairs{ ... } do for k, v in pairs(extra) do out[k] = v end end
+  return out
+end
+
+--- The profile named by args.profile, checked, with args.data folded in.
+-- `script` names the experiment (for messages and the default output folder).
+function C.profile(args, script)
+  local P = C.PROFILES[args.profile]
+  if P == nil then
+    error(("%s: profile '%s' is not one of paper, cpu, smoke"):format(script, tostring(args.profile)), 2)
+  end
+  P = copy(P)
+  P.name = args.profile
+  if args.profile == "paper" then
+    if args.data == nil or args.data == "" then
+      error(("%s: profile=paper needs the CIFAR-10 binary directory: data=DIR, the folder holding " ..
+             "data_batch_1.bin … data_batch_5.bin and test_batch.bin (the 'CIFAR-10 binary version' " ..
+             "from https://www.cs.toronto.edu/~kriz/cifar.html); the cpu and smoke profiles use the " ..
+             "bundled Fashion-MNIST instead"):format(script), 2)
+    end
+    P.data.path = args.data
+  elseif args.data ~= nil and args.data ~= "" then
+    P.data.path = args.data -- another Fashion-MNIST directory
+  end
+  P.out = (args.out ~= nil and args.out ~= "") and args.out or ("results/%s-%s"):format(script, args.profile)
+  P.cache = (args.cache ~= nil and args.cache ~= "") and args.cache or "results/cache"
+  P.quiet = args.quiet or false
+  if (args.metrics_n or 0) > 0 then P.metrics.n = args.metrics_n end
+  return P
+end
+
+--- An image Dataset of the profile, with extra wb.data.images keys (include, …).
+function C.dataset(P, extra)
+  return wb.data.images(C.with(P.data, extra or {}))
+end
+
+--- The profile's backbone spec (a fresh table: callers may add keys).
+function C.net(P, extra)
+  return C.with(copy(P.net), extra or {})
+end
+
+--- The score-free paper's discriminator: the encoder half of the same UNet
+-- with a scalar logit (the classifier averages it over positions).
+function C.classifier(P)
+  return { "classifier", net = C.net(P, { encoder_only = true }) }
+end
+
+--- f-distill's discriminator: a two-layer head on the teacher's encoder
+-- features at the three finest resolutions (enc32,enc16,enc8 on CIFAR-10).
+function C.gan_head(P)
+  local r, names = P.resolution, {}
+  for l = 0, (P.levels or 3) - 1 do names[#names + 1] = ("enc%d"):format(r >> l) end
+  return { "gan-head", features = "teacher", feature = table.concat(names, ",") }
+end
+
+--- Trains a teacher on `data` with the profile's budget (opts: run, seed,
+-- single_sigma, steps, init = checkpoint path to start from; init with
+-- steps = 0 only loads it).
+function C.teacher(P, data, opts)
+  opts = opts or {}
+  local t = C.with({ data = data, net = C.net(P), quiet = P.quiet, log_every = 50 }, P.teacher, opts)
+  if t.init == "" then t.init = nil end
+  return wb.teacher(t)
+end
+
+--- wb.image_metrics with the profile's settings; x: Samples, Student or Teacher.
+function C.metrics(P, x, data, sample_seed)
+  if wb.image_metrics == nil then
+    error("wb.image_metrics is missing from this build of the workbench (rebuild: it computes FID, " ..
+          "precision/recall, IS and class coverage for image sets)", 2)
+  end
+  return wb.image_metrics(x, data, { n = P.metrics.n, cache = P.cache,
+                                     classifier_steps = P.metrics.classifier_steps, seed = 0,
+                                     sample_seed = sample_seed or 0, quiet = P.quiet })
+end
+
+--- A table row from image metrics: fid, precision, recall, is, classes, collapsed.
+function C.metric_row(row, m)
+  row.fid, row.precision, row.recall = m.fid, m.precision, m.recall
+  row.is, row.is_std = m.is, m.is_std
+  row.classes = ("%d/%d"):format(m.classes_covered, m.n_classes)
+  row.classes_covered = m.classes_covered
+  row.entropy = m.entropy
+  row.collapsed = m.collapsed and "yes" or "no"
+  return row
+end
+
+-- The metric columns every table shares.
+C.METRIC_COLUMNS = {
+  { key = "fid", label = "FID", format = "%.2f" },
+  { key = "precision", label = "precision", format = "%.3f" },
+  { key = "recall", label = "recall", format = "%.3f" },
+  { key = "is", label = "IS", format = "%.2f" },
+  { key = "classes", label = "classes" },
+  { key = "collapsed", label = "collapsed" },
+}
+
+--- Writes out/table.{md,tex,csv}, prints it, and returns the Table.
+function C.write_table(P, rows, columns, best, name)
+  local tab = wb.table(rows, columns, { best = best or {} })
+  print()
+  tab:print()
+  tab:write(P.out .. "/" .. (name or "table"), { "md", "tex", "csv" })
+  return tab
+end
+
+--- Every `every` steps for a run of `steps` (about 20 log points, at least 1).
+function C.log_every(steps)
+  return math.max(1, steps // 20)
+end
+
+--- A curve {name, x, y} from a Student's log: key vs images seen (step·batch),
+-- NaN points dropped; nil when nothing was logged.
+function C.curve(name, student, key, batch)
+  local log = student.log
+  local x, y = {}, {}
+  for i, s in ipairs(log.step or {}) do
+    local v = log[key] and log[key][i]
+    if v ~= nil and v == v then x[#x + 1], y[#y + 1] = s * batch, v end
+  end
+  if #x == 0 then return nil end
+  return { name = name, x = x, y = y }
+end
+
+--- A bar figure from wb.plot_lines: item i is a vertical segment from 0 to
+-- its value at x = i (NaN separators break the line between bars), one series
+-- per item.group (default `ylabel`), plus horizontal reference lines
+-- refs = {{name, value}, ...}; non-finite values are left out. The x-axis
+-- label lists the items ("1=kl  2=rkl ...").
+function C.bar_plot(path, title, ylabel, items, refs)
+  local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+  local groups, order = {}, {}
+  for i, it in ipairs(items) do
+    if finite(it.value) then
+      local g = it.group or ylabel
+      if groups[g] == nil then groups[g] = { name = g, x = {}, y = {} }; order[#order + 1] = g end
+      local s = groups[g]
+      for _, p in ipairs{ { i, 0 }, { i, it.value }, { 0 / 0, 0 / 0 } } do
+        s.x[#s.x + 1], s.y[#s.y + 1] = p[1], p[2]
+      end
+    end
+  end
+  local series = {}
+  for _, g in ipairs(order) do series[#series + 1] = groups[g] end
+  for _, r in ipairs(refs or {}) do
+    if finite(r.value) then
+      series[#series + 1] = { name = r.name, x = { 0.5, #items + 0.5 }, y = { r.value, r.value } }
+    end
+  end
+  if #series == 0 then return end
+  local labels = {}
+  for i, it in ipairs(items) do labels[#labels + 1] = ("%d=%s"):format(i, it.name) end
+  wb.plot_lines(path, { title = title, ylabel = ylabel, series = series,
+                        xlabel = table.concat(labels, "  ") })
+end
+
+--- Wall-clock seconds since `t0` (os.time granularity).
+function C.elapsed(t0) return os.difftime(os.time(), t0) end
+
+return C
