@@ -588,7 +588,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     char label[64];
     snprintf(label, sizeof label, "distill %s", c->divergence->name);
     wb_progress prog;
-    wb_progress_start(&prog, label, c->steps, !failed && !(run && run->quiet));
+    wb_progress_start(&prog, label, c->steps, !failed && !c->quiet && !(run && run->quiet));
     double t0 = wb_now_seconds();
     step_stats st = {0};
     for (int64_t step = 1; step <= c->steps && !failed; step++) {

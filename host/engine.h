@@ -101,6 +101,7 @@ typedef struct wb_teacher_config {
     float p_mean, p_std;   /* ln σ ~ N(p_mean, p_std²)                          */
     float single_sigma;    /* > 0: single-level DSM, trained only at this σ     */
     const char *init;      /* checkpoint to start from (teacher. or gen_ema. keys), or NULL */
+    int quiet;             /* no progress line                                   */
     int log_every;
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
@@ -154,6 +155,7 @@ typedef struct wb_distill_config {
     uint64_t seed;
     int log_every;
     int64_t eval_samples;      /* samples for the per-log MMD (0 = none)      */
+    int quiet;                 /* no progress line                             */
 } wb_distill_config;
 void wb_distill_config_default(wb_distill_config *c);
 

@@ -784,6 +784,7 @@ static int l_teacher(lua_State *L) {
     }
     const char *dir = get_str(L, 1, "run", NULL);
     int quiet = get_bool(L, 1, "quiet", 0);
+    cfg.quiet = quiet;
 
     teacher_ud *ud = lua_newuserdatauv(L, sizeof *ud, 2);
     memset(ud, 0, sizeof *ud);
@@ -1008,6 +1009,7 @@ static int l_distill(lua_State *L) {
     cfg.eval_samples = get_int(L, 1, fn, "eval_samples", cfg.eval_samples, 0, INT64_MAX);
     const char *dir = get_str(L, 1, "run", NULL);
     int quiet = get_bool(L, 1, "quiet", 0);
+    cfg.quiet = quiet;
 
     student_ud *ud = lua_newuserdatauv(L, sizeof *ud, 3);
     memset(ud, 0, sizeof *ud);

@@ -165,7 +165,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     wb_rng_init(&sigma_rng, cfg->seed, STREAM_TEACHER_SIGMA);
     wb_rng_init(&noise_rng, cfg->seed, STREAM_TEACHER_NOISE);
     wb_progress prog;
-    wb_progress_start(&prog, "teacher (DSM)", cfg->steps, !(run && run->quiet));
+    wb_progress_start(&prog, "teacher (DSM)", cfg->steps, !cfg->quiet && !(run && run->quiet));
     double t0 = wb_now_seconds(), loss_acc = 0;
     int64_t loss_n = 0;
     int failed = !ema || !opt || !g || !x0 || !xt || !noise || !sigma || !lam;
