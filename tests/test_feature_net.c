@@ -31,8 +31,8 @@
 #include "feature_net.h"
 #include "images.h"
 #include "ops_loss.h"
+#include "wb_test_util.h"
 
-#define WORKBENCH WB_TEST_BUILD_DIR "/workbench"
 #define PER_BATCH 40 /* 5 train batches -> 200 images; test_batch 60 */
 #define STEPS 150
 
@@ -146,8 +146,7 @@ static int write_batch(const char *path, int count, int k0) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/wb_test_feature_net_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
+    if (wb_test_mkdtemp(g_dir, sizeof g_dir, "/tmp/wb_test_feature_net_XXXXXX")) return -1;
     char path[512];
     snprintf(path, sizeof path, "%s/cifar", g_dir);
     if (mkdir(path, 0777)) return -1;
@@ -161,9 +160,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return wb_test_rm_rf(g_dir);
 }
 
 static wb_dataset *open_set(const char *split, int only_class) {
@@ -271,59 +268,9 @@ static void test_feature_net(void **state) {
 }
 
 /* ---- Lua --------------------------------------------------------------------------------- */
-typedef struct result {
-    int status;
-    char *out, *err;
-} result;
+typedef wb_test_result result;
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static result run_script(const char *script) {
-    char path[512], out_path[512], err_path[512];
-    snprintf(path, sizeof path, "%s/s.lua", g_dir);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(script, f);
-    fclose(f);
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (chdir(g_dir) != 0) _exit(120);
-        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0) _exit(121);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execl(WORKBENCH, WORKBENCH, "run", "s.lua", (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), slurp(out_path), slurp(err_path)};
-    return r;
-}
-
-#define EXPECT_IN(hay, needle, r)                                                                                    \
-    do {                                                                                                             \
-        if (!strstr((hay), (needle))) {                                                                              \
-            print_error("expected \"%s\" in output\n--- status %d\n--- stdout\n%s--- stderr\n%s\n", (needle),       \
-                        (r).status, (r).out, (r).err);                                                               \
-            fail();                                                                                                  \
-        }                                                                                                            \
-    } while (0)
+static result run_script(const char *script) { return wb_test_run_script(g_dir, script, NULL, NULL); }
 
 static void test_lua_image_metrics(void **state) {
     (void)state;
@@ -340,9 +287,9 @@ static void test_lua_image_metrics(void **state) {
         "local m2 = wb.image_metrics(x, ds, {n = 60, cache = 'cache', classifier_steps = 150, quiet = true})\n"
         "print('again', m2.n_classes)\n"
         "wb.image_metrics(x, ds, {cache = 'cache', classifier_step = 150})\n");
-    EXPECT_IN(r.out, "ok 3 3 false true\n", r);
-    EXPECT_IN(r.out, "again\t3\n", r);
-    EXPECT_IN(r.err, "wb.image_metrics: unknown key 'classifier_step'", r);
+    WB_EXPECT_IN(r.out, "ok 3 3 false true\n", r);
+    WB_EXPECT_IN(r.out, "again\t3\n", r);
+    WB_EXPECT_IN(r.err, "wb.image_metrics: unknown key 'classifier_step'", r);
     if (r.status != 1) fail_msg("status %d", r.status);
     free(r.out);
     free(r.err);
@@ -350,7 +297,7 @@ static void test_lua_image_metrics(void **state) {
     r = run_script("local wb = require 'wb'\n"
                    "local ds = wb.data.images{kind = 'cifar10', path = 'cifar', resize_to = 8}\n"
                    "wb.image_metrics(ds:sample(10, 1), ds, {cache = 'cache', classifier_steps = 150, quiet = 1})\n");
-    EXPECT_IN(r.err, "wb.image_metrics: key 'quiet' expects a boolean", r);
+    WB_EXPECT_IN(r.err, "wb.image_metrics: key 'quiet' expects a boolean", r);
     free(r.out);
     free(r.err);
 }

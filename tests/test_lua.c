@@ -12,131 +12,44 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#define WORKBENCH WB_TEST_BUILD_DIR "/workbench"
+#include "wb_test_util.h"
 
 static char g_dir[256]; /* the temporary folder every script runs in */
 
-typedef struct result {
-    int status; /* exit code, or 128 + signal */
-    char *out, *err;
-} result;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+typedef wb_test_result result;
 
 /* Runs `workbench argv...` inside g_dir with stdout and stderr captured. */
-static result run_argv(const char *const *args) {
-    char out_path[512], err_path[512];
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (chdir(g_dir) != 0) _exit(120);
-        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0) _exit(121);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        char *argv[32];
-        int n = 0;
-        argv[n++] = (char *)WORKBENCH;
-        for (int i = 0; args[i] && n < 31; i++) argv[n++] = (char *)args[i];
-        argv[n] = NULL;
-        execv(WORKBENCH, argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    result r;
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    return r;
-}
+static result run_argv(const char *const *args) { return wb_test_run_workbench(g_dir, args); }
 
-/* Writes `script` to g_dir/s.lua and runs it with up to 4 key=value args. */
+/* Writes `script` to g_dir/s.lua and runs it with up to 2 key=value args. */
 static result run_script(const char *script, const char *a1, const char *a2) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/s.lua", g_dir);
-    write_text(path, script);
-    const char *args[] = {"run", "s.lua", a1, a1 ? a2 : NULL, NULL};
-    return run_argv(args);
+    return wb_test_run_script(g_dir, script, a1, a2);
 }
-
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-/* Prints what the binary said when a check fails, then fails the test. */
-#define EXPECT_IN(hay, needle, r)                                                                                    \
-    do {                                                                                                             \
-        if (!strstr((hay), (needle))) {                                                                              \
-            print_error("expected \"%s\" in output\n--- status %d\n--- stdout\n%s--- stderr\n%s\n", (needle),       \
-                        (r).status, (r).out, (r).err);                                                               \
-            fail();                                                                                                  \
-        }                                                                                                            \
-    } while (0)
-
-#define EXPECT_STATUS(r, code)                                                                                       \
-    do {                                                                                                             \
-        if ((r).status != (code)) {                                                                                  \
-            print_error("expected exit status %d, got %d\n--- stdout\n%s--- stderr\n%s\n", (code), (r).status,       \
-                        (r).out, (r).err);                                                                           \
-            fail();                                                                                                  \
-        }                                                                                                            \
-    } while (0)
 
 /* A script that must fail with exit 1 and an error containing needles. */
 static void expect_error(const char *script, const char *n1, const char *n2) {
     result r = run_script(script, NULL, NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "workbench: s.lua:", r);
-    EXPECT_IN(r.err, n1, r);
-    if (n2) EXPECT_IN(r.err, n2, r);
-    EXPECT_IN(r.err, "stack traceback", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "workbench: s.lua:", r);
+    WB_EXPECT_IN(r.err, n1, r);
+    if (n2) WB_EXPECT_IN(r.err, n2, r);
+    WB_EXPECT_IN(r.err, "stack traceback", r);
+    wb_test_result_free(&r);
 }
 
 /* ---- setup ------------------------------------------------------------------------ */
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/wb_test_lua_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    return 0;
+    return wb_test_mkdtemp(g_dir, sizeof g_dir, "/tmp/wb_test_lua_XXXXXX");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return wb_test_rm_rf(g_dir);
 }
 
 /* ---- unknown keys, wrong types, unknown plugins --------------------------------------- */
@@ -192,16 +105,16 @@ static void test_unknown_plugin(void **state) {
 static void test_runtime_error_traceback(void **state) {
     (void)state;
     result r = run_script("local function f(t)\n  return t.x.y\nend\nf({})\n", NULL, NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "workbench: s.lua:2: attempt to index a nil value", r);
-    EXPECT_IN(r.err, "stack traceback:", r);
-    EXPECT_IN(r.err, "s.lua:4: in main chunk", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "workbench: s.lua:2: attempt to index a nil value", r);
+    WB_EXPECT_IN(r.err, "stack traceback:", r);
+    WB_EXPECT_IN(r.err, "s.lua:4: in main chunk", r);
+    wb_test_result_free(&r);
 
     r = run_script("this is not lua\n", NULL, NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "workbench: s.lua:1:", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "workbench: s.lua:1:", r);
+    wb_test_result_free(&r);
 }
 
 static void test_cli_args(void **state) {
@@ -210,69 +123,69 @@ static void test_cli_args(void **state) {
                          "local a = wb.args{steps = 10, lr = 0.5, name = 'x', flag = false}\n"
                          "print(a.steps, math.type(a.steps), a.lr, a.name, a.flag, arg[1])\n";
     result r = run_script(script, "steps=20", "flag=yes");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "20\tinteger\t0.5\tx\ttrue\tsteps=20\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "20\tinteger\t0.5\tx\ttrue\tsteps=20\n", r);
+    wb_test_result_free(&r);
 
     r = run_script(script, "lr=1e-3", "name=abc");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "10\tinteger\t0.001\tabc\tfalse\tlr=1e-3\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "10\tinteger\t0.001\tabc\tfalse\tlr=1e-3\n", r);
+    wb_test_result_free(&r);
 
     r = run_script(script, "stpes=3", NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "s.lua:2: wb.args: unknown command-line key 'stpes'", r);
-    EXPECT_IN(r.err, "known keys: flag, lr, name, steps", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "s.lua:2: wb.args: unknown command-line key 'stpes'", r);
+    WB_EXPECT_IN(r.err, "known keys: flag, lr, name, steps", r);
+    wb_test_result_free(&r);
 
     r = run_script(script, "steps=many", NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "wb.args: key 'steps' expects a number, got 'many'", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "wb.args: key 'steps' expects a number, got 'many'", r);
+    wb_test_result_free(&r);
 
     r = run_script(script, "steps=2.5", NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "wb.args: key 'steps' expects an integer", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "wb.args: key 'steps' expects an integer", r);
+    wb_test_result_free(&r);
 
     r = run_script(script, "flag=maybe", NULL);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "wb.args: key 'flag' expects a boolean", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "wb.args: key 'flag' expects a boolean", r);
+    wb_test_result_free(&r);
 
     r = run_script(script, "notapair", NULL);
-    EXPECT_STATUS(r, 2);
-    EXPECT_IN(r.err, "argument 'notapair' is not of the form key=value", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 2);
+    WB_EXPECT_IN(r.err, "argument 'notapair' is not of the form key=value", r);
+    wb_test_result_free(&r);
 }
 
 static void test_commands(void **state) {
     (void)state;
     const char *version[] = {"version", NULL};
     result r = run_argv(version);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "workbench ", r);
-    EXPECT_IN(r.out, "commit", r);
-    EXPECT_IN(r.out, "backends  cpu", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "workbench ", r);
+    WB_EXPECT_IN(r.out, "commit", r);
+    WB_EXPECT_IN(r.out, "backends  cpu", r);
+    wb_test_result_free(&r);
 
     const char *help[] = {"help", NULL};
     r = run_argv(help);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "run FILE.lua [key=value ...]", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "run FILE.lua [key=value ...]", r);
+    wb_test_result_free(&r);
 
     const char *bogus[] = {"bogus", NULL};
     r = run_argv(bogus);
-    EXPECT_STATUS(r, 2);
-    EXPECT_IN(r.err, "unknown command 'bogus'", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 2);
+    WB_EXPECT_IN(r.err, "unknown command 'bogus'", r);
+    wb_test_result_free(&r);
 
     const char *missing[] = {"run", "does-not-exist.lua", NULL};
     r = run_argv(missing);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "cannot open does-not-exist.lua", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "cannot open does-not-exist.lua", r);
+    wb_test_result_free(&r);
 }
 
 /* ---- plugins ---------------------------------------------------------------------------- */
@@ -280,37 +193,37 @@ static void test_plugins_listing(void **state) {
     (void)state;
     const char *args[] = {"plugins", NULL};
     result r = run_argv(args);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "divergences (14)\n", r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "divergences (14)\n", r);
     static const char *const divs[] = {"lr", "kl", "be", "ls", "sba", "rkl", "srkl",
                                        "js", "sh", "fkl", "jeffreys", "dikl", "dijs", "dirm"};
     char line[64];
     for (size_t i = 0; i < sizeof divs / sizeof divs[0]; i++) {
         snprintf(line, sizeof line, "\n  %s 1.", divs[i]);
-        EXPECT_IN(r.out, line, r);
+        WB_EXPECT_IN(r.out, line, r);
     }
-    EXPECT_IN(r.out, "\n  classifier ", r);
-    EXPECT_IN(r.out, "\n  gan-head ", r);
-    EXPECT_IN(r.out, "\n  mlp ", r);
+    WB_EXPECT_IN(r.out, "\n  classifier ", r);
+    WB_EXPECT_IN(r.out, "\n  gan-head ", r);
+    WB_EXPECT_IN(r.out, "\n  mlp ", r);
     /* parameters with type, default and bounds or choices */
-    EXPECT_IN(r.out, "lambda         number   default 5        [-10, 20]", r);
-    EXPECT_IN(r.out, "widths         integers default {", r);
-    EXPECT_IN(r.out, "teacher|fake", r);
-    result_free(&r);
+    WB_EXPECT_IN(r.out, "lambda         number   default 5        [-10, 20]", r);
+    WB_EXPECT_IN(r.out, "widths         integers default {", r);
+    WB_EXPECT_IN(r.out, "teacher|fake", r);
+    wb_test_result_free(&r);
 
     /* rejected libraries: warnings naming the file and the reason, still exit 0 */
     setenv("WB_PLUGIN_PATH", WB_TEST_BUILD_DIR "/test_fixtures", 1);
     r = run_argv(args);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.err, "workbench: warning: rejected plugin library ", r);
-    EXPECT_IN(r.err, "fixture_bad_abi.so: ABI version", r);
-    EXPECT_IN(r.out, "divergences (14)\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.err, "workbench: warning: rejected plugin library ", r);
+    WB_EXPECT_IN(r.err, "fixture_bad_abi.so: ABI version", r);
+    WB_EXPECT_IN(r.out, "divergences (14)\n", r);
+    wb_test_result_free(&r);
     r = run_script("require 'wb'\n", NULL, NULL);
     unsetenv("WB_PLUGIN_PATH");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.err, "fixture_no_entry.so: missing entry symbol", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.err, "fixture_no_entry.so: missing entry symbol", r);
+    wb_test_result_free(&r);
 
     /* the same registry from Lua, in load (family) order */
     r = run_script("local wb = require 'wb'\n"
@@ -319,11 +232,11 @@ static void test_plugins_listing(void **state) {
                    "local sba = wb.plugins('divergence')[5]\n"
                    "print(sba.name, sba.params[1].name, sba.params[1].default, sba.params[1].min, sba.params[1].max)\n",
                    NULL, NULL);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "lr kl be ls sba rkl srkl js sh fkl jeffreys dikl dijs dirm\n", r);
-    EXPECT_IN(r.out, "net\tmlp\twidths\tintegers\n", r);
-    EXPECT_IN(r.out, "sba\tlambda\t5.0\t-10.0\t20.0\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "lr kl be ls sba rkl srkl js sh fkl jeffreys dikl dijs dirm\n", r);
+    WB_EXPECT_IN(r.out, "net\tmlp\twidths\tintegers\n", r);
+    WB_EXPECT_IN(r.out, "sba\tlambda\t5.0\t-10.0\t20.0\n", r);
+    wb_test_result_free(&r);
 }
 
 static void test_divergence_weights(void **state) {
@@ -336,12 +249,12 @@ static void test_divergence_weights(void **state) {
                           "show(wb.divergence_weights('dikl', {0, 1}))\n"
                           "print(('%.6f'):format(wb.divergence_value('kl', {0, 0})))\n",
                           NULL, NULL);
-    EXPECT_STATUS(r, 0);
+    WB_EXPECT_STATUS(r, 0);
     assert_string_equal(r.out, "1.000000 0.049787 0.000000 0.000000\n"
                                "1.000000 1.000000 0.000000 0.000000\n"
                                "0.000000 0.000000 1.000000 1.000000\n"
                                "0.000000\n");
-    result_free(&r);
+    wb_test_result_free(&r);
 }
 
 /* ---- data, samples, evaluation, a tiny distillation ----------------------------------------- */
@@ -360,9 +273,9 @@ static void test_dataset_samples_evaluate(void **state) {
                           "print(wb.samples{{1, 2}, {3, 4}}:get(2, 1))\n"
                           "wb.scatter('figs/s.png', s, {reference = d:sample(100, 1), title = 't'})\n",
                           NULL, NULL);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "gmm2d-ring8\t2\t8\t1000\t1000\t2\n8\t8\ttrue\ttrue\n3.0\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "gmm2d-ring8\t2\t8\t1000\t1000\t2\n8\t8\ttrue\ttrue\n3.0\n", r);
+    wb_test_result_free(&r);
     char png[512];
     snprintf(png, sizeof png, "%s/figs/s.png", g_dir);
     struct stat st;
@@ -383,9 +296,9 @@ static void test_tiny_distill(void **state) {
                           "print(#x, x:dim())\n"
                           "collectgarbage()\n",
                           NULL, NULL);
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "sba\tclassifier\t3\truns/x\t3\n10\t2\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "sba\tclassifier\t3\truns/x\t3\n10\t2\n", r);
+    wb_test_result_free(&r);
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/runs/x/config.json", g_dir);
     struct stat st;
@@ -402,7 +315,7 @@ static void test_tiny_distill(void **state) {
 static void test_table_formats(void **state) {
     (void)state;
     result r = run_script(TABLE_SCRIPT "io.write(t:markdown(), '=\\n', t:latex(), '=\\n', t:csv())\n", NULL, NULL);
-    EXPECT_STATUS(r, 0);
+    WB_EXPECT_STATUS(r, 0);
     assert_string_equal(r.out,
                         "| name     | modes |     TV % |\n"
                         "| -------- | ----: | -------: |\n"
@@ -421,12 +334,12 @@ static void test_table_formats(void **state) {
                         "name,modes,TV %\n"
                         "kl_x,8,0.12345\n"
                         "\"sba, \"\"3\"\"\",7,0.05\n");
-    result_free(&r);
+    wb_test_result_free(&r);
 
     /* :write creates parent folders and leaves no temporary files */
     r = run_script(TABLE_SCRIPT "t:write('out/sub/res')\n", NULL, NULL);
-    EXPECT_STATUS(r, 0);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    wb_test_result_free(&r);
     static const char *const exts[] = {"md", "tex", "csv"};
     for (int i = 0; i < 3; i++) {
         char path[512];
@@ -438,7 +351,7 @@ static void test_table_formats(void **state) {
     }
     char path[512];
     snprintf(path, sizeof path, "%s/out/sub/res.csv", g_dir);
-    char *csv = slurp(path);
+    char *csv = wb_test_slurp(path);
     assert_string_equal(csv, "name,modes,TV %\nkl_x,8,0.12345\n\"sba, \"\"3\"\"\",7,0.05\n");
     free(csv);
 

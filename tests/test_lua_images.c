@@ -20,7 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define WORKBENCH WB_TEST_BUILD_DIR "/workbench"
+#include "wb_test_util.h"
+
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 #define CIFAR_BATCHES 5
@@ -29,91 +30,19 @@
 
 static char g_dir[256]; /* the temporary folder every script runs in */
 
-typedef struct result {
-    int status; /* exit code, or 128 + signal */
-    char *out, *err;
-} result;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+typedef wb_test_result result;
 
 /* Runs `workbench run s.lua` inside g_dir with stdout and stderr captured. */
-static result run_script(const char *script) {
-    char path[512], out_path[512], err_path[512];
-    snprintf(path, sizeof path, "%s/s.lua", g_dir);
-    write_text(path, script);
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (chdir(g_dir) != 0) _exit(120);
-        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0) _exit(121);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execl(WORKBENCH, WORKBENCH, "run", "s.lua", (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    result r;
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    return r;
-}
-
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-/* Prints what the binary said when a check fails, then fails the test. */
-#define EXPECT_IN(hay, needle, r)                                                                                    \
-    do {                                                                                                             \
-        if (!strstr((hay), (needle))) {                                                                              \
-            print_error("expected \"%s\" in output\n--- status %d\n--- stdout\n%s--- stderr\n%s\n", (needle),       \
-                        (r).status, (r).out, (r).err);                                                               \
-            fail();                                                                                                  \
-        }                                                                                                            \
-    } while (0)
-
-#define EXPECT_STATUS(r, code)                                                                                       \
-    do {                                                                                                             \
-        if ((r).status != (code)) {                                                                                  \
-            print_error("expected exit status %d, got %d\n--- stdout\n%s--- stderr\n%s\n", (code), (r).status,       \
-                        (r).out, (r).err);                                                                           \
-            fail();                                                                                                  \
-        }                                                                                                            \
-    } while (0)
+static result run_script(const char *script) { return wb_test_run_script(g_dir, script, NULL, NULL); }
 
 /* A script that must fail with exit 1 and an error containing n1 (and n2). */
 static void expect_error(const char *script, const char *n1, const char *n2) {
     result r = run_script(script);
-    EXPECT_STATUS(r, 1);
-    EXPECT_IN(r.err, "workbench: s.lua:", r);
-    EXPECT_IN(r.err, n1, r);
-    if (n2) EXPECT_IN(r.err, n2, r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "workbench: s.lua:", r);
+    WB_EXPECT_IN(r.err, n1, r);
+    if (n2) WB_EXPECT_IN(r.err, n2, r);
+    wb_test_result_free(&r);
 }
 
 /* ---- the tiny CIFAR-10 set -------------------------------------------------------- */
@@ -143,8 +72,7 @@ static int write_cifar(const char *dir) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/wb_test_lua_images_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
+    if (wb_test_mkdtemp(g_dir, sizeof g_dir, "/tmp/wb_test_lua_images_XXXXXX")) return -1;
     char path[512];
     snprintf(path, sizeof path, "%s/cifar", g_dir);
     if (write_cifar(path)) return -1;
@@ -154,9 +82,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return wb_test_rm_rf(g_dir);
 }
 
 /* ---- fields, options, images -------------------------------------------------------- */
@@ -186,13 +112,13 @@ static void test_cifar_fields(void **state) {
         "print(g.count, g.channels, g.dim, tostring(g))\n"
         "local ok, err = pcall(d.image, d, 15)\n"
         "print(ok, err)\n");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "cifar10-train\t14\t10\t3\t32\t32\t3072\n", r);
-    EXPECT_IN(r.out, "1\t3072\t1\t3\t32\t32\n", r);
-    EXPECT_IN(r.out, "14\t3\t20\t20\t1200\n", r);
-    EXPECT_IN(r.out, "5\t1\t1024\tDataset(cifar10-train, 5 images of 1x32x32)\n", r);
-    EXPECT_IN(r.out, "false\tDataset:image: index 15 out of range 1..14\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "cifar10-train\t14\t10\t3\t32\t32\t3072\n", r);
+    WB_EXPECT_IN(r.out, "1\t3072\t1\t3\t32\t32\n", r);
+    WB_EXPECT_IN(r.out, "14\t3\t20\t20\t1200\n", r);
+    WB_EXPECT_IN(r.out, "5\t1\t1024\tDataset(cifar10-train, 5 images of 1x32x32)\n", r);
+    WB_EXPECT_IN(r.out, "false\tDataset:image: index 15 out of range 1..14\n", r);
+    wb_test_result_free(&r);
 }
 
 static void test_cifar_sampling(void **state) {
@@ -215,9 +141,9 @@ static void test_cifar_sampling(void **state) {
                           "  end\n"
                           "end\n"
                           "print(same, differ)\n");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "6\t3888\t3\t36\t36\ntrue\ttrue\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "6\t3888\t3\t36\t36\ntrue\ttrue\n", r);
+    wb_test_result_free(&r);
 }
 
 /* ---- teacher, distill, evaluate ---------------------------------------------------------- */
@@ -246,14 +172,14 @@ static void test_cifar_teacher_distill(void **state) {
         "print(s.steps, s.run, s.data.name)\n"
         "local ok, err = pcall(wb.evaluate, x, ds)\n"
         "print(ok, err)\n");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "teacher\t3\t300\t3\t10\t10\n", r);
-    EXPECT_IN(r.out, "student\t5\t300\t3\t10\t10\n", r);
-    EXPECT_IN(r.out, "2\truns/img\tcifar10-train\n", r);
-    EXPECT_IN(r.out, "false\twb.evaluate: dataset 'cifar10-train' is an image set: image metrics come from "
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "teacher\t3\t300\t3\t10\t10\n", r);
+    WB_EXPECT_IN(r.out, "student\t5\t300\t3\t10\t10\n", r);
+    WB_EXPECT_IN(r.out, "2\truns/img\tcifar10-train\n", r);
+    WB_EXPECT_IN(r.out, "false\twb.evaluate: dataset 'cifar10-train' is an image set: image metrics come from "
                      "FID-style features",
               r);
-    result_free(&r);
+    wb_test_result_free(&r);
     char dir[512];
     struct stat st;
     snprintf(dir, sizeof dir, "%s/runs/img", g_dir);
@@ -317,9 +243,9 @@ static void test_fashion_mnist(void **state) {
                           "local p = wb.data.images{kind = 'fashion-mnist', path = '" FASHION_DIR "',\n"
                           "  include = {0}, max_images = 100, pad_to = 32}\n"
                           "print(p.count, p.channels, p.height, p.width, p.dim)\n");
-    EXPECT_STATUS(r, 0);
-    EXPECT_IN(r.out, "fashion-mnist-train\t100\t1\t28\t28\t784\t10\n100\t1\t32\t32\t1024\n", r);
-    result_free(&r);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "fashion-mnist-train\t100\t1\t28\t28\t784\t10\n100\t1\t32\t32\t1024\n", r);
+    wb_test_result_free(&r);
 }
 
 int main(void) {

@@ -26,13 +26,7 @@
 #include <unistd.h>
 
 #include "wb/tensor.h"
-
-#ifndef WB_TEST_PYTHON
-#define WB_TEST_PYTHON ""
-#endif
-#ifndef WB_TEST_SOURCE_DIR
-#define WB_TEST_SOURCE_DIR "."
-#endif
+#include "wb_test_util.h"
 
 #define MAX_IN 3
 
@@ -135,13 +129,7 @@ static double loss_of(wb_graph *g, int ci, float **host, const float *w) {
     for (int k = 0; k < c->n_in; k++) x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 0);
     wb_tensor *y = run_op(g, c, x);
     if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
-    float *yh = malloc((size_t)y->numel * sizeof *yh);
-    assert_non_null(yh);
-    assert_int_equal(wb_to_host(y, yh), 0);
-    double acc = 0.0;
-    for (int64_t i = 0; i < y->numel; i++) acc += (double)w[i] * yh[i];
-    free(yh);
-    return acc;
+    return wb_test_weighted_sum(y, w);
 }
 
 /* ---- finite differences ------------------------------------------------------------ */
@@ -204,57 +192,27 @@ static void test_finite_differences(void **state) {
 /* ---- torch ------------------------------------------------------------------------------ */
 static char g_dir[64];
 
-static void write_tensor(FILE *f, const char *name, int ndim, const int64_t *shape, const float *data) {
-    uint32_t len = (uint32_t)strlen(name), nd = (uint32_t)ndim;
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
-    assert_int_equal(fwrite(&len, 4, 1, f), 1);
-    assert_int_equal(fwrite(name, 1, len, f), len);
-    assert_int_equal(fwrite(&nd, 4, 1, f), 1);
-    assert_int_equal(fwrite(shape, 8, (size_t)ndim, f), (size_t)ndim);
-    if (numel) assert_int_equal(fwrite(data, 4, (size_t)numel, f), (size_t)numel);
-}
-
-static void write_t(FILE *f, const char *name, const wb_tensor *t, int grad) {
-    float *h = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *h);
-    assert_non_null(h);
-    assert_int_equal(grad ? wb_grad_to_host(t, h) : wb_to_host(t, h), 0);
-    write_tensor(f, name, t->ndim, t->shape, h);
-    free(h);
-}
-
-static void remove_dir(void) {
-    if (!g_dir[0]) return;
-    if (getenv("WB_TEST_KEEP")) { /* debugging: leave the files for torch_ops_conv.py */
-        print_message("kept %s\n", g_dir);
-        g_dir[0] = 0;
-        return;
-    }
-    char p[128];
-    snprintf(p, sizeof p, "%s/tensors.bin", g_dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/manifest.txt", g_dir);
-    unlink(p);
-    rmdir(g_dir);
-    g_dir[0] = 0;
-}
+static void remove_dir(void) { wb_torch_remove_dir(g_dir); }
 
 static double g_err[N_CASES][1 + MAX_IN]; /* out, grad0.. ; NAN until reported */
 
+/* Where the script's "RESULT NAME WHAT ERR" goes: out, grad<k>. */
+static double *result_slot(const char *name, const char *what) {
+    int ci = 0, k = -1;
+    while (ci < N_CASES && strcmp(CASES[ci].name, name) != 0) ci++;
+    if (strcmp(what, "out") == 0) k = 0;
+    else if (sscanf(what, "grad%d", &k) == 1 && k >= 0 && ci < N_CASES && k < CASES[ci].n_in) k++;
+    else k = -1;
+    if (ci == N_CASES || k < 0) return NULL;
+    return &g_err[ci][k];
+}
+
 static void test_match_torch(void **state) {
     (void)state;
-    if (!WB_TEST_PYTHON[0]) {
-        print_message("SKIP: torch not installed (no system python3)\n");
-        skip();
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/wb_conv_torch_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    char tpath[128], mpath[128], key[160];
-    snprintf(tpath, sizeof tpath, "%s/tensors.bin", g_dir);
-    snprintf(mpath, sizeof mpath, "%s/manifest.txt", g_dir);
-    FILE *tf = fopen(tpath, "wb"), *mf = fopen(mpath, "w");
-    assert_non_null(tf);
-    assert_non_null(mf);
+    wb_torch_skip_without_python();
+    FILE *tf, *mf;
+    wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_conv_torch_XXXXXX", &tf, &mf);
+    char key[160];
     for (int ci = 0; ci < N_CASES; ci++) {
         const conv_case *c = &CASES[ci];
         wb_graph *g = wb_graph_new(wb_backend_cpu());
@@ -264,56 +222,23 @@ static void test_match_torch(void **state) {
         wb_tensor *y = forward_backward(g, ci, host, x, &w);
         for (int k = 0; k < c->n_in; k++) {
             snprintf(key, sizeof key, "%s/in%d", c->name, k);
-            write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);
+            wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);
             snprintf(key, sizeof key, "%s/grad%d", c->name, k);
-            write_t(tf, key, x[k], 1);
+            wb_test_write_tensor_t(tf, key, x[k], 1);
             free(host[k]);
         }
         snprintf(key, sizeof key, "%s/w", c->name);
-        write_tensor(tf, key, y->ndim, y->shape, w);
+        wb_test_write_tensor(tf, key, y->ndim, y->shape, w);
         snprintf(key, sizeof key, "%s/out", c->name);
-        write_t(tf, key, y, 0);
+        wb_test_write_tensor_t(tf, key, y, 0);
         fprintf(mf, "case %s %s %d %d %d\n", c->name, c->op, c->n_in, c->p[0], c->p[1]);
         free(w);
         wb_graph_free(g);
         for (int k = 0; k <= MAX_IN; k++) g_err[ci][k] = NAN;
     }
-    assert_int_equal(fclose(tf), 0);
-    assert_int_equal(fclose(mf), 0);
+    wb_torch_close(tf, mf);
 
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%sOMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '%s' '%s/tests/torch_ops_conv.py' '%s' 2>&1",
-             access("/usr/bin/timeout", X_OK) == 0 ? "/usr/bin/timeout 120 env " : "env ", WB_TEST_PYTHON,
-             WB_TEST_SOURCE_DIR, g_dir);
-    FILE *pp = popen(cmd, "r");
-    assert_non_null(pp);
-    char line[512], tail[4096] = "";
-    int no_torch = 0, done = 0;
-    while (fgets(line, sizeof line, pp)) {
-        if (strlen(tail) + strlen(line) >= sizeof tail) tail[0] = 0;
-        strcat(tail, line);
-        char name[128], what[32];
-        double err;
-        if (strncmp(line, "NO_TORCH", 8) == 0) no_torch = 1;
-        else if (strncmp(line, "DONE", 4) == 0) done = 1;
-        else if (sscanf(line, "RESULT %127s %31s %lf", name, what, &err) == 3) {
-            int ci = 0, k = -1;
-            while (ci < N_CASES && strcmp(CASES[ci].name, name) != 0) ci++;
-            if (strcmp(what, "out") == 0) k = 0;
-            else if (sscanf(what, "grad%d", &k) == 1 && k >= 0 && ci < N_CASES && k < CASES[ci].n_in) k++;
-            else k = -1;
-            if (ci == N_CASES || k < 0) fail_msg("torch_ops_conv.py reported unknown item '%s %s'", name, what);
-            g_err[ci][k] = err;
-        }
-    }
-    int status = pclose(pp);
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (no_torch || rc == 77) {
-        remove_dir();
-        print_message("SKIP: torch not installed\n");
-        skip();
-    }
-    if (rc != 0 || !done) fail_msg("torch_ops_conv.py failed (exit %d):\n%s", rc, tail);
+    wb_torch_run("torch_ops_conv.py", g_dir, result_slot);
     double worst = 0.0;
     const char *worst_name = "-";
     for (int ci = 0; ci < N_CASES; ci++)

@@ -22,6 +22,7 @@
 #include "wb/backend.h"
 #include "wb/tensor.h"
 #include "wb_internal.h" /* g->n_tape: "grad mode off records nothing" is about the tape */
+#include "wb_test_util.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -29,17 +30,6 @@ static wb_tensor *leaf_of(wb_graph *g, const opc_input *in, const float *host, i
     wb_tensor *t = wb_leaf(g, in->ndim, in->shape, host, requires_grad);
     assert_non_null(t);
     return t;
-}
-
-/* Σ w·y in double: the loss the finite differences difference. */
-static double weighted_sum(const wb_tensor *y, const float *w) {
-    float *host = malloc((size_t)y->numel * sizeof *host);
-    assert_non_null(host);
-    assert_int_equal(wb_to_host(y, host), 0);
-    double acc = 0.0;
-    for (int64_t i = 0; i < y->numel; i++) acc += (double)w[i] * host[i];
-    free(host);
-    return acc;
 }
 
 /* Forward only (grad mode off) for one set of host inputs. */
@@ -50,7 +40,7 @@ static double eval_loss(wb_graph *g, int ci, float *const *host, const float *w)
     for (int k = 0; k < c->n_in; k++) x[k] = leaf_of(g, &c->in[k], host[k], 0);
     wb_tensor *y = c->fn(g, x, c->p);
     if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
-    return weighted_sum(y, w);
+    return wb_test_weighted_sum(y, w);
 }
 
 /* ---- every op against finite differences ---------------------------------------- */

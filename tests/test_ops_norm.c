@@ -25,14 +25,9 @@
 #include <unistd.h>
 
 #include "wb/tensor.h"
+#include "wb_test_util.h"
 #include "wb_internal.h" /* g->n_tape: "identity records nothing" is about the tape */
 
-#ifndef WB_TEST_PYTHON
-#define WB_TEST_PYTHON ""
-#endif
-#ifndef WB_TEST_SOURCE_DIR
-#define WB_TEST_SOURCE_DIR "."
-#endif
 
 /* ---- the case table ---------------------------------------------------------- */
 enum { DOM_NORMAL = 0, DOM_BIG };  /* x ~ N(0,1) (shifted), or ±80 + N(0,1) logits */
@@ -115,23 +110,13 @@ static wb_tensor *build(wb_graph *g, int ci, const float *x, const float *gamma,
     return wb_group_norm(g, leaf[0], c->groups, leaf[1], leaf[2], c->eps);
 }
 
-static double weighted_sum(const wb_tensor *y, const float *w) {
-    float *host = malloc((size_t)y->numel * sizeof *host);
-    assert_non_null(host);
-    assert_int_equal(wb_to_host(y, host), 0);
-    double acc = 0.0;
-    for (int64_t i = 0; i < y->numel; i++) acc += (double)w[i] * host[i];
-    free(host);
-    return acc;
-}
-
 /* ---- finite differences ------------------------------------------------------ */
 static double fd_loss(wb_graph *g, int ci, float *const *in, const float *w) {
     wb_graph_reset(g);
     wb_tensor *leaf[3];
     wb_tensor *y = build(g, ci, in[0], in[1], in[2], 0, leaf);
     if (!y) fail_msg("%s: forward failed: %s", CASES[ci].name, wb_last_error());
-    return weighted_sum(y, w);
+    return wb_test_weighted_sum(y, w);
 }
 
 static void check_case_fd(int ci, double *worst) {
@@ -387,17 +372,6 @@ static void test_dropout_mask_and_grad(void **state) {
 /* ---- torch ---------------------------------------------------------------------- */
 static char g_dir[64];
 
-static void write_tensor(FILE *f, const char *name, int ndim, const int64_t *shape, const float *data) {
-    uint32_t len = (uint32_t)strlen(name), nd = (uint32_t)ndim;
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
-    assert_int_equal(fwrite(&len, 4, 1, f), 1);
-    assert_int_equal(fwrite(name, 1, len, f), len);
-    assert_int_equal(fwrite(&nd, 4, 1, f), 1);
-    assert_int_equal(fwrite(shape, 8, (size_t)ndim, f), (size_t)ndim);
-    if (numel) assert_int_equal(fwrite(data, 4, (size_t)numel, f), (size_t)numel);
-}
-
 static const char *const LEAF_KEY[3] = {"x", "gamma", "beta"};
 
 /* One case: inputs, weights, output and gradients of Σ w ⊙ out. */
@@ -420,16 +394,16 @@ static void dump_case(FILE *tf, FILE *mf, int ci) {
     for (int k = 0; k < 3; k++) {
         if (!leaf[k]) continue;
         snprintf(key, sizeof key, "%s/%s", c->name, LEAF_KEY[k]);
-        write_tensor(tf, key, leaf[k]->ndim, leaf[k]->shape, in[k]);
+        wb_test_write_tensor(tf, key, leaf[k]->ndim, leaf[k]->shape, in[k]);
         assert_int_equal(wb_grad_to_host(leaf[k], buf), 0);
         snprintf(key, sizeof key, "%s/grad_%s", c->name, LEAF_KEY[k]);
-        write_tensor(tf, key, leaf[k]->ndim, leaf[k]->shape, buf);
+        wb_test_write_tensor(tf, key, leaf[k]->ndim, leaf[k]->shape, buf);
     }
     snprintf(key, sizeof key, "%s/w", c->name);
-    write_tensor(tf, key, y->ndim, y->shape, w);
+    wb_test_write_tensor(tf, key, y->ndim, y->shape, w);
     assert_int_equal(wb_to_host(y, buf), 0);
     snprintf(key, sizeof key, "%s/out", c->name);
-    write_tensor(tf, key, y->ndim, y->shape, buf);
+    wb_test_write_tensor(tf, key, y->ndim, y->shape, buf);
     fprintf(mf, "case %s %s %d %.9g %d %d\n", c->name, c->op, c->groups, (double)c->eps, c->has_gamma, c->has_beta);
     wb_graph_free(g);
     for (int k = 0; k < 3; k++) free(in[k]);
@@ -450,71 +424,19 @@ static double *result_slot(const char *name, const char *what) {
     return NULL;
 }
 
-static void remove_dir(void) {
-    if (!g_dir[0]) return;
-    if (getenv("WB_TEST_KEEP")) {
-        print_message("kept %s\n", g_dir);
-        g_dir[0] = 0;
-        return;
-    }
-    char p[128];
-    snprintf(p, sizeof p, "%s/tensors.bin", g_dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/manifest.txt", g_dir);
-    unlink(p);
-    rmdir(g_dir);
-    g_dir[0] = 0;
-}
+static void remove_dir(void) { wb_torch_remove_dir(g_dir); }
 
 static void test_norm_ops_match_torch(void **state) {
     (void)state;
-    if (!WB_TEST_PYTHON[0]) {
-        print_message("SKIP: torch not installed (no system python3)\n");
-        skip();
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/wb_norm_torch_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    char tpath[128], mpath[128];
-    snprintf(tpath, sizeof tpath, "%s/tensors.bin", g_dir);
-    snprintf(mpath, sizeof mpath, "%s/manifest.txt", g_dir);
-    FILE *tf = fopen(tpath, "wb"), *mf = fopen(mpath, "w");
-    assert_non_null(tf);
-    assert_non_null(mf);
+    wb_torch_skip_without_python();
+    FILE *tf, *mf;
+    wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_norm_torch_XXXXXX", &tf, &mf);
     for (int ci = 0; ci < N_CASES; ci++) dump_case(tf, mf, ci);
-    assert_int_equal(fclose(tf), 0);
-    assert_int_equal(fclose(mf), 0);
+    wb_torch_close(tf, mf);
     for (int ci = 0; ci < N_CASES; ci++)
         for (int k = 0; k < 4; k++) g_err[ci][k] = NAN;
 
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%sOMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '%s' '%s/tests/torch_ops_norm.py' '%s' 2>&1",
-             access("/usr/bin/timeout", X_OK) == 0 ? "/usr/bin/timeout 120 env " : "env ", WB_TEST_PYTHON,
-             WB_TEST_SOURCE_DIR, g_dir);
-    FILE *pp = popen(cmd, "r");
-    assert_non_null(pp);
-    char line[512], tail[4096] = "";
-    int no_torch = 0, done = 0;
-    while (fgets(line, sizeof line, pp)) {
-        if (strlen(tail) + strlen(line) >= sizeof tail) tail[0] = 0;
-        strcat(tail, line);
-        char name[128], what[32];
-        double err;
-        if (strncmp(line, "NO_TORCH", 8) == 0) no_torch = 1;
-        else if (strncmp(line, "DONE", 4) == 0) done = 1;
-        else if (sscanf(line, "RESULT %127s %31s %lf", name, what, &err) == 3) {
-            double *slot = result_slot(name, what);
-            if (!slot) fail_msg("torch_ops_norm.py reported unknown item '%s %s'", name, what);
-            *slot = err;
-        }
-    }
-    int status = pclose(pp);
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (no_torch || rc == 77) {
-        remove_dir();
-        print_message("SKIP: torch not installed\n");
-        skip();
-    }
-    if (rc != 0 || !done) fail_msg("torch_ops_norm.py failed (exit %d):\n%s", rc, tail);
+    wb_torch_run("torch_ops_norm.py", g_dir, result_slot);
 
     double worst_ratio = 0.0;
     const char *worst_name = "-";

@@ -24,13 +24,7 @@
 
 #include "op_cases.h"
 #include "wb/tensor.h"
-
-#ifndef WB_TEST_PYTHON
-#define WB_TEST_PYTHON ""
-#endif
-#ifndef WB_TEST_SOURCE_DIR
-#define WB_TEST_SOURCE_DIR "."
-#endif
+#include "wb_test_util.h"
 
 /* Adam runs: flat parameter vector, fixed gradient sequence, torch defaults
  * for betas/eps; Adam with L2 decay and AdamW with decoupled decay 0.01. */
@@ -50,25 +44,6 @@ static const adam_run ADAM_RUNS[] = {
 
 static char g_dir[64];
 
-static void write_tensor(FILE *f, const char *name, int ndim, const int64_t *shape, const float *data) {
-    uint32_t len = (uint32_t)strlen(name), nd = (uint32_t)ndim;
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
-    assert_int_equal(fwrite(&len, 4, 1, f), 1);
-    assert_int_equal(fwrite(name, 1, len, f), len);
-    assert_int_equal(fwrite(&nd, 4, 1, f), 1);
-    assert_int_equal(fwrite(shape, 8, (size_t)ndim, f), (size_t)ndim);
-    if (numel) assert_int_equal(fwrite(data, 4, (size_t)numel, f), (size_t)numel);
-}
-
-static void write_tensor_t(FILE *f, const char *name, const wb_tensor *t, int grad) {
-    float *host = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *host);
-    assert_non_null(host);
-    assert_int_equal(grad ? wb_grad_to_host(t, host) : wb_to_host(t, host), 0);
-    write_tensor(f, name, t->ndim, t->shape, host);
-    free(host);
-}
-
 /* One case: forward, seeded backward, everything the script needs. */
 static void dump_case(FILE *tf, FILE *mf, int ci) {
     const op_case *c = &OP_CASES[ci];
@@ -82,7 +57,7 @@ static void dump_case(FILE *tf, FILE *mf, int ci) {
         x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host, c->in[k].grad != GRAD_NO);
         assert_non_null(x[k]);
         snprintf(key, sizeof key, "%s/in%d", c->name, k);
-        write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host);
+        wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host);
         free(host);
     }
     wb_tensor *y = c->fn(g, x, c->p);
@@ -94,13 +69,13 @@ static void dump_case(FILE *tf, FILE *mf, int ci) {
     /* the seed form of backward: d(Σ w ⊙ y)/dx without building the sum */
     if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
     snprintf(key, sizeof key, "%s/w", c->name);
-    write_tensor(tf, key, y->ndim, y->shape, w);
+    wb_test_write_tensor(tf, key, y->ndim, y->shape, w);
     snprintf(key, sizeof key, "%s/out", c->name);
-    write_tensor_t(tf, key, y, 0);
+    wb_test_write_tensor_t(tf, key, y, 0);
     for (int k = 0; k < c->n_in; k++) {
         if (c->in[k].grad == GRAD_NO) continue;
         snprintf(key, sizeof key, "%s/grad%d", c->name, k);
-        write_tensor_t(tf, key, x[k], 1);
+        wb_test_write_tensor_t(tf, key, x[k], 1);
     }
     fprintf(mf, "case %s %s %d %.9g %.9g", c->name, c->op, c->n_in, (double)c->p[0], (double)c->p[1]);
     for (int k = 0; k < c->n_in; k++) fprintf(mf, " %d", c->in[k].grad);
@@ -138,11 +113,11 @@ static void dump_adam(FILE *tf, FILE *mf, int ai) {
     char key[64];
     int64_t shape2[2] = {ADAM_STEPS, n};
     snprintf(key, sizeof key, "%s/init", r->name);
-    write_tensor(tf, key, 1, &n, init);
+    wb_test_write_tensor(tf, key, 1, &n, init);
     snprintf(key, sizeof key, "%s/grads", r->name);
-    write_tensor(tf, key, 2, shape2, &grads[0][0]);
+    wb_test_write_tensor(tf, key, 2, shape2, &grads[0][0]);
     snprintf(key, sizeof key, "%s/final", r->name);
-    write_tensor(tf, key, 1, &n, fin);
+    wb_test_write_tensor(tf, key, 1, &n, fin);
     fprintf(mf, "adam %s %.9g %.9g %.9g %.9g %.9g %d %d\n", r->name, (double)r->lr, (double)r->beta1,
             (double)r->beta2, (double)r->eps, (double)r->wd, r->decoupled, ADAM_STEPS);
     wb_adam_free(opt);
@@ -165,40 +140,16 @@ static double *result_slot(const char *name, const char *what) {
     return NULL;
 }
 
-static void remove_dir(void) {
-    if (!g_dir[0]) return;
-    if (getenv("WB_TEST_KEEP")) { /* debugging: leave the files for torch_ops.py */
-        print_message("kept %s\n", g_dir);
-        g_dir[0] = 0;
-        return;
-    }
-    char p[128];
-    snprintf(p, sizeof p, "%s/tensors.bin", g_dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/manifest.txt", g_dir);
-    unlink(p);
-    rmdir(g_dir);
-    g_dir[0] = 0;
-}
+static void remove_dir(void) { wb_torch_remove_dir(g_dir); }
 
 static void test_ops_match_torch(void **state) {
     (void)state;
-    if (!WB_TEST_PYTHON[0]) {
-        print_message("SKIP: torch not installed (no system python3)\n");
-        skip();
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/wb_ops_torch_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    char tpath[128], mpath[128];
-    snprintf(tpath, sizeof tpath, "%s/tensors.bin", g_dir);
-    snprintf(mpath, sizeof mpath, "%s/manifest.txt", g_dir);
-    FILE *tf = fopen(tpath, "wb"), *mf = fopen(mpath, "w");
-    assert_non_null(tf);
-    assert_non_null(mf);
+    wb_torch_skip_without_python();
+    FILE *tf, *mf;
+    wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_ops_torch_XXXXXX", &tf, &mf);
     for (int ci = 0; ci < OPC_COUNT; ci++) dump_case(tf, mf, ci);
     for (int ai = 0; ai < N_ADAM; ai++) dump_adam(tf, mf, ai);
-    assert_int_equal(fclose(tf), 0);
-    assert_int_equal(fclose(mf), 0);
+    wb_torch_close(tf, mf);
 
     for (int ci = 0; ci < OPC_COUNT; ci++) {
         g_err_out[ci] = NAN;
@@ -206,39 +157,9 @@ static void test_ops_match_torch(void **state) {
     }
     for (int ai = 0; ai < N_ADAM; ai++) g_err_adam[ai] = NAN;
 
-    /* A hung interpreter must not hang the suite: coreutils timeout when
-     * present. Single-threaded torch and BLAS: deterministic, and pools
-     * cost more than they save on tensors this small. */
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%sOMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '%s' '%s/tests/torch_ops.py' '%s' 2>&1",
-             access("/usr/bin/timeout", X_OK) == 0 ? "/usr/bin/timeout 120 env " : "env ", WB_TEST_PYTHON,
-             WB_TEST_SOURCE_DIR, g_dir);
-    FILE *pp = popen(cmd, "r");
-    assert_non_null(pp);
-    char line[512], tail[4096] = "";
-    int no_torch = 0, done = 0;
-    while (fgets(line, sizeof line, pp)) {
-        /* keep the script's last output for the failure message */
-        if (strlen(tail) + strlen(line) >= sizeof tail) tail[0] = 0;
-        strcat(tail, line);
-        char name[128], what[32];
-        double err;
-        if (strncmp(line, "NO_TORCH", 8) == 0) no_torch = 1;
-        else if (strncmp(line, "DONE", 4) == 0) done = 1;
-        else if (sscanf(line, "RESULT %127s %31s %lf", name, what, &err) == 3) {
-            double *slot = result_slot(name, what);
-            if (!slot) fail_msg("torch_ops.py reported unknown item '%s %s'", name, what);
-            *slot = err;
-        }
-    }
-    int status = pclose(pp);
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (no_torch || rc == 77) {
-        remove_dir();
-        print_message("SKIP: torch not installed\n");
-        skip();
-    }
-    if (rc != 0 || !done) fail_msg("torch_ops.py failed (exit %d):\n%s", rc, tail);
+    /* single-threaded torch and BLAS (deterministic; pools cost more than
+     * they save on tensors this small), coreutils timeout when present */
+    wb_torch_run("torch_ops.py", g_dir, result_slot);
 
     const char *verbose = getenv("WB_TEST_VERBOSE");
     double worst = 0.0, worst_ratio = 0.0;

@@ -42,6 +42,7 @@
 
 #include "registry.h"
 #include "wb/plugin.h"
+#include "wb_test_util.h"
 
 #ifndef WB_TEST_BUILD_DIR
 #error "WB_TEST_BUILD_DIR must name the build directory"
@@ -69,43 +70,10 @@ static int g_have_pkg_config;  /* 0: step 5 skips */
 static int g_built;            /* 1: step 2 produced <tmp>/plugdir/alpha_div.so */
 
 /* ---- running commands ---------------------------------------------------------- */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)(n > 0 ? n : 0) + 1);
-    size_t got = n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
-typedef struct result {
-    int status; /* exit code; 128 + signal; -1 if the shell did not run */
-    char *out, *err;
-} result;
-
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
+typedef wb_test_result result;
 
 /* Runs `sh -c cmd` in g_tmp with stdout and stderr captured separately. */
-static result run(const char *cmd) {
-    char full[CMD_MAX + 512];
-    snprintf(full, sizeof full, "cd '%s' && ( %s ) >'%s/stdout.txt' 2>'%s/stderr.txt'", g_tmp, cmd, g_tmp, g_tmp);
-    int st = system(full);
-    result r;
-    r.status = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    char path[512];
-    snprintf(path, sizeof path, "%s/stdout.txt", g_tmp);
-    r.out = slurp(path);
-    snprintf(path, sizeof path, "%s/stderr.txt", g_tmp);
-    r.err = slurp(path);
-    return r;
-}
+static result run(const char *cmd) { return wb_test_run_sh(g_tmp, cmd); }
 
 #define SHOW(r, what)                                                                              \
     print_error("%s\n--- status %d\n--- stdout\n%s\n--- stderr\n%s\n", (what), (r).status, (r).out,  \
@@ -116,10 +84,10 @@ static void run_ok(const char *cmd) {
     result r = run(cmd);
     if (r.status != 0) {
         SHOW(r, cmd);
-        result_free(&r);
+        wb_test_result_free(&r);
         fail();
     }
-    result_free(&r);
+    wb_test_result_free(&r);
 }
 
 #define EXPECT_IN(hay, needle, r)                                                                  \
@@ -131,13 +99,6 @@ static void run_ok(const char *cmd) {
             fail();                                                                                \
         }                                                                                          \
     } while (0)
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
 
 /* A program on PATH, or an absolute path that is executable. */
 static int have_program(const char *prog) {
@@ -159,8 +120,7 @@ static int have_program(const char *prog) {
 /* ---- setup: install the build into a temporary prefix --------------------------- */
 static int setup(void **state) {
     (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/wb_test_oot_XXXXXX");
-    if (!mkdtemp(g_tmp)) return -1;
+    if (wb_test_mkdtemp(g_tmp, sizeof g_tmp, "/tmp/wb_test_oot_XXXXXX")) return -1;
     if (!have_program(WB_TEST_CMAKE)) {
         snprintf(g_skip, sizeof g_skip, "cmake not found at %s", WB_TEST_CMAKE);
     } else if (!have_program(WB_TEST_CC)) {
@@ -178,18 +138,16 @@ static int setup(void **state) {
     result r = run(cmd);
     if (r.status != 0) {
         fprintf(stderr, "cmake --install failed (%d):\n%s\n%s\n", r.status, r.out, r.err);
-        result_free(&r);
+        wb_test_result_free(&r);
         return -1;
     }
-    result_free(&r);
+    wb_test_result_free(&r);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
+    return wb_test_rm_rf(g_tmp);
 }
 
 /* ---- 2. the CMake package: find_package(wb) + wb::wb ---------------------------- */
@@ -282,7 +240,7 @@ static void test_cmake_package(void **state) {
     /* find_package(wb) found the installed package, not some other one */
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/src/build/CMakeCache.txt", g_tmp);
-    char *cache = slurp(path);
+    char *cache = wb_test_slurp(path);
     char want[PATH_MAX + 64];
     snprintf(want, sizeof want, "wb_DIR:PATH=%s/prefix/%s/cmake/wb", g_tmp, WB_TEST_INSTALL_LIBDIR);
     if (!strstr(cache, want)) fail_msg("expected \"%s\" in %s", want, path);
@@ -348,7 +306,7 @@ static const char LUA_SCRIPT[] =
 static result run_lua_in(const char *dir) {
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/check.lua", g_tmp);
-    write_text(path, LUA_SCRIPT);
+    wb_test_write_text(path, LUA_SCRIPT);
     char cmd[CMD_MAX];
     snprintf(cmd, sizeof cmd, "env WB_PLUGIN_PATH='%s/%s' '%s' run check.lua 'so=%s/%s/" PLUGIN_FILE "'", g_tmp, dir,
              WORKBENCH, g_tmp, dir);
@@ -368,7 +326,7 @@ static void test_workbench_lua(void **state) {
         SHOW(r, "unexpected warning");
         fail();
     }
-    result_free(&r);
+    wb_test_result_free(&r);
 }
 
 /* ---- 4. a bad library next to the good one ----------------------------------------- */
@@ -402,7 +360,7 @@ static void test_bad_abi_alongside(void **state) {
         SHOW(r, "the bad library's plugin was listed");
         fail();
     }
-    result_free(&r);
+    wb_test_result_free(&r);
 
     /* a script in the same situation still works, and is told why */
     r = run_lua_in("mixed");
@@ -410,7 +368,7 @@ static void test_bad_abi_alongside(void **state) {
     assert_int_equal(r.status, 0);
     EXPECT_IN(r.out, "out-of-tree alpha OK", r);
     EXPECT_IN(r.err, "fixture_bad_abi.so: ABI version 999", r);
-    result_free(&r);
+    wb_test_result_free(&r);
 }
 
 /* ---- 5. pkg-config ---------------------------------------------------------------------- */
@@ -454,7 +412,7 @@ static void test_pkg_config(void **state) {
         SHOW(r, "pkg-config --cflags --libs wb does not point into the install prefix");
         fail();
     }
-    result_free(&r);
+    wb_test_result_free(&r);
 
     /* the one line of the example's README */
     snprintf(cmd, sizeof cmd,
@@ -468,7 +426,7 @@ static void test_pkg_config(void **state) {
     if (r.status != 0) SHOW(r, "workbench run check.lua (pkg-config build)");
     assert_int_equal(r.status, 0);
     EXPECT_IN(r.out, "out-of-tree alpha OK", r);
-    result_free(&r);
+    wb_test_result_free(&r);
 }
 
 int main(void) {

@@ -33,57 +33,13 @@ Exit status: 0 all items computed (the C test judges the errors), 77 torch
 missing, 1 anything unexpected: an op this script does not know, an op it
 knows that no case exercised, a missing tensor, a shape that differs.
 """
-import math
-import struct
 import sys
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    print("NO_TORCH")
-    sys.exit(77)
+from torch_exchange import die, read_tensors, rel_err  # exits 77 (NO_TORCH) without torch
+import torch
+import torch.nn.functional as F
 
-torch.set_num_threads(1)  # deterministic, and faster than spinning up a pool for tiny tensors
 DTYPES = (torch.float32, torch.float64)
-
-
-def die(msg):
-    print("FAIL " + msg)
-    sys.exit(1)
-
-
-def read_tensors(path):
-    out = {}
-    with open(path, "rb") as f:
-        buf = f.read()
-    pos = 0
-    while pos < len(buf):
-        (nlen,) = struct.unpack_from("<I", buf, pos)
-        pos += 4
-        name = buf[pos:pos + nlen].decode()
-        pos += nlen
-        (ndim,) = struct.unpack_from("<I", buf, pos)
-        pos += 4
-        shape = struct.unpack_from("<%dq" % ndim, buf, pos)
-        pos += 8 * ndim
-        numel = math.prod(shape)
-        data = torch.frombuffer(bytearray(buf[pos:pos + 4 * numel]), dtype=torch.float32)
-        pos += 4 * numel
-        out[name] = data.reshape(shape) if numel else torch.zeros(shape)
-    return out
-
-
-def rel_err(c, t):
-    c = c.double()
-    t = t.double()
-    if c.shape != t.shape:
-        return float("inf")
-    if t.numel() == 0:
-        return 0.0
-    scale = t.abs().max().item()
-    denom = torch.clamp(t.abs(), min=max(1e-3 * scale, 1e-30))
-    return ((c - t).abs() / denom).max().item()
 
 
 def edm_positional_embedding(x, num_channels, max_positions):

@@ -16,56 +16,11 @@ grad<k>), ERR = max |c − t| / max(|t|, 1e-3·max|t|) as in torch_ops.py.
 Exit status: 0 all computed (the C test judges), 77 torch missing, 1 an
 unknown op, a missing tensor or a shape that differs.
 """
-import math
-import struct
 import sys
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    print("NO_TORCH")
-    sys.exit(77)
-
-torch.set_num_threads(1)
-
-
-def die(msg):
-    print("FAIL " + msg)
-    sys.exit(1)
-
-
-def read_tensors(path):
-    out = {}
-    with open(path, "rb") as f:
-        buf = f.read()
-    pos = 0
-    while pos < len(buf):
-        (nlen,) = struct.unpack_from("<I", buf, pos)
-        pos += 4
-        name = buf[pos:pos + nlen].decode()
-        pos += nlen
-        (ndim,) = struct.unpack_from("<I", buf, pos)
-        pos += 4
-        shape = struct.unpack_from("<%dq" % ndim, buf, pos)
-        pos += 8 * ndim
-        numel = math.prod(shape)
-        data = torch.frombuffer(bytearray(buf[pos:pos + 4 * numel]), dtype=torch.float32)
-        pos += 4 * numel
-        out[name] = data.reshape(shape) if numel else torch.zeros(shape)
-    return out
-
-
-def rel_err(c, t):
-    c = c.double()
-    t = t.double()
-    if c.shape != t.shape:
-        die("shape %s vs torch %s" % (tuple(c.shape), tuple(t.shape)))
-    if t.numel() == 0:
-        return 0.0
-    scale = t.abs().max().item()
-    denom = torch.clamp(t.abs(), min=max(1e-3 * scale, 1e-30))
-    return ((c - t).abs() / denom).max().item()
+from torch_exchange import die, read_tensors, rel_err  # exits 77 (NO_TORCH) without torch
+import torch
+import torch.nn.functional as F
 
 
 def bmm(a, b, ta, tb):
@@ -101,10 +56,10 @@ def main():
             seen.add(op)
             xs = [get("%s/in%d" % (name, k)).double().requires_grad_(True) for k in range(n_in)]
             out = OPS[op](xs, p0, p1)
-            print("RESULT %s out %.6g" % (name, rel_err(get(name + "/out"), out.detach())))
+            print("RESULT %s out %.6g" % (name, rel_err(get(name + "/out"), out.detach(), True)))
             (out * get(name + "/w").double()).sum().backward()
             for k in range(n_in):
-                print("RESULT %s grad%d %.6g" % (name, k, rel_err(get("%s/grad%d" % (name, k)), xs[k].grad)))
+                print("RESULT %s grad%d %.6g" % (name, k, rel_err(get("%s/grad%d" % (name, k)), xs[k].grad, True)))
     missing = set(OPS) - seen
     if missing:
         die("ops never exercised: " + ", ".join(sorted(missing)))
