@@ -75,11 +75,16 @@ typedef struct wb_run {
     int quiet;          /* no progress line */
 } wb_run;
 
-/* Create DIR (and parents); fails if it cannot be created or written. */
+/* Create DIR (and parents); fails if it cannot be created or written. A
+ * fresh run: metrics.jsonl is truncated, an old results.json removed. */
 int wb_run_open(wb_run *run, const char *dir);
 void wb_run_close(wb_run *run);
 /* Write DIR/name atomically (tmp + rename). */
 int wb_write_file_atomic(const char *path, const char *text, size_t len);
+/* Merge n numbers into DIR/results.json (created if absent; other keys
+ * kept; written atomically). A results.json that is not a JSON object is
+ * an error naming it, and is left as it is. */
+int wb_run_merge_results(const char *dir, const char *const *keys, const double *values, int n);
 /* Progress line on stderr: "label  1234/5000  56.7 it/s  ETA 0:42  loss=..." */
 typedef struct wb_progress {
     const char *label;

@@ -688,6 +688,7 @@ typedef struct teacher_ud {
     wb_teacher *t;
     int64_t dim;
     int exact;
+    char run[1024]; /* run directory ("" = none): where evaluations record results.json */
 } teacher_ud;
 
 /* user values of a Teacher: 1 = its Dataset, 2 = the registry box */
@@ -730,6 +731,7 @@ static int teacher_index(lua_State *L) {
     else if (strcmp(k, "train_seconds") == 0) lua_pushnumber(L, t->t->train_seconds);
     else if (strcmp(k, "final_loss") == 0) lua_pushnumber(L, t->t->final_loss);
     else if (strcmp(k, "data") == 0) lua_getiuservalue(L, 1, 1);
+    else if (strcmp(k, "run") == 0 && t->run[0]) lua_pushstring(L, t->run);
     else lua_pushnil(L);
     return 1;
 }
@@ -793,6 +795,7 @@ static int l_teacher(lua_State *L) {
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_setiuservalue(L, -2, 2);
+    if (dir) snprintf(ud->run, sizeof ud->run, "%s", dir);
 
     wb_run run;
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
@@ -1327,6 +1330,34 @@ static const key_def evaluate_keys[] = {
     {"sample_seed", K_INT, NULL},
 };
 
+/* One number of an evaluation's result: pushed into the Lua table and, for a
+ * Student / Teacher with a run directory, recorded in results.json. */
+typedef struct metric_kv {
+    const char *key;
+    double value;
+    int integer; /* pushed as a Lua integer (counts) */
+} metric_kv;
+
+static void push_metrics(lua_State *L, const metric_kv *kv, int n) {
+    for (int i = 0; i < n; i++) {
+        if (kv[i].integer) lua_pushinteger(L, (lua_Integer)kv[i].value);
+        else lua_pushnumber(L, kv[i].value);
+        lua_setfield(L, -2, kv[i].key);
+    }
+}
+
+/* Final metrics belong to the run they describe, so `workbench table` can
+ * build a paper table from run directories alone (no script re-run). */
+static void record_results(lua_State *L, const char *fn, const char *run, const metric_kv *kv, int n) {
+    if (!run || !run[0]) return;
+    const char *keys[16];
+    double values[16];
+    luaL_argcheck(L, n <= 16, 1, "too many metrics");
+    for (int i = 0; i < n; i++) keys[i] = kv[i].key, values[i] = kv[i].value;
+    if (wb_run_merge_results(run, keys, values, n))
+        luaL_error(L, "%s: results of run '%s': %s", fn, run, wb_last_error());
+}
+
 /* wb.evaluate(x, dataset[, opts]): x is Samples, or a Student / Teacher from
  * which opts.n (4096) samples are drawn with opts.sample_seed (0; a teacher
  * samples with 18 Heun steps). A Student's result also names its divergence
@@ -1351,14 +1382,17 @@ static int l_evaluate(lua_State *L) {
 
     samples_ud *x = luaL_testudata(L, 1, SAMPLES_TNAME);
     student_ud *student = NULL;
+    const char *run = NULL; /* the Student's / Teacher's run directory */
     if (!x) {
         student_ud *s = luaL_testudata(L, 1, STUDENT_TNAME);
         teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
         if (s && s->s) {
             student = s;
+            run = s->run;
             x = samples_push_shaped(L, n_model, &s->s->shape);
             if (wb_student_sample(s->s, n_model, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else if (t && t->t) {
+            run = t->run;
             x = samples_push_shaped(L, n_model, &t->t->shape);
             if (wb_teacher_sample(t->t, n_model, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else {
@@ -1374,17 +1408,13 @@ static int l_evaluate(lua_State *L) {
     samples_ud *ref = dataset_draw(L, ds, n_ref, seed, fn);
     wb_gmm_metrics m;
     if (wb_eval_gmm(ds->gmm, x->x, x->n, ref->x, ref->n, &m)) luaL_error(L, "%s: %s", fn, wb_last_error());
-    lua_createtable(L, 0, 5);
-    lua_pushinteger(L, m.modes_covered);
-    lua_setfield(L, -2, "modes");
-    lua_pushinteger(L, m.n_modes);
-    lua_setfield(L, -2, "n_modes");
-    lua_pushnumber(L, m.mode_tv);
-    lua_setfield(L, -2, "tv");
-    lua_pushnumber(L, m.quality);
-    lua_setfield(L, -2, "quality");
-    lua_pushnumber(L, m.mmd);
-    lua_setfield(L, -2, "mmd");
+    const metric_kv kv[] = {
+        {"modes", m.modes_covered, 1}, {"n_modes", m.n_modes, 1}, {"tv", m.mode_tv, 0},
+        {"quality", m.quality, 0},     {"mmd", m.mmd, 0},
+    };
+    record_results(L, fn, run, kv, N_DEFS(kv));
+    lua_createtable(L, 0, 7);
+    push_metrics(L, kv, N_DEFS(kv));
     if (student) {
         /* so a list of results is directly a table with a method column */
         lua_pushstring(L, student->divergence);
@@ -1469,13 +1499,16 @@ static int l_image_metrics(lua_State *L) {
     int64_t n = get_int(L, o, fn, "n", 1000, 4, INT32_MAX / 16);
 
     samples_ud *x = luaL_testudata(L, 1, SAMPLES_TNAME);
+    const char *run = NULL; /* the Student's / Teacher's run directory */
     if (!x) {
         student_ud *s = luaL_testudata(L, 1, STUDENT_TNAME);
         teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
         if (s && s->s) {
+            run = s->run;
             x = samples_push_shaped(L, n, &s->s->shape);
             if (wb_student_sample(s->s, n, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else if (t && t->t) {
+            run = t->run;
             x = samples_push_shaped(L, n, &t->t->shape);
             if (wb_teacher_sample(t->t, n, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else {
@@ -1498,27 +1531,22 @@ static int l_image_metrics(lua_State *L) {
     if (wb_image_metrics(net, x->x, n, ds, cache, &m)) luaL_error(L, "%s: %s", fn, wb_last_error());
     double acc = wb_feature_net_accuracy(net, ds, n);
     if (isnan(acc)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    const metric_kv kv[] = {
+        {"fid", m.fid, 0},
+        {"precision", m.precision, 0},
+        {"recall", m.recall, 0},
+        {"is", m.is_mean, 0},
+        {"is_std", m.is_std, 0},
+        {"classes_covered", m.classes_covered, 1},
+        {"n_classes", m.n_classes, 1},
+        {"entropy", m.entropy, 0},
+        {"classifier_accuracy", acc, 0},
+    };
+    record_results(L, fn, run, kv, N_DEFS(kv));
     lua_createtable(L, 0, 10);
-    lua_pushnumber(L, m.fid);
-    lua_setfield(L, -2, "fid");
-    lua_pushnumber(L, m.precision);
-    lua_setfield(L, -2, "precision");
-    lua_pushnumber(L, m.recall);
-    lua_setfield(L, -2, "recall");
-    lua_pushnumber(L, m.is_mean);
-    lua_setfield(L, -2, "is");
-    lua_pushnumber(L, m.is_std);
-    lua_setfield(L, -2, "is_std");
-    lua_pushinteger(L, m.classes_covered);
-    lua_setfield(L, -2, "classes_covered");
-    lua_pushinteger(L, m.n_classes);
-    lua_setfield(L, -2, "n_classes");
-    lua_pushnumber(L, m.entropy);
-    lua_setfield(L, -2, "entropy");
+    push_metrics(L, kv, N_DEFS(kv));
     lua_pushboolean(L, m.collapsed);
     lua_setfield(L, -2, "collapsed");
-    lua_pushnumber(L, acc);
-    lua_setfield(L, -2, "classifier_accuracy");
     return 1;
 }
 

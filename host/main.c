@@ -1,5 +1,6 @@
 /* host/main.c — the `workbench` executable: runs Lua experiment scripts,
- * lists the loaded plugins, prints version facts. Modelled on Lua's own lua.c
+ * builds paper tables from finished runs, lists the loaded plugins, prints
+ * version facts. Modelled on Lua's own lua.c
  * (scripts run under lua_pcall with a traceback-appending message handler).
  * This is the only place that decides exit codes:
  *   0  success
@@ -15,8 +16,10 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "engine.h"
 #include "lua_wb.h"
 #include "registry.h"
+#include "results_table.h"
 #include "wb/tensor.h"
 
 #define EXIT_USAGE 2
@@ -30,6 +33,12 @@ static void usage(FILE *f) {
             "commands:\n"
             "  run FILE.lua [key=value ...]  run an experiment script; the pairs reach it\n"
             "                                through wb.args{...} (or wb.core.cli_args())\n"
+            "  table RUN_DIR... [--format md|tex|csv] [--metrics a,b,...] [--out BASE]\n"
+            "                                a table from finished runs (config.json +\n"
+            "                                results.json): one row per configuration,\n"
+            "                                mean ± std over the seeds that share it;\n"
+            "                                --out writes BASE.md/.tex/.csv (only the\n"
+            "                                --format one when given), else stdout (md)\n"
             "  plugins                       list every loaded plugin and its parameters\n"
             "  version                       version, git commit and compute backends\n"
             "  help                          this text\n"
@@ -218,6 +227,119 @@ static int cmd_run(int argc, char **argv) {
     return status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* ---- table ---------------------------------------------------------------------- */
+/* "--name VALUE" or "--name=VALUE" at argv[*i]; the value or NULL when absent. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, int *missing) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        *missing = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int cmd_table(int argc, char **argv) {
+    static const char *const ext[] = {"md", "tex", "csv"};
+    int format = -1, missing = 0, status = EXIT_FAILURE;
+    const char *out = NULL, *metrics_arg = NULL;
+    char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    const char **metrics = calloc(1, sizeof *metrics);
+    char *metrics_buf = NULL;
+    int n_dirs = 0, n_metrics = 0;
+    if (!dirs || !metrics) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        goto done;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if ((v = flag_value(argc, argv, &i, "--format", &missing))) {
+            format = -1;
+            for (int f = 0; f < 3; f++)
+                if (strcmp(v, ext[f]) == 0) format = f;
+            if (format < 0) {
+                fprintf(stderr, "%s: table: --format expects md, tex or csv, got '%s'\n", progname, v);
+                status = EXIT_USAGE;
+                goto done;
+            }
+        } else if ((v = flag_value(argc, argv, &i, "--metrics", &missing))) {
+            metrics_arg = v;
+        } else if ((v = flag_value(argc, argv, &i, "--out", &missing))) {
+            out = v;
+        } else if (missing || argv[i][0] == '-') {
+            fprintf(stderr, missing ? "%s: table: %s needs a value\n" : "%s: table: unknown option '%s'\n", progname,
+                    argv[i]);
+            usage(stderr);
+            status = EXIT_USAGE;
+            goto done;
+        } else {
+            dirs[n_dirs++] = argv[i];
+        }
+    }
+    if (n_dirs == 0) {
+        fprintf(stderr, "%s: table: no run directories\n", progname);
+        usage(stderr);
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (metrics_arg) {
+        /* comma-separated; empty items are a typo, not "all metrics" */
+        metrics_buf = strdup(metrics_arg);
+        free(metrics);
+        metrics = calloc(strlen(metrics_arg) + 2, sizeof *metrics);
+        if (!metrics_buf || !metrics) {
+            fprintf(stderr, "%s: out of memory\n", progname);
+            goto done;
+        }
+        for (char *p = metrics_buf;;) {
+            char *comma = strchr(p, ',');
+            if (comma) *comma = '\0';
+            if (!*p) {
+                fprintf(stderr, "%s: table: --metrics '%s' has an empty name\n", progname, metrics_arg);
+                status = EXIT_USAGE;
+                goto done;
+            }
+            metrics[n_metrics++] = p;
+            if (!comma) break;
+            p = comma + 1;
+        }
+    }
+    status = EXIT_SUCCESS;
+    for (int f = 0; f < 3 && status == EXIT_SUCCESS; f++) {
+        /* stdout: one format (md unless asked); --out: the asked one or all */
+        if (format >= 0 ? f != format : (out == NULL && f != 0)) continue;
+        char *text = wb_results_table((const char *const *)dirs, n_dirs, n_metrics ? metrics : NULL, n_metrics,
+                                      (wb_table_format)f);
+        if (!text) {
+            fprintf(stderr, "%s: table: %s\n", progname, wb_last_error());
+            status = EXIT_FAILURE;
+            break;
+        }
+        if (out) {
+            size_t len = strlen(out) + 8;
+            char *path = malloc(len);
+            if (path) snprintf(path, len, "%s.%s", out, ext[f]);
+            if (!path || wb_write_file_atomic(path, text, strlen(text))) {
+                fprintf(stderr, "%s: table: %s\n", progname, path ? wb_last_error() : "out of memory");
+                status = EXIT_FAILURE;
+            } else {
+                printf("wrote %s\n", path);
+            }
+            free(path);
+        } else {
+            fputs(text, stdout);
+        }
+        free(text);
+    }
+done:
+    free(dirs);
+    free(metrics);
+    free(metrics_buf);
+    return status;
+}
+
 /* ---- plugins -------------------------------------------------------------------- */
 static const char *param_type(wb_param_type t) {
     switch (t) {
@@ -300,6 +422,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
     if (argc > 2 && strcmp(cmd, "help") != 0) {
         fprintf(stderr, "%s: %s: unexpected argument '%s'\n", progname, cmd, argv[2]);
         return EXIT_USAGE;

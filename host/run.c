@@ -3,6 +3,9 @@
  * versions, commit), metrics.jsonl, checkpoint.safetensors, PNG figures.
  * Every file except the append-only metrics log is written to a temporary
  * name and renamed, so an interrupted run never leaves a damaged result.
+ * results.json holds the final metrics (wb.evaluate / wb.image_metrics on
+ * the run's Student or Teacher), merged key by key across calls; it is what
+ * `workbench table` (host/results_table.c) reads.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,6 +13,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "engine.h"
 #include "wb_internal.h"
@@ -45,6 +50,13 @@ int wb_run_open(wb_run *run, const char *dir) {
     }
     snprintf(run->dir, sizeof run->dir, "%s", dir);
     char path[1100];
+    /* A re-run into the same directory must not inherit the old run's final
+     * metrics: they would describe weights that no longer exist. */
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    if (unlink(path) && errno != ENOENT) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     /* A fresh log per run: a re-run into the same directory replaces it. */
     run->metrics = fopen(path, "w");
@@ -80,6 +92,71 @@ int wb_write_file_atomic(const char *path, const char *text, size_t len) {
         return -1;
     }
     return 0;
+}
+
+/* The whole file as a malloc'd string, or NULL with errno set. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf; len += got) {
+        if (len + 1 >= cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = more;
+        }
+        got = fread(buf + len, 1, cap - 1 - len, f);
+        if (got == 0) break;
+    }
+    int bad = !buf || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = errno ? errno : EIO;
+        return NULL;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+int wb_run_merge_results(const char *dir, const char *const *keys, const double *values, int n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    cJSON *root = NULL;
+    errno = 0;
+    char *text = read_text(path);
+    if (text) {
+        root = cJSON_Parse(text);
+        free(text);
+        /* never overwrite what we cannot read: it may be someone's results */
+        if (!cJSON_IsObject(root)) {
+            cJSON_Delete(root);
+            wb_set_error("%s: malformed JSON (expected an object of metrics); not overwritten", path);
+            return -1;
+        }
+    } else if (errno != ENOENT) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    } else {
+        root = cJSON_CreateObject();
+    }
+    int rc = root ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        cJSON *num = cJSON_CreateNumber(values[i]);
+        if (!num) rc = -1;
+        else if (cJSON_GetObjectItemCaseSensitive(root, keys[i]))
+            cJSON_ReplaceItemInObjectCaseSensitive(root, keys[i], num);
+        else cJSON_AddItemToObject(root, keys[i], num);
+    }
+    if (rc) wb_set_error("%s: out of memory", path);
+    else rc = wb_write_json_atomic(dir, "results.json", root);
+    cJSON_Delete(root);
+    return rc;
 }
 
 void wb_progress_start(wb_progress *p, const char *label, int64_t total, int enabled) {
