@@ -423,6 +423,10 @@ static int write_config(const distiller *d, const wb_run *run) {
     cJSON_AddItemToObject(root, "ratio", ratio);
     cJSON_AddItemToObject(root, "generator_net", wb_plugin_json(d->gen->desc, d->teacher->net ? d->teacher->spec.cfg : c->gen_net.cfg));
     cJSON_AddStringToObject(root, "teacher", d->teacher->net ? "trained" : "exact");
+    /* which teacher: students of different teachers must not share a row */
+    cJSON_AddStringToObject(root, "teacher_source", d->teacher->source);
+    cJSON_AddStringToObject(root, "teacher_dataset", d->teacher->dataset);
+    cJSON_AddNumberToObject(root, "teacher_single_sigma", d->teacher->single_sigma);
     cJSON_AddStringToObject(root, "init", c->init_from_teacher ? "teacher" : "none");
     cJSON_AddStringToObject(root, "time_weight", time_weight_name(d->time_weight));
     struct { const char *k; double v; } nums[] = {

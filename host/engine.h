@@ -114,6 +114,9 @@ void wb_teacher_config_default(wb_teacher_config *c);
 typedef struct wb_teacher {
     wb_net *net;           /* EMA weights (what the teacher IS); NULL for exact */
     wb_netspec spec;       /* its architecture (own copy of the config)         */
+    char source[1100];     /* run directory, init checkpoint, "exact" or "memory" */
+    char dataset[64];      /* the data it was trained on (names carry class filters) */
+    float single_sigma;    /* > 0: trained at that σ only                       */
     const wb_gmm *exact;   /* analytic denoiser instead of a net                */
     wb_net_shape shape;
     double train_seconds;

@@ -610,6 +610,22 @@ static int in_list(const int *list, int n, int v) {
     return 0;
 }
 
+/* "-c0.1.2" for a short label list, "-c90h1a2b3c4d" (count and FNV-1a hash)
+ * for a long one, so the dataset name stays short and unique. */
+static void append_filter(char *name, size_t cap, const char *tag, const int *labels, int n) {
+    if (n <= 0 || !labels) return;
+    char list[256] = "";
+    size_t used = 0;
+    uint32_t hash = 2166136261u;
+    for (int i = 0; i < n; i++) {
+        if (used < sizeof list) used += (size_t)snprintf(list + used, sizeof list - used, i ? ".%d" : "%d", labels[i]);
+        hash = (hash ^ (uint32_t)labels[i]) * 16777619u;
+    }
+    size_t len = strlen(name);
+    if (used <= 16) snprintf(name + len, cap - len, "%s%s", tag, list);
+    else snprintf(name + len, cap - len, "%s%dh%08x", tag, n, hash);
+}
+
 wb_dataset *wb_images_open(const char *kind, const char *path, const wb_image_options *opt_in) {
     wb_image_options opt;
     if (opt_in) opt = *opt_in;
@@ -716,6 +732,15 @@ wb_dataset *wb_images_open(const char *kind, const char *path, const wb_image_op
     }
     if (strcmp(kind, "png-folder") == 0) snprintf(d->base.name, sizeof d->base.name, "png-folder");
     else snprintf(d->base.name, sizeof d->base.name, "%s-%s", kind, split);
+    /* The name identifies the image set: caches (feature classifier,
+     * reference statistics) and result tables key on it, so a class subset
+     * must not share a name with the full set. */
+    append_filter(d->base.name, sizeof d->base.name, "-c", opt.include, opt.n_include);
+    append_filter(d->base.name, sizeof d->base.name, "-x", opt.exclude, opt.n_exclude);
+    if (opt.max_images > 0) {
+        size_t used = strlen(d->base.name);
+        snprintf(d->base.name + used, sizeof d->base.name - used, "-max%lld", (long long)opt.max_images);
+    }
     d->base.shape = (wb_net_shape){.channels = d->oc, .height = d->oh, .width = d->ow, .out_channels = d->oc,
                                    .label_dim = 0};
     d->base.dim = (int64_t)d->oc * d->oh * d->ow;

@@ -19,7 +19,9 @@
 
 /* Keys that differ between seeds of the same configuration without making
  * it a different one: the seed itself and what describes the build. */
-static const char *const volatile_keys[] = {"seed", "commit", "workbench_version"};
+/* teacher_source is a path (each seed may train its own teacher); what the
+ * teacher IS stays in the grouping through teacher_dataset/_single_sigma. */
+static const char *const volatile_keys[] = {"seed", "commit", "workbench_version", "teacher_source"};
 
 #define N_LABELS 5
 static const char *const label_names[N_LABELS] = {"method", "ratio", "dataset", "teacher", "init"};

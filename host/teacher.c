@@ -106,6 +106,9 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     wb_teacher *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->shape = ds->shape;
+    snprintf(t->source, sizeof t->source, "%s", run ? run->dir : cfg->init && cfg->init[0] ? cfg->init : "memory");
+    snprintf(t->dataset, sizeof t->dataset, "%s", ds->name);
+    t->single_sigma = cfg->single_sigma;
     t->spec.desc = spec->desc;
     t->spec.cfg = wb_config_copy(spec->cfg);
     wb_rng init_rng;
@@ -270,6 +273,8 @@ wb_teacher *wb_teacher_exact(wb_dataset *ds) {
     if (!t) return NULL;
     t->exact = ds->gmm;
     t->shape = ds->shape;
+    snprintf(t->source, sizeof t->source, "exact");
+    snprintf(t->dataset, sizeof t->dataset, "%s", ds->name);
     return t;
 }
 

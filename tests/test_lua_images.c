@@ -113,10 +113,11 @@ static void test_cifar_fields(void **state) {
         "local ok, err = pcall(d.image, d, 15)\n"
         "print(ok, err)\n");
     WB_EXPECT_STATUS(r, 0);
-    WB_EXPECT_IN(r.out, "cifar10-train\t14\t10\t3\t32\t32\t3072\n", r);
+    /* the name carries the class filter: caches and tables key on it */
+    WB_EXPECT_IN(r.out, "cifar10-train-c0.1\t14\t10\t3\t32\t32\t3072\n", r);
     WB_EXPECT_IN(r.out, "1\t3072\t1\t3\t32\t32\n", r);
     WB_EXPECT_IN(r.out, "14\t3\t20\t20\t1200\n", r);
-    WB_EXPECT_IN(r.out, "5\t1\t1024\tDataset(cifar10-train, 5 images of 1x32x32)\n", r);
+    WB_EXPECT_IN(r.out, "5\t1\t1024\tDataset(cifar10-train-x2-max5, 5 images of 1x32x32)\n", r);
     WB_EXPECT_IN(r.out, "false\tDataset:image: index 15 out of range 1..14\n", r);
     wb_test_result_free(&r);
 }
@@ -175,8 +176,8 @@ static void test_cifar_teacher_distill(void **state) {
     WB_EXPECT_STATUS(r, 0);
     WB_EXPECT_IN(r.out, "teacher\t3\t300\t3\t10\t10\n", r);
     WB_EXPECT_IN(r.out, "student\t5\t300\t3\t10\t10\n", r);
-    WB_EXPECT_IN(r.out, "2\truns/img\tcifar10-train\n", r);
-    WB_EXPECT_IN(r.out, "false\twb.evaluate: dataset 'cifar10-train' is an image set: image metrics come from "
+    WB_EXPECT_IN(r.out, "2\truns/img\tcifar10-train-c0.1\n", r);
+    WB_EXPECT_IN(r.out, "false\twb.evaluate: dataset 'cifar10-train-c0.1' is an image set: image metrics come from "
                      "FID-style features",
               r);
     wb_test_result_free(&r);
@@ -244,7 +245,7 @@ static void test_fashion_mnist(void **state) {
                           "  include = {0}, max_images = 100, pad_to = 32}\n"
                           "print(p.count, p.channels, p.height, p.width, p.dim)\n");
     WB_EXPECT_STATUS(r, 0);
-    WB_EXPECT_IN(r.out, "fashion-mnist-train\t100\t1\t28\t28\t784\t10\n100\t1\t32\t32\t1024\n", r);
+    WB_EXPECT_IN(r.out, "fashion-mnist-train-c0-max100\t100\t1\t28\t28\t784\t10\n100\t1\t32\t32\t1024\n", r);
     wb_test_result_free(&r);
 }
 
