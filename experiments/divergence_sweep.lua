@@ -48,6 +48,7 @@ local args = wb.args{
   divergences = "",     -- comma-separated subset; empty = every loaded divergence
   sba_lambda = 5,       -- Di-Bregman's best CIFAR-10 value (Table 2: λ = 5, FID 3.61)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  eval_every = -1,      -- FID every this many generator updates (-1: the profile's; 0: only at the end)
   seed = 0,
   quiet = false,
 }
@@ -65,6 +66,8 @@ local D = ({
 if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
+-- mid-run FID (fid_curves.png): 4 points per run besides the start, 10 in the paper profile
+local eval_every = args.eval_every >= 0 and args.eval_every or math.max(1, D.steps // (P.name == "paper" and 10 or 4))
 
 local t0 = os.time()
 wb.mkdir(P.out)
@@ -107,14 +110,22 @@ local common = {
 local init = wb.distill(C.with(common, { divergence = "kl", steps = 0, log_every = 0, quiet = true }))
 local m_init = add("initialisation", "-", 1, init, 0)
 
-local loss_curves, value_curves, bars = {}, {}, {}
+local loss_curves, value_curves, fid_curves, bars = {}, {}, {}, {}
 for _, name in ipairs(names) do
   local spec, label = name, name
   if name == "sba" then
     spec, label = { "sba", lambda = args.sba_lambda }, ("sba (lambda=%g)"):format(args.sba_lambda)
   end
-  local student = wb.distill(C.with(common, { divergence = spec, run = P.out .. "/runs/" .. name }))
+  local curve = { name = name, x = { 0 }, y = { m_init.fid } } -- every student starts at the initialisation
+  local student = wb.distill(C.with(common, { divergence = spec, run = P.out .. "/runs/" .. name,
+    eval_every = eval_every > 0 and eval_every or nil,
+    on_eval = eval_every > 0 and function(s, step)
+      local fid = C.metrics(P, s, data, 1).fid
+      curve.x[#curve.x + 1], curve.y[#curve.y + 1] = step * D.batch, fid
+      return fid
+    end or nil }))
   local m = add(label, family[name] or "?", 1, student, student.train_seconds)
+  fid_curves[#fid_curves + 1] = curve
   bars[#bars + 1] = { name = name, value = m.fid }
   loss_curves[#loss_curves + 1] = C.curve(name, student, "ratio_loss", D.batch)
   value_curves[#value_curves + 1] = C.curve(name, student, "value", D.batch)
@@ -131,6 +142,12 @@ if #loss_curves > 0 then
   wb.plot_lines(P.out .. "/curves.png", { title = "ratio-estimator BCE during distillation",
     xlabel = "images seen", ylabel = "BCE (real vs student)", series = loss_curves })
 end
+if eval_every > 0 and #fid_curves > 0 then
+  local last = D.steps * D.batch
+  fid_curves[#fid_curves + 1] = { name = "teacher (35 NFE)", x = { 0, last }, y = { m_teacher.fid, m_teacher.fid } }
+  wb.plot_lines(P.out .. "/fid_curves.png", { title = ("FID during distillation (%s)"):format(P.name),
+    xlabel = "images seen", ylabel = "FID", series = fid_curves })
+end
 if #value_curves > 0 then
   wb.plot_lines(P.out .. "/value.png", { title = "divergence value estimate (each plugin's own)",
     xlabel = "images seen", ylabel = "value", series = value_curves })
@@ -138,5 +155,5 @@ end
 C.bar_plot(P.out .. "/fid.png", ("final FID after %d images (%s)"):format(D.steps * D.batch, P.name), "FID", bars,
            { { name = "teacher (35 NFE)", value = m_teacher.fid }, { name = "initialisation", value = m_init.fid } })
 
-print(("\nwrote %s/table.{md,tex,csv}, curves.png, value.png, fid.png and runs/*/samples.png (%.0f s)")
+print(("\nwrote %s/table.{md,tex,csv}, fid_curves.png, curves.png, value.png, fid.png and runs/*/samples.png (%.0f s)")
       :format(P.out, C.elapsed(t0)))

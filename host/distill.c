@@ -404,6 +404,8 @@ void wb_student_free(wb_student *s) {
     free(s->log_ratio_loss);
     free(s->log_fake_loss);
     free(s->log_ratio_acc);
+    free(s->eval_step);
+    free(s->eval_value);
     free(s);
 }
 
@@ -437,6 +439,7 @@ static int write_config(const distiller *d, const wb_run *run) {
         {"normalize_bins", c->normalize_bins}, {"normalize_batch", c->normalize_batch},
         {"logit_clamp", c->logit_clamp}, {"ema", c->ema_decay}, {"seed", (double)c->seed},
         {"log_every", c->log_every}, {"eval_samples", (double)c->eval_samples},
+        {"eval_every", (double)(c->on_eval ? c->eval_every : 0)},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) cJSON_AddNumberToObject(root, nums[i].k, nums[i].v);
     int rc = wb_write_json_atomic(run->dir, "config.json", root);
@@ -458,6 +461,19 @@ static int log_point(wb_student *s, int64_t step, double mmd, const step_stats *
     s->log_ratio_loss[i] = (float)st->ratio_loss;
     s->log_fake_loss[i] = (float)st->fake_loss;
     s->log_ratio_acc[i] = (float)st->ratio_acc;
+    return 0;
+}
+
+static int eval_point(wb_student *s, int64_t step, double value) {
+    float *a = realloc(s->eval_step, (size_t)(s->n_eval + 1) * sizeof(float));
+    if (!a) return -1;
+    s->eval_step = a;
+    float *b = realloc(s->eval_value, (size_t)(s->n_eval + 1) * sizeof(float));
+    if (!b) return -1;
+    s->eval_value = b;
+    s->eval_step[s->n_eval] = (float)step;
+    s->eval_value[s->n_eval] = (float)value;
+    s->n_eval++;
     return 0;
 }
 
@@ -618,7 +634,25 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             break;
         }
         s->steps_done = step;
-        if ((c->log_every > 0 && step % c->log_every == 0) || step == c->steps) {
+        double eval_value = NAN;
+        int evaluated = 0;
+        if (c->on_eval && c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps)) {
+            double te = wb_now_seconds();
+            if (c->on_eval(c->eval_user, s, step, &eval_value)) {
+                if (strncmp(wb_last_error(), "distill step", 12) != 0)
+                    wb_set_error("distill step %lld (evaluation): %s", (long long)step, wb_last_error());
+                failed = 1;
+                break;
+            }
+            if (eval_point(s, step, eval_value)) {
+                wb_set_error("distill: out of memory");
+                failed = 1;
+                break;
+            }
+            evaluated = 1;
+            t0 += wb_now_seconds() - te; /* evaluation is not training time */
+        }
+        if ((c->log_every > 0 && step % c->log_every == 0) || step == c->steps || evaluated) {
             double mmd = NAN;
             if (eval_x) {
                 wb_student_sample(s, c->eval_samples, c->seed + 7, 1, eval_x);
@@ -631,8 +665,10 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                         "\"mean_w_l\": %.6g, \"gen_grad_norm\": %.6g, \"fake_loss\": %.6g, \"ratio_loss\": %.6g, "
                         "\"ratio_acc\": %.4f%s",
                         (long long)step, wb_now_seconds() - t0, st.div_value, st.mean_ws, st.mean_wl, st.gen_grad,
-                        st.fake_loss, st.ratio_loss, st.ratio_acc, isnan(mmd) ? "}\n" : "");
-                if (!isnan(mmd)) fprintf(run->metrics, ", \"mmd\": %.6g}\n", mmd);
+                        st.fake_loss, st.ratio_loss, st.ratio_acc,
+                        isnan(mmd) && !(evaluated && !isnan(eval_value)) ? "}\n" : "");
+                if (!isnan(mmd)) fprintf(run->metrics, ", \"mmd\": %.6g%s", mmd, evaluated && !isnan(eval_value) ? "" : "}\n");
+                if (evaluated && !isnan(eval_value)) fprintf(run->metrics, ", \"eval\": %.6g}\n", eval_value);
                 fflush(run->metrics);
             }
         }

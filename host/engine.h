@@ -138,6 +138,8 @@ int wb_teacher_sample(wb_teacher *t, int64_t n, int steps, uint64_t seed, float 
  * for score-free ones, as in their papers. */
 typedef enum { WB_TIME_AUTO = -1, WB_TIME_DMD = 0, WB_TIME_SIGMA2 = 1, WB_TIME_NONE = 2 } wb_time_weight;
 
+typedef struct wb_student wb_student; /* below */
+
 typedef struct wb_distill_config {
     const wb_plugin_desc *divergence;
     wb_config_owned *divergence_cfg;
@@ -164,10 +166,21 @@ typedef struct wb_distill_config {
     int log_every;
     int64_t eval_samples;      /* samples for the per-log MMD (0 = none)      */
     int quiet;                 /* no progress line                             */
+    /* Mid-run evaluation (metric against images seen): every eval_every
+     * steps and after the last, on_eval(eval_user, student, step, &value) is
+     * called with the student as it stands (sample it with use_ema = 1).
+     * value (NaN: nothing to record) goes to the student's eval log and to
+     * metrics.jsonl as "eval". Training state and RNG streams are untouched
+     * and the time spent is left out of train_seconds, so a run trains the
+     * same with or without it. A nonzero return stops the run; the callback
+     * sets the error (wb_set_error). */
+    int64_t eval_every;
+    int (*on_eval)(void *eval_user, wb_student *student, int64_t step, double *value);
+    void *eval_user;
 } wb_distill_config;
 void wb_distill_config_default(wb_distill_config *c);
 
-typedef struct wb_student {
+struct wb_student {
     wb_net *gen;          /* live generator weights   */
     wb_params *ema;       /* EMA of gen->params       */
     float sigma_init;
@@ -177,7 +190,10 @@ typedef struct wb_student {
     /* training curves, one point per log step */
     int n_log;
     float *log_step, *log_mmd, *log_value, *log_ratio_loss, *log_fake_loss, *log_ratio_acc;
-} wb_student;
+    /* mid-run evaluations (wb_distill_config.on_eval), one point each */
+    int n_eval;
+    float *eval_step, *eval_value;
+};
 
 /* Runs the three updates of DESIGN §1.5 for cfg->steps iterations.
  * Returns NULL on failure; a NaN/inf anywhere stops with an error naming the

@@ -73,6 +73,7 @@ typedef enum {
     K_TABLE,   /* a table                                    */
     K_SPEC,    /* a plugin spec: "name" or {"name", k = v}   */
     K_UDATA,   /* userdata of metatable `udata`              */
+    K_FUNCTION, /* a function                                 */
 } key_kind;
 
 typedef struct key_def {
@@ -90,6 +91,7 @@ static const char *kind_text(const key_def *d) {
     case K_TABLE: return "a table";
     case K_SPEC: return "a plugin name or a {name, key = value} table";
     case K_UDATA: return d->udata + 3; /* "wb.Teacher" -> "Teacher" */
+    case K_FUNCTION: return "a function";
     }
     return "?";
 }
@@ -114,6 +116,7 @@ static void check_value(lua_State *L, int idx, const char *fn, const key_def *d)
     case K_TABLE: ok = t == LUA_TTABLE; break;
     case K_SPEC: ok = t == LUA_TSTRING || t == LUA_TTABLE; break;
     case K_UDATA: ok = luaL_testudata(L, idx, d->udata) != NULL; break;
+    case K_FUNCTION: ok = t == LUA_TFUNCTION; break;
     }
     if (!ok)
         luaL_error(L, "%s: key '%s' expects %s%s, got %s", fn, d->name, d->kind == K_UDATA ? "a " : "", kind_text(d),
@@ -853,15 +856,18 @@ static int student_sample(lua_State *L) {
 
 /* The training curves, one entry per logged step: a fresh table of arrays
  * {step = {...}, mmd = {...}, value = {...}, ratio_loss, fake_loss, ratio_acc}
+ * plus the mid-run evaluations (on_eval) {eval_step = {...}, eval = {...}}
  * (NaN where a quantity was not measured). */
 static void push_student_log(lua_State *L, const wb_student *s) {
-    const char *names[] = {"step", "mmd", "value", "ratio_loss", "fake_loss", "ratio_acc"};
-    const float *arrs[] = {s->log_step, s->log_mmd, s->log_value, s->log_ratio_loss, s->log_fake_loss, s->log_ratio_acc};
-    lua_createtable(L, 0, 6);
-    for (int k = 0; k < 6; k++) {
-        lua_createtable(L, s->n_log, 0);
-        for (int i = 0; i < s->n_log && arrs[k]; i++) {
-            if (k == 0) lua_pushinteger(L, (lua_Integer)arrs[k][i]);
+    const char *names[] = {"step", "mmd", "value", "ratio_loss", "fake_loss", "ratio_acc", "eval_step", "eval"};
+    const float *arrs[] = {s->log_step, s->log_mmd, s->log_value, s->log_ratio_loss, s->log_fake_loss, s->log_ratio_acc,
+                           s->eval_step, s->eval_value};
+    lua_createtable(L, 0, 8);
+    for (int k = 0; k < 8; k++) {
+        int n = k < 6 ? s->n_log : s->n_eval;
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n && arrs[k]; i++) {
+            if (k == 0 || k == 6) lua_pushinteger(L, (lua_Integer)arrs[k][i]);
             else lua_pushnumber(L, arrs[k][i]);
             lua_rawseti(L, -2, i + 1);
         }
@@ -920,6 +926,8 @@ static const key_def distill_keys[] = {
     {"seed", K_INT, NULL},
     {"log_every", K_INT, NULL},
     {"eval_samples", K_INT, NULL},
+    {"eval_every", K_INT, NULL},
+    {"on_eval", K_FUNCTION, NULL},
     {"run", K_STRING, NULL},
     {"quiet", K_BOOL, NULL},
 };
@@ -933,6 +941,53 @@ static int choose(lua_State *L, const char *fn, const char *key, const char *s, 
     for (int i = 0; i < n && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "|" : "", choices[i]);
     return luaL_error(L, "%s: key '%s' = '%s' is not one of %s", fn, key, s, list);
+}
+
+int wb_lua_msghandler(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* wb.distill's on_eval: the script's function is called with the Student
+ * being trained (the userdata wb.distill will return, pointing at the live
+ * student only for the duration of the call) and the step; it returns a
+ * number (recorded) or nil. */
+typedef struct eval_ctx {
+    lua_State *L;
+    int fn_ref, ud_ref;
+    student_ud *ud;
+} eval_ctx;
+
+static int lua_on_eval(void *user, wb_student *s, int64_t step, double *value) {
+    eval_ctx *e = user;
+    lua_State *L = e->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, wb_lua_msghandler);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, e->fn_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, e->ud_ref);
+    lua_pushinteger(L, (lua_Integer)step);
+    e->ud->s = s;
+    int status = lua_pcall(L, 2, 1, top + 1);
+    e->ud->s = NULL; /* wb.distill sets it for good when training succeeds */
+    int rc = 0;
+    if (status != LUA_OK) {
+        wb_set_error("on_eval: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        rc = -1;
+    } else if (lua_isnil(L, -1)) {
+        *value = NAN;
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        *value = lua_tonumber(L, -1);
+    } else {
+        wb_set_error("on_eval must return a number or nil, got %s", luaL_typename(L, -1));
+        rc = -1;
+    }
+    lua_settop(L, top);
+    return rc;
 }
 
 static int l_distill(lua_State *L) {
@@ -1010,9 +1065,12 @@ static int l_distill(lua_State *L) {
     cfg.seed = (uint64_t)get_int(L, 1, fn, "seed", (int64_t)cfg.seed, 0, INT64_MAX);
     cfg.log_every = (int)get_int(L, 1, fn, "log_every", cfg.log_every, 0, INT32_MAX);
     cfg.eval_samples = get_int(L, 1, fn, "eval_samples", cfg.eval_samples, 0, INT64_MAX);
+    cfg.eval_every = get_int(L, 1, fn, "eval_every", 0, 0, INT64_MAX);
     const char *dir = get_str(L, 1, "run", NULL);
     int quiet = get_bool(L, 1, "quiet", 0);
     cfg.quiet = quiet;
+    if ((cfg.eval_every > 0) != has_field(L, 1, "on_eval"))
+        luaL_error(L, "%s: keys 'eval_every' (> 0) and 'on_eval' go together", fn);
 
     student_ud *ud = lua_newuserdatauv(L, sizeof *ud, 3);
     memset(ud, 0, sizeof *ud);
@@ -1027,9 +1085,22 @@ static int l_distill(lua_State *L) {
     snprintf(ud->ratio, sizeof ud->ratio, "%s", cfg.ratio->name);
     if (dir) snprintf(ud->run, sizeof ud->run, "%s", dir);
 
+    ud->dim = data->ds->dim;
+    eval_ctx ectx = {L, LUA_NOREF, LUA_NOREF, ud};
+    if (cfg.eval_every > 0) {
+        lua_pushvalue(L, -1);
+        ectx.ud_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_getfield(L, 1, "on_eval");
+        ectx.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        cfg.on_eval = lua_on_eval;
+        cfg.eval_user = &ectx;
+    }
+
     wb_run run;
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
     wb_student *s = wb_distill(teacher->t, data->ds, &cfg, runp);
+    luaL_unref(L, LUA_REGISTRYINDEX, ectx.fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ectx.ud_ref);
     char err[1024] = "";
     if (!s) snprintf(err, sizeof err, "%s", wb_last_error());
     if (runp) wb_run_close(runp);

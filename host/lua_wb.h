@@ -17,6 +17,11 @@ extern "C" {
  * package.preload["wb.core"]; it raises Lua errors, never exits. */
 int luaopen_wb_core(lua_State *L);
 
+/* lua.c's message handler: turns any error object into a message and
+ * appends a traceback, so the user sees where in the script it happened
+ * (the host runs scripts under it; wb.distill runs on_eval under it). */
+int wb_lua_msghandler(lua_State *L);
+
 /* The host stores the command-line key=value pairs (a table of strings) in
  * the Lua registry under this key before running a script;
  * wb.core.cli_args() returns a copy of it (an empty table when unset). */

@@ -50,17 +50,6 @@ static void usage(FILE *f) {
 
 /* ---- run ---------------------------------------------------------------------- */
 
-/* lua.c's msghandler: turn any error object into a message and append a
- * traceback, so the user sees where in the script it happened. */
-static int msghandler(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
 
 /* Adds "<d>/?.lua;<d>/?/init.lua;" for folder d to the buffer. */
 static void add_folder(luaL_Buffer *b, const char *d, size_t len) {
@@ -216,7 +205,7 @@ static int cmd_run(int argc, char **argv) {
             return EXIT_USAGE;
         }
         for (int i = 0; i < n; i++) lua_pushstring(L, pairs[i]);
-        lua_pushcfunction(L, msghandler);
+        lua_pushcfunction(L, wb_lua_msghandler);
         lua_insert(L, base);
         status = lua_pcall(L, n, 0, base);
         lua_remove(L, base);

@@ -305,6 +305,54 @@ static void test_tiny_distill(void **state) {
     assert_int_equal(stat(cfg, &st), 0);
 }
 
+/* on_eval: called every eval_every steps and after the last with the Student
+ * as it stands; its numbers land in the student's eval log; training is the
+ * same with and without it (same samples afterwards); an error inside it
+ * stops the run naming the step, with the traceback of the script. */
+static void test_distill_on_eval(void **state) {
+    (void)state;
+    result r = run_script("local wb = require 'wb'\n"
+                          "local d = wb.data.gmm2d{}\n"
+                          "local t = wb.teacher{data = d, exact = true}\n"
+                          "local function make(extra)\n"
+                          "  local cfg = {teacher = t, data = d, divergence = 'js',\n"
+                          "    ratio = {'classifier', net = {'mlp', widths = {16}}}, net = {'mlp', widths = {16}},\n"
+                          "    init = 'none', steps = 7, batch = 16, log_every = 0, quiet = true}\n"
+                          "  for k, v in pairs(extra) do cfg[k] = v end\n"
+                          "  return wb.distill(cfg)\n"
+                          "end\n"
+                          "local seen = {}\n"
+                          "local a = make{eval_every = 3, on_eval = function(s, step)\n"
+                          "  seen[#seen + 1] = step\n"
+                          "  assert(s.steps == step, 'student steps ' .. s.steps .. ' at step ' .. step)\n"
+                          "  return wb.evaluate(s:sample(200, {seed = 5}), d).mmd\n"
+                          "end}\n"
+                          "local b = make{}\n"
+                          "print(table.concat(seen, ','), table.concat(a.log.eval_step, ','), #a.log.eval)\n"
+                          "assert(a.log.eval[3] > 0 and a.log.eval[3] == a.log.eval[3])\n"
+                          "local xa, xb = a:sample(50, {seed = 2}), b:sample(50, {seed = 2})\n"
+                          "local same = true\n"
+                          "for i = 1, #xa do for j = 1, 2 do\n"
+                          "  if xa:get(i, j) ~= xb:get(i, j) then same = false end end end\n"
+                          "assert(#xa == 50 and xa:get(50, 2) == xa:get(50, 2))\n"
+                          "print('same', same)\n"
+                          "make{eval_every = 2, on_eval = function(s, step)\n"
+                          "  if step == 4 then error('boom at ' .. step) end\n"
+                          "end}\n",
+                          NULL, NULL);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.out, "3,6,7\t3,6,7\t3\nsame\ttrue\n", r);
+    WB_EXPECT_IN(r.err, "distill step 4 (evaluation): on_eval:", r);
+    WB_EXPECT_IN(r.err, "boom at 4", r);
+    WB_EXPECT_IN(r.err, "stack traceback", r);
+    wb_test_result_free(&r);
+    expect_error("local wb = require 'wb'\n"
+                 "local d = wb.data.gmm2d{}\n"
+                 "local t = wb.teacher{data = d, exact = true}\n"
+                 "wb.distill{teacher = t, data = d, steps = 1, eval_every = 2}\n",
+                 "'eval_every' (> 0) and 'on_eval' go together", NULL);
+}
+
 /* ---- wb.table --------------------------------------------------------------------------- */
 #define TABLE_SCRIPT                                                                                   \
     "local wb = require 'wb'\n"                                                                        \
@@ -372,6 +420,7 @@ int main(void) {
         cmocka_unit_test(test_divergence_weights),
         cmocka_unit_test(test_dataset_samples_evaluate),
         cmocka_unit_test(test_tiny_distill),
+        cmocka_unit_test(test_distill_on_eval),
         cmocka_unit_test(test_table_formats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
