@@ -537,6 +537,11 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         d->fake = wb_net_new(gen_spec, &ds->shape, &rng);
         if (!d->fake || (teacher->net && wb_params_copy(d->fake->params, teacher->net->params))) failed = 1;
     }
+    /* The teacher is frozen: its weights never get gradients. Backward still
+     * runs through it to the input (∇_x l for a head on its features), but
+     * not into its weights — a third of its backward cost, and gradients
+     * that would pile up unused. Made trainable again on the way out. */
+    if (teacher->net) wb_params_set_trainable(teacher->net->params, 0);
     wb_ratio_env env = {.data = ds->shape, .teacher = teacher->net, .fake = d->fake};
     if (!failed && c->ratio->ratio->wants_backbone) {
         if (!c->ratio_net.desc) {
@@ -717,6 +722,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     free(eval_ref);
     free(eval_x);
     distiller_free(d);
+    if (teacher->net) wb_params_set_trainable(teacher->net->params, 1);
     if (failed) {
         wb_student_free(s);
         return NULL;
