@@ -1,12 +1,15 @@
 /* host/ops_conv.c — the differentiable image ops of wb/tensor.h that are
- * GEMM- or resampling-shaped: 2-D convolution, nearest 2× up-sampling, 2×2
- * average pooling and batched matmul. Like host/ops.c: shape checks with
- * errors naming the op, output in the graph's arena, a tape node, and a
- * backward rule; all arithmetic goes through the backend vtable.
+ * GEMM- or resampling-shaped: 2-D convolution (square, or per-axis strides
+ * and pads), nearest 2× up-sampling, 2×2 average pooling and batched
+ * matmul (general pooling and bilinear resizing: host/ops_pool.c). Like
+ * host/ops.c: shape checks with errors naming the op, output in the
+ * graph's arena, a tape node, and a backward rule; all arithmetic goes
+ * through the backend vtable.
  *
- * Shape legend: B batch, Cin/Cout channels, H×W input plane, kh×kw kernel,
- * Ho×Wo output plane, K = Cin·kh·kw (im2col rows), P = Ho·Wo (im2col
- * columns); bmm: N matrices of (M, K) · (K, P).
+ * Shape legend: B batch, Cin/Cout channels, H×W input plane, kh×kw kernel
+ * (strides sh, sw and zero pads ph, pw per axis), Ho×Wo output plane,
+ * K = Cin·kh·kw (im2col rows), P = Ho·Wo (im2col columns); bmm: N matrices
+ * of (M, K) · (K, P).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,7 +26,9 @@ static float *scratch(wb_graph *g, int64_t n) {
 }
 
 /* 1×1, stride 1, no padding: the input plane already is the column matrix. */
-static int is_pointwise(int kh, int kw, int stride, int pad) { return kh == 1 && kw == 1 && stride == 1 && pad == 0; }
+static int is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+}
 
 /* ---- conv2d ---------------------------------------------------------------------- */
 static void conv2d_bwd(wb_graph *g, wb_node *n) {
@@ -31,10 +36,10 @@ static void conv2d_bwd(wb_graph *g, wb_node *n) {
     wb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int bsz = (int)x->shape[0], cin = (int)x->shape[1], h = (int)x->shape[2], wd = (int)x->shape[3];
     int cout = (int)w->shape[0], kh = (int)w->shape[2], kw = (int)w->shape[3];
-    int stride = (int)n->i[0], pad = (int)n->i[1];
+    int sh = (int)n->i[0], sw = (int)n->i[1], ph = (int)n->i[2], pw = (int)n->i[3];
     int p = (int)(y->shape[2] * y->shape[3]), k = cin * kh * kw;
     int64_t xs = (int64_t)cin * h * wd, ys = (int64_t)cout * p;
-    int dx = wb_op_want(x), dw = wb_op_want(w), pw = is_pointwise(kh, kw, stride, pad);
+    int dx = wb_op_want(x), dw = wb_op_want(w), pointwise = is_pointwise(kh, kw, sh, sw, ph, pw);
 
     if (wb_op_want(b)) { /* db += Σ_{b,pixels} dY: per-(b, c) sums, then over b */
         float *rows = scratch(g, (int64_t)bsz * cout);
@@ -42,7 +47,7 @@ static void conv2d_bwd(wb_graph *g, wb_node *n) {
         be->sum_rows((int64_t)bsz * cout, p, y->grad, rows);
         be->sum_cols(bsz, cout, rows, b->grad, 1);
     }
-    if (pw) { /* no columns: x_b is (K, P) itself */
+    if (pointwise) { /* no columns: x_b is (K, P) itself */
         if (dw) /* dW (Cout, K) += Σ_b dY_b (Cout, P) · x_bᵀ */
             for (int i = 0; i < bsz; i++)
                 be->gemm(0, 1, cout, k, p, 1.0f, y->grad + i * ys, p, x->data + i * xs, p, 1.0f, w->grad, k);
@@ -59,17 +64,22 @@ static void conv2d_bwd(wb_graph *g, wb_node *n) {
     for (int i = 0; i < bsz; i++) {
         const float *dy = y->grad + i * ys;
         if (dw) {
-            be->im2col(x->data + i * xs, cin, h, wd, kh, kw, stride, pad, col);
+            be->im2col(x->data + i * xs, cin, h, wd, kh, kw, sh, sw, ph, pw, col);
             be->gemm(0, 1, cout, k, p, 1.0f, dy, p, col, p, 1.0f, w->grad, k); /* dW += dY_b · colᵀ */
         }
         if (dx) {
             be->gemm(1, 0, k, p, cout, 1.0f, w->data, k, dy, p, 0.0f, dcol, p); /* dcol = Wᵀ · dY_b */
-            be->col2im(dcol, cin, h, wd, kh, kw, stride, pad, x->grad + i * xs);
+            be->col2im(dcol, cin, h, wd, kh, kw, sh, sw, ph, pw, x->grad + i * xs);
         }
     }
 }
 
 wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int stride, int pad) {
+    return wb_conv2d_ex(g, x, w, b, stride, stride, pad, pad);
+}
+
+wb_tensor *wb_conv2d_ex(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int stride_h, int stride_w, int pad_h,
+                        int pad_w) {
     if (!x || !w) return NULL;
     if (wb_op_check_backend(g, "conv2d", x) || wb_op_check_backend(g, "conv2d", w) || (b && wb_op_check_backend(g, "conv2d", b)))
         return NULL;
@@ -79,18 +89,19 @@ wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int 
                      wb_shape_str(x, s1, sizeof s1), wb_shape_str(w, s2, sizeof s2));
         return NULL;
     }
-    if (stride < 1 || pad < 0) {
-        wb_set_error("conv2d: stride %d must be >= 1 and pad %d >= 0", stride, pad);
+    if (stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0) {
+        wb_set_error("conv2d: strides (%d, %d) must be >= 1 and pads (%d, %d) >= 0", stride_h, stride_w, pad_h,
+                     pad_w);
         return NULL;
     }
     int64_t bsz = x->shape[0], cin = x->shape[1], h = x->shape[2], wd = x->shape[3];
     int64_t cout = w->shape[0], kh = w->shape[2], kw = w->shape[3];
-    if (kh < 1 || kw < 1 || h + 2 * pad < kh || wd + 2 * pad < kw) {
-        wb_set_error("conv2d: kernel %lldx%lld does not fit input %s with pad %d", (long long)kh, (long long)kw,
-                     wb_shape_str(x, s1, sizeof s1), pad);
+    if (kh < 1 || kw < 1 || h + 2 * pad_h < kh || wd + 2 * pad_w < kw) {
+        wb_set_error("conv2d: kernel %lldx%lld does not fit input %s with pad (%d, %d)", (long long)kh, (long long)kw,
+                     wb_shape_str(x, s1, sizeof s1), pad_h, pad_w);
         return NULL;
     }
-    int64_t ho = (h + 2 * pad - kh) / stride + 1, wo = (wd + 2 * pad - kw) / stride + 1;
+    int64_t ho = (h + 2 * pad_h - kh) / stride_h + 1, wo = (wd + 2 * pad_w - kw) / stride_w + 1;
     int64_t p = ho * wo, k = cin * kh * kw;
     /* The kernels take int dimensions (BLAS does). */
     if (p > INT32_MAX || k > INT32_MAX || cout > INT32_MAX || bsz > INT32_MAX || h * wd > INT32_MAX) {
@@ -98,9 +109,9 @@ wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int 
                      wb_shape_str(w, s2, sizeof s2));
         return NULL;
     }
-    int pw = is_pointwise((int)kh, (int)kw, stride, pad);
+    int pointwise = is_pointwise((int)kh, (int)kw, stride_h, stride_w, pad_h, pad_w);
     if (wb_op_need_kernel(g, "conv2d", (const void *)g->be->gemm_batched) ||
-        (!pw && (wb_op_need_kernel(g, "conv2d", (const void *)g->be->im2col) ||
+        (!pointwise && (wb_op_need_kernel(g, "conv2d", (const void *)g->be->im2col) ||
                  wb_op_need_kernel(g, "conv2d", (const void *)g->be->col2im))))
         return NULL;
     int64_t shape[4] = {bsz, cout, ho, wo};
@@ -118,14 +129,15 @@ wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int 
                              y->data, (int)p, ys);
             beta = 1.0f;
         }
-        if (pw) { /* y_b = W (Cout, Cin) · x_b (Cin, P) for all images in one call */
+        if (pointwise) { /* y_b = W (Cout, Cin) · x_b (Cin, P) for all images in one call */
             be->gemm_batched((int)bsz, 0, 0, (int)cout, (int)p, (int)k, 1.0f, w->data, (int)k, 0, x->data, (int)p,
                              xs, beta, y->data, (int)p, ys);
         } else {
             float *col = scratch(g, k * p);
             if (!col) return NULL;
             for (int64_t i = 0; i < bsz; i++) { /* y_b = W (Cout, K) · col_b (K, P) */
-                be->im2col(x->data + i * xs, (int)cin, (int)h, (int)wd, (int)kh, (int)kw, stride, pad, col);
+                be->im2col(x->data + i * xs, (int)cin, (int)h, (int)wd, (int)kh, (int)kw, stride_h, stride_w, pad_h,
+                           pad_w, col);
                 be->gemm(0, 0, (int)cout, (int)p, (int)k, 1.0f, w->data, (int)k, col, (int)p, beta,
                          y->data + i * ys, (int)p);
             }
@@ -133,8 +145,10 @@ wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int 
     }
     wb_node *node = wb_op_record(g, "conv2d", conv2d_bwd, y, x, w, b);
     if (node) {
-        node->i[0] = stride;
-        node->i[1] = pad;
+        node->i[0] = stride_h;
+        node->i[1] = stride_w;
+        node->i[2] = pad_h;
+        node->i[3] = pad_w;
     }
     return y;
 }

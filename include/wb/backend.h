@@ -96,9 +96,12 @@ struct wb_backend {
                          const float *a, int lda, int64_t stride_a, const float *b, int ldb,
                          int64_t stride_b, float beta, float *c, int ldc, int64_t stride_c);
     /* One image x (C, H, W) -> columns (C·kh·kw, Ho·Wo); col2im accumulates
-     * the columns back into dx (C, H, W). Zero padding `pad`, `stride`. */
-    void (*im2col)(const float *x, int c, int h, int w, int kh, int kw, int stride, int pad, float *col);
-    void (*col2im)(const float *col, int c, int h, int w, int kh, int kw, int stride, int pad, float *dx);
+     * the columns back into dx (C, H, W). Zero padding pad_h rows / pad_w
+     * columns, strides sh, sw (per axis: Inception's 1×7 and 7×1 kernels). */
+    void (*im2col)(const float *x, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h, int pad_w,
+                   float *col);
+    void (*col2im)(const float *col, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h, int pad_w,
+                   float *dx);
     /* Group norm of x (B, C, HW) over groups of C/G channels, per-channel
      * affine; mean and rstd (B·G) are saved for the backward pass. */
     void (*group_norm)(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
@@ -116,6 +119,23 @@ struct wb_backend {
     /* Row-wise softmax of x (rows, cols); bwd: dx += y ⊙ (dy − Σ dy ⊙ y). */
     void (*softmax_rows)(int64_t rows, int64_t cols, const float *x, float *y);
     void (*softmax_rows_bwd)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+
+    /* ---- pooling and resampling (host/ops_pool.c) -----------------------------
+     * planes = B·C images of (h, w) -> (ho, wo), ho = (h + 2·pad − k)/stride + 1
+     * (floor). Max pooling pads with −inf and its bwd recomputes the argmax
+     * from x (first maximum in row-major window order, NaN wins, as torch);
+     * average pooling divides by k² (count_include_pad) or by the number of
+     * window cells inside the image; bilinear resizing is torch's
+     * align_corners=False. bwd kernels accumulate into dx. */
+    void (*maxpool2d)(int64_t planes, int h, int w, int k, int stride, int pad, const float *x, float *y);
+    void (*maxpool2d_bwd)(int64_t planes, int h, int w, int k, int stride, int pad, const float *x,
+                          const float *dy, float *dx);
+    void (*avgpool2d)(int64_t planes, int h, int w, int k, int stride, int pad, int count_include_pad,
+                      const float *x, float *y);
+    void (*avgpool2d_bwd)(int64_t planes, int h, int w, int k, int stride, int pad, int count_include_pad,
+                          const float *dy, float *dx);
+    void (*resize_bilinear)(int64_t planes, int h, int w, int ho, int wo, const float *x, float *y);
+    void (*resize_bilinear_bwd)(int64_t planes, int h, int w, int ho, int wo, const float *dy, float *dx);
 };
 
 /* Broadcast geometry of a and b; 0 or -1 with wb_last_error() set. */

@@ -146,6 +146,11 @@ struct wb_rng;
 /* 2-D convolution: x (B, Cin, H, W), w (Cout, Cin, kh, kw), b (Cout) or
  * NULL -> (B, Cout, Ho, Wo), Ho = (H + 2·pad − kh)/stride + 1. */
 wb_tensor *wb_conv2d(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int stride, int pad);
+/* The same with per-axis strides and zero pads (Inception's 1×7 / 7×1
+ * kernels pad (0, 3) / (3, 0)): Ho = (H + 2·pad_h − kh)/stride_h + 1,
+ * Wo = (W + 2·pad_w − kw)/stride_w + 1. wb_conv2d(s, p) is conv2d_ex(s, s, p, p). */
+wb_tensor *wb_conv2d_ex(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, int stride_h, int stride_w, int pad_h,
+                        int pad_w);
 /* Group normalisation: x (B, C, H, W) normalised over (C/groups, H, W) per
  * sample and group, then y = γ·x̂ + β with γ, β (C) (NULL: 1 and 0). */
 wb_tensor *wb_group_norm(wb_graph *g, wb_tensor *x, int groups, wb_tensor *gamma, wb_tensor *beta, float eps);
@@ -153,6 +158,18 @@ wb_tensor *wb_group_norm(wb_graph *g, wb_tensor *x, int groups, wb_tensor *gamma
 wb_tensor *wb_upsample2x(wb_graph *g, wb_tensor *x);
 /* 2×2 average pooling, stride 2: (B, C, H, W) -> (B, C, H/2, W/2), H, W even. */
 wb_tensor *wb_avgpool2x(wb_graph *g, wb_tensor *x);
+/* k×k max pooling (host/ops_pool.c): (B, C, H, W) -> (B, C, Ho, Wo),
+ * Ho = (H + 2·pad − k)/stride + 1 rounded down (torch's ceil_mode=False);
+ * padding is −inf, pad <= k/2. The gradient goes to each window's first
+ * maximum (row-major), as torch's. */
+wb_tensor *wb_maxpool2d(wb_graph *g, wb_tensor *x, int k, int stride, int pad);
+/* k×k average pooling, same geometry; padding counts as zeros in the
+ * divisor k² when count_include_pad, else the divisor is the number of
+ * window cells inside the image (the FID Inception's choice). */
+wb_tensor *wb_avgpool2d(wb_graph *g, wb_tensor *x, int k, int stride, int pad, int count_include_pad);
+/* Bilinear resizing (B, C, H, W) -> (B, C, out_h, out_w), torch's
+ * F.interpolate(mode='bilinear', align_corners=False, antialias=False). */
+wb_tensor *wb_resize_bilinear(wb_graph *g, wb_tensor *x, int out_h, int out_w);
 /* Batched matmul: a (N, M, K) (or (N, K, M) if trans_a), b (N, K, P) (or
  * (N, P, K) if trans_b) -> (N, M, P). */
 wb_tensor *wb_bmm(wb_graph *g, wb_tensor *a, wb_tensor *b, int trans_a, int trans_b);

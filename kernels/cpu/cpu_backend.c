@@ -216,6 +216,10 @@ static const wb_backend cpu_backend = {
     .group_norm_bwd = wb_cpu_group_norm_bwd,
     .softmax_rows = wb_cpu_softmax_rows,
     .softmax_rows_bwd = wb_cpu_softmax_rows_bwd,
+    /* [image-ops:pool] kernels/cpu/cpu_pool.c */
+    .maxpool2d = wb_cpu_maxpool2d, .maxpool2d_bwd = wb_cpu_maxpool2d_bwd,
+    .avgpool2d = wb_cpu_avgpool2d, .avgpool2d_bwd = wb_cpu_avgpool2d_bwd,
+    .resize_bilinear = wb_cpu_resize_bilinear, .resize_bilinear_bwd = wb_cpu_resize_bilinear_bwd,
 };
 
 const wb_backend *wb_backend_cpu(void) { return &cpu_backend; }

@@ -5,8 +5,9 @@
  * kernels/cpu/cpu_backend.c; declared in kernels/cpu/cpu_kernels.h.
  *
  * Shape legend: C channels, H×W input plane, kh×kw kernel, Ho×Wo output
- * plane (Ho = (H + 2·pad − kh)/stride + 1), col = (C·kh·kw, Ho·Wo) row-major;
- * "planes" = B·C independent H×W images. Backward kernels ACCUMULATE.
+ * plane (Ho = (H + 2·pad_h − kh)/sh + 1, Wo likewise with pad_w, sw),
+ * col = (C·kh·kw, Ho·Wo) row-major; "planes" = B·C independent H×W images.
+ * Backward kernels ACCUMULATE.
  */
 #include <cblas.h>
 #include <string.h>
@@ -48,8 +49,9 @@ static void valid_range(int k_off, int stride, int pad, int in, int out, int *lo
     *hi = h;
 }
 
-void wb_cpu_im2col(const float *x, int c, int h, int w, int kh, int kw, int stride, int pad, float *col) {
-    int ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
+void wb_cpu_im2col(const float *x, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h, int pad_w,
+                   float *col) {
+    int ho = (h + 2 * pad_h - kh) / sh + 1, wo = (w + 2 * pad_w - kw) / sw + 1;
     int64_t n = (int64_t)ho * wo;
     for (int ch = 0; ch < c; ch++)
         for (int ki = 0; ki < kh; ki++)
@@ -57,28 +59,29 @@ void wb_cpu_im2col(const float *x, int c, int h, int w, int kh, int kw, int stri
                 float *row = col + (((int64_t)ch * kh + ki) * kw + kj) * n;
                 const float *plane = x + (int64_t)ch * h * w;
                 int lo, hi;
-                valid_range(kj, stride, pad, w, wo, &lo, &hi);
+                valid_range(kj, sw, pad_w, w, wo, &lo, &hi);
                 for (int oy = 0; oy < ho; oy++) {
                     float *dst = row + (int64_t)oy * wo;
-                    int iy = oy * stride - pad + ki;
+                    int iy = oy * sh - pad_h + ki;
                     if (iy < 0 || iy >= h || lo >= hi) {
                         memset(dst, 0, (size_t)wo * sizeof(float));
                         continue;
                     }
-                    /* src[t] is input column lo·stride − pad + kj + t: in range */
-                    const float *src = plane + (int64_t)iy * w + ((int64_t)lo * stride - pad + kj);
+                    /* src[t] is input column lo·sw − pad_w + kj + t: in range */
+                    const float *src = plane + (int64_t)iy * w + ((int64_t)lo * sw - pad_w + kj);
                     if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
-                    if (stride == 1)
+                    if (sw == 1)
                         memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof(float));
                     else
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[(int64_t)(ox - lo) * stride];
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[(int64_t)(ox - lo) * sw];
                     if (hi < wo) memset(dst + hi, 0, (size_t)(wo - hi) * sizeof(float));
                 }
             }
 }
 
-void wb_cpu_col2im(const float *col, int c, int h, int w, int kh, int kw, int stride, int pad, float *dx) {
-    int ho = (h + 2 * pad - kh) / stride + 1, wo = (w + 2 * pad - kw) / stride + 1;
+void wb_cpu_col2im(const float *col, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h, int pad_w,
+                   float *dx) {
+    int ho = (h + 2 * pad_h - kh) / sh + 1, wo = (w + 2 * pad_w - kw) / sw + 1;
     int64_t n = (int64_t)ho * wo;
     for (int ch = 0; ch < c; ch++)
         for (int ki = 0; ki < kh; ki++)
@@ -86,17 +89,17 @@ void wb_cpu_col2im(const float *col, int c, int h, int w, int kh, int kw, int st
                 const float *row = col + (((int64_t)ch * kh + ki) * kw + kj) * n;
                 float *plane = dx + (int64_t)ch * h * w;
                 int lo, hi;
-                valid_range(kj, stride, pad, w, wo, &lo, &hi);
+                valid_range(kj, sw, pad_w, w, wo, &lo, &hi);
                 for (int oy = 0; oy < ho; oy++) {
-                    int iy = oy * stride - pad + ki;
+                    int iy = oy * sh - pad_h + ki;
                     if (iy < 0 || iy >= h || lo >= hi) continue; /* padding: its gradient goes nowhere */
                     const float *src = row + (int64_t)oy * wo + lo;
-                    float *dst = plane + (int64_t)iy * w + ((int64_t)lo * stride - pad + kj);
+                    float *dst = plane + (int64_t)iy * w + ((int64_t)lo * sw - pad_w + kj);
                     int cnt = hi - lo;
-                    if (stride == 1)
+                    if (sw == 1)
                         for (int t = 0; t < cnt; t++) dst[t] += src[t];
                     else
-                        for (int t = 0; t < cnt; t++) dst[(int64_t)t * stride] += src[t];
+                        for (int t = 0; t < cnt; t++) dst[(int64_t)t * sw] += src[t];
                 }
             }
 }

@@ -16,8 +16,10 @@
 void wb_cpu_gemm_batched(int batch, int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const float *a, int lda, int64_t stride_a, const float *b, int ldb,
                          int64_t stride_b, float beta, float *c, int ldc, int64_t stride_c);
-void wb_cpu_im2col(const float *x, int c, int h, int w, int kh, int kw, int stride, int pad, float *col);
-void wb_cpu_col2im(const float *col, int c, int h, int w, int kh, int kw, int stride, int pad, float *dx);
+void wb_cpu_im2col(const float *x, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h, int pad_w,
+                   float *col);
+void wb_cpu_col2im(const float *col, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h, int pad_w,
+                   float *dx);
 void wb_cpu_upsample2x(int64_t planes, int h, int w, const float *x, float *y);
 void wb_cpu_upsample2x_bwd(int64_t planes, int h, int w, const float *dy, float *dx);
 void wb_cpu_avgpool2x(int64_t planes, int h, int w, const float *x, float *y);
@@ -34,5 +36,18 @@ void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x,
 void wb_cpu_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y);
 void wb_cpu_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
 /* end norm */
+
+/* pool */
+/* kernels/cpu/cpu_pool.c: k×k max / average pooling, bilinear resizing */
+void wb_cpu_maxpool2d(int64_t planes, int h, int w, int k, int stride, int pad, const float *x, float *y);
+void wb_cpu_maxpool2d_bwd(int64_t planes, int h, int w, int k, int stride, int pad, const float *x,
+                          const float *dy, float *dx);
+void wb_cpu_avgpool2d(int64_t planes, int h, int w, int k, int stride, int pad, int count_include_pad,
+                      const float *x, float *y);
+void wb_cpu_avgpool2d_bwd(int64_t planes, int h, int w, int k, int stride, int pad, int count_include_pad,
+                          const float *dy, float *dx);
+void wb_cpu_resize_bilinear(int64_t planes, int h, int w, int ho, int wo, const float *x, float *y);
+void wb_cpu_resize_bilinear_bwd(int64_t planes, int h, int w, int ho, int wo, const float *dy, float *dx);
+/* end pool */
 
 #endif

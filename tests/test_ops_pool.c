@@ -1,0 +1,388 @@
+/* tests/test_ops_pool.c — the pooling and resampling ops of host/ops_pool.c
+ * (maxpool2d, avgpool2d, resize_bilinear; kernels/cpu/cpu_pool.c) and the
+ * per-axis strides and pads of wb_conv2d_ex (host/ops_conv.c: Inception's
+ * 1×7, 7×1, 1×3, 3×1 kernels) against calculus and against PyTorch:
+ *   - central finite differences of L = Σ w ⊙ op(inputs) for every input of
+ *     every case: a step of 0.5 for the ops that are linear in each input,
+ *     1e-3 for max pooling (piecewise linear: the step must not move a
+ *     window's maximum, which these inputs' gaps guarantee);
+ *   - F.max_pool2d / F.avg_pool2d (count_include_pad both ways) /
+ *     F.interpolate(bilinear, align_corners=False) / F.conv2d with tuple
+ *     stride and padding, forward and every input gradient in float64
+ *     (resizing: float32, whose coordinate arithmetic the kernel follows),
+ *     through tests/torch_ops_pool.py (skipped, "SKIP: ...", without
+ *     torch); a max-pooling case full of ties checks torch's "first maximum
+ *     gets the gradient";
+ *   - gradient accumulation when one tensor feeds several of these ops;
+ *   - argument errors naming the op, and the missing-kernel error of a
+ *     backend without the pooling kernels.
+ *
+ * Shape legend: x (B, C, H, W); pooling (k, stride, pad) -> (B, C, Ho, Wo);
+ * resize -> (B, C, out_h, out_w); conv2d_ex w (Cout, Cin, kh, kw), b (Cout).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wb/backend.h"
+#include "wb/tensor.h"
+#include "wb_test_util.h"
+
+#define MAX_IN 3
+
+typedef struct pool_input {
+    int ndim;
+    int64_t shape[4];
+} pool_input;
+
+enum { FD_NONE = 0, FD_LINEAR, FD_PIECEWISE };
+
+typedef struct pool_case {
+    const char *name; /* unique: keys the torch script's tensors */
+    const char *op;   /* the key tests/torch_ops_pool.py dispatches on */
+    int n_in;         /* conv2d_ex: 2 = no bias, 3 = with bias */
+    pool_input in[MAX_IN];
+    int p[4];         /* maxpool2d: k, stride, pad; avgpool2d: k, stride, pad, count_include_pad;
+                         resize_bilinear: out_h, out_w; conv2d_ex: stride_h, stride_w, pad_h, pad_w */
+    int fd;           /* FD_NONE: torch only (too big, or ties) */
+    int ties;         /* inputs rounded to {-1, 0, 1}: many equal maxima */
+} pool_case;
+
+#define X4(a, b, c, d) {4, {a, b, c, d}}
+#define X1(a) {1, {a}}
+static const pool_case CASES[] = {
+    {"max_k3_s2", "maxpool2d", 1, {X4(2, 3, 7, 7)}, {3, 2, 0, 0}, FD_PIECEWISE, 0},   /* stem, blocks B and D */
+    {"max_k3_s1_p1", "maxpool2d", 1, {X4(2, 2, 5, 6)}, {3, 1, 1, 0}, FD_PIECEWISE, 0}, /* Mixed_7c's pool branch */
+    {"max_k2_s2_p1", "maxpool2d", 1, {X4(1, 2, 5, 5)}, {2, 2, 1, 0}, FD_PIECEWISE, 0}, /* floor with padding */
+    {"max_k3_s2_even", "maxpool2d", 1, {X4(1, 2, 8, 6)}, {3, 2, 0, 0}, FD_PIECEWISE, 0}, /* last row/col unused */
+    {"max_ties", "maxpool2d", 1, {X4(2, 2, 6, 6)}, {3, 1, 1, 0}, FD_NONE, 1},
+    {"avg_k3_s1_p1_excl", "avgpool2d", 1, {X4(2, 3, 5, 6)}, {3, 1, 1, 0}, FD_LINEAR, 0}, /* the FID blocks */
+    {"avg_k3_s1_p1_incl", "avgpool2d", 1, {X4(2, 3, 5, 6)}, {3, 1, 1, 1}, FD_LINEAR, 0}, /* torchvision's */
+    {"avg_k3_s2_p1_excl", "avgpool2d", 1, {X4(1, 2, 7, 8)}, {3, 2, 1, 0}, FD_LINEAR, 0},
+    {"avg_k2_s2", "avgpool2d", 1, {X4(2, 2, 4, 6)}, {2, 2, 0, 1}, FD_LINEAR, 0},
+    {"avg_k4_s3_p2_excl", "avgpool2d", 1, {X4(1, 2, 9, 7)}, {4, 3, 2, 0}, FD_LINEAR, 0},
+    {"avg_k4_s3_p2_incl", "avgpool2d", 1, {X4(1, 2, 9, 7)}, {4, 3, 2, 1}, FD_LINEAR, 0},
+    {"resize_up", "resize_bilinear", 1, {X4(2, 3, 5, 7)}, {11, 13, 0, 0}, FD_LINEAR, 0},
+    {"resize_down", "resize_bilinear", 1, {X4(1, 2, 9, 8)}, {4, 3, 0, 0}, FD_LINEAR, 0},
+    {"resize_mixed", "resize_bilinear", 1, {X4(1, 2, 6, 5)}, {4, 9, 0, 0}, FD_LINEAR, 0},
+    {"resize_same", "resize_bilinear", 1, {X4(1, 1, 4, 4)}, {4, 4, 0, 0}, FD_LINEAR, 0},
+    {"resize_from_1", "resize_bilinear", 1, {X4(1, 1, 1, 3)}, {3, 5, 0, 0}, FD_LINEAR, 0},
+    {"resize_32_299", "resize_bilinear", 1, {X4(1, 2, 32, 32)}, {299, 299, 0, 0}, FD_NONE, 0}, /* FID input */
+    {"conv_1x7_p03", "conv2d_ex", 3, {X4(2, 3, 6, 9), X4(4, 3, 1, 7), X1(4)}, {1, 1, 0, 3}, FD_LINEAR, 0},
+    {"conv_7x1_p30", "conv2d_ex", 2, {X4(1, 3, 9, 6), X4(2, 3, 7, 1)}, {1, 1, 3, 0}, FD_LINEAR, 0},
+    {"conv_1x3_p01", "conv2d_ex", 3, {X4(2, 2, 5, 5), X4(3, 2, 1, 3), X1(3)}, {1, 1, 0, 1}, FD_LINEAR, 0},
+    {"conv_3x1_p10", "conv2d_ex", 3, {X4(2, 2, 5, 5), X4(3, 2, 3, 1), X1(3)}, {1, 1, 1, 0}, FD_LINEAR, 0},
+    {"conv_3x3_s21_p12", "conv2d_ex", 3, {X4(1, 2, 7, 6), X4(3, 2, 3, 3), X1(3)}, {2, 1, 1, 2}, FD_LINEAR, 0},
+    {"conv_1x1_s12", "conv2d_ex", 2, {X4(1, 2, 5, 6), X4(2, 2, 1, 1)}, {1, 2, 0, 0}, FD_LINEAR, 0},
+};
+#define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
+/* Relative error against float64 torch on the same inputs (the measure of
+ * tests/torch_exchange.py). These ops sum at most 49 float products or 16
+ * cells; an indexing or divisor bug is ≥ 1e-1. */
+#define TORCH_TOL 5e-4
+#define FD_TOL 1e-3 /* |analytic − FD| / max(1, max|FD|) */
+
+static int64_t in_numel(const pool_input *in) {
+    int64_t n = 1;
+    for (int d = 0; d < in->ndim; d++) n *= in->shape[d];
+    return n;
+}
+
+static wb_tensor *run_op(wb_graph *g, const pool_case *c, wb_tensor **x) {
+    const int *p = c->p;
+    if (strcmp(c->op, "maxpool2d") == 0) return wb_maxpool2d(g, x[0], p[0], p[1], p[2]);
+    if (strcmp(c->op, "avgpool2d") == 0) return wb_avgpool2d(g, x[0], p[0], p[1], p[2], p[3]);
+    if (strcmp(c->op, "resize_bilinear") == 0) return wb_resize_bilinear(g, x[0], p[0], p[1]);
+    return wb_conv2d_ex(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, p[0], p[1], p[2], p[3]);
+}
+
+/* Inputs N(0, 1) (or rounded to {-1, 0, 1} for ties), loss weights
+ * ±U[0.5, 1.5]: fixed Philox streams per case. */
+static float *make_input(int ci, int k) {
+    int64_t n = in_numel(&CASES[ci].in[k]);
+    float *h = malloc((size_t)n * sizeof *h);
+    assert_non_null(h);
+    wb_rng rng;
+    wb_rng_init(&rng, 0x9001000u + (uint64_t)ci, (uint64_t)k);
+    wb_rng_normal(&rng, h, n);
+    if (CASES[ci].ties)
+        for (int64_t i = 0; i < n; i++) h[i] = h[i] > 0.5f ? 1.0f : h[i] < -0.5f ? -1.0f : 0.0f;
+    return h;
+}
+
+static float *make_weights(int ci, int64_t n) {
+    float *w = malloc((size_t)(n ? n : 1) * sizeof *w);
+    assert_non_null(w);
+    wb_rng rng;
+    wb_rng_init(&rng, 0x9001000u + (uint64_t)ci, 99);
+    wb_rng_uniform(&rng, w, n);
+    for (int64_t i = 0; i < n; i++) {
+        float u = w[i], mag = 0.5f + fmodf(u * 2.0f, 1.0f);
+        w[i] = u < 0.5f ? -mag : mag;
+    }
+    return w;
+}
+
+/* Forward + seeded backward (d(Σ w ⊙ y)/dx) of case ci; returns y. */
+static wb_tensor *forward_backward(wb_graph *g, int ci, float **host, wb_tensor **x, float **w) {
+    const pool_case *c = &CASES[ci];
+    for (int k = 0; k < c->n_in; k++) {
+        x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 1);
+        assert_non_null(x[k]);
+    }
+    wb_tensor *y = run_op(g, c, x);
+    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
+    *w = make_weights(ci, y->numel);
+    wb_tensor *seed = wb_from_host(g, y->ndim, y->shape, *w);
+    if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
+    return y;
+}
+
+static double loss_of(wb_graph *g, int ci, float **host, const float *w) {
+    const pool_case *c = &CASES[ci];
+    wb_graph_reset(g);
+    wb_tensor *x[MAX_IN] = {0};
+    for (int k = 0; k < c->n_in; k++) x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 0);
+    wb_tensor *y = run_op(g, c, x);
+    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
+    return wb_test_weighted_sum(y, w);
+}
+
+/* ---- finite differences ------------------------------------------------------------ */
+static void test_finite_differences(void **state) {
+    (void)state;
+    double worst = 0.0;
+    const char *worst_name = "-";
+    int n_fd = 0;
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const pool_case *c = &CASES[ci];
+        if (c->fd == FD_NONE) continue;
+        n_fd++;
+        /* Linear ops: a large step has no truncation error and keeps the
+         * float round-off of L (~1e-6) small after ÷2h. Max pooling: a step
+         * well inside the gap between each window's two largest inputs. */
+        float step = c->fd == FD_LINEAR ? 0.5f : 1e-3f;
+        wb_graph *g = wb_graph_new(wb_backend_cpu()), *gfd = wb_graph_new(wb_backend_cpu());
+        assert_non_null(g);
+        assert_non_null(gfd);
+        wb_graph_set_grad(gfd, 0);
+        float *host[MAX_IN] = {0}, *w = NULL;
+        wb_tensor *x[MAX_IN] = {0};
+        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
+        forward_backward(g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) {
+            int64_t n = in_numel(&c->in[k]);
+            float *ga = malloc((size_t)n * sizeof *ga);
+            double *fd = malloc((size_t)n * sizeof *fd);
+            assert_non_null(ga);
+            assert_non_null(fd);
+            assert_int_equal(wb_grad_to_host(x[k], ga), 0);
+            double gmax = 1.0;
+            for (int64_t i = 0; i < n; i++) {
+                float x0 = host[k][i];
+                host[k][i] = x0 + step;
+                double lp = loss_of(gfd, ci, host, w);
+                host[k][i] = x0 - step;
+                double lm = loss_of(gfd, ci, host, w);
+                host[k][i] = x0;
+                fd[i] = (lp - lm) / (2.0 * step);
+                if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
+            }
+            for (int64_t i = 0; i < n; i++) {
+                double e = fabs(ga[i] - fd[i]) / gmax;
+                if (e > FD_TOL)
+                    fail_msg("%s: d/d input %d [%lld]: analytic %.7g, finite differences %.7g", c->name, k,
+                             (long long)i, (double)ga[i], fd[i]);
+                if (e > worst) {
+                    worst = e;
+                    worst_name = c->name;
+                }
+            }
+            free(ga);
+            free(fd);
+        }
+        for (int k = 0; k < c->n_in; k++) free(host[k]);
+        free(w);
+        wb_graph_free(g);
+        wb_graph_free(gfd);
+    }
+    print_message("%d pooling/resize/conv2d_ex cases match finite differences; worst %s (%.3g of the gradient "
+                  "scale)\n",
+                  n_fd, worst_name, worst);
+}
+
+/* ---- torch ------------------------------------------------------------------------------ */
+static char g_dir[64];
+
+static void remove_dir(void) { wb_torch_remove_dir(g_dir); }
+
+static double g_err[N_CASES][1 + MAX_IN]; /* out, grad0.. ; NAN until reported */
+
+/* Where the script's "RESULT NAME WHAT ERR" goes: out, grad<k>. */
+static double *result_slot(const char *name, const char *what) {
+    int ci = 0, k = -1;
+    while (ci < N_CASES && strcmp(CASES[ci].name, name) != 0) ci++;
+    if (strcmp(what, "out") == 0) k = 0;
+    else if (sscanf(what, "grad%d", &k) == 1 && k >= 0 && ci < N_CASES && k < CASES[ci].n_in) k++;
+    else k = -1;
+    if (ci == N_CASES || k < 0) return NULL;
+    return &g_err[ci][k];
+}
+
+static void test_match_torch(void **state) {
+    (void)state;
+    wb_torch_skip_without_python();
+    FILE *tf, *mf;
+    wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_pool_torch_XXXXXX", &tf, &mf);
+    char key[160];
+    for (int ci = 0; ci < N_CASES; ci++) {
+        const pool_case *c = &CASES[ci];
+        wb_graph *g = wb_graph_new(wb_backend_cpu());
+        float *host[MAX_IN] = {0}, *w = NULL;
+        wb_tensor *x[MAX_IN] = {0};
+        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
+        wb_tensor *y = forward_backward(g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) {
+            snprintf(key, sizeof key, "%s/in%d", c->name, k);
+            wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);
+            snprintf(key, sizeof key, "%s/grad%d", c->name, k);
+            wb_test_write_tensor_t(tf, key, x[k], 1);
+            free(host[k]);
+        }
+        snprintf(key, sizeof key, "%s/w", c->name);
+        wb_test_write_tensor(tf, key, y->ndim, y->shape, w);
+        snprintf(key, sizeof key, "%s/out", c->name);
+        wb_test_write_tensor_t(tf, key, y, 0);
+        fprintf(mf, "case %s %s %d %d %d %d %d\n", c->name, c->op, c->n_in, c->p[0], c->p[1], c->p[2], c->p[3]);
+        free(w);
+        wb_graph_free(g);
+        for (int k = 0; k <= MAX_IN; k++) g_err[ci][k] = NAN;
+    }
+    wb_torch_close(tf, mf);
+
+    wb_torch_run("torch_ops_pool.py", g_dir, result_slot);
+    double worst = 0.0;
+    const char *worst_name = "-";
+    for (int ci = 0; ci < N_CASES; ci++)
+        for (int k = 0; k <= CASES[ci].n_in; k++) {
+            double e = g_err[ci][k];
+            if (isnan(e)) fail_msg("%s: %s was not compared", CASES[ci].name, k ? "a gradient" : "the output");
+            if (!(e <= TORCH_TOL))
+                fail_msg("%s: %s%.0d differs from torch: rel. error %.3g > %.1g", CASES[ci].name,
+                         k ? "gradient of input " : "output", k ? k - 1 : 0, e, TORCH_TOL);
+            if (e > worst) {
+                worst = e;
+                worst_name = CASES[ci].name;
+            }
+        }
+    print_message("%d pooling/resize/conv2d_ex cases match torch (output and input gradients); worst %s (%.3g)\n",
+                  N_CASES, worst_name, worst);
+    remove_dir();
+}
+
+/* ---- accumulation: one input, several consumers ------------------------------------- */
+/* y = maxpool(x) + avgpool(x) + resize(x) (all 3×3/1/1 or same size, so the
+ * shapes agree): x's gradient is the sum of what each path gives alone, so
+ * every bwd kernel must add, not overwrite. */
+static void grad_of_paths(int paths, const float *xh, const float *sh, float *gx) {
+    int64_t xs[4] = {2, 3, 5, 6};
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_tensor *x = wb_leaf(g, 4, xs, xh, 1), *y = NULL;
+    if (paths & 1) y = wb_maxpool2d(g, x, 3, 1, 1);
+    if (paths & 2) {
+        wb_tensor *t = wb_avgpool2d(g, x, 3, 1, 1, 0);
+        y = y ? wb_add(g, y, t) : t;
+    }
+    if (paths & 4) {
+        wb_tensor *t = wb_resize_bilinear(g, wb_resize_bilinear(g, x, 9, 4), 5, 6);
+        y = y ? wb_add(g, y, t) : t;
+    }
+    assert_non_null(y);
+    wb_tensor *seed = wb_from_host(g, 4, xs, sh);
+    assert_int_equal(wb_backward(g, y, seed), 0);
+    assert_int_equal(wb_grad_to_host(x, gx), 0);
+    wb_graph_free(g);
+}
+
+static void test_accumulation(void **state) {
+    (void)state;
+    enum { NX = 2 * 3 * 5 * 6 };
+    float xh[NX], sh[NX], gx[8][NX];
+    wb_rng rng;
+    wb_rng_init(&rng, 11, 0);
+    wb_rng_normal(&rng, xh, NX);
+    wb_rng_normal(&rng, sh, NX);
+    for (int p = 1; p <= 7; p++) grad_of_paths(p, xh, sh, gx[p]);
+    for (int i = 0; i < NX; i++) {
+        double want = (double)gx[1][i] + gx[2][i] + gx[4][i];
+        assert_true(fabs(gx[7][i] - want) <= 1e-5 * (1.0 + fabs(want)));
+    }
+}
+
+/* ---- errors ---------------------------------------------------------------------------- */
+static void expect_error(wb_tensor *t, const char *op) {
+    assert_null(t);
+    if (!strstr(wb_last_error(), op)) fail_msg("error '%s' does not name %s", wb_last_error(), op);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    int64_t s4[4] = {2, 3, 5, 5}, s3[3] = {2, 3, 5}, w17[4] = {4, 3, 1, 7}, w13[4] = {4, 3, 1, 3};
+    wb_tensor *x = wb_zeros(g, 4, s4), *x3 = wb_zeros(g, 3, s3), *w7 = wb_zeros(g, 4, w17), *w3 = wb_zeros(g, 4, w13);
+    expect_error(wb_maxpool2d(g, x3, 3, 1, 1), "maxpool2d");     /* not 4-D */
+    expect_error(wb_maxpool2d(g, x, 3, 1, 2), "maxpool2d");      /* pad > k/2 */
+    expect_error(wb_maxpool2d(g, x, 0, 1, 0), "maxpool2d");      /* k 0 */
+    expect_error(wb_maxpool2d(g, x, 3, 0, 0), "maxpool2d");      /* stride 0 */
+    expect_error(wb_maxpool2d(g, x, 6, 1, 0), "maxpool2d");      /* 6×6 window on 5×5 */
+    expect_error(wb_avgpool2d(g, x, 3, 1, -1, 0), "avgpool2d");  /* negative pad */
+    expect_error(wb_avgpool2d(g, x, 8, 1, 1, 1), "avgpool2d");   /* 8×8 window on 5×5 + pad 1 */
+    expect_error(wb_avgpool2d(g, x3, 2, 2, 0, 1), "avgpool2d");
+    expect_error(wb_resize_bilinear(g, x, 0, 4), "resize_bilinear");
+    expect_error(wb_resize_bilinear(g, x3, 4, 4), "resize_bilinear");
+    expect_error(wb_conv2d_ex(g, x, w7, NULL, 1, 1, 0, -1), "conv2d"); /* negative pad_w */
+    expect_error(wb_conv2d_ex(g, x, w7, NULL, 0, 1, 0, 3), "conv2d");  /* stride_h 0 */
+    expect_error(wb_conv2d_ex(g, x, w7, NULL, 1, 1, 0, 0), "conv2d");  /* 1×7 on width 5, no pad */
+    assert_non_null(wb_conv2d_ex(g, x, w7, NULL, 1, 1, 0, 1));         /* width 5 + 2 fits 7 */
+    wb_tensor *y = wb_conv2d_ex(g, x, w3, NULL, 2, 1, 0, 1);           /* (5 − 1)/2 + 1 = 3, 5 */
+    assert_non_null(y);
+    assert_int_equal(y->shape[2], 3);
+    assert_int_equal(y->shape[3], 5);
+    assert_null(wb_maxpool2d(g, NULL, 3, 1, 1)); /* NULL propagates */
+    assert_null(wb_avgpool2d(g, NULL, 3, 1, 1, 0));
+    assert_null(wb_resize_bilinear(g, NULL, 3, 3));
+    wb_graph_free(g);
+
+    /* A backend without the pooling kernels (CUDA, so far): the op says so. */
+    wb_backend bare = *wb_backend_cpu();
+    bare.name = "bare";
+    bare.maxpool2d = NULL;
+    bare.avgpool2d_bwd = NULL;
+    bare.resize_bilinear = NULL;
+    g = wb_graph_new(&bare);
+    x = wb_zeros(g, 4, s4);
+    assert_non_null(x);
+    expect_error(wb_maxpool2d(g, x, 3, 1, 1), "maxpool2d: not implemented on backend 'bare'");
+    expect_error(wb_avgpool2d(g, x, 3, 1, 1, 0), "avgpool2d: not implemented on backend 'bare'");
+    expect_error(wb_resize_bilinear(g, x, 7, 7), "resize_bilinear: not implemented on backend 'bare'");
+    wb_graph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_match_torch),
+        cmocka_unit_test(test_accumulation),
+        cmocka_unit_test(test_errors),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    remove_dir(); /* a failed assertion longjmps past the cleanup */
+    return rc;
+}
