@@ -48,6 +48,7 @@ local args = wb.args{
   divergences = "",     -- comma-separated subset; empty = every loaded divergence
   sba_lambda = 5,       -- Di-Bregman's best CIFAR-10 value (Table 2: λ = 5, FID 3.61)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
   eval_every = -1,      -- FID every this many generator updates (-1: the profile's; 0: only at the end)
   seed = 0,
   quiet = false,

@@ -74,6 +74,7 @@ local args = wb.args{
   sigma_init = 2.5,     -- G(z) = D(σ_init·z, σ_init); also the single-level teacher's σ
   sigma_fixed = 2.5,    -- σ_fix of the generator loss (w = σ²)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
   seed = 0,
   quiet = false,
 }

@@ -41,6 +41,7 @@ local args = wb.args{
   teacher_steps = -1,
   teacher_init = "",    -- start the teacher from this checkpoint (teacher_steps=0: just load it)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
+  inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
   seed = 0,
   quiet = false,
 }

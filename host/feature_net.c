@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "feature_net.h"
+#include "wb/inception.h"
 #include "images.h"
 #include "metrics.h"
 #include "ops_loss.h"
@@ -404,8 +405,8 @@ done:
 }
 
 /* ---- image metrics ---------------------------------------------------------------------- */
-static wb_feature_stats *stats_of(const float *feats, int64_t n) {
-    wb_feature_stats *s = wb_feature_stats_new(WB_FEATURE_DIM);
+static wb_feature_stats *stats_of(const float *feats, int64_t n, int dim) {
+    wb_feature_stats *s = wb_feature_stats_new(dim);
     if (!s) return NULL;
     if (wb_feature_stats_add(s, feats, (int)n) || wb_feature_stats_finalize(s)) {
         wb_feature_stats_free(s);
@@ -414,12 +415,50 @@ static wb_feature_stats *stats_of(const float *feats, int64_t n) {
     return s;
 }
 
+/* FID and precision/recall of n sample features against n reference
+ * features (dim each); the reference statistics come from / go to `path`
+ * when it is not empty (created atomically; a file of the wrong size is an
+ * error naming it, never silently replaced). */
+static int fid_pr(const float *feats, const float *rfeats, int64_t n, int dim, const char *cache_dir, const char *path,
+                  double *fid, double *precision, double *recall) {
+    wb_feature_stats *sa = NULL, *sb = NULL;
+    int rc = -1;
+    if (path[0] && file_exists(path)) {
+        sb = wb_feature_stats_load(path);
+        if (!sb) goto done;
+        if (sb->dim != dim || sb->n != n) {
+            wb_set_error("image metrics: reference statistics '%s' hold %lld samples of dimension %d, expected %lld of "
+                         "%d (delete the file)", path, (long long)sb->n, sb->dim, (long long)n, dim);
+            goto done;
+        }
+    } else {
+        sb = stats_of(rfeats, n, dim);
+        if (!sb) goto done;
+        if (path[0]) {
+            if (mkdir_p(cache_dir)) {
+                wb_set_error("image metrics: cannot create cache directory '%s': %s", cache_dir, strerror(errno));
+                goto done;
+            }
+            if (wb_feature_stats_save(sb, path)) goto done;
+        }
+    }
+    sa = stats_of(feats, n, dim);
+    if (!sa || wb_frechet_distance_stats(sa, sb, fid)) goto done;
+    if (wb_precision_recall(rfeats, (int)n, feats, (int)n, dim, 3, precision, recall)) goto done;
+    rc = 0;
+done:
+    wb_feature_stats_free(sa);
+    wb_feature_stats_free(sb);
+    return rc;
+}
+
 int wb_image_metrics(wb_feature_net *fn, const float *samples, int64_t n, wb_dataset *ref, const char *cache_dir,
-                     wb_image_metrics_out *out) {
-    if (!fn || !samples || !ref || !out) {
+                     wb_inception *inception, const char *inception_id, wb_image_metrics_out *out) {
+    if (!fn || !samples || !ref || !out || (inception && !inception_id)) {
         wb_set_error("image metrics: NULL argument");
         return -1;
     }
+    out->fid_inception = out->precision_inception = out->recall_inception = NAN;
     if (n < 4 || n > INT32_MAX / 16) {
         /* precision/recall with k = 3 need more than 3 samples */
         wb_set_error("image metrics: %lld samples; need 4 .. %d", (long long)n, INT32_MAX / 16);
@@ -433,12 +472,12 @@ int wb_image_metrics(wb_feature_net *fn, const float *samples, int64_t n, wb_dat
         return -1;
     }
     int k = fn->k, rc = -1;
-    float *feats = malloc((size_t)n * WB_FEATURE_DIM * sizeof *feats);
-    float *rfeats = malloc((size_t)n * WB_FEATURE_DIM * sizeof *rfeats);
+    int64_t fdim = inception ? WB_INCEPTION_DIM : WB_FEATURE_DIM; /* the larger of the two feature sizes used */
+    float *feats = malloc((size_t)n * (size_t)fdim * sizeof *feats);
+    float *rfeats = malloc((size_t)n * (size_t)fdim * sizeof *rfeats);
     float *probs = malloc((size_t)n * (size_t)k * sizeof *probs);
     float *rimg = malloc((size_t)n * (size_t)ref->dim * sizeof *rimg);
     int *pred = malloc((size_t)n * sizeof *pred);
-    wb_feature_stats *sa = NULL, *sb = NULL;
     if (!feats || !rfeats || !probs || !rimg || !pred) {
         wb_set_error("image metrics: out of memory for %lld samples", (long long)n);
         goto done;
@@ -455,29 +494,7 @@ int wb_image_metrics(wb_feature_net *fn, const float *samples, int64_t n, wb_dat
     if (cache_dir && *cache_dir)
         snprintf(path, sizeof path, "%s/%s-%dx%d-ref-%lld-%s.stats.safetensors", cache_dir, ref->name,
                  ref->shape.height, ref->shape.width, (long long)n, fn->id);
-    if (path[0] && file_exists(path)) {
-        sb = wb_feature_stats_load(path);
-        if (!sb) goto done;
-        if (sb->dim != WB_FEATURE_DIM || sb->n != n) {
-            wb_set_error("image metrics: reference statistics '%s' hold %lld samples of dimension %d, expected %lld of "
-                         "%d (delete the file)", path, (long long)sb->n, sb->dim, (long long)n, WB_FEATURE_DIM);
-            goto done;
-        }
-    } else {
-        sb = stats_of(rfeats, n);
-        if (!sb) goto done;
-        if (path[0]) {
-            if (mkdir_p(cache_dir)) {
-                wb_set_error("image metrics: cannot create cache directory '%s': %s", cache_dir, strerror(errno));
-                goto done;
-            }
-            if (wb_feature_stats_save(sb, path)) goto done;
-        }
-    }
-    sa = stats_of(feats, n);
-    if (!sa || wb_frechet_distance_stats(sa, sb, &out->fid)) goto done;
-    if (wb_precision_recall(rfeats, (int)n, feats, (int)n, WB_FEATURE_DIM, 3, &out->precision, &out->recall))
-        goto done;
+    if (fid_pr(feats, rfeats, n, WB_FEATURE_DIM, cache_dir, path, &out->fid, &out->precision, &out->recall)) goto done;
     if (wb_inception_score(probs, (int)n, k, n >= 10 ? 10 : 1, &out->is_mean, &out->is_std)) goto done;
     wb_mode_report mr;
     if (wb_argmax_rows(probs, (int)n, k, pred) || wb_mode_coverage(pred, (int)n, k, &mr, NULL)) goto done;
@@ -485,10 +502,21 @@ int wb_image_metrics(wb_feature_net *fn, const float *samples, int64_t n, wb_dat
     out->n_classes = k;
     out->entropy = mr.entropy_norm;
     out->collapsed = mr.collapsed;
+
+    if (inception) { /* the papers' FID: Inception-v3 pool3 features of the same two image sets */
+        const wb_net_shape *sh = &ref->shape;
+        if (wb_inception_features(inception, samples, n, sh->channels, sh->height, sh->width, feats) ||
+            wb_inception_features(inception, rimg, n, sh->channels, sh->height, sh->width, rfeats))
+            goto done;
+        if (path[0])
+            snprintf(path, sizeof path, "%s/%s-%dx%dx%d-ref-%lld-inception-%s.stats.safetensors", cache_dir,
+                     ref->name, sh->channels, sh->height, sh->width, (long long)n, inception_id);
+        if (fid_pr(feats, rfeats, n, WB_INCEPTION_DIM, cache_dir, path, &out->fid_inception,
+                   &out->precision_inception, &out->recall_inception))
+            goto done;
+    }
     rc = 0;
 done:
-    wb_feature_stats_free(sa);
-    wb_feature_stats_free(sb);
     free(feats);
     free(rfeats);
     free(probs);

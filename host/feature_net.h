@@ -68,6 +68,9 @@ typedef struct wb_image_metrics_out {
     int classes_covered, n_classes;
     double entropy;           /* normalised entropy of the argmax histogram             */
     int collapsed;
+    /* the papers' FID and precision/recall on Inception-v3 pool3 features
+     * (NaN unless an Inception network was given) */
+    double fid_inception, precision_inception, recall_inception;
 } wb_image_metrics_out;
 
 /* Seed of the reference draw (stream 0 of `reference`'s sampler). */
@@ -78,8 +81,14 @@ typedef struct wb_image_metrics_out {
  * with WB_IMAGE_METRICS_REF_SEED; their statistics are cached as
  *   <cache_dir>/<ref name>-<H>x<W>-ref-<n>-<feature net id>.stats.safetensors
  * (the classifier's id is part of the name: statistics of another
- * classifier's features must never be reused). */
+ * classifier's features must never be reused). With `inception` (NULL:
+ * none) the same two image sets also get FID and precision/recall on its
+ * pool3 features, reference statistics cached as
+ *   <cache_dir>/<ref name>-<C>x<H>x<W>-ref-<n>-inception-<inception_id>.stats.safetensors
+ * (inception_id names the weights, e.g. file name and size). */
+struct wb_inception;
 int wb_image_metrics(wb_feature_net *fn, const float *samples, int64_t n, wb_dataset *reference,
-                     const char *cache_dir, wb_image_metrics_out *out);
+                     const char *cache_dir, struct wb_inception *inception, const char *inception_id,
+                     wb_image_metrics_out *out);
 
 #endif

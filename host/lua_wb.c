@@ -37,6 +37,7 @@
 #include "feature_net.h"
 #include "images.h"
 #include "lua_wb.h"
+#include "wb/inception.h"
 #include "plot.h"
 #include "registry.h"
 
@@ -48,6 +49,7 @@
 #define TEACHER_TNAME "wb.Teacher"
 #define STUDENT_TNAME "wb.Student"
 #define FEATURE_NET_TNAME "wb.FeatureNet"
+#define INCEPTION_TNAME "wb.Inception"
 
 /* Where luaopen_wb_core keeps the registry userdata, so a second require
  * (after package.loaded is cleared) reuses it instead of loading twice. */
@@ -1545,9 +1547,61 @@ static wb_feature_net *cached_feature_net(lua_State *L, const char *fn_name, wb_
     return u->fn;
 }
 
+/* Inception networks loaded by wb.image_metrics{inception = PATH}, one per
+ * path, kept in a registry table for the life of the state (loading and
+ * folding ~24M weights is not free, and a sweep scores many students). */
+#define INCEPTIONS_KEY "wb.core.inceptions"
+
+typedef struct inception_ud {
+    wb_inception *m;
+    char id[160]; /* the weights' name in cache file names: base name and size */
+} inception_ud;
+
+static int inception_gc(lua_State *L) {
+    inception_ud *u = luaL_checkudata(L, 1, INCEPTION_TNAME);
+    wb_inception_free(u->m);
+    u->m = NULL;
+    return 0;
+}
+
+static inception_ud *cached_inception(lua_State *L, const char *fn_name, const char *path) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, INCEPTIONS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, INCEPTIONS_KEY);
+    }
+    if (lua_getfield(L, -1, path) == LUA_TUSERDATA) {
+        inception_ud *u = lua_touserdata(L, -1);
+        lua_pop(L, 2);
+        return u; /* the table keeps it alive */
+    }
+    lua_pop(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        luaL_error(L, "%s: key 'inception': cannot read '%s': %s (the FID Inception-v3 weights as safetensors, "
+                   "torchvision state-dict names; see docs/lua.md)", fn_name, path, strerror(errno));
+    inception_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->m = NULL;
+    luaL_setmetatable(L, INCEPTION_TNAME);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(u->id, sizeof u->id, "%.*s-%lld", 120, base, (long long)st.st_size);
+    for (char *c = u->id; *c; c++)
+        if (*c == ' ' || *c == '/') *c = '_';
+    u->m = wb_inception_load(path);
+    if (!u->m) luaL_error(L, "%s: key 'inception': %s", fn_name, wb_last_error());
+    lua_setfield(L, -2, path);
+    lua_getfield(L, -1, path);
+    inception_ud *kept = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return kept;
+}
+
 static const key_def image_metrics_keys[] = {
     {"n", K_INT, NULL},           {"cache", K_STRING, NULL}, {"classifier_steps", K_INT, NULL},
     {"seed", K_INT, NULL},        {"sample_seed", K_INT, NULL}, {"quiet", K_BOOL, NULL},
+    {"inception", K_STRING, NULL},
 };
 
 /* wb.image_metrics(x, dataset[, opts]): x is Samples (the first opts.n rows,
@@ -1598,8 +1652,11 @@ static int l_image_metrics(lua_State *L) {
         luaL_error(L, "%s: samples have dimension %I, dataset '%s' has %I (%dx%dx%d)", fn, (lua_Integer)x->dim,
                    ds->name, (lua_Integer)ds->dim, ds->shape.channels, ds->shape.height, ds->shape.width);
     wb_feature_net *net = cached_feature_net(L, fn, ds, cache, steps, seed, quiet);
+    const char *inception_path = get_str(L, o, "inception", NULL);
+    inception_ud *inc = inception_path && *inception_path ? cached_inception(L, fn, inception_path) : NULL;
     wb_image_metrics_out m;
-    if (wb_image_metrics(net, x->x, n, ds, cache, &m)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    if (wb_image_metrics(net, x->x, n, ds, cache, inc ? inc->m : NULL, inc ? inc->id : NULL, &m))
+        luaL_error(L, "%s: %s", fn, wb_last_error());
     double acc = wb_feature_net_accuracy(net, ds, n);
     if (isnan(acc)) luaL_error(L, "%s: %s", fn, wb_last_error());
     const metric_kv kv[] = {
@@ -1612,10 +1669,14 @@ static int l_image_metrics(lua_State *L) {
         {"n_classes", m.n_classes, 1},
         {"entropy", m.entropy, 0},
         {"classifier_accuracy", acc, 0},
+        {"fid_inception", m.fid_inception, 0},
+        {"precision_inception", m.precision_inception, 0},
+        {"recall_inception", m.recall_inception, 0},
     };
-    record_results(L, fn, run, kv, N_DEFS(kv));
+    /* without Inception weights its three entries are left out, not NaN */
+    record_results(L, fn, run, kv, inc ? N_DEFS(kv) : N_DEFS(kv) - 3);
     lua_createtable(L, 0, 10);
-    push_metrics(L, kv, N_DEFS(kv));
+    push_metrics(L, kv, inc ? N_DEFS(kv) : N_DEFS(kv) - 3);
     lua_pushboolean(L, m.collapsed);
     lua_setfield(L, -2, "collapsed");
     return 1;
@@ -1871,6 +1932,7 @@ int luaopen_wb_core(lua_State *L) {
     static const luaL_Reg student_meta[] = {{"__gc", student_gc}, {"__tostring", student_tostring}, {NULL, NULL}};
     static const luaL_Reg student_methods[] = {{"sample", student_sample}, {NULL, NULL}};
     static const luaL_Reg feature_net_meta[] = {{"__gc", feature_net_gc}, {NULL, NULL}};
+    static const luaL_Reg inception_meta[] = {{"__gc", inception_gc}, {NULL, NULL}};
 
     new_class(L, GUARD_TNAME, guard_meta, NULL, NULL);
     new_class(L, REGISTRY_TNAME, registry_meta, NULL, NULL);
@@ -1879,6 +1941,7 @@ int luaopen_wb_core(lua_State *L) {
     new_class(L, TEACHER_TNAME, teacher_meta, teacher_methods, teacher_index);
     new_class(L, STUDENT_TNAME, student_meta, student_methods, student_index);
     new_class(L, FEATURE_NET_TNAME, feature_net_meta, NULL, NULL);
+    new_class(L, INCEPTION_TNAME, inception_meta, NULL, NULL);
 
     /* One registry per lua_State. Created before any engine object, so at
      * lua_close (finalizers run in reverse order of creation) it is freed,

@@ -232,10 +232,10 @@ static void test_feature_net(void **state) {
     wb_rng_init(&rng, 4242, 0);
     assert_int_equal(train->sample(train, &rng, N, x), 0);
     t0 = wb_now_seconds();
-    if (wb_image_metrics(fn, x, N, train, cache, &real)) fail_msg("metrics: %s", wb_last_error());
+    if (wb_image_metrics(fn, x, N, train, cache, NULL, NULL, &real)) fail_msg("metrics: %s", wb_last_error());
     double t_metrics = wb_now_seconds() - t0;
     assert_int_equal(one->sample(one, &rng, N, x), 0);
-    if (wb_image_metrics(fn, x, N, train, cache, &col)) fail_msg("metrics: %s", wb_last_error());
+    if (wb_image_metrics(fn, x, N, train, cache, NULL, NULL, &col)) fail_msg("metrics: %s", wb_last_error());
     print_message("real: fid %.4f P %.3f R %.3f IS %.3f cov %d/%d H %.3f collapsed %d (%.2f s)\n", real.fid,
                   real.precision, real.recall, real.is_mean, real.classes_covered, real.n_classes, real.entropy,
                   real.collapsed, t_metrics);

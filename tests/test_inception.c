@@ -30,6 +30,7 @@
 #include "wb/inception.h"
 #include "wb/tensor.h"
 #include "wb_test_util.h"
+#include "../host/feature_net.h" /* WB_IMAGE_METRICS_REF_SEED */
 
 /* Error against float64 torch, max |c − t| / max |t| (rel_err). 94 float32
  * convolutions (K up to 2048·1·1 and 448·3·3) give ~1e-5; a wrong pad, pool
@@ -111,6 +112,33 @@ static void test_matches_torchvision(void **state) {
     if (!(e_gray <= TORCH_TOL)) fail_msg("1-channel features differ from torch: %.3g > %.1g", e_gray, TORCH_TOL);
     wb_inception_free(m);
     wb_params_free(io);
+
+    /* wb.image_metrics{inception = PATH}: the papers' FID next to the
+     * classifier's, on the same two image sets (samples drawn with the
+     * reference draw's seed are the reference itself: both FIDs ≈ 0; another
+     * draw: > 0), reference statistics cached under an "inception" name and
+     * reused (same number on the second call). */
+    char script[2048];
+    snprintf(script, sizeof script,
+             "local wb = require 'wb'\n"
+             "local ds = wb.data.images{kind = 'fashion-mnist', resize_to = 8}\n"
+             "local o = {n = 6, classifier_steps = 5, cache = 'cache', quiet = true, inception = '%s'}\n"
+             "local same = wb.image_metrics(ds:sample(6, %u), ds, o)\n"
+             "local other = wb.image_metrics(ds:sample(6, 7), ds, o)\n"
+             "local again = wb.image_metrics(ds:sample(6, 7), ds, o)\n"
+             "print(('same %%.3g %%.3g'):format(same.fid, same.fid_inception))\n"
+             "assert(math.abs(same.fid_inception) < 1e-2 * other.fid_inception, 'reference not reproduced')\n"
+             "assert(other.fid_inception > 0 and other.fid_inception == again.fid_inception)\n"
+             "assert(other.precision_inception >= 0 and other.recall_inception <= 1)\n"
+             "print('inception fid', other.fid_inception)\n",
+             path, (unsigned)WB_IMAGE_METRICS_REF_SEED);
+    wb_test_result lr = wb_test_run_script(g_dir, script, NULL, NULL);
+    WB_EXPECT_STATUS(lr, 0);
+    WB_EXPECT_IN(lr.out, "inception fid", lr);
+    wb_test_result_free(&lr);
+    wb_test_result ls = wb_test_run_sh(g_dir, "ls cache | grep -c 'ref-6-inception-weights.safetensors-'");
+    WB_EXPECT_IN(ls.out, "1", ls);
+    wb_test_result_free(&ls);
 }
 
 /* ---- bad weight files ------------------------------------------------------------- */

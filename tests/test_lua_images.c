@@ -226,6 +226,15 @@ static void test_errors(void **state) {
     expect_error(IMG "wb.data.images{kind = 'cifar10', path = 'cifar', pad = 40}\n",
                  "wb.data.images: unknown key 'pad'", "known keys:");
     expect_error(IMG "wb.data.gmm2d{}:image(1)\n", "Dataset:image: dataset 'gmm2d-ring8' is not an image set", NULL);
+    /* Inception weights that are not there / not safetensors: named, with the key */
+    expect_error(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
+                     "wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c', quiet = true,\n"
+                     "  inception = 'no/pt_inception.safetensors'})\n",
+                 "wb.image_metrics: key 'inception': cannot read 'no/pt_inception.safetensors'", NULL);
+    expect_error(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
+                     "wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c', quiet = true,\n"
+                     "  inception = 'cifar/data_batch_1.bin'})\n",
+                 "wb.image_metrics: key 'inception':", "cifar/data_batch_1.bin");
 }
 
 /* ---- Fashion-MNIST, when the machine has it ------------------------------------------------ */

@@ -93,6 +93,7 @@ function C.profile(args, script)
   P.out = (args.out ~= nil and args.out ~= "") and args.out or ("results/%s-%s"):format(script, args.profile)
   P.cache = (args.cache ~= nil and args.cache ~= "") and args.cache or "results/cache"
   P.quiet = args.quiet or false
+  P.inception = (args.inception ~= nil and args.inception ~= "") and args.inception or nil
   if (args.metrics_n or 0) > 0 then P.metrics.n = args.metrics_n end
   return P
 end
@@ -139,12 +140,14 @@ function C.metrics(P, x, data, sample_seed)
   end
   return wb.image_metrics(x, data, { n = P.metrics.n, cache = P.cache,
                                      classifier_steps = P.metrics.classifier_steps, seed = 0,
-                                     sample_seed = sample_seed or 0, quiet = P.quiet })
+                                     sample_seed = sample_seed or 0, quiet = P.quiet,
+                                     inception = P.inception })
 end
 
 --- A table row from image metrics: fid, precision, recall, is, classes, collapsed.
 function C.metric_row(row, m)
   row.fid, row.precision, row.recall = m.fid, m.precision, m.recall
+  row.fid_inception = m.fid_inception
   row.is, row.is_std = m.is, m.is_std
   row.classes = ("%d/%d"):format(m.classes_covered, m.n_classes)
   row.classes_covered = m.classes_covered
@@ -163,8 +166,18 @@ C.METRIC_COLUMNS = {
   { key = "collapsed", label = "collapsed" },
 }
 
---- Writes out/table.{md,tex,csv}, prints it, and returns the Table.
+--- Writes out/table.{md,tex,csv}, prints it, and returns the Table. With
+-- Inception weights (inception=PATH) an "FID (Inception)" column follows FID.
 function C.write_table(P, rows, columns, best, name)
+  if P.inception then
+    local with = {}
+    for _, c in ipairs(columns) do
+      with[#with + 1] = c
+      if c.key == "fid" then with[#with + 1] = { key = "fid_inception", label = "FID (Inception)", format = "%.2f" } end
+    end
+    columns = with
+    best = C.with(best or {}, { fid_inception = "min" })
+  end
   local tab = wb.table(rows, columns, { best = best or {} })
   print()
   tab:print()
