@@ -6,9 +6,15 @@
 --   teacher  EDM DSM UNet; its 18-step Heun sampler (35 NFE) is the reference row
 --   students G(z) = D(σ_init·z, σ_init) initialised from the teacher; ratio
 --            estimator = f-distill's head on the teacher's encoder features
---            (enc32,enc16,enc8 at 32×32); time weighting "auto" (DMD's
---            normalisation for score-based divergences, w = σ² at σ = 2.5 for
---            the score-free ones, as their papers do)
+--            (enc32,enc16,enc8 at 32×32); time weighting: paper profile
+--            "auto" (DMD's normalisation for score-based divergences, w = σ²
+--            at σ = 2.5 for the score-free ones, as their papers do); cpu and
+--            smoke profiles DMD's for every divergence, with σ from the
+--            Karras schedule (time_weight=auto restores the papers'). Why:
+--            at 1600 images the score-free students with σ² at σ = 2.5
+--            stall (DiJS FID 24.8 -> 17.4, 6/10 classes, flagged collapsed)
+--            while DMD weighting at Karras σ gives 15.5, not collapsed;
+--            a generator lr above 1e-4 collapses them either way (3e-4: 28.3)
 --   reports  table.{md,tex,csv}: FID, precision, recall, IS, classes covered,
 --            collapse flag for teacher, initialisation and every divergence;
 --            curves.png (ratio-estimator BCE vs images seen), value.png (each
@@ -50,6 +56,7 @@ local args = wb.args{
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
   eval_every = -1,      -- FID every this many generator updates (-1: the profile's; 0: only at the end)
+  time_weight = "",     -- auto | dmd | sigma2 | none ("": the profile's — paper auto, cpu/smoke dmd)
   seed = 0,
   quiet = false,
 }
@@ -61,9 +68,10 @@ local P = C.profile(args, "divergence_sweep")
 -- ratio and one fake-score update per generator update, EMA 0.999.
 local D = ({
   paper = { steps = 200000, batch = 64, lr = 1e-5, lr_ratio = 1e-5, lr_fake = 1e-5, ema = 0.999 },
-  cpu   = { steps = 100, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95 },
-  smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9 },
+  cpu   = { steps = 100, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95, time_weight = "dmd" },
+  smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9, time_weight = "dmd" },
 })[P.name]
+D.time_weight = args.time_weight ~= "" and args.time_weight or D.time_weight or "auto"
 if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
@@ -73,8 +81,8 @@ local eval_every = args.eval_every >= 0 and args.eval_every or math.max(1, D.ste
 local t0 = os.time()
 wb.mkdir(P.out)
 local data = C.dataset(P)
-print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence")
-      :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
+print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence, time weighting %s")
+      :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch, D.time_weight))
 
 -- 1. the teacher -----------------------------------------------------------------
 local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
@@ -103,7 +111,7 @@ end
 local common = {
   teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
   steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
-  ratio_updates = 1, fake_updates = 1, time_weight = "auto",
+  ratio_updates = 1, fake_updates = 1, time_weight = D.time_weight,
   log_every = C.log_every(D.steps), quiet = P.quiet,
 }
 
