@@ -4,17 +4,19 @@
 -- batch, seed and ratio estimator, on images.
 --
 --   teacher  EDM DSM UNet; its 18-step Heun sampler (35 NFE) is the reference row
---   students G(z) = D(σ_init·z, σ_init) initialised from the teacher; ratio
---            estimator = f-distill's head on the teacher's encoder features
---            (enc32,enc16,enc8 at 32×32); time weighting: paper profile
---            "auto" (DMD's normalisation for score-based divergences, w = σ²
---            at σ = 2.5 for the score-free ones, as their papers do); cpu and
---            smoke profiles DMD's for every divergence, with σ from the
---            Karras schedule (time_weight=auto restores the papers'). Why:
---            at 1600 images the score-free students with σ² at σ = 2.5
---            stall (DiJS FID 24.8 -> 17.4, 6/10 classes, flagged collapsed)
---            while DMD weighting at Karras σ gives 15.5, not collapsed;
---            a generator lr above 1e-4 collapses them either way (3e-4: 28.3)
+--   students G(z) = D(σ_init·z, σ_init) initialised from the teacher, each
+--            family with its papers' discriminator: the score-based ones
+--            (Di-Bregman, f-distill) with f-distill's head on the teacher's
+--            encoder features (enc32,enc16,enc8 at 32×32) and DMD's time
+--            weighting; the score-free ones (DiKL, DiJS, DiRM) with their
+--            paper's classifier (the encoder half of the same UNet, scalar
+--            logit) and w = σ² — at σ = 2.5 in the paper profile, at σ from
+--            the Karras schedule in cpu/smoke (sf_sigma=2.5 restores it).
+--            Measured on the cpu profile (DiJS, 1600 images, FID from 24.8):
+--            gan-head + σ² at 2.5: 17.4, collapsed; gan-head + DMD: 15.5;
+--            classifier + σ² at Karras σ: 11.9, 7/10 classes; any generator
+--            lr above 1e-4 collapses them (3e-4: 28.3). sf_ratio=gan-head
+--            gives every row the same estimator.
 --   reports  table.{md,tex,csv}: FID, precision, recall, IS, classes covered,
 --            collapse flag for teacher, initialisation and every divergence;
 --            curves.png (ratio-estimator BCE vs images seen), value.png (each
@@ -56,7 +58,9 @@ local args = wb.args{
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
   eval_every = -1,      -- FID every this many generator updates (-1: the profile's; 0: only at the end)
-  time_weight = "",     -- auto | dmd | sigma2 | none ("": the profile's — paper auto, cpu/smoke dmd)
+  time_weight = "dmd",  -- score-based rows: auto | dmd | sigma2 | none
+  sf_ratio = "classifier", -- score-free rows: classifier (their paper's) | gan-head (the same as the others)
+  sf_sigma = -1,        -- score-free rows: w = σ² at this fixed σ (-1: the profile's; 0: Karras σ)
   seed = 0,
   quiet = false,
 }
@@ -68,10 +72,13 @@ local P = C.profile(args, "divergence_sweep")
 -- ratio and one fake-score update per generator update, EMA 0.999.
 local D = ({
   paper = { steps = 200000, batch = 64, lr = 1e-5, lr_ratio = 1e-5, lr_fake = 1e-5, ema = 0.999 },
-  cpu   = { steps = 100, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95, time_weight = "dmd" },
-  smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9, time_weight = "dmd" },
+  cpu   = { steps = 100, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95, sf_sigma = 0 },
+  smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9, sf_sigma = 0 },
 })[P.name]
-D.time_weight = args.time_weight ~= "" and args.time_weight or D.time_weight or "auto"
+local sf_sigma = args.sf_sigma >= 0 and args.sf_sigma or D.sf_sigma or 2.5
+if args.sf_ratio ~= "classifier" and args.sf_ratio ~= "gan-head" then
+  error(("divergence_sweep: sf_ratio = '%s' is not one of classifier, gan-head"):format(args.sf_ratio))
+end
 if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
@@ -81,16 +88,17 @@ local eval_every = args.eval_every >= 0 and args.eval_every or math.max(1, D.ste
 local t0 = os.time()
 wb.mkdir(P.out)
 local data = C.dataset(P)
-print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence, time weighting %s")
-      :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch, D.time_weight))
+print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence")
+      :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
 
 -- 1. the teacher -----------------------------------------------------------------
 local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
 
 local rows, fids = {}, {}
-local function add(name, family, nfe, x, seconds)
+local function add(name, family, nfe, x, seconds, ratio)
   local m = C.metrics(P, x, data, 1)
-  rows[#rows + 1] = C.metric_row({ method = name, family = family, nfe = nfe, seconds = seconds }, m)
+  rows[#rows + 1] = C.metric_row({ method = name, family = family, ratio = ratio or "-", nfe = nfe,
+                                   seconds = seconds }, m)
   return m
 end
 local m_teacher = add("teacher (Heun)", "EDM", 35, teacher, teacher.train_seconds or 0)
@@ -111,9 +119,15 @@ end
 local common = {
   teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
   steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
-  ratio_updates = 1, fake_updates = 1, time_weight = D.time_weight,
+  ratio_updates = 1, fake_updates = 1, time_weight = args.time_weight,
   log_every = C.log_every(D.steps), quiet = P.quiet,
 }
+-- the score-free family's own recipe (see the header)
+local score_free = {
+  ratio = args.sf_ratio == "classifier" and C.classifier(P) or C.gan_head(P),
+  time_weight = "sigma2", sigma_fixed = sf_sigma,
+}
+local ratio_label = { [true] = args.sf_ratio, [false] = "gan-head" }
 
 -- the untrained one-step generator every student starts from
 local init = wb.distill(C.with(common, { divergence = "kl", steps = 0, log_every = 0, quiet = true }))
@@ -126,14 +140,15 @@ for _, name in ipairs(names) do
     spec, label = { "sba", lambda = args.sba_lambda }, ("sba (lambda=%g)"):format(args.sba_lambda)
   end
   local curve = { name = name, x = { 0 }, y = { m_init.fid } } -- every student starts at the initialisation
-  local student = wb.distill(C.with(common, { divergence = spec, run = P.out .. "/runs/" .. name,
+  local sf = family[name] == "score-free"
+  local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec, run = P.out .. "/runs/" .. name,
     eval_every = eval_every > 0 and eval_every or nil,
     on_eval = eval_every > 0 and function(s, step)
       local fid = C.metrics(P, s, data, 1).fid
       curve.x[#curve.x + 1], curve.y[#curve.y + 1] = step * D.batch, fid
       return fid
     end or nil }))
-  local m = add(label, family[name] or "?", 1, student, student.train_seconds)
+  local m = add(label, family[name] or "?", 1, student, student.train_seconds, ratio_label[sf])
   fid_curves[#fid_curves + 1] = curve
   bars[#bars + 1] = { name = name, value = m.fid }
   loss_curves[#loss_curves + 1] = C.curve(name, student, "ratio_loss", D.batch)
@@ -142,6 +157,7 @@ end
 
 -- 3. the report ---------------------------------------------------------------------
 local columns = { { key = "method", label = "method" }, { key = "family", label = "family" },
+                  { key = "ratio", label = "discriminator" },
                   { key = "nfe", label = "NFE", format = "%d" } }
 for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
 columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
