@@ -19,11 +19,12 @@
 --
 -- Budget arithmetic (cpu profile, 2 cores; costs in lib/common.lua):
 --   teacher 1200 steps × 0.77 s                         ≈  920 s
---   7 runs × 200 steps × ≈ 1.3 s/step (batch 16)        ≈ 1820 s
+--   7 runs × 100 steps × ≈ 1.3 s/step (batch 16)        ≈  910 s
 --   metrics n = 256 (feature classifier ≈ 55 s unless
 --   cached in results/cache, teacher Heun ≈ 110 s,
 --   8 student rows)                                     ≈  200 s
---   total                                               ≈ 2940 s ≈ 50 min
+--   total                                               ≈ 2030 s ≈ 35 min
+-- (100 steps, the divergence sweep's budget, so its rkl row compares.)
 -- smoke (measured): ≈ 8 s.
 -- Reuse the divergence sweep's teacher to save ≈ 15 min:
 --   teacher_init=results/divergence_sweep-cpu/runs/teacher/checkpoint.safetensors teacher_steps=0
@@ -52,7 +53,7 @@ local P = C.profile(args, "lambda_sweep")
 -- updated once per generator update.
 local D = ({
   paper = { steps = 200000, batch = 64, lr = 1e-5, lr_ratio = 1e-5, lr_fake = 1e-5, ema = 0.999 },
-  cpu   = { steps = 200, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95 },
+  cpu   = { steps = 100, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.95 },
   smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9 },
 })[P.name]
 if args.steps > 0 then D.steps = args.steps end
