@@ -15,10 +15,13 @@
 #        UNET_ARGS=...   extra arguments for bench_unet AND torch_unet.py (both
 #                        take --bench teacher|kl|dijs|distill|all,
 #                        --teacher-batch, --distill-batch)
-#        OMP_WAIT_POLICY  for torch's OpenMP pool; PASSIVE unless set. With
-#                         the libgomp default (spinning) torch at 2 threads
+#        OMP_WAIT_POLICY  for the OpenMP pools of torch and of the workbench's
+#                         oneDNN convolutions; PASSIVE unless set. With the
+#                         libgomp default (spinning) either side at 2 threads
 #                         collapses (10-50x slower) whenever another process
 #                         holds a core, as on a shared 2-core machine.
+#        WB_CONV=auto|im2col|dnnl  the workbench's CPU convolution path
+#                         (bench/README.md, "oneDNN vs BLAS convolution")
 #
 # The UNet parameter counts of both sides are compared first (bench_unet
 # --params-only, passed to torch_unet.py --expect-params); a mismatch is a
@@ -94,7 +97,7 @@ run_pair() {
     shift
     th_cmd=("$@")
     echo "== $suite, threads $t: workbench" >&2
-    if ! wb_out="$(OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "${wb_cmd[@]}")"; then
+    if ! wb_out="$(OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$omp_wait "${wb_cmd[@]}")"; then
         echo "run.sh: $(basename "${wb_cmd[0]}") failed at $t thread(s)" >&2
         status=1
         return

@@ -4,7 +4,9 @@
  * matmul (general pooling and bilinear resizing: host/ops_pool.c). Like
  * host/ops.c: shape checks with errors naming the op, output in the
  * graph's arena, a tape node, and a backward rule; all arithmetic goes
- * through the backend vtable.
+ * through the backend vtable. conv2d has two paths: im2col + GEMM (the
+ * reference, below) and a backend's optional fused kernels (CPU: oneDNN),
+ * which the graph's conv context selects per geometry (WB_CONV).
  *
  * Shape legend: B batch, Cin/Cout channels, H×W input plane, kh×kw kernel
  * (strides sh, sw and zero pads ph, pw per axis), Ho×Wo output plane,
@@ -31,6 +33,24 @@ static int is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw) {
 }
 
 /* ---- conv2d ---------------------------------------------------------------------- */
+/* The fused path (be->conv2d_*, e.g. oneDNN) is taken when the graph has a
+ * conv context (WB_CONV, read by be->conv_ctx_new at wb_graph_new) that
+ * wants this geometry; the im2col + GEMM path stays as the reference, and
+ * takes the degenerate Cin = 0 (y = bias) that fused libraries need not
+ * accept. */
+static wb_conv_geom conv_geom(const wb_tensor *x, const wb_tensor *w, const wb_tensor *y, int sh, int sw, int ph,
+                              int pw) {
+    wb_conv_geom c = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], (int)w->shape[0],
+                      (int)w->shape[2], (int)w->shape[3], sh, sw, ph, pw, (int)y->shape[2], (int)y->shape[3]};
+    return c;
+}
+
+static int use_fused(const wb_graph *g, const wb_conv_geom *geom) {
+    const wb_backend *be = g->be;
+    return g->conv_ctx && be->conv2d_fwd && be->conv2d_bwd && geom->cin > 0 &&
+           (!be->conv2d_use_fused || be->conv2d_use_fused(g->conv_ctx, geom));
+}
+
 static void conv2d_bwd(wb_graph *g, wb_node *n) {
     const wb_backend *be = g->be;
     wb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
@@ -41,6 +61,13 @@ static void conv2d_bwd(wb_graph *g, wb_node *n) {
     int64_t xs = (int64_t)cin * h * wd, ys = (int64_t)cout * p;
     int dx = wb_op_want(x), dw = wb_op_want(w), pointwise = is_pointwise(kh, kw, sh, sw, ph, pw);
 
+    wb_conv_geom geom = conv_geom(x, w, y, sh, sw, ph, pw);
+    if (use_fused(g, &geom)) {
+        if (be->conv2d_bwd(g->conv_ctx, &geom, x->data, w->data, y->grad, dx ? x->grad : NULL, dw ? w->grad : NULL,
+                           wb_op_want(b) ? b->grad : NULL))
+            g->bwd_failed = 1;
+        return;
+    }
     if (wb_op_want(b)) { /* db += Σ_{b,pixels} dY: per-(b, c) sums, then over b */
         float *rows = scratch(g, (int64_t)bsz * cout);
         if (!rows) return;
@@ -110,16 +137,20 @@ wb_tensor *wb_conv2d_ex(wb_graph *g, wb_tensor *x, wb_tensor *w, wb_tensor *b, i
         return NULL;
     }
     int pointwise = is_pointwise((int)kh, (int)kw, stride_h, stride_w, pad_h, pad_w);
-    if (wb_op_need_kernel(g, "conv2d", (const void *)g->be->gemm_batched) ||
-        (!pointwise && (wb_op_need_kernel(g, "conv2d", (const void *)g->be->im2col) ||
-                 wb_op_need_kernel(g, "conv2d", (const void *)g->be->col2im))))
-        return NULL;
     int64_t shape[4] = {bsz, cout, ho, wo};
     wb_tensor *y = wb_new(g, 4, shape);
     if (!y) return NULL;
+    wb_conv_geom geom = conv_geom(x, w, y, stride_h, stride_w, pad_h, pad_w);
+    int fused = use_fused(g, &geom);
+    if (!fused && (wb_op_need_kernel(g, "conv2d", (const void *)g->be->gemm_batched) ||
+                   (!pointwise && (wb_op_need_kernel(g, "conv2d", (const void *)g->be->im2col) ||
+                                   wb_op_need_kernel(g, "conv2d", (const void *)g->be->col2im)))))
+        return NULL;
     const wb_backend *be = g->be;
     int64_t xs = cin * h * wd, ys = cout * p;
-    if (y->numel > 0) {
+    if (fused && y->numel > 0) {
+        if (be->conv2d_fwd(g->conv_ctx, &geom, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
+    } else if (y->numel > 0) {
         float beta = 0.0f;
         if (b) { /* y_b = b (Cout, 1) · 1ᵀ (1, P): the bias as a rank-1 GEMM, then accumulate W·col on top */
             float *ones = scratch(g, p);

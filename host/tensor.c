@@ -105,11 +105,16 @@ wb_graph *wb_graph_new(const wb_backend *be) {
     g->data.be = be;
     g->meta.be = NULL;
     g->grad_enabled = 1;
+    if (be->conv_ctx_new && be->conv_ctx_new(&g->conv_ctx)) {
+        free(g);
+        return NULL;
+    }
     return g;
 }
 
 void wb_graph_free(wb_graph *g) {
     if (!g) return;
+    if (g->conv_ctx && g->be->conv_ctx_free) g->be->conv_ctx_free(g->conv_ctx);
     arena_free_chunks(&g->data, g->data.chunks);
     arena_free_chunks(&g->meta, g->meta.chunks);
     free(g->tape);
@@ -257,7 +262,9 @@ int wb_backward(wb_graph *g, wb_tensor *root, const wb_tensor *seed) {
         if (!n->out->grad) continue; /* nothing flowed into this op */
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] && n->in[k]->requires_grad && !wb_ensure_grad(g, n->in[k])) return -1;
+        g->bwd_failed = 0;
         n->backward(g, n);
+        if (g->bwd_failed) return -1;
     }
     return 0;
 }

@@ -47,6 +47,8 @@ struct wb_graph {
     wb_node **tape;
     int n_tape, cap_tape;
     int grad_enabled;
+    void *conv_ctx;   /* be->conv_ctx_new's context: fused convolutions; NULL = im2col */
+    int bwd_failed;   /* a backward rule failed (message in wb_last_error()) */
 };
 
 void *wb_arena_alloc(wb_arena *a, size_t bytes);

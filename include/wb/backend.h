@@ -45,6 +45,13 @@ typedef struct wb_bcast {
     int64_t a_numel, b_numel;
 } wb_bcast;
 
+/* Geometry of one 2-D convolution (the fused conv entries below):
+ * x (b, cin, h, w) NCHW, W (cout, cin, kh, kw) OIHW, y (b, cout, ho, wo);
+ * strides sh, sw and zero pads ph, pw per axis (top = bottom, left = right). */
+typedef struct wb_conv_geom {
+    int b, cin, h, w, cout, kh, kw, sh, sw, ph, pw, ho, wo;
+} wb_conv_geom;
+
 struct wb_backend {
     const char *name;
     wb_device device;
@@ -136,6 +143,30 @@ struct wb_backend {
                           const float *dy, float *dx);
     void (*resize_bilinear)(int64_t planes, int h, int w, int ho, int wo, const float *x, float *y);
     void (*resize_bilinear_bwd)(int64_t planes, int h, int w, int ho, int wo, const float *dy, float *dx);
+
+    /* ---- fused convolution (OPTIONAL; host/ops_conv.c) -------------------------
+     * A backend may convolve in one call instead of im2col + GEMM (CPU:
+     * oneDNN, kernels/cpu/cpu_conv_dnnl.c). Its state (primitive cache,
+     * library handles) lives in a per-graph context: conv_ctx_new runs in
+     * wb_graph_new and decides, from the environment (WB_CONV), whether this
+     * graph uses the fused path: 0 with *ctx = NULL means "im2col + GEMM",
+     * 0 with a context means "call the entries below with it", -1 an error
+     * (wb_last_error()). conv_ctx_free runs in wb_graph_free. All NULL: the
+     * im2col path, always. The kernels return 0, or -1 with wb_last_error()
+     * naming the op and the shapes; b may be NULL (no bias). conv2d_bwd
+     * computes the gradients whose pointers are not NULL (one call, so
+     * both passes can share the work on dY) and ACCUMULATES: dx += ∂/∂x,
+     * dW += ∂/∂W, db += ∂/∂b. */
+    int (*conv_ctx_new)(void **ctx);
+    void (*conv_ctx_free)(void *ctx);
+    /* Whether this graph's context takes this geometry (a backend's fused
+     * kernels need not win on every shape); NULL: always. Depends on the
+     * geometry only, so a forward and its backward take the same path. */
+    int (*conv2d_use_fused)(const void *ctx, const wb_conv_geom *geom);
+    int (*conv2d_fwd)(void *ctx, const wb_conv_geom *geom, const float *x, const float *w, const float *b,
+                      float *y);
+    int (*conv2d_bwd)(void *ctx, const wb_conv_geom *geom, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db);
 };
 
 /* Broadcast geometry of a and b; 0 or -1 with wb_last_error() set. */

@@ -1,5 +1,6 @@
 /* kernels/cpu/cpu_backend.c — the CPU reference backend: the wb_backend
- * vtable over host memory. GEMM goes to OpenBLAS (cblas_sgemm); elementwise
+ * vtable over host memory. GEMM goes to OpenBLAS (cblas_sgemm), most
+ * convolutions to oneDNN when built with it (cpu_conv_dnnl.c); elementwise
  * math comes from kernels/elementwise.h so CUDA computes the same formulas.
  * This backend is the reference every other backend is tested against, and
  * it must also be fast on its own: the common broadcast patterns (same
@@ -220,6 +221,16 @@ static const wb_backend cpu_backend = {
     .maxpool2d = wb_cpu_maxpool2d, .maxpool2d_bwd = wb_cpu_maxpool2d_bwd,
     .avgpool2d = wb_cpu_avgpool2d, .avgpool2d_bwd = wb_cpu_avgpool2d_bwd,
     .resize_bilinear = wb_cpu_resize_bilinear, .resize_bilinear_bwd = wb_cpu_resize_bilinear_bwd,
+    /* [fused conv] kernels/cpu/cpu_conv_dnnl.c: oneDNN convolutions when
+     * built with libdnnl (WB_CONV picks per graph); without it the context
+     * only checks WB_CONV and every graph uses im2col + GEMM */
+    .conv_ctx_new = wb_cpu_conv_ctx_new,
+#ifdef WB_HAVE_DNNL
+    .conv_ctx_free = wb_cpu_conv_ctx_free,
+    .conv2d_use_fused = wb_cpu_conv2d_use_fused,
+    .conv2d_fwd = wb_cpu_conv2d_fwd,
+    .conv2d_bwd = wb_cpu_conv2d_bwd,
+#endif
 };
 
 const wb_backend *wb_backend_cpu(void) { return &cpu_backend; }

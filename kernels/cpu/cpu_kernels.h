@@ -26,6 +26,22 @@ void wb_cpu_avgpool2x(int64_t planes, int h, int w, const float *x, float *y);
 void wb_cpu_avgpool2x_bwd(int64_t planes, int h, int w, const float *dy, float *dx);
 /* end conv */
 
+/* conv_dnnl */
+/* kernels/cpu/cpu_conv_dnnl.c: the fused (oneDNN) convolution path and the
+ * per-graph context that picks it (WB_CONV); the kernels exist only when
+ * built with oneDNN (WB_HAVE_DNNL). */
+struct wb_conv_geom;
+int wb_cpu_conv_ctx_new(void **ctx);
+#ifdef WB_HAVE_DNNL
+void wb_cpu_conv_ctx_free(void *ctx);
+int wb_cpu_conv2d_use_fused(const void *ctx, const struct wb_conv_geom *geom);
+int wb_cpu_conv2d_fwd(void *ctx, const struct wb_conv_geom *geom, const float *x, const float *w, const float *b,
+                      float *y);
+int wb_cpu_conv2d_bwd(void *ctx, const struct wb_conv_geom *geom, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db);
+#endif
+/* end conv_dnnl */
+
 /* norm */
 /* kernels/cpu/cpu_norm.c: group norm and row softmax */
 void wb_cpu_group_norm(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
