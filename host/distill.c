@@ -418,6 +418,7 @@ static int write_config(const distiller *d, const wb_run *run) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "kind", "distill");
     wb_add_build_info(root);
+    wb_run_add_info(root, run);
     cJSON_AddStringToObject(root, "dataset", d->ds->name);
     cJSON_AddItemToObject(root, "divergence", wb_plugin_json(c->divergence, c->divergence_cfg));
     cJSON *ratio = wb_plugin_json(c->ratio, c->ratio_cfg);

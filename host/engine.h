@@ -73,12 +73,18 @@ typedef struct wb_run {
     char dir[1024];
     FILE *metrics;      /* metrics.jsonl, one JSON object per logged step */
     int quiet;          /* no progress line */
+    /* what started the run, added to config.json by wb_run_add_info: set by
+     * the host that runs a script ({"script": {"path", "crc32"}, "args":
+     * {key: value}}), owned by the run and freed by wb_run_close; NULL: none */
+    struct cJSON *origin;
 } wb_run;
 
 /* Create DIR (and parents); fails if it cannot be created or written. A
  * fresh run: metrics.jsonl is truncated, an old results.json removed. */
 int wb_run_open(wb_run *run, const char *dir);
 void wb_run_close(wb_run *run);
+/* Adds run->origin's keys (the script and its arguments) to a config. */
+void wb_run_add_info(struct cJSON *root, const wb_run *run);
 /* Write DIR/name atomically (tmp + rename). */
 int wb_write_file_atomic(const char *path, const char *text, size_t len);
 /* Merge n numbers into DIR/results.json (created if absent; other keys

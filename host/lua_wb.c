@@ -29,9 +29,11 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <zlib.h>
 
 #include "engine.h"
 #include "feature_net.h"
@@ -680,11 +682,48 @@ static int l_gmm2d(lua_State *L) {
 /* ---- runs ----------------------------------------------------------------------------------- */
 /* Opens run dir `dir` (NULL: no run) into *run; returns the pointer the
  * engine takes. Errors are raised before any engine work starts. */
+/* What started a run, for its config.json: the script (path, CRC-32 of its
+ * text, so an edited script shows) and the command line's key=value pairs.
+ * NULL when no script is known (wb.core used from another host). */
+static cJSON *run_origin(lua_State *L) {
+    cJSON *origin = NULL;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_SCRIPT_KEY) == LUA_TSTRING) {
+        const char *path = lua_tostring(L, -1);
+        origin = cJSON_CreateObject();
+        cJSON *script = cJSON_AddObjectToObject(origin, "script");
+        cJSON_AddStringToObject(script, "path", path);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            uLong crc = crc32(0L, Z_NULL, 0);
+            unsigned char buf[8192];
+            size_t got;
+            while ((got = fread(buf, 1, sizeof buf, f)) > 0) crc = crc32(crc, buf, (uInt)got);
+            fclose(f);
+            char hex[16];
+            snprintf(hex, sizeof hex, "%08lx", (unsigned long)crc);
+            cJSON_AddStringToObject(script, "crc32", hex);
+        }
+        cJSON *args = cJSON_AddObjectToObject(origin, "args");
+        if (lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY) == LUA_TTABLE) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+                    cJSON_AddStringToObject(args, lua_tostring(L, -2), lua_tostring(L, -1));
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return origin;
+}
+
 static wb_run *open_run(lua_State *L, const char *fn, const char *dir, int quiet, wb_run *run) {
     memset(run, 0, sizeof *run);
     if (!dir) return NULL;
     if (wb_run_open(run, dir)) luaL_error(L, "%s: run '%s': %s", fn, dir, wb_last_error());
     run->quiet = quiet;
+    run->origin = run_origin(L);
     return run;
 }
 

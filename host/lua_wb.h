@@ -26,6 +26,9 @@ int wb_lua_msghandler(lua_State *L);
  * the Lua registry under this key before running a script;
  * wb.core.cli_args() returns a copy of it (an empty table when unset). */
 #define WB_LUA_CLI_ARGS_KEY "wb.cli_args"
+/* ... and the script's path under this key (a string); runs record it, with
+ * a CRC-32 of the file and the key=value pairs, in their config.json. */
+#define WB_LUA_SCRIPT_KEY "wb.script"
 
 #include "buildinfo.h" /* wb_build_version(), wb_build_commit(), ... */
 

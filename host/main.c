@@ -134,6 +134,8 @@ static int setup_state(lua_State *L) {
         lua_settable(L, -3);
     }
     lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY);
+    lua_pushstring(L, script);
+    lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_SCRIPT_KEY);
 
     /* global arg, as lua.c builds it: arg[0] the script, arg[1..] the pairs,
      * negative indices the interpreter and command */

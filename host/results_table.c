@@ -21,7 +21,9 @@
  * it a different one: the seed itself and what describes the build. */
 /* teacher_source is a path (each seed may train its own teacher); what the
  * teacher IS stays in the grouping through teacher_dataset/_single_sigma. */
-static const char *const volatile_keys[] = {"seed", "commit", "workbench_version", "teacher_source"};
+/* script and args say how the run was started (out=, seed= differ between
+ * seeds); the resolved configuration next to them is what is compared. */
+static const char *const volatile_keys[] = {"seed", "commit", "workbench_version", "teacher_source", "script", "args"};
 
 #define N_LABELS 5
 static const char *const label_names[N_LABELS] = {"method", "ratio", "dataset", "teacher", "init"};

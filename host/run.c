@@ -72,6 +72,18 @@ void wb_run_close(wb_run *run) {
         fclose(run->metrics);
         run->metrics = NULL;
     }
+    if (run) {
+        cJSON_Delete(run->origin);
+        run->origin = NULL;
+    }
+}
+
+void wb_run_add_info(cJSON *root, const wb_run *run) {
+    if (!root || !run || !run->origin) return;
+    for (const cJSON *it = run->origin->child; it; it = it->next) {
+        cJSON *copy = cJSON_Duplicate(it, 1);
+        if (copy) cJSON_AddItemToObject(root, it->string, copy);
+    }
 }
 
 int wb_write_file_atomic(const char *path, const char *text, size_t len) {

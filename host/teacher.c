@@ -136,6 +136,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "kind", "teacher");
         add_build_info(root);
+        wb_run_add_info(root, run);
         cJSON_AddStringToObject(root, "dataset", ds->name);
         cJSON_AddItemToObject(root, "net", wb_plugin_json(spec->desc, spec->cfg));
         cJSON_AddNumberToObject(root, "steps", (double)cfg->steps);
@@ -147,7 +148,9 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         cJSON_AddNumberToObject(root, "p_std", cfg->p_std);
         cJSON_AddNumberToObject(root, "single_sigma", cfg->single_sigma);
         cJSON_AddStringToObject(root, "init", cfg->init && cfg->init[0] ? cfg->init : "random");
-        cJSON_AddNumberToObject(root, "parameters", (double)wb_params_numel(t->net->params));
+        int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
+        for (int i = 0; i < wb_params_count(t->net->params); i++) n_params += wb_params_at(t->net->params, i)->numel;
+        cJSON_AddNumberToObject(root, "parameters", (double)n_params);
         int rc = wb_write_json_atomic(run->dir, "config.json", root);
         cJSON_Delete(root);
         if (rc) {

@@ -303,6 +303,16 @@ static void test_tiny_distill(void **state) {
     snprintf(cfg, sizeof cfg, "%s/runs/x/config.json", g_dir);
     struct stat st;
     assert_int_equal(stat(cfg, &st), 0);
+    /* what started the run: the script (with a CRC of its text) and its args */
+    FILE *f = fopen(cfg, "r");
+    assert_non_null(f);
+    char text[8192];
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = 0;
+    if (!strstr(text, "\"script\"") || !strstr(text, "s.lua\"") || !strstr(text, "\"crc32\"") ||
+        !strstr(text, "\"args\""))
+        fail_msg("config.json lacks the script / args record:\n%s", text);
 }
 
 /* on_eval: called every eval_every steps and after the last with the Student
