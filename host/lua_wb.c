@@ -862,6 +862,7 @@ typedef struct student_ud {
     char divergence[64];
     char ratio[64];
     char run[1024];
+    int training; /* inside wb.distill's on_eval: scores are not final, so none go to results.json */
 } student_ud;
 
 /* user values of a Student: 1 = Teacher, 2 = Dataset, 3 = registry box */
@@ -1013,8 +1014,10 @@ static int lua_on_eval(void *user, wb_student *s, int64_t step, double *value) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->ud_ref);
     lua_pushinteger(L, (lua_Integer)step);
     e->ud->s = s;
+    e->ud->training = 1;
     int status = lua_pcall(L, 2, 1, top + 1);
     e->ud->s = NULL; /* wb.distill sets it for good when training succeeds */
+    e->ud->training = 0;
     int rc = 0;
     if (status != LUA_OK) {
         wb_set_error("on_eval: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
@@ -1500,7 +1503,7 @@ static int l_evaluate(lua_State *L) {
         teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
         if (s && s->s) {
             student = s;
-            run = s->run;
+            run = s->training ? NULL : s->run;
             x = samples_push_shaped(L, n_model, &s->s->shape);
             if (wb_student_sample(s->s, n_model, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else if (t && t->t) {
@@ -1668,7 +1671,7 @@ static int l_image_metrics(lua_State *L) {
         student_ud *s = luaL_testudata(L, 1, STUDENT_TNAME);
         teacher_ud *t = luaL_testudata(L, 1, TEACHER_TNAME);
         if (s && s->s) {
-            run = s->run;
+            run = s->training ? NULL : s->run;
             x = samples_push_shaped(L, n, &s->s->shape);
             if (wb_student_sample(s->s, n, sample_seed, 1, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else if (t && t->t) {

@@ -332,10 +332,10 @@ static void test_distill_on_eval(void **state) {
                           "  return wb.distill(cfg)\n"
                           "end\n"
                           "local seen = {}\n"
-                          "local a = make{eval_every = 3, on_eval = function(s, step)\n"
+                          "local a = make{eval_every = 3, run = 'runs/ev', on_eval = function(s, step)\n"
                           "  seen[#seen + 1] = step\n"
                           "  assert(s.steps == step, 'student steps ' .. s.steps .. ' at step ' .. step)\n"
-                          "  return wb.evaluate(s:sample(200, {seed = 5}), d).mmd\n"
+                          "  return wb.evaluate(s, d, {n = 200, sample_seed = 5}).mmd\n"
                           "end}\n"
                           "local b = make{}\n"
                           "print(table.concat(seen, ','), table.concat(a.log.eval_step, ','), #a.log.eval)\n"
@@ -352,6 +352,11 @@ static void test_distill_on_eval(void **state) {
                           NULL, NULL);
     WB_EXPECT_STATUS(r, 1);
     WB_EXPECT_IN(r.out, "3,6,7\t3,6,7\t3\nsame\ttrue\n", r);
+    /* mid-run scores are not the run's results: no results.json from on_eval */
+    char res[512];
+    snprintf(res, sizeof res, "%s/runs/ev/results.json", g_dir);
+    struct stat rst;
+    assert_int_not_equal(stat(res, &rst), 0);
     WB_EXPECT_IN(r.err, "distill step 4 (evaluation): on_eval:", r);
     WB_EXPECT_IN(r.err, "boom at 4", r);
     WB_EXPECT_IN(r.err, "stack traceback", r);
