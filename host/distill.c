@@ -72,6 +72,7 @@ typedef struct distiller {
     wb_time_weight time_weight;
     float sigma_fixed;
     wb_net *gen, *fake, *backbone;
+    int ratio_init_copied, ratio_init_total; /* ratio_init = teacher: tensors taken from it */
     wb_params *gen_ema, *ratio_params;
     void *ratio_self;
     const wb_ratio_fns *ratio;
@@ -431,6 +432,14 @@ static int write_config(const distiller *d, const wb_run *run) {
     cJSON_AddStringToObject(root, "teacher_dataset", d->teacher->dataset);
     cJSON_AddNumberToObject(root, "teacher_single_sigma", d->teacher->single_sigma);
     cJSON_AddStringToObject(root, "init", c->init_from_teacher ? "teacher" : "none");
+    if (d->backbone) {
+        cJSON_AddStringToObject(root, "ratio_init", c->ratio_init_from_teacher ? "teacher" : "random");
+        if (c->ratio_init_from_teacher) {
+            char from[48];
+            snprintf(from, sizeof from, "%d of %d", d->ratio_init_copied, d->ratio_init_total);
+            cJSON_AddStringToObject(root, "ratio_init_tensors", from);
+        }
+    }
     cJSON_AddStringToObject(root, "time_weight", time_weight_name(d->time_weight));
     struct { const char *k; double v; } nums[] = {
         {"steps", (double)c->steps}, {"batch", (double)c->batch}, {"lr", c->lr_gen}, {"lr_fake", c->lr_fake},
@@ -556,6 +565,16 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             d->backbone = wb_net_new(&c->ratio_net, &bs, &rng);
             env.backbone = d->backbone;
             if (!d->backbone) failed = 1;
+            if (!failed && c->ratio_init_from_teacher) {
+                int total = wb_params_count(d->backbone->params);
+                d->ratio_init_copied = teacher->net ? wb_params_copy_matching(d->backbone->params, teacher->net->params) : 0;
+                if (d->ratio_init_copied == 0) {
+                    wb_set_error("distill: ratio_init = \"teacher\": the %s backbone shares no weight (same name and shape) "
+                                 "with the teacher's net%s", c->ratio_net.desc->name, teacher->net ? "" : " (the teacher is exact)");
+                    failed = 1;
+                }
+                d->ratio_init_total = total;
+            }
         }
     }
     if (!failed && !teacher->net && !c->ratio->ratio->wants_backbone) {

@@ -168,6 +168,9 @@ typedef struct wb_distill_config {
     float logit_clamp;         /* > 0: clamp l to ±logit_clamp before weights  */
     float ema_decay;
     int init_from_teacher;     /* 0: generator from random init                */
+    int ratio_init_from_teacher; /* backbone ratio estimators: start from the teacher's
+                                    weights wherever name and shape match (the
+                                    encoder of an encoder_only UNet)             */
     uint64_t seed;
     int log_every;
     int64_t eval_samples;      /* samples for the per-log MMD (0 = none)      */

@@ -970,6 +970,7 @@ static const key_def distill_keys[] = {
     {"eval_samples", K_INT, NULL},
     {"eval_every", K_INT, NULL},
     {"on_eval", K_FUNCTION, NULL},
+    {"ratio_init", K_STRING, NULL},
     {"run", K_STRING, NULL},
     {"quiet", K_BOOL, NULL},
 };
@@ -1105,6 +1106,10 @@ static int l_distill(lua_State *L) {
     if (has_field(L, 1, "init")) {
         static const char *const in[] = {"teacher", "none"};
         cfg.init_from_teacher = choose(L, fn, "init", get_str(L, 1, "init", "teacher"), in, 2) == 0;
+    }
+    if (has_field(L, 1, "ratio_init")) {
+        static const char *const ri[] = {"random", "teacher"};
+        cfg.ratio_init_from_teacher = choose(L, fn, "ratio_init", get_str(L, 1, "ratio_init", "random"), ri, 2) == 1;
     }
     cfg.seed = (uint64_t)get_int(L, 1, fn, "seed", (int64_t)cfg.seed, 0, INT64_MAX);
     cfg.log_every = (int)get_int(L, 1, fn, "log_every", cfg.log_every, 0, INT32_MAX);

@@ -183,6 +183,21 @@ int wb_params_copy(wb_params *dst, const wb_params *src) {
     return 0;
 }
 
+int wb_params_copy_matching(wb_params *dst, const wb_params *src) {
+    int copied = 0;
+    for (int i = 0; i < dst->n; i++) {
+        param_entry *d = dst->entries[i];
+        for (int j = 0; j < src->n; j++) {
+            const param_entry *sp = src->entries[j];
+            if (strcmp(sp->name, d->name) != 0 || !wb_same_shape(&sp->tensor, &d->tensor)) continue;
+            dst->be->copy(d->tensor.data, sp->tensor.data, (size_t)d->tensor.numel * sizeof(float));
+            copied++;
+            break;
+        }
+    }
+    return copied;
+}
+
 wb_params *wb_params_clone(const wb_params *src) {
     wb_params *ps = wb_params_new(src->be);
     if (!ps) return NULL;

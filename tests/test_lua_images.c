@@ -188,6 +188,47 @@ static void test_cifar_teacher_distill(void **state) {
     assert_true(S_ISDIR(st.st_mode));
 }
 
+/* ratio_init = "teacher": the score-free paper's classifier (the encoder
+ * half of the teacher's UNet) starts from the teacher's encoder weights —
+ * how many tensors were copied is recorded (the encoder, not the scalar
+ * head); a backbone that shares nothing with the teacher is an error
+ * saying so. */
+static void test_ratio_init_from_teacher(void **state) {
+    (void)state;
+    result r = run_script(
+        "local wb = require 'wb'\n"
+        "local ds = wb.data.images{kind = 'cifar10', path = 'cifar', resize_to = 8}\n"
+        "local net = {'unet', channels = 8, multipliers = {1, 2}, attn_resolutions = {1}}\n"
+        "local t = wb.teacher{data = ds, net = net, steps = 2, batch = 4, quiet = true}\n"
+        "local enc = {'unet', channels = 8, multipliers = {1, 2}, attn_resolutions = {1}, encoder_only = true}\n"
+        "local s = wb.distill{teacher = t, data = ds, divergence = 'dijs', ratio = {'classifier', net = enc},\n"
+        "  ratio_init = 'teacher', steps = 1, batch = 4, run = 'runs/ri', quiet = true}\n"
+        "print('ok', s.steps)\n"
+        "local ok, err = pcall(wb.distill, {teacher = t, data = ds, divergence = 'dijs',\n"
+        "  ratio = {'classifier', net = {'mlp', widths = {16}}}, ratio_init = 'teacher', steps = 1, batch = 4,\n"
+        "  quiet = true})\n"
+        "print(ok, err)\n");
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "ok\t1\n", r);
+    WB_EXPECT_IN(r.out, "false\t", r);
+    WB_EXPECT_IN(r.out, "ratio_init = \"teacher\": the mlp backbone shares no weight", r);
+    wb_test_result_free(&r);
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/ri/config.json", g_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char text[16384];
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = 0;
+    const char *k = strstr(text, "\"ratio_init_tensors\":");
+    if (!strstr(text, "\"ratio_init\":\t\"teacher\"") || !k) fail_msg("config.json:\n%s", text);
+    int copied = 0, total = 0;
+    if (sscanf(k, "\"ratio_init_tensors\":\t\"%d of %d\"", &copied, &total) != 2) fail_msg("config.json:\n%s", text);
+    print_message("classifier: %d of %d tensors from the teacher\n", copied, total);
+    assert_true(copied > 0 && copied < total); /* the encoder, not the scalar head */
+}
+
 /* ---- errors ------------------------------------------------------------------------------- */
 #define IMG "local wb = require 'wb'\n"
 
@@ -263,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_cifar_fields),
         cmocka_unit_test(test_cifar_sampling),
         cmocka_unit_test(test_cifar_teacher_distill),
+        cmocka_unit_test(test_ratio_init_from_teacher),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fashion_mnist),
     };

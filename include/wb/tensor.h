@@ -228,6 +228,9 @@ void wb_params_zero_grad(wb_params *ps);
 void wb_params_set_trainable(wb_params *ps, int trainable);
 /* dst <- src: same names, same shapes, in any order; error names the key. */
 int wb_params_copy(wb_params *dst, const wb_params *src);
+/* dst <- src for each dst tensor that src has under the same name and shape
+ * (the rest keep their values); returns how many were copied. */
+int wb_params_copy_matching(wb_params *dst, const wb_params *src);
 /* A finalized copy with the same layout and values (EMA, init-from-teacher). */
 wb_params *wb_params_clone(const wb_params *src);
 /* Global L2 norm of the gradient (diagnostics; NaN detection). */
