@@ -304,15 +304,12 @@ static void test_tiny_distill(void **state) {
     struct stat st;
     assert_int_equal(stat(cfg, &st), 0);
     /* what started the run: the script (with a CRC of its text) and its args */
-    FILE *f = fopen(cfg, "r");
-    assert_non_null(f);
-    char text[8192];
-    size_t got = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[got] = 0;
+    char *text = wb_test_slurp(cfg);
+    assert_non_null(text);
     if (!strstr(text, "\"script\"") || !strstr(text, "s.lua\"") || !strstr(text, "\"crc32\"") ||
         !strstr(text, "\"args\""))
         fail_msg("config.json lacks the script / args record:\n%s", text);
+    free(text);
 }
 
 /* on_eval: called every eval_every steps and after the last with the Student

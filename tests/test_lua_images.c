@@ -215,17 +215,14 @@ static void test_ratio_init_from_teacher(void **state) {
     wb_test_result_free(&r);
     char path[512];
     snprintf(path, sizeof path, "%s/runs/ri/config.json", g_dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char text[16384];
-    size_t got = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[got] = 0;
+    char *text = wb_test_slurp(path);
+    assert_non_null(text);
     const char *k = strstr(text, "\"ratio_init_tensors\":");
     if (!strstr(text, "\"ratio_init\":\t\"teacher\"") || !k) fail_msg("config.json:\n%s", text);
     int copied = 0, total = 0;
     if (sscanf(k, "\"ratio_init_tensors\":\t\"%d of %d\"", &copied, &total) != 2) fail_msg("config.json:\n%s", text);
     print_message("classifier: %d of %d tensors from the teacher\n", copied, total);
+    free(text);
     assert_true(copied > 0 && copied < total); /* the encoder, not the scalar head */
 }
 
