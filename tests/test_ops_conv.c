@@ -26,43 +26,30 @@
 #include <unistd.h>
 
 #include "wb/tensor.h"
+#include "image_op_cases.h"
 #include "wb_test_util.h"
 
-#define MAX_IN 3
+#define MAX_IN IMG_MAX_IN
 
-typedef struct conv_input {
-    int ndim;
-    int64_t shape[4];
-} conv_input;
-
-typedef struct conv_case {
-    const char *name; /* unique: keys the torch script's tensors */
-    const char *op;   /* the key tests/torch_ops_conv.py dispatches on */
-    int n_in;         /* conv2d: 2 = no bias, 3 = with bias */
-    conv_input in[MAX_IN];
-    int p[2];         /* conv2d: stride, pad; bmm: trans_a, trans_b */
-    int fd;           /* 0: too big for finite differences, torch only */
-} conv_case;
-
-#define X4(a, b, c, d) {4, {a, b, c, d}}
-#define X3(a, b, c) {3, {a, b, c}}
-#define X1(a) {1, {a}}
-static const conv_case CASES[] = {
-    {"conv_3x3_p1", "conv2d", 3, {X4(2, 3, 5, 6), X4(4, 3, 3, 3), X1(4)}, {1, 1}, 1},
-    {"conv_1x1", "conv2d", 3, {X4(2, 4, 3, 5), X4(3, 4, 1, 1), X1(3)}, {1, 0}, 1},   /* pointwise path */
-    {"conv_1x1_s2", "conv2d", 2, {X4(1, 2, 5, 5), X4(3, 2, 1, 1)}, {2, 0}, 1},       /* 1×1 through im2col */
-    {"conv_3x3_s2", "conv2d", 3, {X4(2, 3, 7, 6), X4(5, 3, 3, 3), X1(5)}, {2, 1}, 1},
-    {"conv_2x4_s2_p2", "conv2d", 3, {X4(1, 2, 6, 9), X4(3, 2, 2, 4), X1(3)}, {2, 2}, 1}, /* rows of pure padding */
-    {"conv_5x5_nobias", "conv2d", 2, {X4(3, 2, 8, 8), X4(2, 2, 5, 5)}, {1, 2}, 1},
-    {"conv_3x1_s3", "conv2d", 2, {X4(2, 3, 7, 5), X4(2, 3, 3, 1)}, {3, 0}, 1},     /* stride > kernel width */
-    {"conv_big", "conv2d", 3, {X4(4, 8, 16, 16), X4(16, 8, 3, 3), X1(16)}, {1, 1}, 0},
-    {"upsample", "upsample2x", 1, {X4(2, 3, 3, 4)}, {0, 0}, 1},
-    {"avgpool", "avgpool2x", 1, {X4(2, 3, 4, 6)}, {0, 0}, 1},
-    {"bmm_nn", "bmm", 2, {X3(3, 4, 5), X3(3, 5, 2)}, {0, 0}, 1},
-    {"bmm_tn", "bmm", 2, {X3(3, 5, 4), X3(3, 5, 2)}, {1, 0}, 1},
-    {"bmm_nt", "bmm", 2, {X3(3, 4, 5), X3(3, 2, 5)}, {0, 1}, 1},
-    {"bmm_tt", "bmm", 2, {X3(3, 5, 4), X3(3, 2, 5)}, {1, 1}, 1},
+/* p: conv2d stride, pad; bmm trans_a, trans_b. conv2d: n_in 2 = no bias,
+ * 3 = with bias. fd: IMG_FD_NONE for cases too big for finite differences. */
+static const img_case CASES[] = {
+    {"conv_3x3_p1", "conv2d", 3, {IMG_X4(2, 3, 5, 6), IMG_X4(4, 3, 3, 3), IMG_X1(4)}, {1, 1}, IMG_FD_LINEAR, 0},
+    {"conv_1x1", "conv2d", 3, {IMG_X4(2, 4, 3, 5), IMG_X4(3, 4, 1, 1), IMG_X1(3)}, {1, 0}, IMG_FD_LINEAR, 0},   /* pointwise path */
+    {"conv_1x1_s2", "conv2d", 2, {IMG_X4(1, 2, 5, 5), IMG_X4(3, 2, 1, 1)}, {2, 0}, IMG_FD_LINEAR, 0},       /* 1×1 through im2col */
+    {"conv_3x3_s2", "conv2d", 3, {IMG_X4(2, 3, 7, 6), IMG_X4(5, 3, 3, 3), IMG_X1(5)}, {2, 1}, IMG_FD_LINEAR, 0},
+    {"conv_2x4_s2_p2", "conv2d", 3, {IMG_X4(1, 2, 6, 9), IMG_X4(3, 2, 2, 4), IMG_X1(3)}, {2, 2}, IMG_FD_LINEAR, 0}, /* rows of pure padding */
+    {"conv_5x5_nobias", "conv2d", 2, {IMG_X4(3, 2, 8, 8), IMG_X4(2, 2, 5, 5)}, {1, 2}, IMG_FD_LINEAR, 0},
+    {"conv_3x1_s3", "conv2d", 2, {IMG_X4(2, 3, 7, 5), IMG_X4(2, 3, 3, 1)}, {3, 0}, IMG_FD_LINEAR, 0},     /* stride > kernel width */
+    {"conv_big", "conv2d", 3, {IMG_X4(4, 8, 16, 16), IMG_X4(16, 8, 3, 3), IMG_X1(16)}, {1, 1}, IMG_FD_NONE, 0},
+    {"upsample", "upsample2x", 1, {IMG_X4(2, 3, 3, 4)}, {0, 0}, IMG_FD_LINEAR, 0},
+    {"avgpool", "avgpool2x", 1, {IMG_X4(2, 3, 4, 6)}, {0, 0}, IMG_FD_LINEAR, 0},
+    {"bmm_nn", "bmm", 2, {IMG_X3(3, 4, 5), IMG_X3(3, 5, 2)}, {0, 0}, IMG_FD_LINEAR, 0},
+    {"bmm_tn", "bmm", 2, {IMG_X3(3, 5, 4), IMG_X3(3, 5, 2)}, {1, 0}, IMG_FD_LINEAR, 0},
+    {"bmm_nt", "bmm", 2, {IMG_X3(3, 4, 5), IMG_X3(3, 2, 5)}, {0, 1}, IMG_FD_LINEAR, 0},
+    {"bmm_tt", "bmm", 2, {IMG_X3(3, 5, 4), IMG_X3(3, 2, 5)}, {1, 1}, IMG_FD_LINEAR, 0},
 };
+
 #define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 /* Relative error against float64 torch on the same inputs. conv_big's
  * outputs sum 73 float products: ~5e-5 at entries near the 1e-3·scale floor
@@ -70,122 +57,22 @@ static const conv_case CASES[] = {
 #define TORCH_TOL 5e-4
 #define FD_TOL 1e-3    /* |analytic − FD| / max(1, max|FD|) */
 
-static int64_t in_numel(const conv_input *in) {
-    int64_t n = 1;
-    for (int d = 0; d < in->ndim; d++) n *= in->shape[d];
-    return n;
-}
-
-static wb_tensor *run_op(wb_graph *g, const conv_case *c, wb_tensor **x) {
+static wb_tensor *run_op(wb_graph *g, const img_case *c, wb_tensor **x) {
     if (strcmp(c->op, "conv2d") == 0) return wb_conv2d(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, c->p[0], c->p[1]);
     if (strcmp(c->op, "upsample2x") == 0) return wb_upsample2x(g, x[0]);
     if (strcmp(c->op, "avgpool2x") == 0) return wb_avgpool2x(g, x[0]);
     return wb_bmm(g, x[0], x[1], c->p[0], c->p[1]);
 }
 
-/* Inputs N(0, 1), loss weights ±U[0.5, 1.5]: fixed Philox streams per case. */
-static float *make_input(int ci, int k) {
-    int64_t n = in_numel(&CASES[ci].in[k]);
-    float *h = malloc((size_t)n * sizeof *h);
-    assert_non_null(h);
-    wb_rng rng;
-    wb_rng_init(&rng, 0xc0de0000u + (uint64_t)ci, (uint64_t)k);
-    wb_rng_normal(&rng, h, n);
-    return h;
-}
-
-static float *make_weights(int ci, int64_t n) {
-    float *w = malloc((size_t)(n ? n : 1) * sizeof *w);
-    assert_non_null(w);
-    wb_rng rng;
-    wb_rng_init(&rng, 0xc0de0000u + (uint64_t)ci, 99);
-    wb_rng_uniform(&rng, w, n);
-    for (int64_t i = 0; i < n; i++) {
-        float u = w[i], mag = 0.5f + fmodf(u * 2.0f, 1.0f);
-        w[i] = u < 0.5f ? -mag : mag;
-    }
-    return w;
-}
-
-/* Forward + seeded backward (d(Σ w ⊙ y)/dx) of case ci; returns y. */
-static wb_tensor *forward_backward(wb_graph *g, int ci, float **host, wb_tensor **x, float **w) {
-    const conv_case *c = &CASES[ci];
-    for (int k = 0; k < c->n_in; k++) {
-        x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 1);
-        assert_non_null(x[k]);
-    }
-    wb_tensor *y = run_op(g, c, x);
-    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
-    *w = make_weights(ci, y->numel);
-    wb_tensor *seed = wb_from_host(g, y->ndim, y->shape, *w);
-    if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
-    return y;
-}
-
-static double loss_of(wb_graph *g, int ci, float **host, const float *w) {
-    const conv_case *c = &CASES[ci];
-    wb_graph_reset(g);
-    wb_tensor *x[MAX_IN] = {0};
-    for (int k = 0; k < c->n_in; k++) x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 0);
-    wb_tensor *y = run_op(g, c, x);
-    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
-    return wb_test_weighted_sum(y, w);
-}
+static const img_suite SUITE = {CASES, N_CASES, run_op, 0xc0de0000u};
 
 /* ---- finite differences ------------------------------------------------------------ */
+/* All four ops are linear in each input: exact differences up to rounding. */
 static void test_finite_differences(void **state) {
     (void)state;
-    double worst = 0.0;
-    const char *worst_name = "-";
-    for (int ci = 0; ci < N_CASES; ci++) {
-        const conv_case *c = &CASES[ci];
-        if (!c->fd) continue;
-        wb_graph *g = wb_graph_new(wb_backend_cpu()), *gfd = wb_graph_new(wb_backend_cpu());
-        assert_non_null(g);
-        assert_non_null(gfd);
-        wb_graph_set_grad(gfd, 0);
-        float *host[MAX_IN] = {0}, *w = NULL;
-        wb_tensor *x[MAX_IN] = {0};
-        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
-        forward_backward(g, ci, host, x, &w);
-        for (int k = 0; k < c->n_in; k++) {
-            int64_t n = in_numel(&c->in[k]);
-            float *ga = malloc((size_t)n * sizeof *ga);
-            double *fd = malloc((size_t)n * sizeof *fd);
-            assert_non_null(ga);
-            assert_non_null(fd);
-            assert_int_equal(wb_grad_to_host(x[k], ga), 0);
-            /* L is linear in each input, so a large step has no truncation
-             * error and keeps float round-off of L (~1e-6) small after ÷2h. */
-            double gmax = 1.0;
-            for (int64_t i = 0; i < n; i++) {
-                float x0 = host[k][i];
-                host[k][i] = x0 + 0.5f;
-                double lp = loss_of(gfd, ci, host, w);
-                host[k][i] = x0 - 0.5f;
-                double lm = loss_of(gfd, ci, host, w);
-                host[k][i] = x0;
-                fd[i] = (lp - lm) / 1.0;
-                if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
-            }
-            for (int64_t i = 0; i < n; i++) {
-                double e = fabs(ga[i] - fd[i]) / gmax;
-                if (e > FD_TOL)
-                    fail_msg("%s: d/d input %d [%lld]: analytic %.7g, finite differences %.7g", c->name, k,
-                             (long long)i, (double)ga[i], fd[i]);
-                if (e > worst) {
-                    worst = e;
-                    worst_name = c->name;
-                }
-            }
-            free(ga);
-            free(fd);
-        }
-        for (int k = 0; k < c->n_in; k++) free(host[k]);
-        free(w);
-        wb_graph_free(g);
-        wb_graph_free(gfd);
-    }
+    double worst;
+    const char *worst_name;
+    img_check_finite_differences(&SUITE, FD_TOL, &worst, &worst_name);
     print_message("image ops match finite differences; worst %s (%.3g of the gradient scale)\n", worst_name, worst);
 }
 
@@ -214,12 +101,12 @@ static void test_match_torch(void **state) {
     wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_conv_torch_XXXXXX", &tf, &mf);
     char key[160];
     for (int ci = 0; ci < N_CASES; ci++) {
-        const conv_case *c = &CASES[ci];
+        const img_case *c = &CASES[ci];
         wb_graph *g = wb_graph_new(wb_backend_cpu());
         float *host[MAX_IN] = {0}, *w = NULL;
         wb_tensor *x[MAX_IN] = {0};
-        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
-        wb_tensor *y = forward_backward(g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) host[k] = img_make_input(&SUITE, ci, k);
+        wb_tensor *y = img_forward_backward(&SUITE, g, ci, host, x, &w);
         for (int k = 0; k < c->n_in; k++) {
             snprintf(key, sizeof key, "%s/in%d", c->name, k);
             wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);

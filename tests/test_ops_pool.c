@@ -33,55 +33,41 @@
 
 #include "wb/backend.h"
 #include "wb/tensor.h"
+#include "image_op_cases.h"
 #include "wb_test_util.h"
 
-#define MAX_IN 3
+#define MAX_IN IMG_MAX_IN
 
-typedef struct pool_input {
-    int ndim;
-    int64_t shape[4];
-} pool_input;
-
-enum { FD_NONE = 0, FD_LINEAR, FD_PIECEWISE };
-
-typedef struct pool_case {
-    const char *name; /* unique: keys the torch script's tensors */
-    const char *op;   /* the key tests/torch_ops_pool.py dispatches on */
-    int n_in;         /* conv2d_ex: 2 = no bias, 3 = with bias */
-    pool_input in[MAX_IN];
-    int p[4];         /* maxpool2d: k, stride, pad; avgpool2d: k, stride, pad, count_include_pad;
-                         resize_bilinear: out_h, out_w; conv2d_ex: stride_h, stride_w, pad_h, pad_w */
-    int fd;           /* FD_NONE: torch only (too big, or ties) */
-    int ties;         /* inputs rounded to {-1, 0, 1}: many equal maxima */
-} pool_case;
-
-#define X4(a, b, c, d) {4, {a, b, c, d}}
-#define X1(a) {1, {a}}
-static const pool_case CASES[] = {
-    {"max_k3_s2", "maxpool2d", 1, {X4(2, 3, 7, 7)}, {3, 2, 0, 0}, FD_PIECEWISE, 0},   /* stem, blocks B and D */
-    {"max_k3_s1_p1", "maxpool2d", 1, {X4(2, 2, 5, 6)}, {3, 1, 1, 0}, FD_PIECEWISE, 0}, /* Mixed_7c's pool branch */
-    {"max_k2_s2_p1", "maxpool2d", 1, {X4(1, 2, 5, 5)}, {2, 2, 1, 0}, FD_PIECEWISE, 0}, /* floor with padding */
-    {"max_k3_s2_even", "maxpool2d", 1, {X4(1, 2, 8, 6)}, {3, 2, 0, 0}, FD_PIECEWISE, 0}, /* last row/col unused */
-    {"max_ties", "maxpool2d", 1, {X4(2, 2, 6, 6)}, {3, 1, 1, 0}, FD_NONE, 1},
-    {"avg_k3_s1_p1_excl", "avgpool2d", 1, {X4(2, 3, 5, 6)}, {3, 1, 1, 0}, FD_LINEAR, 0}, /* the FID blocks */
-    {"avg_k3_s1_p1_incl", "avgpool2d", 1, {X4(2, 3, 5, 6)}, {3, 1, 1, 1}, FD_LINEAR, 0}, /* torchvision's */
-    {"avg_k3_s2_p1_excl", "avgpool2d", 1, {X4(1, 2, 7, 8)}, {3, 2, 1, 0}, FD_LINEAR, 0},
-    {"avg_k2_s2", "avgpool2d", 1, {X4(2, 2, 4, 6)}, {2, 2, 0, 1}, FD_LINEAR, 0},
-    {"avg_k4_s3_p2_excl", "avgpool2d", 1, {X4(1, 2, 9, 7)}, {4, 3, 2, 0}, FD_LINEAR, 0},
-    {"avg_k4_s3_p2_incl", "avgpool2d", 1, {X4(1, 2, 9, 7)}, {4, 3, 2, 1}, FD_LINEAR, 0},
-    {"resize_up", "resize_bilinear", 1, {X4(2, 3, 5, 7)}, {11, 13, 0, 0}, FD_LINEAR, 0},
-    {"resize_down", "resize_bilinear", 1, {X4(1, 2, 9, 8)}, {4, 3, 0, 0}, FD_LINEAR, 0},
-    {"resize_mixed", "resize_bilinear", 1, {X4(1, 2, 6, 5)}, {4, 9, 0, 0}, FD_LINEAR, 0},
-    {"resize_same", "resize_bilinear", 1, {X4(1, 1, 4, 4)}, {4, 4, 0, 0}, FD_LINEAR, 0},
-    {"resize_from_1", "resize_bilinear", 1, {X4(1, 1, 1, 3)}, {3, 5, 0, 0}, FD_LINEAR, 0},
-    {"resize_32_299", "resize_bilinear", 1, {X4(1, 2, 32, 32)}, {299, 299, 0, 0}, FD_NONE, 0}, /* FID input */
-    {"conv_1x7_p03", "conv2d_ex", 3, {X4(2, 3, 6, 9), X4(4, 3, 1, 7), X1(4)}, {1, 1, 0, 3}, FD_LINEAR, 0},
-    {"conv_7x1_p30", "conv2d_ex", 2, {X4(1, 3, 9, 6), X4(2, 3, 7, 1)}, {1, 1, 3, 0}, FD_LINEAR, 0},
-    {"conv_1x3_p01", "conv2d_ex", 3, {X4(2, 2, 5, 5), X4(3, 2, 1, 3), X1(3)}, {1, 1, 0, 1}, FD_LINEAR, 0},
-    {"conv_3x1_p10", "conv2d_ex", 3, {X4(2, 2, 5, 5), X4(3, 2, 3, 1), X1(3)}, {1, 1, 1, 0}, FD_LINEAR, 0},
-    {"conv_3x3_s21_p12", "conv2d_ex", 3, {X4(1, 2, 7, 6), X4(3, 2, 3, 3), X1(3)}, {2, 1, 1, 2}, FD_LINEAR, 0},
-    {"conv_1x1_s12", "conv2d_ex", 2, {X4(1, 2, 5, 6), X4(2, 2, 1, 1)}, {1, 2, 0, 0}, FD_LINEAR, 0},
+/* p: maxpool2d k, stride, pad; avgpool2d k, stride, pad, count_include_pad;
+ * resize_bilinear out_h, out_w; conv2d_ex stride_h, stride_w, pad_h, pad_w
+ * (n_in 2 = no bias, 3 = with bias). fd: IMG_FD_NONE for torch only (too
+ * big, or ties). */
+static const img_case CASES[] = {
+    {"max_k3_s2", "maxpool2d", 1, {IMG_X4(2, 3, 7, 7)}, {3, 2, 0, 0}, IMG_FD_PIECEWISE, 0},   /* stem, blocks B and D */
+    {"max_k3_s1_p1", "maxpool2d", 1, {IMG_X4(2, 2, 5, 6)}, {3, 1, 1, 0}, IMG_FD_PIECEWISE, 0}, /* Mixed_7c's pool branch */
+    {"max_k2_s2_p1", "maxpool2d", 1, {IMG_X4(1, 2, 5, 5)}, {2, 2, 1, 0}, IMG_FD_PIECEWISE, 0}, /* floor with padding */
+    {"max_k3_s2_even", "maxpool2d", 1, {IMG_X4(1, 2, 8, 6)}, {3, 2, 0, 0}, IMG_FD_PIECEWISE, 0}, /* last row/col unused */
+    {"max_ties", "maxpool2d", 1, {IMG_X4(2, 2, 6, 6)}, {3, 1, 1, 0}, IMG_FD_NONE, 1},
+    {"avg_k3_s1_p1_excl", "avgpool2d", 1, {IMG_X4(2, 3, 5, 6)}, {3, 1, 1, 0}, IMG_FD_LINEAR, 0}, /* the FID blocks */
+    {"avg_k3_s1_p1_incl", "avgpool2d", 1, {IMG_X4(2, 3, 5, 6)}, {3, 1, 1, 1}, IMG_FD_LINEAR, 0}, /* torchvision's */
+    {"avg_k3_s2_p1_excl", "avgpool2d", 1, {IMG_X4(1, 2, 7, 8)}, {3, 2, 1, 0}, IMG_FD_LINEAR, 0},
+    {"avg_k2_s2", "avgpool2d", 1, {IMG_X4(2, 2, 4, 6)}, {2, 2, 0, 1}, IMG_FD_LINEAR, 0},
+    {"avg_k4_s3_p2_excl", "avgpool2d", 1, {IMG_X4(1, 2, 9, 7)}, {4, 3, 2, 0}, IMG_FD_LINEAR, 0},
+    {"avg_k4_s3_p2_incl", "avgpool2d", 1, {IMG_X4(1, 2, 9, 7)}, {4, 3, 2, 1}, IMG_FD_LINEAR, 0},
+    {"resize_up", "resize_bilinear", 1, {IMG_X4(2, 3, 5, 7)}, {11, 13, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_down", "resize_bilinear", 1, {IMG_X4(1, 2, 9, 8)}, {4, 3, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_mixed", "resize_bilinear", 1, {IMG_X4(1, 2, 6, 5)}, {4, 9, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_same", "resize_bilinear", 1, {IMG_X4(1, 1, 4, 4)}, {4, 4, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_from_1", "resize_bilinear", 1, {IMG_X4(1, 1, 1, 3)}, {3, 5, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_32_299", "resize_bilinear", 1, {IMG_X4(1, 2, 32, 32)}, {299, 299, 0, 0}, IMG_FD_NONE, 0}, /* FID input */
+    {"conv_1x7_p03", "conv2d_ex", 3, {IMG_X4(2, 3, 6, 9), IMG_X4(4, 3, 1, 7), IMG_X1(4)}, {1, 1, 0, 3}, IMG_FD_LINEAR, 0},
+    {"conv_7x1_p30", "conv2d_ex", 2, {IMG_X4(1, 3, 9, 6), IMG_X4(2, 3, 7, 1)}, {1, 1, 3, 0}, IMG_FD_LINEAR, 0},
+    {"conv_1x3_p01", "conv2d_ex", 3, {IMG_X4(2, 2, 5, 5), IMG_X4(3, 2, 1, 3), IMG_X1(3)}, {1, 1, 0, 1}, IMG_FD_LINEAR, 0},
+    {"conv_3x1_p10", "conv2d_ex", 3, {IMG_X4(2, 2, 5, 5), IMG_X4(3, 2, 3, 1), IMG_X1(3)}, {1, 1, 1, 0}, IMG_FD_LINEAR, 0},
+    {"conv_3x3_s21_p12", "conv2d_ex", 3, {IMG_X4(1, 2, 7, 6), IMG_X4(3, 2, 3, 3), IMG_X1(3)}, {2, 1, 1, 2}, IMG_FD_LINEAR, 0},
+    {"conv_1x1_s12", "conv2d_ex", 2, {IMG_X4(1, 2, 5, 6), IMG_X4(2, 2, 1, 1)}, {1, 2, 0, 0}, IMG_FD_LINEAR, 0},
 };
+
 #define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 /* Relative error against float64 torch on the same inputs (the measure of
  * tests/torch_exchange.py). These ops sum at most 49 float products or 16
@@ -89,13 +75,7 @@ static const pool_case CASES[] = {
 #define TORCH_TOL 5e-4
 #define FD_TOL 1e-3 /* |analytic − FD| / max(1, max|FD|) */
 
-static int64_t in_numel(const pool_input *in) {
-    int64_t n = 1;
-    for (int d = 0; d < in->ndim; d++) n *= in->shape[d];
-    return n;
-}
-
-static wb_tensor *run_op(wb_graph *g, const pool_case *c, wb_tensor **x) {
+static wb_tensor *run_op(wb_graph *g, const img_case *c, wb_tensor **x) {
     const int *p = c->p;
     if (strcmp(c->op, "maxpool2d") == 0) return wb_maxpool2d(g, x[0], p[0], p[1], p[2]);
     if (strcmp(c->op, "avgpool2d") == 0) return wb_avgpool2d(g, x[0], p[0], p[1], p[2], p[3]);
@@ -103,116 +83,14 @@ static wb_tensor *run_op(wb_graph *g, const pool_case *c, wb_tensor **x) {
     return wb_conv2d_ex(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, p[0], p[1], p[2], p[3]);
 }
 
-/* Inputs N(0, 1) (or rounded to {-1, 0, 1} for ties), loss weights
- * ±U[0.5, 1.5]: fixed Philox streams per case. */
-static float *make_input(int ci, int k) {
-    int64_t n = in_numel(&CASES[ci].in[k]);
-    float *h = malloc((size_t)n * sizeof *h);
-    assert_non_null(h);
-    wb_rng rng;
-    wb_rng_init(&rng, 0x9001000u + (uint64_t)ci, (uint64_t)k);
-    wb_rng_normal(&rng, h, n);
-    if (CASES[ci].ties)
-        for (int64_t i = 0; i < n; i++) h[i] = h[i] > 0.5f ? 1.0f : h[i] < -0.5f ? -1.0f : 0.0f;
-    return h;
-}
-
-static float *make_weights(int ci, int64_t n) {
-    float *w = malloc((size_t)(n ? n : 1) * sizeof *w);
-    assert_non_null(w);
-    wb_rng rng;
-    wb_rng_init(&rng, 0x9001000u + (uint64_t)ci, 99);
-    wb_rng_uniform(&rng, w, n);
-    for (int64_t i = 0; i < n; i++) {
-        float u = w[i], mag = 0.5f + fmodf(u * 2.0f, 1.0f);
-        w[i] = u < 0.5f ? -mag : mag;
-    }
-    return w;
-}
-
-/* Forward + seeded backward (d(Σ w ⊙ y)/dx) of case ci; returns y. */
-static wb_tensor *forward_backward(wb_graph *g, int ci, float **host, wb_tensor **x, float **w) {
-    const pool_case *c = &CASES[ci];
-    for (int k = 0; k < c->n_in; k++) {
-        x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 1);
-        assert_non_null(x[k]);
-    }
-    wb_tensor *y = run_op(g, c, x);
-    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
-    *w = make_weights(ci, y->numel);
-    wb_tensor *seed = wb_from_host(g, y->ndim, y->shape, *w);
-    if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
-    return y;
-}
-
-static double loss_of(wb_graph *g, int ci, float **host, const float *w) {
-    const pool_case *c = &CASES[ci];
-    wb_graph_reset(g);
-    wb_tensor *x[MAX_IN] = {0};
-    for (int k = 0; k < c->n_in; k++) x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 0);
-    wb_tensor *y = run_op(g, c, x);
-    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
-    return wb_test_weighted_sum(y, w);
-}
+static const img_suite SUITE = {CASES, N_CASES, run_op, 0x9001000u};
 
 /* ---- finite differences ------------------------------------------------------------ */
 static void test_finite_differences(void **state) {
     (void)state;
-    double worst = 0.0;
-    const char *worst_name = "-";
-    int n_fd = 0;
-    for (int ci = 0; ci < N_CASES; ci++) {
-        const pool_case *c = &CASES[ci];
-        if (c->fd == FD_NONE) continue;
-        n_fd++;
-        /* Linear ops: a large step has no truncation error and keeps the
-         * float round-off of L (~1e-6) small after ÷2h. Max pooling: a step
-         * well inside the gap between each window's two largest inputs. */
-        float step = c->fd == FD_LINEAR ? 0.5f : 1e-3f;
-        wb_graph *g = wb_graph_new(wb_backend_cpu()), *gfd = wb_graph_new(wb_backend_cpu());
-        assert_non_null(g);
-        assert_non_null(gfd);
-        wb_graph_set_grad(gfd, 0);
-        float *host[MAX_IN] = {0}, *w = NULL;
-        wb_tensor *x[MAX_IN] = {0};
-        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
-        forward_backward(g, ci, host, x, &w);
-        for (int k = 0; k < c->n_in; k++) {
-            int64_t n = in_numel(&c->in[k]);
-            float *ga = malloc((size_t)n * sizeof *ga);
-            double *fd = malloc((size_t)n * sizeof *fd);
-            assert_non_null(ga);
-            assert_non_null(fd);
-            assert_int_equal(wb_grad_to_host(x[k], ga), 0);
-            double gmax = 1.0;
-            for (int64_t i = 0; i < n; i++) {
-                float x0 = host[k][i];
-                host[k][i] = x0 + step;
-                double lp = loss_of(gfd, ci, host, w);
-                host[k][i] = x0 - step;
-                double lm = loss_of(gfd, ci, host, w);
-                host[k][i] = x0;
-                fd[i] = (lp - lm) / (2.0 * step);
-                if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
-            }
-            for (int64_t i = 0; i < n; i++) {
-                double e = fabs(ga[i] - fd[i]) / gmax;
-                if (e > FD_TOL)
-                    fail_msg("%s: d/d input %d [%lld]: analytic %.7g, finite differences %.7g", c->name, k,
-                             (long long)i, (double)ga[i], fd[i]);
-                if (e > worst) {
-                    worst = e;
-                    worst_name = c->name;
-                }
-            }
-            free(ga);
-            free(fd);
-        }
-        for (int k = 0; k < c->n_in; k++) free(host[k]);
-        free(w);
-        wb_graph_free(g);
-        wb_graph_free(gfd);
-    }
+    double worst;
+    const char *worst_name;
+    int n_fd = img_check_finite_differences(&SUITE, FD_TOL, &worst, &worst_name);
     print_message("%d pooling/resize/conv2d_ex cases match finite differences; worst %s (%.3g of the gradient "
                   "scale)\n",
                   n_fd, worst_name, worst);
@@ -243,12 +121,12 @@ static void test_match_torch(void **state) {
     wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_pool_torch_XXXXXX", &tf, &mf);
     char key[160];
     for (int ci = 0; ci < N_CASES; ci++) {
-        const pool_case *c = &CASES[ci];
+        const img_case *c = &CASES[ci];
         wb_graph *g = wb_graph_new(wb_backend_cpu());
         float *host[MAX_IN] = {0}, *w = NULL;
         wb_tensor *x[MAX_IN] = {0};
-        for (int k = 0; k < c->n_in; k++) host[k] = make_input(ci, k);
-        wb_tensor *y = forward_backward(g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) host[k] = img_make_input(&SUITE, ci, k);
+        wb_tensor *y = img_forward_backward(&SUITE, g, ci, host, x, &w);
         for (int k = 0; k < c->n_in; k++) {
             snprintf(key, sizeof key, "%s/in%d", c->name, k);
             wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);

@@ -1,0 +1,184 @@
+/* tests/image_op_cases.h — the case table and harness shared by the image-op
+ * tests (test_ops_conv.c: conv2d, up/down-sampling, bmm; test_ops_pool.c:
+ * pooling, resizing, conv2d_ex): a case is an op name, its inputs' shapes
+ * and up to four integer parameters; each test file supplies its table and
+ * the function that builds the op, and gets from here the fixed inputs, the
+ * seeded forward + backward, and the finite-difference check. The torch
+ * comparisons stay in each file (their manifests differ).
+ *
+ * Inputs are N(0, 1) (or rounded to {-1, 0, 1} for a case with ties) and the
+ * loss is L = Σ w ⊙ op(inputs) with weights ±U[0.5, 1.5], all from Philox
+ * streams fixed by (suite seed, case index), so every run and both checks
+ * see the same numbers.
+ *
+ * Shape legend: inputs up to 4-D, x (B, C, H, W) for the image ops.
+ */
+#ifndef WB_TEST_IMAGE_OP_CASES_H
+#define WB_TEST_IMAGE_OP_CASES_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "wb/tensor.h"
+#include "wb_test_util.h"
+
+#define IMG_MAX_IN 3
+
+typedef struct img_input {
+    int ndim;
+    int64_t shape[4];
+} img_input;
+
+/* How a case is checked against finite differences. */
+enum {
+    IMG_FD_NONE = 0,  /* torch only: too big, or ties at every window   */
+    IMG_FD_LINEAR,    /* linear in each input: step 0.5, no truncation  */
+    IMG_FD_PIECEWISE, /* max pooling: step 1e-3, inside every gap       */
+};
+
+typedef struct img_case {
+    const char *name; /* unique: keys the torch script's tensors */
+    const char *op;   /* the key the torch script dispatches on */
+    int n_in;
+    img_input in[IMG_MAX_IN];
+    int p[4];         /* op parameters (each test file documents its own) */
+    int fd;           /* IMG_FD_* */
+    int ties;         /* inputs rounded to {-1, 0, 1}: many equal maxima */
+} img_case;
+
+typedef wb_tensor *(*img_run_fn)(wb_graph *g, const img_case *c, wb_tensor **x);
+
+typedef struct img_suite {
+    const img_case *cases;
+    int n;
+    img_run_fn run;
+    uint64_t seed; /* Philox key base: case ci uses seed + ci */
+} img_suite;
+
+#define IMG_X4(a, b, c, d) {4, {a, b, c, d}}
+#define IMG_X3(a, b, c) {3, {a, b, c}}
+#define IMG_X1(a) {1, {a}}
+
+static inline int64_t img_numel(const img_input *in) {
+    int64_t n = 1;
+    for (int d = 0; d < in->ndim; d++) n *= in->shape[d];
+    return n;
+}
+
+static inline float *img_make_input(const img_suite *s, int ci, int k) {
+    int64_t n = img_numel(&s->cases[ci].in[k]);
+    float *h = malloc((size_t)(n ? n : 1) * sizeof *h);
+    assert_non_null(h);
+    wb_rng rng;
+    wb_rng_init(&rng, s->seed + (uint64_t)ci, (uint64_t)k);
+    wb_rng_normal(&rng, h, n);
+    if (s->cases[ci].ties)
+        for (int64_t i = 0; i < n; i++) h[i] = h[i] > 0.5f ? 1.0f : h[i] < -0.5f ? -1.0f : 0.0f;
+    return h;
+}
+
+static inline float *img_make_weights(const img_suite *s, int ci, int64_t n) {
+    float *w = malloc((size_t)(n ? n : 1) * sizeof *w);
+    assert_non_null(w);
+    wb_rng rng;
+    wb_rng_init(&rng, s->seed + (uint64_t)ci, 99);
+    wb_rng_uniform(&rng, w, n);
+    for (int64_t i = 0; i < n; i++) {
+        float u = w[i], mag = 0.5f + fmodf(u * 2.0f, 1.0f);
+        w[i] = u < 0.5f ? -mag : mag;
+    }
+    return w;
+}
+
+/* Forward + seeded backward (d(Σ w ⊙ y)/dx) of case ci; returns y, the
+ * leaves in x and the loss weights in *w (the caller frees *w). */
+static inline wb_tensor *img_forward_backward(const img_suite *s, wb_graph *g, int ci, float **host, wb_tensor **x,
+                                              float **w) {
+    const img_case *c = &s->cases[ci];
+    for (int k = 0; k < c->n_in; k++) {
+        x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 1);
+        assert_non_null(x[k]);
+    }
+    wb_tensor *y = s->run(g, c, x);
+    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
+    *w = img_make_weights(s, ci, y->numel);
+    wb_tensor *seed = wb_from_host(g, y->ndim, y->shape, *w);
+    if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
+    return y;
+}
+
+static inline double img_loss_of(const img_suite *s, wb_graph *g, int ci, float **host, const float *w) {
+    const img_case *c = &s->cases[ci];
+    wb_graph_reset(g);
+    wb_tensor *x[IMG_MAX_IN] = {0};
+    for (int k = 0; k < c->n_in; k++) x[k] = wb_leaf(g, c->in[k].ndim, c->in[k].shape, host[k], 0);
+    wb_tensor *y = s->run(g, c, x);
+    if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
+    return wb_test_weighted_sum(y, w);
+}
+
+/* Central differences of L for every input element of every case with an
+ * FD mode: |analytic − FD| / max(1, max|FD|) ≤ tol, failing with the case,
+ * input and index. Returns the number of cases checked; the worst error and
+ * its case go to *worst / *worst_name. */
+static inline int img_check_finite_differences(const img_suite *s, double tol, double *worst, const char **worst_name) {
+    int n_fd = 0;
+    *worst = 0.0;
+    *worst_name = "-";
+    for (int ci = 0; ci < s->n; ci++) {
+        const img_case *c = &s->cases[ci];
+        if (c->fd == IMG_FD_NONE) continue;
+        n_fd++;
+        /* Linear ops: a large step has no truncation error and keeps the
+         * float round-off of L (~1e-6) small after ÷2h. Max pooling: a step
+         * well inside the gap between each window's two largest inputs. */
+        float step = c->fd == IMG_FD_LINEAR ? 0.5f : 1e-3f;
+        wb_graph *g = wb_graph_new(wb_backend_cpu()), *gfd = wb_graph_new(wb_backend_cpu());
+        assert_non_null(g);
+        assert_non_null(gfd);
+        wb_graph_set_grad(gfd, 0);
+        float *host[IMG_MAX_IN] = {0}, *w = NULL;
+        wb_tensor *x[IMG_MAX_IN] = {0};
+        for (int k = 0; k < c->n_in; k++) host[k] = img_make_input(s, ci, k);
+        img_forward_backward(s, g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) {
+            int64_t n = img_numel(&c->in[k]);
+            float *ga = malloc((size_t)(n ? n : 1) * sizeof *ga);
+            double *fd = malloc((size_t)(n ? n : 1) * sizeof *fd);
+            assert_non_null(ga);
+            assert_non_null(fd);
+            assert_int_equal(wb_grad_to_host(x[k], ga), 0);
+            double gmax = 1.0;
+            for (int64_t i = 0; i < n; i++) {
+                float x0 = host[k][i];
+                host[k][i] = x0 + step;
+                double lp = img_loss_of(s, gfd, ci, host, w);
+                host[k][i] = x0 - step;
+                double lm = img_loss_of(s, gfd, ci, host, w);
+                host[k][i] = x0;
+                fd[i] = (lp - lm) / (2.0 * step);
+                if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
+            }
+            for (int64_t i = 0; i < n; i++) {
+                double e = fabs(ga[i] - fd[i]) / gmax;
+                if (e > tol)
+                    fail_msg("%s: d/d input %d [%lld]: analytic %.7g, finite differences %.7g", c->name, k,
+                             (long long)i, (double)ga[i], fd[i]);
+                if (e > *worst) {
+                    *worst = e;
+                    *worst_name = c->name;
+                }
+            }
+            free(ga);
+            free(fd);
+        }
+        for (int k = 0; k < c->n_in; k++) free(host[k]);
+        free(w);
+        wb_graph_free(g);
+        wb_graph_free(gfd);
+    }
+    return n_fd;
+}
+
+#endif
