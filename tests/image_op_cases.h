@@ -3,8 +3,9 @@
  * pooling, resizing, conv2d_ex): a case is an op name, its inputs' shapes
  * and up to four integer parameters; each test file supplies its table and
  * the function that builds the op, and gets from here the fixed inputs, the
- * seeded forward + backward, and the finite-difference check. The torch
- * comparisons stay in each file (their manifests differ).
+ * seeded forward + backward, the finite-difference check and the
+ * comparison with a torch script (tests/torch_exchange.py's
+ * run_image_cases; manifest lines "case NAME OP N_IN P0 P1 P2 P3").
  *
  * Inputs are N(0, 1) (or rounded to {-1, 0, 1} for a case with ties) and the
  * loss is L = Σ w ⊙ op(inputs) with weights ±U[0.5, 1.5], all from Philox
@@ -18,7 +19,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wb/tensor.h"
 #include "wb_test_util.h"
@@ -179,6 +182,83 @@ static inline int img_check_finite_differences(const img_suite *s, double tol, d
         wb_graph_free(gfd);
     }
     return n_fd;
+}
+
+/* ---- torch ---------------------------------------------------------------------- */
+/* Errors the script reported, per case: out, grad0, ...; NaN until reported.
+ * One suite per test file, so these file-statics are the running check's. */
+#define IMG_MAX_CASES 64
+static const img_suite *img_torch_suite;
+static double img_torch_err[IMG_MAX_CASES][1 + IMG_MAX_IN];
+static char img_torch_dir[64]; /* the exchange folder; img_torch_cleanup removes it */
+
+/* For main(): a failed assertion longjmps past img_check_torch's cleanup. */
+static inline void img_torch_cleanup(void) { wb_torch_remove_dir(img_torch_dir); }
+
+/* Where the script's "RESULT NAME WHAT ERR" goes: out, grad<k>. */
+static inline double *img_torch_slot(const char *name, const char *what) {
+    const img_suite *s = img_torch_suite;
+    int ci = 0, k = -1;
+    while (ci < s->n && strcmp(s->cases[ci].name, name) != 0) ci++;
+    if (strcmp(what, "out") == 0) k = 0;
+    else if (sscanf(what, "grad%d", &k) == 1 && k >= 0 && ci < s->n && k < s->cases[ci].n_in) k++;
+    else k = -1;
+    if (ci == s->n || k < 0) return NULL;
+    return &img_torch_err[ci][k];
+}
+
+/* Every case's output and input gradients against tests/<script> (skipped
+ * without torch): each relative error ≤ tol and none missing. Returns the
+ * worst error and its case. */
+static inline void img_check_torch(const img_suite *s, const char *script, const char *dir_template, double tol,
+                                   double *worst, const char **worst_name) {
+    assert_true(s->n <= IMG_MAX_CASES);
+    wb_torch_skip_without_python();
+    FILE *tf, *mf;
+    wb_torch_open(img_torch_dir, sizeof img_torch_dir, dir_template, &tf, &mf);
+    char key[160];
+    for (int ci = 0; ci < s->n; ci++) {
+        const img_case *c = &s->cases[ci];
+        wb_graph *g = wb_graph_new(wb_backend_cpu());
+        float *host[IMG_MAX_IN] = {0}, *w = NULL;
+        wb_tensor *x[IMG_MAX_IN] = {0};
+        for (int k = 0; k < c->n_in; k++) host[k] = img_make_input(s, ci, k);
+        wb_tensor *y = img_forward_backward(s, g, ci, host, x, &w);
+        for (int k = 0; k < c->n_in; k++) {
+            snprintf(key, sizeof key, "%s/in%d", c->name, k);
+            wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);
+            snprintf(key, sizeof key, "%s/grad%d", c->name, k);
+            wb_test_write_tensor_t(tf, key, x[k], 1);
+            free(host[k]);
+        }
+        snprintf(key, sizeof key, "%s/w", c->name);
+        wb_test_write_tensor(tf, key, y->ndim, y->shape, w);
+        snprintf(key, sizeof key, "%s/out", c->name);
+        wb_test_write_tensor_t(tf, key, y, 0);
+        fprintf(mf, "case %s %s %d %d %d %d %d\n", c->name, c->op, c->n_in, c->p[0], c->p[1], c->p[2], c->p[3]);
+        free(w);
+        wb_graph_free(g);
+        for (int k = 0; k <= IMG_MAX_IN; k++) img_torch_err[ci][k] = NAN;
+    }
+    wb_torch_close(tf, mf);
+
+    img_torch_suite = s;
+    wb_torch_run(script, img_torch_dir, img_torch_slot);
+    *worst = 0.0;
+    *worst_name = "-";
+    for (int ci = 0; ci < s->n; ci++)
+        for (int k = 0; k <= s->cases[ci].n_in; k++) {
+            double e = img_torch_err[ci][k];
+            if (isnan(e)) fail_msg("%s: %s was not compared", s->cases[ci].name, k ? "a gradient" : "the output");
+            if (!(e <= tol))
+                fail_msg("%s: %s%.0d differs from torch: rel. error %.3g > %.1g", s->cases[ci].name,
+                         k ? "gradient of input " : "output", k ? k - 1 : 0, e, tol);
+            if (e > *worst) {
+                *worst = e;
+                *worst_name = s->cases[ci].name;
+            }
+        }
+    img_torch_cleanup();
 }
 
 #endif

@@ -97,72 +97,13 @@ static void test_finite_differences(void **state) {
 }
 
 /* ---- torch ------------------------------------------------------------------------------ */
-static char g_dir[64];
-
-static void remove_dir(void) { wb_torch_remove_dir(g_dir); }
-
-static double g_err[N_CASES][1 + MAX_IN]; /* out, grad0.. ; NAN until reported */
-
-/* Where the script's "RESULT NAME WHAT ERR" goes: out, grad<k>. */
-static double *result_slot(const char *name, const char *what) {
-    int ci = 0, k = -1;
-    while (ci < N_CASES && strcmp(CASES[ci].name, name) != 0) ci++;
-    if (strcmp(what, "out") == 0) k = 0;
-    else if (sscanf(what, "grad%d", &k) == 1 && k >= 0 && ci < N_CASES && k < CASES[ci].n_in) k++;
-    else k = -1;
-    if (ci == N_CASES || k < 0) return NULL;
-    return &g_err[ci][k];
-}
-
 static void test_match_torch(void **state) {
     (void)state;
-    wb_torch_skip_without_python();
-    FILE *tf, *mf;
-    wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_pool_torch_XXXXXX", &tf, &mf);
-    char key[160];
-    for (int ci = 0; ci < N_CASES; ci++) {
-        const img_case *c = &CASES[ci];
-        wb_graph *g = wb_graph_new(wb_backend_cpu());
-        float *host[MAX_IN] = {0}, *w = NULL;
-        wb_tensor *x[MAX_IN] = {0};
-        for (int k = 0; k < c->n_in; k++) host[k] = img_make_input(&SUITE, ci, k);
-        wb_tensor *y = img_forward_backward(&SUITE, g, ci, host, x, &w);
-        for (int k = 0; k < c->n_in; k++) {
-            snprintf(key, sizeof key, "%s/in%d", c->name, k);
-            wb_test_write_tensor(tf, key, c->in[k].ndim, c->in[k].shape, host[k]);
-            snprintf(key, sizeof key, "%s/grad%d", c->name, k);
-            wb_test_write_tensor_t(tf, key, x[k], 1);
-            free(host[k]);
-        }
-        snprintf(key, sizeof key, "%s/w", c->name);
-        wb_test_write_tensor(tf, key, y->ndim, y->shape, w);
-        snprintf(key, sizeof key, "%s/out", c->name);
-        wb_test_write_tensor_t(tf, key, y, 0);
-        fprintf(mf, "case %s %s %d %d %d %d %d\n", c->name, c->op, c->n_in, c->p[0], c->p[1], c->p[2], c->p[3]);
-        free(w);
-        wb_graph_free(g);
-        for (int k = 0; k <= MAX_IN; k++) g_err[ci][k] = NAN;
-    }
-    wb_torch_close(tf, mf);
-
-    wb_torch_run("torch_ops_pool.py", g_dir, result_slot);
-    double worst = 0.0;
-    const char *worst_name = "-";
-    for (int ci = 0; ci < N_CASES; ci++)
-        for (int k = 0; k <= CASES[ci].n_in; k++) {
-            double e = g_err[ci][k];
-            if (isnan(e)) fail_msg("%s: %s was not compared", CASES[ci].name, k ? "a gradient" : "the output");
-            if (!(e <= TORCH_TOL))
-                fail_msg("%s: %s%.0d differs from torch: rel. error %.3g > %.1g", CASES[ci].name,
-                         k ? "gradient of input " : "output", k ? k - 1 : 0, e, TORCH_TOL);
-            if (e > worst) {
-                worst = e;
-                worst_name = CASES[ci].name;
-            }
-        }
+    double worst;
+    const char *worst_name;
+    img_check_torch(&SUITE, "torch_ops_pool.py", "/tmp/wb_pool_torch_XXXXXX", TORCH_TOL, &worst, &worst_name);
     print_message("%d pooling/resize/conv2d_ex cases match torch (output and input gradients); worst %s (%.3g)\n",
                   N_CASES, worst_name, worst);
-    remove_dir();
 }
 
 /* ---- accumulation: one input, several consumers ------------------------------------- */
@@ -261,6 +202,6 @@ int main(void) {
         cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    remove_dir(); /* a failed assertion longjmps past the cleanup */
+    img_torch_cleanup(); /* a failed assertion longjmps past the cleanup */
     return rc;
 }

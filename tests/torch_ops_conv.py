@@ -3,7 +3,7 @@
 
 Usage: torch_ops_conv.py DIR. DIR holds what the C test wrote (the format of
 tests/torch_ops.py):
-  manifest.txt  one line per case:  case NAME OP N_IN P0 P1
+  manifest.txt  one line per case:  case NAME OP N_IN P0 P1 P2 P3
                 (conv2d: P0 stride, P1 pad, N_IN 2 = no bias; bmm: trans_a, trans_b)
   tensors.bin   records: u32 name length, name, u32 ndim, i64 shape[ndim],
                 float32 data, little-endian: NAME/in<k>, NAME/w, NAME/out, NAME/grad<k>.
@@ -18,7 +18,7 @@ unknown op, a missing tensor or a shape that differs.
 """
 import sys
 
-from torch_exchange import die, read_tensors, rel_err  # exits 77 (NO_TORCH) without torch
+from torch_exchange import run_image_cases  # exits 77 (NO_TORCH) without torch
 import torch
 import torch.nn.functional as F
 
@@ -28,43 +28,12 @@ def bmm(a, b, ta, tb):
 
 
 OPS = {
-    "conv2d": lambda x, p0, p1: F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=p0, padding=p1),
-    "upsample2x": lambda x, p0, p1: F.interpolate(x[0], scale_factor=2, mode="nearest"),
-    "avgpool2x": lambda x, p0, p1: F.avg_pool2d(x[0], 2),
-    "bmm": lambda x, p0, p1: bmm(x[0], x[1], p0, p1),
+    "conv2d": lambda x, p: F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=p[0], padding=p[1]),
+    "upsample2x": lambda x, p: F.interpolate(x[0], scale_factor=2, mode="nearest"),
+    "avgpool2x": lambda x, p: F.avg_pool2d(x[0], 2),
+    "bmm": lambda x, p: bmm(x[0], x[1], p[0], p[1]),
 }
 
 
-def main():
-    d = sys.argv[1]
-    ts = read_tensors(d + "/tensors.bin")
-    seen = set()
-
-    def get(key):
-        if key not in ts:
-            die("missing tensor " + key)
-        return ts[key]
-
-    with open(d + "/manifest.txt") as f:
-        for line in f:
-            parts = line.split()
-            if not parts or parts[0] != "case":
-                continue
-            name, op, n_in, p0, p1 = parts[1], parts[2], int(parts[3]), int(parts[4]), int(parts[5])
-            if op not in OPS:
-                die("unknown op " + op)
-            seen.add(op)
-            xs = [get("%s/in%d" % (name, k)).double().requires_grad_(True) for k in range(n_in)]
-            out = OPS[op](xs, p0, p1)
-            print("RESULT %s out %.6g" % (name, rel_err(get(name + "/out"), out.detach(), True)))
-            (out * get(name + "/w").double()).sum().backward()
-            for k in range(n_in):
-                print("RESULT %s grad%d %.6g" % (name, k, rel_err(get("%s/grad%d" % (name, k)), xs[k].grad, True)))
-    missing = set(OPS) - seen
-    if missing:
-        die("ops never exercised: " + ", ".join(sorted(missing)))
-    print("DONE")
-
-
 if __name__ == "__main__":
-    main()
+    run_image_cases(sys.argv, OPS)

@@ -21,8 +21,7 @@ unknown op, a missing tensor or a shape that differs.
 """
 import sys
 
-from torch_exchange import die, read_tensors, rel_err  # exits 77 (NO_TORCH) without torch
-import torch
+from torch_exchange import run_image_cases  # exits 77 (NO_TORCH) without torch
 import torch.nn.functional as F
 
 OPS = {
@@ -41,37 +40,5 @@ OPS = {
 FLOAT32_OPS = {"resize_bilinear"}
 
 
-def main():
-    d = sys.argv[1]
-    ts = read_tensors(d + "/tensors.bin")
-    seen = set()
-
-    def get(key):
-        if key not in ts:
-            die("missing tensor " + key)
-        return ts[key]
-
-    with open(d + "/manifest.txt") as f:
-        for line in f:
-            parts = line.split()
-            if not parts or parts[0] != "case":
-                continue
-            name, op, n_in, p = parts[1], parts[2], int(parts[3]), [int(v) for v in parts[4:8]]
-            if op not in OPS:
-                die("unknown op " + op)
-            seen.add(op)
-            dt = torch.float32 if op in FLOAT32_OPS else torch.float64
-            xs = [get("%s/in%d" % (name, k)).to(dt).requires_grad_(True) for k in range(n_in)]
-            out = OPS[op](xs, p)
-            print("RESULT %s out %.6g" % (name, rel_err(get(name + "/out"), out.detach(), True)))
-            (out * get(name + "/w").to(dt)).sum().backward()
-            for k in range(n_in):
-                print("RESULT %s grad%d %.6g" % (name, k, rel_err(get("%s/grad%d" % (name, k)), xs[k].grad, True)))
-    missing = set(OPS) - seen
-    if missing:
-        die("ops never exercised: " + ", ".join(sorted(missing)))
-    print("DONE")
-
-
 if __name__ == "__main__":
-    main()
+    run_image_cases(sys.argv, OPS, FLOAT32_OPS)
