@@ -74,8 +74,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SIGMA_DATA = 0.5
-SIGMA_MIN, SIGMA_MAX, KARRAS_RHO = 0.002, 80.0, 7.0
+# the EDM constants and the step helpers both benchmarks share (same folder)
+from torch_mlp import SIGMA_DATA, check, ema_decay_warm, ema_update, karras_sigma  # noqa: E402
 SQRT1_2 = 0.70710678118654752440
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -328,28 +328,8 @@ class Images:
         return self.u8[torch.randint(self.u8.shape[0], (n,))].float() / 127.5 - 1.0
 
 
-def karras_sigma(u):
-    a, z = SIGMA_MIN ** (1 / KARRAS_RHO), SIGMA_MAX ** (1 / KARRAS_RHO)
-    return (a + u * (z - a)) ** KARRAS_RHO
-
-
-def ema_decay_warm(decay, step):
-    return min(decay, (1.0 + step) / (10.0 + step))
-
-
-def ema_update(ema, params, decay):
-    with torch.no_grad():
-        torch._foreach_mul_(ema, decay)
-        torch._foreach_add_(ema, params, alpha=1.0 - decay)
-
-
 def all_finite(tensors):
     return bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all())
-
-
-def check(ok, what):
-    if not ok:
-        raise FloatingPointError(what + " is not finite")
 
 
 def make_adam(params, lr, beta1):
