@@ -104,17 +104,8 @@ end
 local m_teacher = add("teacher (Heun)", "EDM", 35, teacher, teacher.train_seconds or 0)
 
 -- 2. the students -------------------------------------------------------------------
-local family = {}
-for _, p in ipairs(wb.plugins("divergence")) do
-  family[p.name] = p.score_free and "score-free" or
-                   (p.path:match("bregman") and "Bregman") or (p.path:match("fdiv") and "f-div") or "plugin"
-end
-local names = {}
-if args.divergences ~= "" then
-  for name in args.divergences:gmatch("[^,%s]+") do names[#names + 1] = name end
-else
-  names = wb.divergences()
-end
+local family = wb.divergence_families()
+local names = wb.select_divergences(args.divergences)
 
 local common = {
   teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,

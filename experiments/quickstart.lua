@@ -67,18 +67,9 @@ panels[#panels + 1] = { title = "teacher, 35 NFE", reference = reference,
                         samples = teacher:sample(args.n_eval, { steps = 18, seed = 2 }) }
 
 -- 2. the students -------------------------------------------------------------
-local family = {}
-for _, p in ipairs(wb.plugins("divergence")) do
-  family[p.name] = p.score_free and "score-free" or
-                   (p.path:match("bregman") and "Bregman") or (p.path:match("fdiv") and "f-div") or "plugin"
-end
+local family = wb.divergence_families()
 
-local names = {}
-if args.divergences ~= "" then
-  for name in args.divergences:gmatch("[^,%s]+") do names[#names + 1] = name end
-else
-  names = wb.divergences()
-end
+local names = wb.select_divergences(args.divergences)
 
 local common = {
   teacher = teacher, data = data, batch = args.batch, seed = args.seed,

@@ -3,6 +3,8 @@
 -- plots, plugins; see host/lua_wb.c) and adds what is easier in Lua:
 --   wb.args(defaults)            command-line key=value over typed defaults
 --   wb.table(rows, columns, opts) result tables as Markdown, LaTeX, CSV
+--   wb.select_divergences(csv)   a "kl,dijs" subset, or every loaded divergence
+--   wb.divergence_families()     name -> "Bregman" | "f-div" | "score-free" | "plugin"
 -- Errors are raised at the caller's line (level 2), with the key at fault
 -- named, like every wb.core function does.
 local core = require "wb.core"
@@ -80,6 +82,27 @@ Table.__index = Table
 
 local table_opts = { format = "string", best = "table" }
 local column_keys = { key = "string", label = "string", format = "string", latex = "string" }
+
+--- The divergences a script should run: the names in `csv` ("kl, dijs";
+-- checked when wb.distill resolves them), or every loaded one when it is
+-- empty or nil, in load order.
+function wb.select_divergences(csv)
+  if csv == nil or csv == "" then return core.divergences() end
+  local names = {}
+  for name in csv:gmatch("[^,%s]+") do names[#names + 1] = name end
+  return names
+end
+
+--- name -> family of every loaded divergence: "score-free" for plugins that
+-- say so, "Bregman" / "f-div" for the shipped libraries, "plugin" otherwise.
+function wb.divergence_families()
+  local family = {}
+  for _, p in ipairs(core.plugins("divergence")) do
+    family[p.name] = p.score_free and "score-free" or
+                     (p.path:match("bregman") and "Bregman") or (p.path:match("fdiv") and "f-div") or "plugin"
+  end
+  return family
+end
 
 local function check_opts(fn, t, allowed)
   for k, v in pairs(t) do
