@@ -79,6 +79,9 @@ typedef struct wb_run {
     struct cJSON *origin;
 } wb_run;
 
+/* mkdir -p: every missing component of path (an existing non-directory is
+ * ENOTDIR); 0, or -1 with errno set. */
+int wb_mkdir_p(const char *path);
 /* Create DIR (and parents); fails if it cannot be created or written. A
  * fresh run: metrics.jsonl is truncated, an old results.json removed. */
 int wb_run_open(wb_run *run, const char *dir);

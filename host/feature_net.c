@@ -47,26 +47,6 @@ struct wb_feature_net {
 };
 
 /* ---- small helpers -------------------------------------------------------------- */
-/* mkdir -p; 0 or -1 with errno. */
-static int mkdir_p(const char *path) {
-    char buf[1280];
-    size_t len = strlen(path);
-    if (len == 0) return 0;
-    if (len >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        buf[i] = c;
-    }
-    return 0;
-}
-
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -304,7 +284,7 @@ wb_feature_net *wb_feature_net_open(wb_dataset *ds, const char *cache_dir, int s
         snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
         const char *meta[] = {"format", "wb_feature_net", "dataset", ds->name, "classes", classes,
                               "steps",  steps_s,          "seed",    seed_s};
-        if (mkdir_p(cache_dir)) {
+        if (wb_mkdir_p(cache_dir)) {
             wb_set_error("feature net: cannot create cache directory '%s': %s", cache_dir, strerror(errno));
             goto fail;
         }
@@ -435,7 +415,7 @@ static int fid_pr(const float *feats, const float *rfeats, int64_t n, int dim, c
         sb = stats_of(rfeats, n, dim);
         if (!sb) goto done;
         if (path[0]) {
-            if (mkdir_p(cache_dir)) {
+            if (wb_mkdir_p(cache_dir)) {
                 wb_set_error("image metrics: cannot create cache directory '%s': %s", cache_dir, strerror(errno));
                 goto done;
             }

@@ -1730,37 +1730,9 @@ static int l_image_metrics(lua_State *L) {
 }
 
 /* ---- directories ------------------------------------------------------------------------------ */
-/* mkdir -p: every missing component of path; 0 or -1 with errno. */
-static int mkdir_p(const char *path) {
-    size_t len = strlen(path);
-    if (len == 0) return 0;
-    char *buf = malloc(len + 1);
-    if (!buf) return -1;
-    memcpy(buf, path, len + 1);
-    int rc = 0;
-    for (char *p = buf + 1; rc == 0; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        struct stat st;
-        if (mkdir(buf, 0777) != 0) {
-            /* EEXIST is fine only for a directory; ENOTDIR etc. are real */
-            if (errno != EEXIST || stat(buf, &st) != 0) rc = -1;
-            else if (!S_ISDIR(st.st_mode)) rc = -1, errno = ENOTDIR;
-        }
-        *p = c;
-        if (c == '\0') break;
-        while (p[1] == '/') p++; /* "a//b" */
-    }
-    int saved = errno; /* for the caller's message */
-    free(buf);
-    errno = saved;
-    return rc;
-}
-
 static int l_mkdir(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    if (mkdir_p(path)) luaL_error(L, "wb.mkdir: cannot create '%s': %s", path, strerror(errno));
+    if (wb_mkdir_p(path)) luaL_error(L, "wb.mkdir: cannot create '%s': %s", path, strerror(errno));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1771,7 +1743,7 @@ static void make_parent_dir(lua_State *L, const char *fn, const char *path) {
     if (!slash || slash == path) return;
     lua_pushlstring(L, path, (size_t)(slash - path));
     const char *dir = lua_tostring(L, -1);
-    if (mkdir_p(dir)) luaL_error(L, "%s: cannot create '%s': %s", fn, dir, strerror(errno));
+    if (wb_mkdir_p(dir)) luaL_error(L, "%s: cannot create '%s': %s", fn, dir, strerror(errno));
     lua_pop(L, 1);
 }
 

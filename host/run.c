@@ -25,17 +25,31 @@ double wb_now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int mkdir_p(const char *dir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(path, 0755) && errno != EEXIST) return -1;
-            *p = '/';
+int wb_mkdir_p(const char *path) {
+    size_t len = strlen(path);
+    if (len == 0) return 0;
+    char *buf = malloc(len + 1);
+    if (!buf) return -1;
+    memcpy(buf, path, len + 1);
+    int rc = 0;
+    for (char *p = buf + 1; rc == 0; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(buf, 0777) != 0) {
+            /* EEXIST is fine only for a directory; ENOTDIR etc. are real */
+            if (errno != EEXIST || stat(buf, &st) != 0) rc = -1;
+            else if (!S_ISDIR(st.st_mode)) rc = -1, errno = ENOTDIR;
         }
-    if (mkdir(path, 0755) && errno != EEXIST) return -1;
-    return 0;
+        *p = c;
+        if (c == '\0') break;
+        while (p[1] == '/') p++; /* "a//b" */
+    }
+    int saved = errno; /* for the caller's message */
+    free(buf);
+    errno = saved;
+    return rc;
 }
 
 int wb_run_open(wb_run *run, const char *dir) {
@@ -44,7 +58,7 @@ int wb_run_open(wb_run *run, const char *dir) {
         wb_set_error("run directory name too long: %s", dir);
         return -1;
     }
-    if (mkdir_p(dir)) {
+    if (wb_mkdir_p(dir)) {
         wb_set_error("run directory %s: %s", dir, strerror(errno));
         return -1;
     }
