@@ -688,12 +688,13 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                 fprintf(run->metrics,
                         "{\"step\": %lld, \"seconds\": %.3f, \"divergence_value\": %.6g, \"mean_w_s\": %.6g, "
                         "\"mean_w_l\": %.6g, \"gen_grad_norm\": %.6g, \"fake_loss\": %.6g, \"ratio_loss\": %.6g, "
-                        "\"ratio_acc\": %.4f%s",
+                        "\"ratio_acc\": %.4f",
                         (long long)step, wb_now_seconds() - t0, st.div_value, st.mean_ws, st.mean_wl, st.gen_grad,
-                        st.fake_loss, st.ratio_loss, st.ratio_acc,
-                        isnan(mmd) && !(evaluated && !isnan(eval_value)) ? "}\n" : "");
-                if (!isnan(mmd)) fprintf(run->metrics, ", \"mmd\": %.6g%s", mmd, evaluated && !isnan(eval_value) ? "" : "}\n");
-                if (evaluated && !isnan(eval_value)) fprintf(run->metrics, ", \"eval\": %.6g}\n", eval_value);
+                        st.fake_loss, st.ratio_loss, st.ratio_acc);
+                /* optional keys: only what was measured at this step */
+                if (!isnan(mmd)) fprintf(run->metrics, ", \"mmd\": %.6g", mmd);
+                if (!isnan(eval_value)) fprintf(run->metrics, ", \"eval\": %.6g", eval_value);
+                fputs("}\n", run->metrics);
                 fflush(run->metrics);
             }
         }

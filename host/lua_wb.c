@@ -1638,11 +1638,9 @@ static inception_ud *cached_inception(lua_State *L, const char *fn_name, const c
         if (*c == ' ' || *c == '/') *c = '_';
     u->m = wb_inception_load(path);
     if (!u->m) luaL_error(L, "%s: key 'inception': %s", fn_name, wb_last_error());
-    lua_setfield(L, -2, path);
-    lua_getfield(L, -1, path);
-    inception_ud *kept = lua_touserdata(L, -1);
-    lua_pop(L, 2);
-    return kept;
+    lua_setfield(L, -2, path); /* the table keeps it alive */
+    lua_pop(L, 1);
+    return u;
 }
 
 static const key_def image_metrics_keys[] = {

@@ -354,6 +354,17 @@ static void test_distill_on_eval(void **state) {
     snprintf(res, sizeof res, "%s/runs/ev/results.json", g_dir);
     struct stat rst;
     assert_int_not_equal(stat(res, &rst), 0);
+    /* ... but they are in the run's log, one "eval" per evaluation, each line closed */
+    snprintf(res, sizeof res, "%s/runs/ev/metrics.jsonl", g_dir);
+    char *log = wb_test_slurp(res);
+    int evals = 0;
+    for (const char *q = log; (q = strstr(q, "\"eval\": ")) != NULL; q++) evals++;
+    assert_int_equal(evals, 3);
+    for (const char *line = log; *line; line = strchr(line, '\n') + 1) {
+        const char *end = strchr(line, '\n');
+        if (!end || end[-1] != '}') fail_msg("metrics.jsonl line not closed:\n%s", log);
+    }
+    free(log);
     WB_EXPECT_IN(r.err, "distill step 4 (evaluation): on_eval:", r);
     WB_EXPECT_IN(r.err, "boom at 4", r);
     WB_EXPECT_IN(r.err, "stack traceback", r);
