@@ -1,5 +1,5 @@
 /* bench/bench_conv.c — micro-benchmark of the two CPU convolution paths
- * (host/ops_conv.c): im2col + OpenBLAS GEMM and the fused oneDNN kernels
+ * (host/core/ops_conv.c): im2col + OpenBLAS GEMM and the fused oneDNN kernels
  * (kernels/cpu/cpu_conv_dnnl.c), on the conv shapes of the experiments'
  * cpu-profile UNet (channels 16, multipliers 1,2,2: 16 channels at 32×32,
  * 32 at 16×16 and 8×8) at the teacher's batch 32 and the distillation's 16.

@@ -25,8 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "registry.h"
+#include "engine/engine.h"
+#include "core/registry.h"
 
 typedef struct bench_opts {
     int teacher, distill;

@@ -43,9 +43,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "images.h"
-#include "registry.h"
+#include "engine/engine.h"
+#include "engine/images.h"
+#include "core/registry.h"
 
 /* OpenBLAS's own thread control (cblas.h of the pthreads build). */
 void openblas_set_num_threads(int num_threads);

@@ -4,10 +4,10 @@
 The same two computations as bench/bench_mlp.c, written to match the
 workbench op for op:
 
-  teacher_dsm  one EDM DSM teacher step (host/teacher.c): x_0 from the GMM,
+  teacher_dsm  one EDM DSM teacher step (host/engine/teacher.c): x_0 from the GMM,
                ln σ ~ N(-1.2, 1.2²), x_t = x_0 + σ·n, D = EDM-preconditioned
                mlp, loss = mean(λ(σ)·(D − x_0)²), backward, Adam, EMA.
-  distill_js   one distillation iteration (host/distill.c) with divergence js
+  distill_js   one distillation iteration (host/engine/distill.c) with divergence js
                (w_s = σ(l), w_l = 0), DMD time weighting, ratio estimator
                `classifier` (an mlp backbone with out_channels 1, logit =
                mean of its output), fake_updates = ratio_updates = 1:
@@ -85,7 +85,7 @@ def edm_coefficients(sigma):
 
 
 def denoise(net, x, sigma):
-    """D(x, σ) = c_skip·x + c_out·F(c_in·x, ln(σ)/4)  (host/net.c)."""
+    """D(x, σ) = c_skip·x + c_out·F(c_in·x, ln(σ)/4)  (host/engine/net.c)."""
     c_skip, c_out, c_in, c_noise = edm_coefficients(sigma)
     return c_skip * x + c_out * net(c_in * x, c_noise)
 
@@ -96,7 +96,7 @@ def classifier_logit(backbone, x, sigma):
     return backbone(c_in * x, c_noise).mean(dim=1)
 
 
-# ---- data: gmm2d ring8-imbalanced, scale 1, std 0.05 (host/gmm2d.c) --------------
+# ---- data: gmm2d ring8-imbalanced, scale 1, std 0.05 (host/engine/gmm2d.c) --------------
 class Ring8Imbalanced:
     def __init__(self, scale=1.0, std=0.05):
         w = torch.tensor([0.30, 0.20, 0.15, 0.10, 0.08, 0.07, 0.05, 0.05], dtype=torch.float64)

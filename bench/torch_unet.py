@@ -6,12 +6,12 @@ The same three computations as bench/bench_unet.c, on a PyTorch copy of the
 builds it (experiments/lib/common.lua), written to match the workbench pass
 for pass:
 
-  unet_teacher_dsm   one EDM DSM teacher step (host/teacher.c), batch 32:
+  unet_teacher_dsm   one EDM DSM teacher step (host/engine/teacher.c), batch 32:
                      x_0 ~ Fashion-MNIST padded to 32, ln σ ~ N(-1.2, 1.2²),
                      x_t = x_0 + σ·n, D = EDM-preconditioned UNet,
                      loss = mean(λ(σ)·(D − x_0)²), λ = (σ²+σd²)/(σ·σd)²,
                      backward, Adam (lr 2e-3), EMA (0.995, warm-up).
-  unet_distill_kl    one distillation iteration (host/distill.c), batch 16,
+  unet_distill_kl    one distillation iteration (host/engine/distill.c), batch 16,
                      divergence kl (w_s = 1, w_l = 0, DMD time weighting),
                      ratio estimator gan-head on the teacher's encoder
                      features "enc32,enc16,enc8", fake_updates =
@@ -287,7 +287,7 @@ def edm(sigma):
 
 
 def denoise(net, x, sigma):
-    """D(x, σ) = c_skip·x + c_out·F(c_in·x, ln(σ)/4)  (host/net.c)."""
+    """D(x, σ) = c_skip·x + c_out·F(c_in·x, ln(σ)/4)  (host/engine/net.c)."""
     c_skip, c_out, c_in, c_noise = edm(sigma)
     return c_skip * x + c_out * net(c_in * x, c_noise)
 
@@ -306,7 +306,7 @@ def classifier_logit(backbone, x, sigma):
     return backbone(c_in * x, c_noise).flatten(1).mean(dim=1)
 
 
-# ---- data: Fashion-MNIST padded to 32×32 (host/images.c), else random images -----------
+# ---- data: Fashion-MNIST padded to 32×32 (host/engine/images.c), else random images -----------
 class Images:
     def __init__(self, path, res=32):
         self.synthetic = False
@@ -377,7 +377,7 @@ class Teacher:
 
 # ---- one distillation iteration ---------------------------------------------------------------
 class Distiller:
-    """host/distill.c with fake_updates = ratio_updates = 1, gan_weight 0, no bin/batch normalisation."""
+    """host/engine/distill.c with fake_updates = ratio_updates = 1, gan_weight 0, no bin/batch normalisation."""
 
     def __init__(self, teacher, arch, data, batch, divergence, lr_gen=1e-4, lr_fake=1e-3,
                  lr_ratio=1e-3, beta1=0.5, sigma_init=2.5, t_min=0.02, t_max=0.6, ema_decay=0.95):
@@ -385,7 +385,7 @@ class Distiller:
         self.sigma_init, self.t_min, self.t_max, self.ema_decay = sigma_init, t_min, t_max, ema_decay
         self.score_free = divergence == "dijs"
         self.sigma_fixed = 2.5 if self.score_free else 0.0  # WB_TIME_AUTO
-        self.teacher.requires_grad_(False)  # frozen, as in host/distill.c
+        self.teacher.requires_grad_(False)  # frozen, as in host/engine/distill.c
         self.gen = UNet(**arch)
         self.gen.load_state_dict(teacher.state_dict())
         self.gen_params = list(self.gen.parameters())

@@ -1,4 +1,4 @@
-/* tests/test_conv_paths.c — the two CPU convolution paths of host/ops_conv.c
+/* tests/test_conv_paths.c — the two CPU convolution paths of host/core/ops_conv.c
  * against each other: im2col + OpenBLAS GEMM (the reference) and the fused
  * oneDNN kernels (kernels/cpu/cpu_conv_dnnl.c). WB_CONV picks the path per
  * graph when the graph is created, so one process builds a graph of each

@@ -18,7 +18,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 typedef struct fixture {
     wb_registry *reg;

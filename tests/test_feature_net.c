@@ -1,5 +1,5 @@
-/* tests/test_feature_net.c — the FID feature classifier (host/feature_net.h)
- * and its loss (host/ops_loss.h):
+/* tests/test_feature_net.c — the FID feature classifier (host/engine/feature_net.h)
+ * and its loss (host/core/ops_loss.h):
  *   - wb_cross_entropy against a double reference (also at logits of 1e3,
  *     where a naive softmax overflows) and a central finite-difference
  *     gradient;
@@ -28,9 +28,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "feature_net.h"
-#include "images.h"
-#include "ops_loss.h"
+#include "engine/feature_net.h"
+#include "engine/images.h"
+#include "core/ops_loss.h"
 #include "wb_test_util.h"
 
 #define PER_BATCH 40 /* 5 train batches -> 200 images; test_batch 60 */

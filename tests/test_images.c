@@ -1,4 +1,4 @@
-/* tests/test_images.c — the image datasets (host/images.c): small files in
+/* tests/test_images.c — the image datasets (host/engine/images.c): small files in
  * the exact on-disk formats (gzip IDX, CIFAR-10 / CIFAR-100 binary, PNG
  * folders) written into a mkdtemp directory, then counts, scaling to
  * [-1, 1], label filters, CIFAR-100 fine vs coarse, padding, resizing,
@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "images.h"
+#include "engine/images.h"
 #include "wb/tensor.h"
 
 #define N_TRAIN 20

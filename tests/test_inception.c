@@ -1,5 +1,5 @@
 /* tests/test_inception.c — the FID Inception-v3 feature extractor
- * (host/inception.c, wb/inception.h):
+ * (host/engine/inception.c, wb/inception.h):
  *   - the architecture against torchvision's Inception3 with random weights
  *     and pytorch-fid's FID blocks (tests/torch_inception.py writes the
  *     weights as safetensors — with fc.*, AuxLogits.* and I64
@@ -27,10 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wb/inception.h"
+#include "engine/inception.h"
 #include "wb/tensor.h"
 #include "wb_test_util.h"
-#include "../host/feature_net.h" /* WB_IMAGE_METRICS_REF_SEED */
+#include "engine/feature_net.h" /* WB_IMAGE_METRICS_REF_SEED */
 
 /* Error against float64 torch, max |c − t| / max |t| (rel_err). 94 float32
  * convolutions (K up to 2048·1·1 and 448·3·3) give ~1e-5; a wrong pad, pool

@@ -1,4 +1,4 @@
-/* tests/test_metrics.c — host/metrics.c and host/image_grid.c:
+/* tests/test_metrics.c — host/engine/metrics.c and host/report/image_grid.c:
  *   - feature statistics against a two-pass double computation, uneven
  *     batches, a large offset (cancellation), save/load round trip, errors;
  *   - Fréchet distance against tests/scipy_frechet.py (pytorch-fid's
@@ -25,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "engine/metrics.h"
+#include "report/plot.h"
 #include "wb/tensor.h"
 
 #ifndef WB_TEST_PYTHON

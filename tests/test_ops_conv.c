@@ -1,4 +1,4 @@
-/* tests/test_ops_conv.c — the image ops of host/ops_conv.c (conv2d,
+/* tests/test_ops_conv.c — the image ops of host/core/ops_conv.c (conv2d,
  * upsample2x, avgpool2x, bmm) against calculus and against PyTorch:
  *   - central finite differences of L = Σ w ⊙ op(inputs) for every input of
  *     every case (all four ops are linear in each input, so the differences

@@ -21,7 +21,7 @@
 #include "op_cases.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
-#include "wb_internal.h" /* g->n_tape: "grad mode off records nothing" is about the tape */
+#include "core/wb_internal.h" /* g->n_tape: "grad mode off records nothing" is about the tape */
 #include "wb_test_util.h"
 
 /* ---- helpers ------------------------------------------------------------------ */

@@ -1,4 +1,4 @@
-/* tests/test_ops_norm.c — group norm, softmax and dropout (host/ops_norm.c,
+/* tests/test_ops_norm.c — group norm, softmax and dropout (host/core/ops_norm.c,
  * kernels/cpu/cpu_norm.c): every case of the table below against central
  * finite differences of L = Σ w ⊙ op(inputs) and, through
  * tests/torch_ops_norm.py, against F.group_norm / torch.softmax (forward
@@ -26,7 +26,7 @@
 
 #include "wb/tensor.h"
 #include "wb_test_util.h"
-#include "wb_internal.h" /* g->n_tape: "identity records nothing" is about the tape */
+#include "core/wb_internal.h" /* g->n_tape: "identity records nothing" is about the tape */
 
 
 /* ---- the case table ---------------------------------------------------------- */

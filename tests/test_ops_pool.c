@@ -1,6 +1,6 @@
-/* tests/test_ops_pool.c — the pooling and resampling ops of host/ops_pool.c
+/* tests/test_ops_pool.c — the pooling and resampling ops of host/core/ops_pool.c
  * (maxpool2d, avgpool2d, resize_bilinear; kernels/cpu/cpu_pool.c) and the
- * per-axis strides and pads of wb_conv2d_ex (host/ops_conv.c: Inception's
+ * per-axis strides and pads of wb_conv2d_ex (host/core/ops_conv.c: Inception's
  * 1×7, 7×1, 1×3, 3×1 kernels) against calculus and against PyTorch:
  *   - central finite differences of L = Σ w ⊙ op(inputs) for every input of
  *     every case: a step of 0.5 for the ops that are linear in each input,

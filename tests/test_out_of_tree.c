@@ -40,7 +40,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "registry.h"
+#include "core/registry.h"
 #include "wb/plugin.h"
 #include "wb_test_util.h"
 

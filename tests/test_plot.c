@@ -1,4 +1,4 @@
-/* tests/test_plot.c — the plotting module (host/plot.c): PNG round trip
+/* tests/test_plot.c — the plotting module (host/report/plot.c): PNG round trip
  * through libpng's reader, canvas primitives and the font table, the three
  * figures on normal and degenerate input (empty sets, NaN, identical points,
  * log axes with non-positive values), argument errors, and the atomic write
@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "plot.h"
+#include "report/plot.h"
 #include "wb/tensor.h"
 
 /* ---- helpers ---------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* test_plugins.c — the plugin registry (host/registry.c) as a host sees it:
+/* test_plugins.c — the plugin registry (host/core/registry.c) as a host sees it:
  * discovery of the build's plugin folders, validation of broken libraries
  * (the fixtures in <build>/test_fixtures), and resolved configurations.
  *
@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "registry.h"
+#include "core/registry.h"
 #include "wb/plugin.h"
 
 #ifndef WB_TEST_PLUGIN_DIR

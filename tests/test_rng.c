@@ -45,7 +45,7 @@ static void test_philox_kat(void **state) {
     }
 }
 
-/* The stream rule documented in host/rng.c: key = seed halves, counter =
+/* The stream rule documented in host/core/rng.c: key = seed halves, counter =
  * (offset halves, stream halves), one fresh block per call. */
 static void test_stream_layout(void **state) {
     (void)state;

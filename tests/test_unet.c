@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 typedef struct fixture {
     wb_registry *reg;

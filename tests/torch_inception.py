@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tests/torch_inception.py — the torch side of tests/test_inception.c: the
-FID Inception-v3 architecture of host/inception.c checked against
+FID Inception-v3 architecture of host/engine/inception.c checked against
 torchvision's Inception3 with random weights.
 
 Usage: torch_inception.py DIR. Writes

@@ -1,5 +1,5 @@
 /* wb/backend.h — the backend vtable: the seam between the op layer
- * (host/ops.c: shapes, tape, gradients) and the kernels that touch memory
+ * (host/core/ops.c: shapes, tape, gradients) and the kernels that touch memory
  * (kernels/cpu, kernels/cuda). An op never dereferences tensor
  * data itself; it calls these functions, so a new device means a new table.
  *
@@ -127,7 +127,7 @@ struct wb_backend {
     void (*softmax_rows)(int64_t rows, int64_t cols, const float *x, float *y);
     void (*softmax_rows_bwd)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
 
-    /* ---- pooling and resampling (host/ops_pool.c) -----------------------------
+    /* ---- pooling and resampling (host/core/ops_pool.c) -----------------------------
      * planes = B·C images of (h, w) -> (ho, wo), ho = (h + 2·pad − k)/stride + 1
      * (floor). Max pooling pads with −inf and its bwd recomputes the argmax
      * from x (first maximum in row-major window order, NaN wins, as torch);
@@ -144,7 +144,7 @@ struct wb_backend {
     void (*resize_bilinear)(int64_t planes, int h, int w, int ho, int wo, const float *x, float *y);
     void (*resize_bilinear_bwd)(int64_t planes, int h, int w, int ho, int wo, const float *dy, float *dx);
 
-    /* ---- fused convolution (OPTIONAL; host/ops_conv.c) -------------------------
+    /* ---- fused convolution (OPTIONAL; host/core/ops_conv.c) -------------------------
      * A backend may convolve in one call instead of im2col + GEMM (CPU:
      * oneDNN, kernels/cpu/cpu_conv_dnnl.c). Its state (primitive cache,
      * library handles) lives in a per-graph context: conv_ctx_new runs in

@@ -158,7 +158,7 @@ wb_tensor *wb_group_norm(wb_graph *g, wb_tensor *x, int groups, wb_tensor *gamma
 wb_tensor *wb_upsample2x(wb_graph *g, wb_tensor *x);
 /* 2×2 average pooling, stride 2: (B, C, H, W) -> (B, C, H/2, W/2), H, W even. */
 wb_tensor *wb_avgpool2x(wb_graph *g, wb_tensor *x);
-/* k×k max pooling (host/ops_pool.c): (B, C, H, W) -> (B, C, Ho, Wo),
+/* k×k max pooling (host/core/ops_pool.c): (B, C, H, W) -> (B, C, Ho, Wo),
  * Ho = (H + 2·pad − k)/stride + 1 rounded down (torch's ceil_mode=False);
  * padding is −inf, pad <= k/2. The gradient goes to each window's first
  * maximum (row-major), as torch's. */

@@ -2,7 +2,7 @@
  * conv2d forward (with bias), backward-data and backward-weights (+ bias
  * gradient) as oneDNN primitives (Debian's libdnnl, the library PyTorch's
  * CPU convolutions use), instead of im2col + one OpenBLAS GEMM per image
- * (host/ops_conv.c's reference path). Also the per-graph context that
+ * (host/core/ops_conv.c's reference path). Also the per-graph context that
  * decides between the two (WB_CONV), so this file exists in builds without
  * oneDNN too: there WB_CONV=dnnl is an error and every graph uses im2col.
  *

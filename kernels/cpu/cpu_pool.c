@@ -1,5 +1,5 @@
 /* kernels/cpu/cpu_pool.c — CPU kernels of the pooling and resampling ops of
- * host/ops_pool.c: k×k max pooling, k×k average pooling (with or without
+ * host/core/ops_pool.c: k×k max pooling, k×k average pooling (with or without
  * the padding in the divisor) and bilinear resizing, each with its backward
  * pass. Installed in the vtable by kernels/cpu/cpu_backend.c; declared in
  * kernels/cpu/cpu_kernels.h. Every rule follows PyTorch's CPU kernels, so

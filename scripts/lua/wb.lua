@@ -1,6 +1,6 @@
 -- scripts/lua/wb.lua — the `wb` module experiment scripts `require "wb"`.
 -- It re-exports the C module wb.core (datasets, teacher, distill, evaluate,
--- plots, plugins; see host/lua_wb.c) and adds what is easier in Lua:
+-- plots, plugins; see host/cli/lua_wb.c) and adds what is easier in Lua:
 --   wb.args(defaults)            command-line key=value over typed defaults
 --   wb.table(rows, columns, opts) result tables as Markdown, LaTeX, CSV
 --   wb.select_divergences(csv)   a "kl,dijs" subset, or every loaded divergence

@@ -1,0 +1,39 @@
+/* host/cli/lua_wb.h — the Lua binding of the workbench engine: the C module
+ * `wb.core` (scripts/lua/wb.lua builds the researcher-facing `wb` module on
+ * top of it), plus the few build facts the `workbench` executable needs but
+ * only libwb is compiled with (version, commit, Lua module folders).
+ */
+#ifndef WB_LUA_WB_H
+#define WB_LUA_WB_H
+
+#include <lua.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opens `wb.core`: discovers the plugins (one registry per lua_State, freed
+ * with the state) and returns the module table. Register it with
+ * package.preload["wb.core"]; it raises Lua errors, never exits. */
+int luaopen_wb_core(lua_State *L);
+
+/* lua.c's message handler: turns any error object into a message and
+ * appends a traceback, so the user sees where in the script it happened
+ * (the host runs scripts under it; wb.distill runs on_eval under it). */
+int wb_lua_msghandler(lua_State *L);
+
+/* The host stores the command-line key=value pairs (a table of strings) in
+ * the Lua registry under this key before running a script;
+ * wb.core.cli_args() returns a copy of it (an empty table when unset). */
+#define WB_LUA_CLI_ARGS_KEY "wb.cli_args"
+/* ... and the script's path under this key (a string); runs record it, with
+ * a CRC-32 of the file and the key=value pairs, in their config.json. */
+#define WB_LUA_SCRIPT_KEY "wb.script"
+
+#include "core/buildinfo.h" /* wb_build_version(), wb_build_commit(), ... */
+
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,447 @@
+/* host/cli/main.c — the `workbench` executable: runs Lua experiment scripts,
+ * builds paper tables from finished runs, lists the loaded plugins, prints
+ * version facts. Modelled on Lua's own lua.c
+ * (scripts run under lua_pcall with a traceback-appending message handler).
+ * This is the only place that decides exit codes:
+ *   0  success
+ *   1  the script (or plugin listing) failed
+ *   2  bad command line
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "engine/engine.h"
+#include "cli/lua_wb.h"
+#include "core/registry.h"
+#include "report/results_table.h"
+#include "wb/tensor.h"
+
+#define EXIT_USAGE 2
+
+static const char *progname = "workbench";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: workbench <command> [arguments]\n"
+            "\n"
+            "commands:\n"
+            "  run FILE.lua [key=value ...]  run an experiment script; the pairs reach it\n"
+            "                                through wb.args{...} (or wb.core.cli_args())\n"
+            "  table RUN_DIR... [--format md|tex|csv] [--metrics a,b,...] [--out BASE]\n"
+            "                                a table from finished runs (config.json +\n"
+            "                                results.json): one row per configuration,\n"
+            "                                mean ± std over the seeds that share it;\n"
+            "                                --out writes BASE.md/.tex/.csv (only the\n"
+            "                                --format one when given), else stdout (md)\n"
+            "  plugins                       list every loaded plugin and its parameters\n"
+            "  version                       version, git commit and compute backends\n"
+            "  help                          this text\n"
+            "\n"
+            "environment:\n"
+            "  WB_PLUGIN_PATH  extra plugin folders (':'-separated)\n"
+            "  WB_LUA_PATH     extra Lua module folders (':'-separated)\n");
+}
+
+/* ---- run ---------------------------------------------------------------------- */
+
+
+/* Adds "<d>/?.lua;<d>/?/init.lua;" for folder d to the buffer. */
+static void add_folder(luaL_Buffer *b, const char *d, size_t len) {
+    if (len == 0) return;
+    for (int k = 0; k < 2; k++) {
+        luaL_addlstring(b, d, len);
+        luaL_addstring(b, k == 0 ? "/?.lua;" : "/?/init.lua;");
+    }
+}
+
+/* package.path = <script dir>, $WB_LUA_PATH, source dir, install dir, then
+ * whatever Lua's defaults and LUA_PATH gave: a helper module next to the
+ * script wins, the shipped wb.lua is found from a build tree or an install. */
+static void set_package_path(lua_State *L, const char *script) {
+    luaL_Buffer b;
+    lua_getglobal(L, "package");
+    luaL_buffinit(L, &b);
+    const char *slash = strrchr(script, '/');
+    if (slash) add_folder(&b, script, (size_t)(slash - script) + (slash == script));
+    else add_folder(&b, ".", 1);
+    const char *env = getenv("WB_LUA_PATH");
+    for (const char *p = env; p && *p;) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        add_folder(&b, p, n);
+        p += n + (colon ? 1 : 0);
+    }
+    add_folder(&b, wb_lua_source_dir(), strlen(wb_lua_source_dir()));
+    /* <bin>/../share/wb/lua: an install moved, or made with --prefix
+     * elsewhere than configured, still finds its own wb.lua */
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 32);
+    if (len > 0) {
+        exe[len] = 0;
+        char *bin = strrchr(exe, '/');
+        if (bin) {
+            strcpy(bin, "/../share/wb/lua");
+            add_folder(&b, exe, strlen(exe));
+        }
+    }
+    add_folder(&b, wb_lua_install_dir(), strlen(wb_lua_install_dir()));
+    lua_getfield(L, -2, "path");
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+}
+
+static void preload_wb_core(lua_State *L) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_wb_core);
+    lua_setfield(L, -2, "wb.core");
+    lua_pop(L, 1);
+}
+
+/* Everything after the file name must be key=value with a name-like key. */
+static int valid_pair(const char *s) {
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s) return 0;
+    for (const char *p = s; p < eq; p++)
+        if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9')))
+            return 0;
+    return 1;
+}
+
+/* Runs in protected mode (cmd_run's pcall), so memory errors while building
+ * tables cannot escape: args are (script, n, char **pairs). */
+static int setup_state(lua_State *L) {
+    const char *script = lua_touserdata(L, 1);
+    int n = (int)lua_tointeger(L, 2);
+    char **pairs = lua_touserdata(L, 3);
+    luaL_openlibs(L);
+    preload_wb_core(L);
+    set_package_path(L, script);
+
+    lua_newtable(L); /* cli args: key -> value string */
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(pairs[i], '=');
+        lua_pushlstring(L, pairs[i], (size_t)(eq - pairs[i]));
+        lua_pushstring(L, eq + 1);
+        lua_settable(L, -3);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY);
+    lua_pushstring(L, script);
+    lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_SCRIPT_KEY);
+
+    /* global arg, as lua.c builds it: arg[0] the script, arg[1..] the pairs,
+     * negative indices the interpreter and command */
+    lua_createtable(L, n, 3);
+    lua_pushstring(L, progname);
+    lua_rawseti(L, -2, -2);
+    lua_pushliteral(L, "run");
+    lua_rawseti(L, -2, -1);
+    lua_pushstring(L, script);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, pairs[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+    return 0;
+}
+
+static int report(lua_State *L, int status) {
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
+        fflush(stderr);
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+static int cmd_run(int argc, char **argv) {
+    if (argc < 1) {
+        fprintf(stderr, "%s: run: missing script file\n", progname);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *script = argv[0];
+    char **pairs = argv + 1;
+    int n = argc - 1;
+    for (int i = 0; i < n; i++) {
+        if (!valid_pair(pairs[i])) {
+            fprintf(stderr, "%s: run: argument '%s' is not of the form key=value\n", progname, pairs[i]);
+            return EXIT_USAGE;
+        }
+        size_t klen = (size_t)(strchr(pairs[i], '=') - pairs[i]);
+        for (int j = 0; j < i; j++)
+            if (strncmp(pairs[j], pairs[i], klen) == 0 && pairs[j][klen] == '=') {
+                fprintf(stderr, "%s: run: key '%.*s' given twice\n", progname, (int)klen, pairs[i]);
+                return EXIT_USAGE;
+            }
+    }
+
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "%s: cannot create Lua state: not enough memory\n", progname);
+        return EXIT_FAILURE;
+    }
+    lua_pushcfunction(L, setup_state);
+    lua_pushlightuserdata(L, (void *)script);
+    lua_pushinteger(L, n);
+    lua_pushlightuserdata(L, pairs);
+    int status = report(L, lua_pcall(L, 3, 0, 0));
+
+    if (status == LUA_OK) status = report(L, luaL_loadfile(L, script));
+    if (status == LUA_OK) {
+        /* like lua.c: the script also receives the pairs as `...` */
+        int base = lua_gettop(L); /* the chunk */
+        if (!lua_checkstack(L, n + 2)) {
+            fprintf(stderr, "%s: run: too many arguments\n", progname);
+            lua_close(L);
+            return EXIT_USAGE;
+        }
+        for (int i = 0; i < n; i++) lua_pushstring(L, pairs[i]);
+        lua_pushcfunction(L, wb_lua_msghandler);
+        lua_insert(L, base);
+        status = lua_pcall(L, n, 0, base);
+        lua_remove(L, base);
+        report(L, status);
+    }
+    /* closing runs every __gc: engine objects free before the plugin registry */
+    lua_close(L);
+    return status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- table ---------------------------------------------------------------------- */
+/* "--name VALUE" or "--name=VALUE" at argv[*i]; the value or NULL when absent. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, int *missing) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        *missing = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int cmd_table(int argc, char **argv) {
+    static const char *const ext[] = {"md", "tex", "csv"};
+    int format = -1, missing = 0, status = EXIT_FAILURE;
+    const char *out = NULL, *metrics_arg = NULL;
+    char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    const char **metrics = calloc(1, sizeof *metrics);
+    char *metrics_buf = NULL;
+    int n_dirs = 0, n_metrics = 0;
+    if (!dirs || !metrics) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        goto done;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if ((v = flag_value(argc, argv, &i, "--format", &missing))) {
+            format = -1;
+            for (int f = 0; f < 3; f++)
+                if (strcmp(v, ext[f]) == 0) format = f;
+            if (format < 0) {
+                fprintf(stderr, "%s: table: --format expects md, tex or csv, got '%s'\n", progname, v);
+                status = EXIT_USAGE;
+                goto done;
+            }
+        } else if ((v = flag_value(argc, argv, &i, "--metrics", &missing))) {
+            metrics_arg = v;
+        } else if ((v = flag_value(argc, argv, &i, "--out", &missing))) {
+            out = v;
+        } else if (missing || argv[i][0] == '-') {
+            fprintf(stderr, missing ? "%s: table: %s needs a value\n" : "%s: table: unknown option '%s'\n", progname,
+                    argv[i]);
+            usage(stderr);
+            status = EXIT_USAGE;
+            goto done;
+        } else {
+            dirs[n_dirs++] = argv[i];
+        }
+    }
+    if (n_dirs == 0) {
+        fprintf(stderr, "%s: table: no run directories\n", progname);
+        usage(stderr);
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (metrics_arg) {
+        /* comma-separated; empty items are a typo, not "all metrics" */
+        metrics_buf = strdup(metrics_arg);
+        free(metrics);
+        metrics = calloc(strlen(metrics_arg) + 2, sizeof *metrics);
+        if (!metrics_buf || !metrics) {
+            fprintf(stderr, "%s: out of memory\n", progname);
+            goto done;
+        }
+        for (char *p = metrics_buf;;) {
+            char *comma = strchr(p, ',');
+            if (comma) *comma = '\0';
+            if (!*p) {
+                fprintf(stderr, "%s: table: --metrics '%s' has an empty name\n", progname, metrics_arg);
+                status = EXIT_USAGE;
+                goto done;
+            }
+            metrics[n_metrics++] = p;
+            if (!comma) break;
+            p = comma + 1;
+        }
+    }
+    status = EXIT_SUCCESS;
+    for (int f = 0; f < 3 && status == EXIT_SUCCESS; f++) {
+        /* stdout: one format (md unless asked); --out: the asked one or all */
+        if (format >= 0 ? f != format : (out == NULL && f != 0)) continue;
+        char *text = wb_results_table((const char *const *)dirs, n_dirs, n_metrics ? metrics : NULL, n_metrics,
+                                      (wb_table_format)f);
+        if (!text) {
+            fprintf(stderr, "%s: table: %s\n", progname, wb_last_error());
+            status = EXIT_FAILURE;
+            break;
+        }
+        if (out) {
+            size_t len = strlen(out) + 8;
+            char *path = malloc(len);
+            if (path) snprintf(path, len, "%s.%s", out, ext[f]);
+            if (!path || wb_write_file_atomic(path, text, strlen(text))) {
+                fprintf(stderr, "%s: table: %s\n", progname, path ? wb_last_error() : "out of memory");
+                status = EXIT_FAILURE;
+            } else {
+                printf("wrote %s\n", path);
+            }
+            free(path);
+        } else {
+            fputs(text, stdout);
+        }
+        free(text);
+    }
+done:
+    free(dirs);
+    free(metrics);
+    free(metrics_buf);
+    return status;
+}
+
+/* ---- plugins -------------------------------------------------------------------- */
+static const char *param_type(wb_param_type t) {
+    switch (t) {
+    case WB_PARAM_NUMBER: return "number";
+    case WB_PARAM_INT: return "integer";
+    case WB_PARAM_BOOL: return "boolean";
+    case WB_PARAM_STRING: return "string";
+    case WB_PARAM_INTS: return "integers";
+    }
+    return "?";
+}
+
+static void print_param(const wb_param_spec *s) {
+    printf("      %-14s %-8s ", s->name, param_type(s->type));
+    switch (s->type) {
+    case WB_PARAM_NUMBER:
+    case WB_PARAM_INT: printf("default %-8g [%g, %g]", s->def, s->min, s->max); break;
+    case WB_PARAM_BOOL: printf("default %-8s", s->def != 0.0 ? "true" : "false"); break;
+    case WB_PARAM_STRING:
+        printf("default %-8s %s", s->def_str ? s->def_str : "", s->choices ? s->choices : "(any string)");
+        break;
+    case WB_PARAM_INTS: printf("default {%s} each in [%g, %g]", s->def_str ? s->def_str : "", s->min, s->max); break;
+    }
+    if (s->doc && *s->doc) printf("  -- %s", s->doc);
+    printf("\n");
+}
+
+static int cmd_plugins(void) {
+    wb_registry *reg = wb_registry_new();
+    if (!reg) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        return EXIT_FAILURE;
+    }
+    wb_registry_discover(reg);
+    static const struct {
+        wb_plugin_kind kind;
+        const char *title;
+    } groups[] = {
+        {WB_KIND_DIVERGENCE, "divergences"},
+        {WB_KIND_RATIO, "ratio estimators"},
+        {WB_KIND_NET, "nets"},
+    };
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        int count = 0;
+        for (int i = 0; i < wb_registry_count(reg); i++) count += wb_registry_at(reg, i)->desc->kind == groups[g].kind;
+        printf("%s%s (%d)\n", g ? "\n" : "", groups[g].title, count);
+        for (int i = 0; i < wb_registry_count(reg); i++) {
+            const wb_plugin_info *info = wb_registry_at(reg, i);
+            const wb_plugin_desc *d = info->desc;
+            if (d->kind != groups[g].kind) continue;
+            printf("  %s %s  (%s)\n", d->name, d->version, info->path);
+            if (d->doc && *d->doc) printf("      %s\n", d->doc);
+            for (int p = 0; p < d->n_params; p++) print_param(&d->params[p]);
+        }
+    }
+    fflush(stdout);
+    for (int i = 0; i < wb_registry_error_count(reg); i++)
+        fprintf(stderr, "%s: warning: rejected plugin library %s\n", progname, wb_registry_error(reg, i));
+    wb_registry_free(reg);
+    return EXIT_SUCCESS;
+}
+
+/* ---- version ----------------------------------------------------------------------- */
+static int cmd_version(void) {
+    printf("workbench %s\n", wb_build_version());
+    printf("commit    %s\n", wb_build_commit());
+    printf("lua       %s\n", LUA_RELEASE);
+    const wb_backend *cpu = wb_backend_cpu();
+    printf("backends  %s", cpu ? wb_backend_name(cpu) : "cpu (unavailable)");
+    const wb_backend *cuda = wb_backend_cuda();
+    if (cuda) printf(", %s\n", wb_backend_name(cuda));
+    else printf(", cuda (%s)\n", wb_last_error());
+    return EXIT_SUCCESS;
+}
+
+#ifdef WB_HAVE_DNNL
+/* oneDNN's convolutions run on libgomp, whose worker threads spin after
+ * every parallel region unless OMP_WAIT_POLICY=PASSIVE; between two
+ * convolutions OpenBLAS's own threads then fight spinning ones for the same
+ * cores (measured: 2-4x slower steps on 2 cores). libgomp reads the
+ * variable once, when it is loaded — before main — so the executable sets
+ * it and runs itself again, once. A user's own setting is left alone. */
+static void passive_openmp(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with libgomp's default (correct, maybe slower) */
+}
+#endif
+
+int main(int argc, char **argv) {
+#ifdef WB_HAVE_DNNL
+    passive_openmp(argv);
+#endif
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
+    if (argc > 2 && strcmp(cmd, "help") != 0) {
+        fprintf(stderr, "%s: %s: unexpected argument '%s'\n", progname, cmd, argv[2]);
+        return EXIT_USAGE;
+    }
+    if (strcmp(cmd, "plugins") == 0) return cmd_plugins();
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,791 @@
+/* host/engine/distill.c — one-step distillation: the three updates of DESIGN §1.5
+ * driven by any divergence plugin's w_s(l), w_l(l) and any ratio estimator.
+ *
+ * One iteration (B = batch, D = data dims):
+ *  1. generator θ:   z (B,D) → x_0 = G_θ(z) = D_θ(σ_init·z, σ_init)
+ *                    x_t = sg(x_0) + σ·n,  l = l_η(x_t)  (+ ∇_x l if w_l ≢ 0)
+ *                    g = w_s(l)·(s_fake − s_teacher)(x_t) − w_l(l)·∇_x l
+ *                    g̃ = time weighting of g (DMD: σ²/mean|x_0 − D_teacher|)
+ *                    loss = Σ x_0·sg(g̃)/(B·D)  [≡ ½·mean‖x_0 − sg(x_0 − g̃)‖²]
+ *                           + w_GAN·mean softplus(−l(x_0 + σ·n))
+ *  2. fake score ψ:  k × EDM DSM on sg(x_0)                (score-based only)
+ *  3. ratio η:       BCE(l(x_real,t), 1) + BCE(l(sg(x_0)_t), 0)
+ *
+ * Every quantity that could go non-finite is checked; the error names the
+ * step and the quantity, and files written earlier are left untouched.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buildinfo.h"
+#include "engine/engine.h"
+#include "engine/metrics.h"
+#include "report/plot.h"
+#include "core/wb_internal.h"
+
+#define SIGMA_DATA 0.5f
+#define SIGMA_MIN 0.002
+#define SIGMA_MAX 80.0
+#define KARRAS_RHO 7.0
+#define N_SIGMA_BINS 10
+
+enum {
+    STREAM_GEN_INIT = 21, STREAM_FAKE_INIT, STREAM_RATIO_INIT, STREAM_Z, STREAM_SIGMA, STREAM_NOISE,
+    STREAM_FAKE, STREAM_RATIO, STREAM_DATA, STREAM_EVAL
+};
+
+void wb_distill_config_default(wb_distill_config *c) {
+    memset(c, 0, sizeof *c);
+    c->steps = 1000;
+    c->batch = 256;
+    c->lr_gen = 1e-4f;
+    c->lr_fake = 1e-3f;
+    c->lr_ratio = 1e-3f;
+    c->beta1 = 0.5f;
+    c->fake_updates = 1;
+    c->ratio_updates = 1;
+    c->sigma_init = 2.5f;
+    c->time_weight = WB_TIME_AUTO;
+    c->sigma_fixed = 0.0f;
+    c->t_min = 0.02f;
+    c->t_max = 0.6f;
+    c->gan_weight = 0.0f;
+    c->normalize_bins = 0;
+    c->normalize_batch = 0;
+    c->logit_clamp = 0.0f;
+    c->ema_decay = 0.99f;
+    c->init_from_teacher = 1;
+    c->seed = 0;
+    c->log_every = 100;
+    c->eval_samples = 0;
+}
+
+typedef struct distiller {
+    const wb_distill_config *cfg;
+    wb_teacher *teacher;
+    wb_dataset *ds;
+    const wb_divergence_fns *div;
+    const wb_config *div_cfg;
+    int score_free;
+    wb_time_weight time_weight;
+    float sigma_fixed;
+    wb_net *gen, *fake, *backbone;
+    int ratio_init_copied, ratio_init_total; /* ratio_init = teacher: tensors taken from it */
+    wb_params *gen_ema, *ratio_params;
+    void *ratio_self;
+    const wb_ratio_fns *ratio;
+    wb_adam *opt_gen, *opt_fake, *opt_ratio, *opt_backbone;
+    wb_graph *g;
+    wb_rng rng_z, rng_sigma, rng_noise, rng_fake, rng_ratio, rng_data;
+    int64_t b, dim, shape[4], shape2[4];
+    int ndim;
+    /* host scratch, B·D floats each unless noted */
+    float *x0, *xt, *noise, *grad, *d_teacher, *d_fake, *grad_l, *z, *x_real, *buf2; /* buf2: 2B·D */
+    float *sigma, *logit, *w_s, *w_l, *scale, *sigma2; /* B (sigma2: 2B) */
+} distiller;
+
+static float karras_sigma(float u) {
+    double a = pow(SIGMA_MIN, 1.0 / KARRAS_RHO), z = pow(SIGMA_MAX, 1.0 / KARRAS_RHO);
+    return (float)pow(a + u * (z - a), KARRAS_RHO);
+}
+
+/* σ for the generator loss and the ratio estimator: fixed, or Karras with a
+ * uniform index in [t_min, t_max] (0 → σ_min, 1 → σ_max). */
+static void draw_sigma(distiller *d, int64_t n, float *out) {
+    if (d->sigma_fixed > 0) {
+        for (int64_t i = 0; i < n; i++) out[i] = d->sigma_fixed;
+        return;
+    }
+    wb_rng_uniform(&d->rng_sigma, out, n);
+    for (int64_t i = 0; i < n; i++) out[i] = karras_sigma(d->cfg->t_min + (d->cfg->t_max - d->cfg->t_min) * out[i]);
+}
+
+static void trainable(distiller *d, wb_params *which) {
+    wb_params *all[4] = {d->gen->params, d->fake ? d->fake->params : NULL, d->ratio_params,
+                         d->backbone ? d->backbone->params : NULL};
+    for (int i = 0; i < 4; i++)
+        if (all[i]) wb_params_set_trainable(all[i], all[i] == which || (which == d->ratio_params && d->backbone && all[i] == d->backbone->params));
+}
+
+/* x_0 = G(z) for z (B, D) host; graph output. */
+static wb_tensor *generate(distiller *d, wb_net *gen, const float *z) {
+    float *xin = d->buf2; /* σ_init·z */
+    for (int64_t k = 0; k < d->b * d->dim; k++) xin[k] = d->cfg->sigma_init * z[k];
+    for (int64_t i = 0; i < d->b; i++) d->scale[i] = d->cfg->sigma_init;
+    return wb_net_denoise(gen, d->g, wb_from_host(d->g, d->ndim, d->shape, xin),
+                          wb_from_host(d->g, 1, &d->b, d->scale), NULL, NULL);
+}
+
+static wb_tensor *ratio_logit(distiller *d, wb_tensor *x, wb_tensor *sigma) {
+    wb_ratio_input in = {x, sigma};
+    wb_tensor *l = d->ratio->logit(d->ratio_self, d->g, &in);
+    if (!l && strcmp(wb_last_error(), "no error") == 0) wb_set_error("ratio estimator returned no logit");
+    return l;
+}
+
+/* EMA with warm-up (as for the teacher): decay ramps up as (1+t)/(10+t). */
+static float ema_decay_warm(float decay, int64_t step) {
+    float warm = (1.0f + (float)step) / (10.0f + (float)step);
+    return warm < decay ? warm : decay;
+}
+
+static int check_finite(const float *x, int64_t n, int64_t step, const char *what) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            wb_set_error("distill step %lld: %s is %g at element %lld", (long long)step, what, (double)x[i], (long long)i);
+            return -1;
+        }
+    return 0;
+}
+
+/* f-distill §4 (i): divide ρ = e^l by its mean inside σ-bins (E_q[ρ] = 1),
+ * i.e. shift l by −log mean_bin(e^l), with log-sum-exp. */
+static void normalize_ratio_bins(float *logit, const float *sigma, int64_t n) {
+    double lo = log(SIGMA_MIN), hi = log(SIGMA_MAX);
+    int bin_of[4096];
+    double top[N_SIGMA_BINS], sum[N_SIGMA_BINS];
+    int count[N_SIGMA_BINS] = {0};
+    for (int k = 0; k < N_SIGMA_BINS; k++) top[k] = -INFINITY, sum[k] = 0;
+    for (int64_t i = 0; i < n && i < 4096; i++) {
+        int k = (int)((log(sigma[i]) - lo) / (hi - lo) * N_SIGMA_BINS);
+        k = k < 0 ? 0 : k >= N_SIGMA_BINS ? N_SIGMA_BINS - 1 : k;
+        bin_of[i] = k;
+        if (logit[i] > top[k]) top[k] = logit[i];
+        count[k]++;
+    }
+    for (int64_t i = 0; i < n && i < 4096; i++) sum[bin_of[i]] += exp(logit[i] - top[bin_of[i]]);
+    for (int64_t i = 0; i < n && i < 4096; i++) {
+        int k = bin_of[i];
+        logit[i] -= (float)(top[k] + log(sum[k] / count[k]));
+    }
+}
+
+static void divide_by_mean(float *w, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m += fabs(w[i]);
+    m /= (double)n;
+    if (m > 0)
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(w[i] / m);
+}
+
+typedef struct step_stats {
+    double gen_grad, fake_loss, ratio_loss, ratio_acc, div_value, mean_ws, mean_wl;
+} step_stats;
+
+/* ---- 1. generator update ------------------------------------------------------ */
+static int generator_step(distiller *d, int64_t step, step_stats *st) {
+    const wb_distill_config *c = d->cfg;
+    int64_t b = d->b, dim = d->dim, n = b * dim;
+    wb_graph *g = d->g;
+    wb_rng_normal(&d->rng_z, d->z, n);
+    draw_sigma(d, b, d->sigma);
+    wb_rng_normal(&d->rng_noise, d->noise, n);
+
+    /* (a) x_0 without a tape, then everything g̃ needs */
+    wb_graph_reset(g);
+    wb_graph_set_grad(g, 0);
+    wb_tensor *x0 = generate(d, d->gen, d->z);
+    if (!x0) return -1;
+    wb_to_host(x0, d->x0);
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < dim; j++) d->xt[i * dim + j] = d->x0[i * dim + j] + d->sigma[i] * d->noise[i * dim + j];
+    wb_tensor *xt = wb_from_host(g, d->ndim, d->shape, d->xt), *sig = wb_from_host(g, 1, &b, d->sigma);
+    wb_tensor *dt;
+    if (wb_teacher_denoise(d->teacher, g, xt, sig, &dt)) return -1;
+    wb_to_host(dt, d->d_teacher);
+    if (!d->score_free) {
+        wb_tensor *df = wb_net_denoise(d->fake, g, xt, sig, NULL, NULL);
+        if (!df) return -1;
+        wb_to_host(df, d->d_fake);
+    }
+    /* logits, and ∇_x l through a tape whose only leaf needing grad is x_t */
+    trainable(d, NULL);
+    int need_grad_l = 0;
+    wb_graph_set_grad(g, 1);
+    wb_tensor *xt_leaf = wb_leaf(g, d->ndim, d->shape, d->xt, 1);
+    wb_tensor *l = ratio_logit(d, xt_leaf, wb_from_host(g, 1, &b, d->sigma));
+    if (!l) return -1;
+    wb_to_host(l, d->logit);
+    if (check_finite(d->logit, b, step, "ratio logit")) return -1;
+    st->div_value = d->div->value(d->div_cfg, b, d->logit);
+
+    /* (b) weights in logit space: optional bin normalisation and clamp */
+    if (c->normalize_bins) normalize_ratio_bins(d->logit, d->sigma, b);
+    if (c->logit_clamp > 0)
+        for (int64_t i = 0; i < b; i++) d->logit[i] = fminf(fmaxf(d->logit[i], -c->logit_clamp), c->logit_clamp);
+    d->div->weights(d->div_cfg, b, d->logit, d->w_s, d->w_l);
+    if (check_finite(d->w_s, b, step, "w_s") || check_finite(d->w_l, b, step, "w_l")) return -1;
+    if (c->normalize_batch) {
+        divide_by_mean(d->w_s, b);
+        divide_by_mean(d->w_l, b);
+    }
+    double ms = 0, ml = 0;
+    for (int64_t i = 0; i < b; i++) {
+        ms += d->w_s[i];
+        ml += d->w_l[i];
+        if (d->w_l[i] != 0.0f) need_grad_l = 1;
+    }
+    st->mean_ws = ms / (double)b;
+    st->mean_wl = ml / (double)b;
+    if (need_grad_l) {
+        for (int64_t i = 0; i < b; i++) d->scale[i] = 1.0f; /* per-sample ∂l_i/∂x_i: samples are independent */
+        if (wb_backward(g, l, wb_from_host(g, 1, &b, d->scale))) return -1;
+        wb_grad_to_host(xt_leaf, d->grad_l);
+    }
+
+    /* (c) g = w_s·(s_fake − s_teacher) − w_l·∇_x l, then the time weighting */
+    double gnorm = 0;
+    for (int64_t i = 0; i < b; i++) {
+        float s2 = d->sigma[i] * d->sigma[i];
+        float tw = 1.0f;
+        if (d->time_weight == WB_TIME_DMD) {
+            double mad = 0;
+            for (int64_t j = 0; j < dim; j++) mad += fabs(d->x0[i * dim + j] - d->d_teacher[i * dim + j]);
+            mad /= (double)dim;
+            tw = (float)(s2 / (mad > 1e-8 ? mad : 1e-8));
+        } else if (d->time_weight == WB_TIME_SIGMA2) {
+            tw = s2;
+        }
+        for (int64_t j = 0; j < dim; j++) {
+            int64_t k = i * dim + j;
+            float gs = d->score_free ? 0.0f : d->w_s[i] * (d->d_fake[k] - d->d_teacher[k]) / s2;
+            float gl = need_grad_l ? d->w_l[i] * d->grad_l[k] : 0.0f;
+            d->grad[k] = tw * (gs - gl) / (float)n; /* /n: the surrogate is a mean */
+            gnorm += (double)d->grad[k] * d->grad[k];
+        }
+    }
+    st->gen_grad = sqrt(gnorm) * (double)n;
+    if (check_finite(d->grad, n, step, "generator gradient g~")) return -1;
+
+    /* (d) the surrogate loss through G (and, with w_GAN, through the ratio estimator) */
+    wb_graph_reset(g);
+    wb_graph_set_grad(g, 1);
+    trainable(d, d->gen->params);
+    x0 = generate(d, d->gen, d->z);
+    wb_tensor *loss = wb_sum(g, wb_mul(g, x0, wb_from_host(g, d->ndim, d->shape, d->grad)));
+    if (c->gan_weight > 0) {
+        for (int64_t i = 0; i < b; i++)
+            for (int64_t j = 0; j < dim; j++) d->buf2[i * dim + j] = d->sigma[i] * d->noise[i * dim + j];
+        wb_tensor *x_noisy = wb_add(g, x0, wb_from_host(g, d->ndim, d->shape, d->buf2));
+        wb_tensor *lg = ratio_logit(d, x_noisy, wb_from_host(g, 1, &b, d->sigma));
+        loss = wb_add(g, loss, wb_scale(g, wb_mean(g, wb_softplus(g, wb_scale(g, lg, -1.0f))), c->gan_weight));
+    }
+    wb_params_zero_grad(d->gen->params);
+    if (!loss || wb_backward(g, loss, NULL)) return -1;
+    if (!isfinite(wb_params_grad_norm(d->gen->params))) {
+        wb_set_error("distill step %lld: generator parameter gradient is not finite", (long long)step);
+        return -1;
+    }
+    wb_adam_step(d->opt_gen);
+    return 0;
+}
+
+/* ---- 2. fake-score update: EDM DSM on sg(x_0) --------------------------------- */
+static int fake_step(distiller *d, int64_t step, int fresh, step_stats *st) {
+    int64_t b = d->b, dim = d->dim, n = b * dim;
+    wb_graph *g = d->g;
+    if (fresh) { /* later updates of k > 1 draw new student samples */
+        wb_graph_reset(g);
+        wb_graph_set_grad(g, 0);
+        wb_rng_normal(&d->rng_z, d->z, n);
+        wb_tensor *x0 = generate(d, d->gen, d->z);
+        if (!x0) return -1;
+        wb_to_host(x0, d->x0);
+    }
+    wb_rng_normal(&d->rng_fake, d->sigma, b);
+    for (int64_t i = 0; i < b; i++) d->sigma[i] = expf(-1.2f + 1.2f * d->sigma[i]);
+    wb_rng_normal(&d->rng_fake, d->noise, n);
+    for (int64_t i = 0; i < b; i++) {
+        float s2 = d->sigma[i] * d->sigma[i];
+        d->scale[i] = (s2 + SIGMA_DATA * SIGMA_DATA) / (s2 * SIGMA_DATA * SIGMA_DATA);
+        for (int64_t j = 0; j < dim; j++) d->xt[i * dim + j] = d->x0[i * dim + j] + d->sigma[i] * d->noise[i * dim + j];
+    }
+    wb_graph_reset(g);
+    wb_graph_set_grad(g, 1);
+    trainable(d, d->fake->params);
+    int64_t lam_shape[4] = {b, 1, 1, 1};
+    wb_tensor *den = wb_net_denoise(d->fake, g, wb_from_host(g, d->ndim, d->shape, d->xt), wb_from_host(g, 1, &b, d->sigma), NULL, NULL);
+    wb_tensor *loss = wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, den, wb_from_host(g, d->ndim, d->shape, d->x0))),
+                                        wb_from_host(g, d->ndim, lam_shape, d->scale)));
+    wb_params_zero_grad(d->fake->params);
+    if (!loss || wb_backward(g, loss, NULL)) return -1;
+    float v;
+    wb_to_host(loss, &v);
+    if (!isfinite(v)) {
+        wb_set_error("distill step %lld: fake-score DSM loss is %g", (long long)step, (double)v);
+        return -1;
+    }
+    st->fake_loss = v;
+    wb_adam_step(d->opt_fake);
+    return 0;
+}
+
+/* ---- 3. ratio-estimator update: BCE, real = 1, student = 0 -------------------- */
+static int ratio_step(distiller *d, int64_t step, int fresh, step_stats *st) {
+    int64_t b = d->b, dim = d->dim, n = b * dim, b2 = 2 * b;
+    wb_graph *g = d->g;
+    if (fresh) {
+        wb_graph_reset(g);
+        wb_graph_set_grad(g, 0);
+        wb_rng_normal(&d->rng_z, d->z, n);
+        wb_tensor *x0 = generate(d, d->gen, d->z);
+        if (!x0) return -1;
+        wb_to_host(x0, d->x0);
+    }
+    d->ds->sample(d->ds, &d->rng_data, b, d->x_real);
+    draw_sigma(d, b2, d->sigma2);
+    float *noise2 = malloc((size_t)(2 * n) * sizeof(float)), *target = malloc((size_t)b2 * sizeof(float));
+    if (!noise2 || !target) {
+        free(noise2);
+        free(target);
+        return -1;
+    }
+    wb_rng_normal(&d->rng_ratio, noise2, 2 * n);
+    for (int64_t i = 0; i < b2; i++) {
+        const float *src = i < b ? d->x_real + i * dim : d->x0 + (i - b) * dim;
+        for (int64_t j = 0; j < dim; j++) d->buf2[i * dim + j] = src[j] + d->sigma2[i] * noise2[i * dim + j];
+        target[i] = i < b ? 1.0f : 0.0f;
+    }
+    wb_graph_reset(g);
+    wb_graph_set_grad(g, 1);
+    trainable(d, d->ratio_params);
+    wb_tensor *l = ratio_logit(d, wb_from_host(g, d->ndim, d->shape2, d->buf2), wb_from_host(g, 1, &b2, d->sigma2));
+    wb_tensor *loss = wb_bce_logits(g, l, wb_from_host(g, 1, &b2, target));
+    wb_params_zero_grad(d->ratio_params);
+    if (d->backbone) wb_params_zero_grad(d->backbone->params);
+    int rc = 0;
+    if (!loss || wb_backward(g, loss, NULL)) rc = -1;
+    if (!rc) {
+        float v, *lh = malloc((size_t)b2 * sizeof(float));
+        wb_to_host(loss, &v);
+        wb_to_host(l, lh);
+        int correct = 0;
+        for (int64_t i = 0; i < b2; i++) correct += (lh[i] > 0) == (target[i] > 0.5f);
+        free(lh);
+        if (!isfinite(v)) {
+            wb_set_error("distill step %lld: ratio-estimator BCE loss is %g", (long long)step, (double)v);
+            rc = -1;
+        } else {
+            st->ratio_loss = v;
+            st->ratio_acc = (double)correct / (double)b2;
+            if (wb_params_count(d->ratio_params) > 0) wb_adam_step(d->opt_ratio);
+            if (d->opt_backbone) wb_adam_step(d->opt_backbone);
+        }
+    }
+    free(noise2);
+    free(target);
+    return rc;
+}
+
+/* ---- setup, loop, teardown --------------------------------------------------------- */
+static void distiller_free(distiller *d) {
+    wb_adam_free(d->opt_gen);
+    wb_adam_free(d->opt_fake);
+    wb_adam_free(d->opt_ratio);
+    wb_adam_free(d->opt_backbone);
+    if (d->ratio_self) d->ratio->destroy(d->ratio_self);
+    wb_params_free(d->ratio_params);
+    wb_net_free(d->fake);
+    wb_net_free(d->backbone);
+    wb_graph_free(d->g);
+    float *bufs[] = {d->x0, d->xt, d->noise, d->grad, d->d_teacher, d->d_fake, d->grad_l, d->z, d->x_real,
+                     d->buf2, d->sigma, d->logit, d->w_s, d->w_l, d->scale, d->sigma2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+}
+
+void wb_student_free(wb_student *s) {
+    if (!s) return;
+    wb_net_free(s->gen);
+    wb_params_free(s->ema);
+    free(s->log_step);
+    free(s->log_mmd);
+    free(s->log_value);
+    free(s->log_ratio_loss);
+    free(s->log_fake_loss);
+    free(s->log_ratio_acc);
+    free(s->eval_step);
+    free(s->eval_value);
+    free(s);
+}
+
+static const char *time_weight_name(wb_time_weight t) {
+    return t == WB_TIME_DMD ? "dmd" : t == WB_TIME_SIGMA2 ? "sigma2" : t == WB_TIME_NONE ? "none" : "auto";
+}
+
+static int write_config(const distiller *d, const wb_run *run) {
+    const wb_distill_config *c = d->cfg;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "kind", "distill");
+    wb_add_build_info(root);
+    wb_run_add_info(root, run);
+    cJSON_AddStringToObject(root, "dataset", d->ds->name);
+    cJSON_AddItemToObject(root, "divergence", wb_plugin_json(c->divergence, c->divergence_cfg));
+    cJSON *ratio = wb_plugin_json(c->ratio, c->ratio_cfg);
+    if (d->backbone) cJSON_AddItemToObject(ratio, "net", wb_plugin_json(c->ratio_net.desc, c->ratio_net.cfg));
+    cJSON_AddItemToObject(root, "ratio", ratio);
+    cJSON_AddItemToObject(root, "generator_net", wb_plugin_json(d->gen->desc, d->teacher->net ? d->teacher->spec.cfg : c->gen_net.cfg));
+    cJSON_AddStringToObject(root, "teacher", d->teacher->net ? "trained" : "exact");
+    /* which teacher: students of different teachers must not share a row */
+    cJSON_AddStringToObject(root, "teacher_source", d->teacher->source);
+    cJSON_AddStringToObject(root, "teacher_dataset", d->teacher->dataset);
+    cJSON_AddNumberToObject(root, "teacher_single_sigma", d->teacher->single_sigma);
+    cJSON_AddStringToObject(root, "init", c->init_from_teacher ? "teacher" : "none");
+    if (d->backbone) {
+        cJSON_AddStringToObject(root, "ratio_init", c->ratio_init_from_teacher ? "teacher" : "random");
+        if (c->ratio_init_from_teacher) {
+            char from[48];
+            snprintf(from, sizeof from, "%d of %d", d->ratio_init_copied, d->ratio_init_total);
+            cJSON_AddStringToObject(root, "ratio_init_tensors", from);
+        }
+    }
+    cJSON_AddStringToObject(root, "time_weight", time_weight_name(d->time_weight));
+    struct { const char *k; double v; } nums[] = {
+        {"steps", (double)c->steps}, {"batch", (double)c->batch}, {"lr", c->lr_gen}, {"lr_fake", c->lr_fake},
+        {"lr_ratio", c->lr_ratio}, {"beta1", c->beta1}, {"fake_updates", c->fake_updates},
+        {"ratio_updates", c->ratio_updates}, {"sigma_init", c->sigma_init}, {"sigma_fixed", d->sigma_fixed},
+        {"t_min", c->t_min}, {"t_max", c->t_max}, {"gan_weight", c->gan_weight},
+        {"normalize_bins", c->normalize_bins}, {"normalize_batch", c->normalize_batch},
+        {"logit_clamp", c->logit_clamp}, {"ema", c->ema_decay}, {"seed", (double)c->seed},
+        {"log_every", c->log_every}, {"eval_samples", (double)c->eval_samples},
+        {"eval_every", (double)(c->on_eval ? c->eval_every : 0)},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) cJSON_AddNumberToObject(root, nums[i].k, nums[i].v);
+    int rc = wb_write_json_atomic(run->dir, "config.json", root);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int log_point(wb_student *s, int64_t step, double mmd, const step_stats *st) {
+    int i = s->n_log++;
+    float **arrs[] = {&s->log_step, &s->log_mmd, &s->log_value, &s->log_ratio_loss, &s->log_fake_loss, &s->log_ratio_acc};
+    for (size_t k = 0; k < sizeof arrs / sizeof arrs[0]; k++) {
+        float *p = realloc(*arrs[k], (size_t)s->n_log * sizeof(float));
+        if (!p) return -1;
+        *arrs[k] = p;
+    }
+    s->log_step[i] = (float)step;
+    s->log_mmd[i] = (float)mmd;
+    s->log_value[i] = (float)st->div_value;
+    s->log_ratio_loss[i] = (float)st->ratio_loss;
+    s->log_fake_loss[i] = (float)st->fake_loss;
+    s->log_ratio_acc[i] = (float)st->ratio_acc;
+    return 0;
+}
+
+static int eval_point(wb_student *s, int64_t step, double value) {
+    float *a = realloc(s->eval_step, (size_t)(s->n_eval + 1) * sizeof(float));
+    if (!a) return -1;
+    s->eval_step = a;
+    float *b = realloc(s->eval_value, (size_t)(s->n_eval + 1) * sizeof(float));
+    if (!b) return -1;
+    s->eval_value = b;
+    s->eval_step[s->n_eval] = (float)step;
+    s->eval_value[s->n_eval] = (float)value;
+    s->n_eval++;
+    return 0;
+}
+
+wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_config *c, wb_run *run) {
+    if (!c->divergence || c->divergence->kind != WB_KIND_DIVERGENCE) {
+        wb_set_error("distill: no divergence plugin given");
+        return NULL;
+    }
+    if (!c->ratio || c->ratio->kind != WB_KIND_RATIO) {
+        wb_set_error("distill: no ratio-estimator plugin given");
+        return NULL;
+    }
+    if (c->steps < 0 || c->batch < 1 || c->batch > 4096 || c->fake_updates < 1 || c->ratio_updates < 1) {
+        wb_set_error("distill: need steps >= 0, 1 <= batch <= 4096, fake_updates >= 1, ratio_updates >= 1");
+        return NULL;
+    }
+    if (!(c->sigma_init > 0) || !(c->t_min >= 0 && c->t_min <= c->t_max && c->t_max <= 1)) {
+        wb_set_error("distill: need sigma_init > 0 and 0 <= t_min <= t_max <= 1");
+        return NULL;
+    }
+    const wb_netspec *gen_spec = teacher->net ? &teacher->spec : &c->gen_net;
+    if (!gen_spec->desc) {
+        wb_set_error("distill: the teacher is exact (no net): give the generator's net");
+        return NULL;
+    }
+    if (c->init_from_teacher && !teacher->net) {
+        wb_set_error("distill: init = \"teacher\" needs a trained teacher net (this teacher is exact); use init = \"none\"");
+        return NULL;
+    }
+    distiller dd, *d = &dd;
+    memset(d, 0, sizeof *d);
+    d->cfg = c;
+    d->teacher = teacher;
+    d->ds = ds;
+    d->div = c->divergence->divergence;
+    d->div_cfg = &c->divergence_cfg->cfg;
+    d->score_free = d->div->score_free;
+    d->time_weight = c->time_weight;
+    d->sigma_fixed = c->sigma_fixed;
+    if (d->time_weight == WB_TIME_AUTO) {
+        d->time_weight = d->score_free ? WB_TIME_SIGMA2 : WB_TIME_DMD;
+        if (d->score_free && !(d->sigma_fixed > 0)) d->sigma_fixed = 2.5f;
+    }
+    d->b = c->batch;
+    d->dim = ds->dim;
+    d->ndim = wb_batch_shape(&ds->shape, d->b, d->shape);
+    wb_batch_shape(&ds->shape, 2 * d->b, d->shape2);
+    wb_student *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->sigma_init = c->sigma_init;
+    s->shape = ds->shape;
+    int failed = 0;
+
+    wb_rng rng;
+    wb_rng_init(&rng, c->seed, STREAM_GEN_INIT);
+    s->gen = wb_net_new(gen_spec, &ds->shape, &rng);
+    if (!s->gen || (c->init_from_teacher && wb_params_copy(s->gen->params, teacher->net->params))) failed = 1;
+    d->gen = s->gen;
+    if (!failed && !d->score_free) {
+        wb_rng_init(&rng, c->seed, STREAM_FAKE_INIT);
+        d->fake = wb_net_new(gen_spec, &ds->shape, &rng);
+        if (!d->fake || (teacher->net && wb_params_copy(d->fake->params, teacher->net->params))) failed = 1;
+    }
+    /* The teacher is frozen: its weights never get gradients. Backward still
+     * runs through it to the input (∇_x l for a head on its features), but
+     * not into its weights — a third of its backward cost, and gradients
+     * that would pile up unused. Made trainable again on the way out. */
+    if (teacher->net) wb_params_set_trainable(teacher->net->params, 0);
+    wb_ratio_env env = {.data = ds->shape, .teacher = teacher->net, .fake = d->fake};
+    if (!failed && c->ratio->ratio->wants_backbone) {
+        if (!c->ratio_net.desc) {
+            wb_set_error("distill: ratio estimator '%s' needs a backbone net (ratio = {\"%s\", net = {\"mlp\"}})",
+                         c->ratio->name, c->ratio->name);
+            failed = 1;
+        } else {
+            wb_net_shape bs = ds->shape;
+            bs.out_channels = 1;
+            wb_rng_init(&rng, c->seed, STREAM_RATIO_INIT);
+            d->backbone = wb_net_new(&c->ratio_net, &bs, &rng);
+            env.backbone = d->backbone;
+            if (!d->backbone) failed = 1;
+            if (!failed && c->ratio_init_from_teacher) {
+                int total = wb_params_count(d->backbone->params);
+                d->ratio_init_copied = teacher->net ? wb_params_copy_matching(d->backbone->params, teacher->net->params) : 0;
+                if (d->ratio_init_copied == 0) {
+                    wb_set_error("distill: ratio_init = \"teacher\": the %s backbone shares no weight (same name and shape) "
+                                 "with the teacher's net%s", c->ratio_net.desc->name, teacher->net ? "" : " (the teacher is exact)");
+                    failed = 1;
+                }
+                d->ratio_init_total = total;
+            }
+        }
+    }
+    if (!failed && !teacher->net && !c->ratio->ratio->wants_backbone) {
+        wb_set_error("distill: ratio estimator '%s' reads teacher features, but the teacher is exact (no net)", c->ratio->name);
+        failed = 1;
+    }
+    if (!failed) {
+        d->ratio = c->ratio->ratio;
+        d->ratio_params = wb_params_new(wb_backend_cpu());
+        char err[512] = {0};
+        d->ratio_self = d->ratio->create(&c->ratio_cfg->cfg, &env, d->ratio_params, err, sizeof err);
+        if (!d->ratio_self) {
+            wb_set_error("ratio estimator '%s': %s", c->ratio->name, err[0] ? err : wb_last_error());
+            failed = 1;
+        } else {
+            wb_rng_init(&rng, c->seed, STREAM_RATIO_INIT + 100);
+            if (wb_params_finalize(d->ratio_params, &rng)) failed = 1;
+        }
+    }
+    if (!failed) {
+        s->ema = wb_params_clone(s->gen->params);
+        d->opt_gen = wb_adam_new(s->gen->params, c->lr_gen, c->beta1, 0.999f, 1e-8f, 0, 0);
+        if (d->fake) d->opt_fake = wb_adam_new(d->fake->params, c->lr_fake, c->beta1, 0.999f, 1e-8f, 0, 0);
+        d->opt_ratio = wb_adam_new(d->ratio_params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
+        if (d->backbone) d->opt_backbone = wb_adam_new(d->backbone->params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
+        d->g = wb_graph_new(wb_backend_cpu());
+        int64_t n = d->b * d->dim;
+        float **bufs[] = {&d->x0, &d->xt, &d->noise, &d->grad, &d->d_teacher, &d->d_fake, &d->grad_l, &d->z, &d->x_real};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = calloc((size_t)n, sizeof(float));
+        d->buf2 = calloc((size_t)(2 * n), sizeof(float));
+        float **small[] = {&d->sigma, &d->logit, &d->w_s, &d->w_l, &d->scale};
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = calloc((size_t)d->b, sizeof(float));
+        d->sigma2 = calloc((size_t)(2 * d->b), sizeof(float));
+        if (!s->ema || !d->opt_gen || !d->opt_ratio || !d->g || !d->buf2 || !d->sigma2 || !d->x_real || !d->scale) {
+            wb_set_error("distill: out of memory");
+            failed = 1;
+        }
+    }
+    if (!failed && run && write_config(d, run)) failed = 1;
+
+    wb_rng_init(&d->rng_z, c->seed, STREAM_Z);
+    wb_rng_init(&d->rng_sigma, c->seed, STREAM_SIGMA);
+    wb_rng_init(&d->rng_noise, c->seed, STREAM_NOISE);
+    wb_rng_init(&d->rng_fake, c->seed, STREAM_FAKE);
+    wb_rng_init(&d->rng_ratio, c->seed, STREAM_RATIO);
+    wb_rng_init(&d->rng_data, c->seed, STREAM_DATA);
+
+    float *eval_ref = NULL, *eval_x = NULL;
+    if (!failed && c->eval_samples > 0) {
+        eval_ref = malloc((size_t)(c->eval_samples * d->dim) * sizeof(float));
+        eval_x = malloc((size_t)(c->eval_samples * d->dim) * sizeof(float));
+        wb_rng er;
+        wb_rng_init(&er, c->seed, STREAM_EVAL);
+        ds->sample(ds, &er, c->eval_samples, eval_ref);
+    }
+    char label[64];
+    snprintf(label, sizeof label, "distill %s", c->divergence->name);
+    wb_progress prog;
+    wb_progress_start(&prog, label, c->steps, !failed && !c->quiet && !(run && run->quiet));
+    double t0 = wb_now_seconds();
+    step_stats st = {0};
+    for (int64_t step = 1; step <= c->steps && !failed; step++) {
+        if (generator_step(d, step, &st)) {
+            if (strncmp(wb_last_error(), "distill step", 12) != 0)
+                wb_set_error("distill step %lld (generator update): %s", (long long)step, wb_last_error());
+            failed = 1;
+            break;
+        }
+        wb_ema_update(s->ema, s->gen->params, ema_decay_warm(c->ema_decay, step));
+        if (!wb_params_all_finite(s->gen->params)) {
+            wb_set_error("distill step %lld: generator weights became non-finite (lower lr?)", (long long)step);
+            failed = 1;
+            break;
+        }
+        for (int k = 0; !d->score_free && k < c->fake_updates && !failed; k++)
+            if (fake_step(d, step, k > 0, &st)) failed = 1;
+        for (int k = 0; k < c->ratio_updates && !failed; k++)
+            if (ratio_step(d, step, k > 0 || (!d->score_free && c->fake_updates > 1), &st)) failed = 1;
+        if (failed) {
+            if (strncmp(wb_last_error(), "distill step", 12) != 0)
+                wb_set_error("distill step %lld: %s", (long long)step, wb_last_error());
+            break;
+        }
+        s->steps_done = step;
+        double eval_value = NAN;
+        int evaluated = 0;
+        if (c->on_eval && c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps)) {
+            double te = wb_now_seconds();
+            if (c->on_eval(c->eval_user, s, step, &eval_value)) {
+                if (strncmp(wb_last_error(), "distill step", 12) != 0)
+                    wb_set_error("distill step %lld (evaluation): %s", (long long)step, wb_last_error());
+                failed = 1;
+                break;
+            }
+            if (eval_point(s, step, eval_value)) {
+                wb_set_error("distill: out of memory");
+                failed = 1;
+                break;
+            }
+            evaluated = 1;
+            t0 += wb_now_seconds() - te; /* evaluation is not training time */
+        }
+        if ((c->log_every > 0 && step % c->log_every == 0) || step == c->steps || evaluated) {
+            double mmd = NAN;
+            if (eval_x) {
+                wb_student_sample(s, c->eval_samples, c->seed + 7, 1, eval_x);
+                mmd = wb_mmd_rbf(eval_x, c->eval_samples, eval_ref, c->eval_samples, (int)d->dim);
+            }
+            log_point(s, step, mmd, &st);
+            if (run && run->metrics) {
+                fprintf(run->metrics,
+                        "{\"step\": %lld, \"seconds\": %.3f, \"divergence_value\": %.6g, \"mean_w_s\": %.6g, "
+                        "\"mean_w_l\": %.6g, \"gen_grad_norm\": %.6g, \"fake_loss\": %.6g, \"ratio_loss\": %.6g, "
+                        "\"ratio_acc\": %.4f",
+                        (long long)step, wb_now_seconds() - t0, st.div_value, st.mean_ws, st.mean_wl, st.gen_grad,
+                        st.fake_loss, st.ratio_loss, st.ratio_acc);
+                /* optional keys: only what was measured at this step */
+                if (!isnan(mmd)) fprintf(run->metrics, ", \"mmd\": %.6g", mmd);
+                if (!isnan(eval_value)) fprintf(run->metrics, ", \"eval\": %.6g", eval_value);
+                fputs("}\n", run->metrics);
+                fflush(run->metrics);
+            }
+        }
+        char extra[96];
+        snprintf(extra, sizeof extra, "bce %.3f acc %.2f D %.3g", st.ratio_loss, st.ratio_acc, st.div_value);
+        wb_progress_update(&prog, step, extra);
+    }
+    if (!failed) wb_progress_end(&prog, NULL);
+    else if (prog.enabled) fprintf(stderr, "\n");
+    s->train_seconds = wb_now_seconds() - t0;
+    if (!failed && run) {
+        wb_named_params stores[4] = {{"gen.", s->gen->params}, {"gen_ema.", s->ema}, {"ratio.", d->ratio_params}, {NULL, NULL}};
+        int n_stores = 3;
+        if (d->fake) stores[n_stores++] = (wb_named_params){"fake.", d->fake->params};
+        char path[1200], steps[32];
+        snprintf(steps, sizeof steps, "%lld", (long long)s->steps_done);
+        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps, "commit", wb_build_commit()};
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
+        if (wb_safetensors_save(path, stores, n_stores, meta, 4)) failed = 1;
+        if (!failed && d->dim != 2) { /* images: a grid from a fixed seed, so
+                                          * grids of different runs compare image for image */
+            const int ng = 64;
+            float *xs = malloc((size_t)(ng * d->dim) * sizeof(float));
+            snprintf(path, sizeof path, "%s/samples.png", run->dir);
+            if (!xs || wb_student_sample(s, ng, WB_GRID_SEED, 1, xs) ||
+                wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
+                failed = 1;
+            free(xs);
+        }
+        if (!failed && d->dim == 2) {
+            int64_t ns = 2000;
+            float *xs = malloc((size_t)ns * 2 * sizeof(float)), *xr = malloc((size_t)ns * 2 * sizeof(float));
+            wb_rng er;
+            wb_rng_init(&er, c->seed + 1, STREAM_EVAL);
+            ds->sample(ds, &er, ns, xr);
+            char title[128];
+            snprintf(title, sizeof title, "%s (%lld steps)", c->divergence->name, (long long)s->steps_done);
+            snprintf(path, sizeof path, "%s/samples.png", run->dir);
+            if (wb_student_sample(s, ns, c->seed + 3, 1, xs) ||
+                wb_plot_scatter(path, title, xr, (int)ns, "data", xs, (int)ns, "student", NULL))
+                failed = 1;
+            free(xs);
+            free(xr);
+        }
+    }
+    free(eval_ref);
+    free(eval_x);
+    distiller_free(d);
+    if (teacher->net) wb_params_set_trainable(teacher->net->params, 1);
+    if (failed) {
+        wb_student_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int wb_student_sample(wb_student *s, int64_t n, uint64_t seed, int use_ema, float *out) {
+    int64_t dim = (int64_t)s->shape.channels * s->shape.height * s->shape.width;
+    const int64_t chunk = 4096;
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    if (!g) return -1;
+    wb_graph_set_grad(g, 0);
+    wb_params *live = NULL;
+    if (use_ema) { /* swap the EMA weights in for sampling */
+        live = wb_params_clone(s->gen->params);
+        wb_params_copy(s->gen->params, s->ema);
+    }
+    wb_rng rng;
+    wb_rng_init(&rng, seed, STREAM_Z + 1000);
+    float *z = malloc((size_t)(chunk * dim) * sizeof(float)), *sig = malloc((size_t)chunk * sizeof(float));
+    int rc = 0;
+    for (int64_t start = 0; start < n; start += chunk) {
+        int64_t b = n - start < chunk ? n - start : chunk, shape[4];
+        int ndim = wb_batch_shape(&s->shape, b, shape);
+        wb_rng_normal(&rng, z, b * dim);
+        for (int64_t k = 0; k < b * dim; k++) z[k] *= s->sigma_init;
+        for (int64_t k = 0; k < b; k++) sig[k] = s->sigma_init;
+        wb_graph_reset(g);
+        wb_tensor *x = wb_net_denoise(s->gen, g, wb_from_host(g, ndim, shape, z), wb_from_host(g, 1, &b, sig), NULL, NULL);
+        if (!x) {
+            rc = -1;
+            break;
+        }
+        wb_to_host(x, out + start * dim);
+    }
+    if (live) {
+        wb_params_copy(s->gen->params, live);
+        wb_params_free(live);
+    }
+    free(z);
+    free(sig);
+    wb_graph_free(g);
+    return rc;
+}

@@ -1,0 +1,229 @@
+/* host/engine/run.c — run directories, atomic file writes and the progress line.
+ * A run directory is self-contained: config.json (resolved config, plugin
+ * versions, commit), metrics.jsonl, checkpoint.safetensors, PNG figures.
+ * Every file except the append-only metrics log is written to a temporary
+ * name and renamed, so an interrupted run never leaves a damaged result.
+ * results.json holds the final metrics (wb.evaluate / wb.image_metrics on
+ * the run's Student or Teacher), merged key by key across calls; it is what
+ * `workbench table` (host/report/results_table.c) reads.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "engine/engine.h"
+#include "core/wb_internal.h"
+
+double wb_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int wb_mkdir_p(const char *path) {
+    size_t len = strlen(path);
+    if (len == 0) return 0;
+    char *buf = malloc(len + 1);
+    if (!buf) return -1;
+    memcpy(buf, path, len + 1);
+    int rc = 0;
+    for (char *p = buf + 1; rc == 0; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(buf, 0777) != 0) {
+            /* EEXIST is fine only for a directory; ENOTDIR etc. are real */
+            if (errno != EEXIST || stat(buf, &st) != 0) rc = -1;
+            else if (!S_ISDIR(st.st_mode)) rc = -1, errno = ENOTDIR;
+        }
+        *p = c;
+        if (c == '\0') break;
+        while (p[1] == '/') p++; /* "a//b" */
+    }
+    int saved = errno; /* for the caller's message */
+    free(buf);
+    errno = saved;
+    return rc;
+}
+
+int wb_run_open(wb_run *run, const char *dir) {
+    memset(run, 0, sizeof *run);
+    if (strlen(dir) >= sizeof run->dir - 64) {
+        wb_set_error("run directory name too long: %s", dir);
+        return -1;
+    }
+    if (wb_mkdir_p(dir)) {
+        wb_set_error("run directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(run->dir, sizeof run->dir, "%s", dir);
+    char path[1100];
+    /* A re-run into the same directory must not inherit the old run's final
+     * metrics: they would describe weights that no longer exist. */
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    if (unlink(path) && errno != ENOENT) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    /* A fresh log per run: a re-run into the same directory replaces it. */
+    run->metrics = fopen(path, "w");
+    if (!run->metrics) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void wb_run_close(wb_run *run) {
+    if (run && run->metrics) {
+        fclose(run->metrics);
+        run->metrics = NULL;
+    }
+    if (run) {
+        cJSON_Delete(run->origin);
+        run->origin = NULL;
+    }
+}
+
+void wb_run_add_info(cJSON *root, const wb_run *run) {
+    if (!root || !run || !run->origin) return;
+    for (const cJSON *it = run->origin->child; it; it = it->next) {
+        cJSON *copy = cJSON_Duplicate(it, 1);
+        if (copy) cJSON_AddItemToObject(root, it->string, copy);
+    }
+}
+
+int wb_write_file_atomic(const char *path, const char *text, size_t len) {
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite(text, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fsync(fileno(f)) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The whole file as a malloc'd string, or NULL with errno set. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf; len += got) {
+        if (len + 1 >= cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = more;
+        }
+        got = fread(buf + len, 1, cap - 1 - len, f);
+        if (got == 0) break;
+    }
+    int bad = !buf || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = errno ? errno : EIO;
+        return NULL;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+int wb_run_merge_results(const char *dir, const char *const *keys, const double *values, int n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    cJSON *root = NULL;
+    errno = 0;
+    char *text = read_text(path);
+    if (text) {
+        root = cJSON_Parse(text);
+        free(text);
+        /* never overwrite what we cannot read: it may be someone's results */
+        if (!cJSON_IsObject(root)) {
+            cJSON_Delete(root);
+            wb_set_error("%s: malformed JSON (expected an object of metrics); not overwritten", path);
+            return -1;
+        }
+    } else if (errno != ENOENT) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    } else {
+        root = cJSON_CreateObject();
+    }
+    int rc = root ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        cJSON *num = cJSON_CreateNumber(values[i]);
+        if (!num) rc = -1;
+        else if (cJSON_GetObjectItemCaseSensitive(root, keys[i]))
+            cJSON_ReplaceItemInObjectCaseSensitive(root, keys[i], num);
+        else cJSON_AddItemToObject(root, keys[i], num);
+    }
+    if (rc) wb_set_error("%s: out of memory", path);
+    else rc = wb_write_json_atomic(dir, "results.json", root);
+    cJSON_Delete(root);
+    return rc;
+}
+
+void wb_progress_start(wb_progress *p, const char *label, int64_t total, int enabled) {
+    /* On a terminal the line redraws in place; in a log (CI, nohup) only
+     * the final summary line is written, so logs stay readable. */
+    p->tty = isatty(fileno(stderr));
+    p->label = label;
+    p->total = total;
+    p->t_start = p->t_last_print = wb_now_seconds();
+    p->enabled = enabled;
+}
+
+static void format_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, n, "--:--");
+        return;
+    }
+    int total = (int)(s + 0.5);
+    if (total >= 3600) snprintf(buf, n, "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60);
+    else snprintf(buf, n, "%d:%02d", total / 60, total % 60);
+}
+
+void wb_progress_update(wb_progress *p, int64_t done, const char *extra) {
+    if (!p->enabled || !p->tty) return;
+    double now = wb_now_seconds();
+    if (now - p->t_last_print < 0.5 && done < p->total) return; /* at most two redraws a second */
+    p->t_last_print = now;
+    double elapsed = now - p->t_start, rate = elapsed > 0 ? (double)done / elapsed : 0;
+    char eta[32];
+    format_duration(rate > 0 ? (double)(p->total - done) / rate : -1, eta, sizeof eta);
+    fprintf(stderr, "\r%-24s %7lld/%-7lld %8.1f it/s  ETA %s  %s\033[K", p->label, (long long)done,
+            (long long)p->total, rate, eta, extra ? extra : "");
+    fflush(stderr);
+}
+
+void wb_progress_end(wb_progress *p, const char *extra) {
+    if (!p->enabled) return;
+    double elapsed = wb_now_seconds() - p->t_start;
+    char took[32];
+    format_duration(elapsed, took, sizeof took);
+    fprintf(stderr, p->tty ? "\r%-24s %7lld steps in %s (%.1f it/s)  %s\033[K\n" : "%-24s %7lld steps in %s (%.1f it/s)  %s\n", p->label, (long long)p->total, took,
+            elapsed > 0 ? (double)p->total / elapsed : 0.0, extra ? extra : "");
+    fflush(stderr);
+}

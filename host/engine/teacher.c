@@ -1,0 +1,374 @@
+/* host/engine/teacher.c — the EDM teacher: denoising score matching on a dataset
+ * (DESIGN §1.6), the analytic teacher of a Gaussian mixture, and the Heun
+ * sampler (EDM Algorithm 1, deterministic, 18 steps = 35 evaluations).
+ *
+ *   x_0 ~ data (B, D)   ln σ ~ N(P_mean, P_std²) (B)   n ~ N(0, I)
+ *   loss = mean( λ(σ) · (D(x_0 + σ·n, σ) − x_0)² ),  λ = (σ²+σd²)/(σ·σd)²
+ *
+ * The teacher is the EMA of the trained weights (EDM's practice).
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buildinfo.h"
+#include "engine/engine.h"
+#include "engine/metrics.h"
+#include "report/plot.h"
+#include "core/wb_internal.h"
+
+#define SIGMA_DATA 0.5f
+#define STREAM_TEACHER_INIT 11
+#define STREAM_TEACHER_DATA 12
+#define STREAM_TEACHER_SIGMA 13
+#define STREAM_TEACHER_NOISE 14
+#define STREAM_SAMPLER 15
+
+void wb_teacher_config_default(wb_teacher_config *c) {
+    memset(c, 0, sizeof *c);
+    c->steps = 4000;
+    c->batch = 256;
+    c->lr = 2e-3f;
+    c->ema_decay = 0.999f;
+    c->seed = 0;
+    c->p_mean = -1.2f;
+    c->p_std = 1.2f;
+    c->single_sigma = 0.0f;
+    c->log_every = 100;
+}
+
+/* Batch shape of data with geometry s: (B, D) for vectors, (B, C, H, W) for images. */
+int wb_batch_shape(const wb_net_shape *s, int64_t batch, int64_t shape[4]) {
+    shape[0] = batch;
+    if (s->height == 1 && s->width == 1) {
+        shape[1] = s->channels;
+        return 2;
+    }
+    shape[1] = s->channels;
+    shape[2] = s->height;
+    shape[3] = s->width;
+    return 4;
+}
+
+wb_config_owned *wb_config_copy(const wb_config_owned *src) {
+    wb_config_owned *c = wb_config_new(src->desc);
+    if (c) memcpy(c->values, src->values, (size_t)src->desc->n_params * sizeof *c->values);
+    return c;
+}
+
+/* JSON of a plugin and its resolved parameters, for config.json. */
+cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", desc->name);
+    cJSON_AddStringToObject(o, "version", desc->version);
+    char *params = cfg ? wb_config_to_json(&cfg->cfg) : NULL;
+    cJSON *p = params ? cJSON_Parse(params) : NULL;
+    cJSON_AddItemToObject(o, "params", p ? p : cJSON_CreateObject());
+    free(params);
+    return o;
+}
+
+int wb_write_json_atomic(const char *dir, const char *name, cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) return -1;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t len = strlen(text);
+    text = realloc(text, len + 2);
+    text[len] = '\n';
+    int rc = wb_write_file_atomic(path, text, len + 1);
+    free(text);
+    return rc;
+}
+
+static void add_build_info(cJSON *root) {
+    cJSON_AddStringToObject(root, "workbench_version", wb_build_version());
+    cJSON_AddStringToObject(root, "commit", wb_build_commit());
+    cJSON_AddStringToObject(root, "backend", "cpu");
+}
+
+void wb_add_build_info(cJSON *root) { add_build_info(root); }
+
+/* EMA with warm-up: early on the average would be dominated by the random
+ * initialisation, so the decay ramps up as (1+t)/(10+t). */
+static float ema_decay_at(float decay, int64_t step) {
+    float warm = (1.0f + (float)step) / (10.0f + (float)step);
+    return warm < decay ? warm : decay;
+}
+
+wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_teacher_config *cfg, wb_run *run) {
+    if (cfg->steps < 0 || cfg->batch < 1) {
+        wb_set_error("teacher: steps (%lld) must be >= 0 and batch (%lld) >= 1", (long long)cfg->steps,
+                     (long long)cfg->batch);
+        return NULL;
+    }
+    wb_teacher *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->shape = ds->shape;
+    snprintf(t->source, sizeof t->source, "%s", run ? run->dir : cfg->init && cfg->init[0] ? cfg->init : "memory");
+    snprintf(t->dataset, sizeof t->dataset, "%s", ds->name);
+    t->single_sigma = cfg->single_sigma;
+    t->spec.desc = spec->desc;
+    t->spec.cfg = wb_config_copy(spec->cfg);
+    wb_rng init_rng;
+    wb_rng_init(&init_rng, cfg->seed, STREAM_TEACHER_INIT);
+    t->net = wb_net_new(&t->spec, &ds->shape, &init_rng);
+    if (!t->net) {
+        wb_teacher_free(t);
+        return NULL;
+    }
+    if (cfg->init && cfg->init[0]) {
+        /* A teacher checkpoint ("teacher." keys) or a student's ("gen_ema."):
+         * any trained denoiser of the same architecture can be a start. */
+        wb_named_params as_teacher = {"teacher.", t->net->params}, as_student = {"gen_ema.", t->net->params};
+        if (wb_safetensors_load(cfg->init, &as_teacher, 1, 1)) {
+            char first[600];
+            snprintf(first, sizeof first, "%s", wb_last_error());
+            if (wb_safetensors_load(cfg->init, &as_student, 1, 1)) {
+                wb_set_error("teacher init: %s (as a student checkpoint: %s)", first, wb_last_error());
+                wb_teacher_free(t);
+                return NULL;
+            }
+        }
+    }
+    if (run) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "kind", "teacher");
+        add_build_info(root);
+        wb_run_add_info(root, run);
+        cJSON_AddStringToObject(root, "dataset", ds->name);
+        cJSON_AddItemToObject(root, "net", wb_plugin_json(spec->desc, spec->cfg));
+        cJSON_AddNumberToObject(root, "steps", (double)cfg->steps);
+        cJSON_AddNumberToObject(root, "batch", (double)cfg->batch);
+        cJSON_AddNumberToObject(root, "lr", cfg->lr);
+        cJSON_AddNumberToObject(root, "ema", cfg->ema_decay);
+        cJSON_AddNumberToObject(root, "seed", (double)cfg->seed);
+        cJSON_AddNumberToObject(root, "p_mean", cfg->p_mean);
+        cJSON_AddNumberToObject(root, "p_std", cfg->p_std);
+        cJSON_AddNumberToObject(root, "single_sigma", cfg->single_sigma);
+        cJSON_AddStringToObject(root, "init", cfg->init && cfg->init[0] ? cfg->init : "random");
+        int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
+        for (int i = 0; i < wb_params_count(t->net->params); i++) n_params += wb_params_at(t->net->params, i)->numel;
+        cJSON_AddNumberToObject(root, "parameters", (double)n_params);
+        int rc = wb_write_json_atomic(run->dir, "config.json", root);
+        cJSON_Delete(root);
+        if (rc) {
+            wb_teacher_free(t);
+            return NULL;
+        }
+    }
+    wb_params *ema = wb_params_clone(t->net->params);
+    wb_adam *opt = wb_adam_new(t->net->params, cfg->lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0);
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    int64_t b = cfg->batch, dim = ds->dim, shape[4];
+    int ndim = wb_batch_shape(&ds->shape, b, shape);
+    float *x0 = malloc((size_t)(b * dim) * sizeof(float)), *xt = malloc((size_t)(b * dim) * sizeof(float));
+    float *noise = malloc((size_t)(b * dim) * sizeof(float)), *sigma = malloc((size_t)b * sizeof(float));
+    float *lam = malloc((size_t)b * sizeof(float));
+    wb_rng data_rng, sigma_rng, noise_rng;
+    wb_rng_init(&data_rng, cfg->seed, STREAM_TEACHER_DATA);
+    wb_rng_init(&sigma_rng, cfg->seed, STREAM_TEACHER_SIGMA);
+    wb_rng_init(&noise_rng, cfg->seed, STREAM_TEACHER_NOISE);
+    wb_progress prog;
+    wb_progress_start(&prog, "teacher (DSM)", cfg->steps, !cfg->quiet && !(run && run->quiet));
+    double t0 = wb_now_seconds(), loss_acc = 0;
+    int64_t loss_n = 0;
+    int failed = !ema || !opt || !g || !x0 || !xt || !noise || !sigma || !lam;
+    for (int64_t step = 1; step <= cfg->steps && !failed; step++) {
+        ds->sample(ds, &data_rng, b, x0);
+        if (cfg->single_sigma > 0) {
+            for (int64_t i = 0; i < b; i++) sigma[i] = cfg->single_sigma;
+        } else {
+            wb_rng_normal(&sigma_rng, sigma, b);
+            for (int64_t i = 0; i < b; i++) sigma[i] = expf(cfg->p_mean + cfg->p_std * sigma[i]);
+        }
+        wb_rng_normal(&noise_rng, noise, b * dim);
+        for (int64_t i = 0; i < b; i++) {
+            for (int64_t j = 0; j < dim; j++) xt[i * dim + j] = x0[i * dim + j] + sigma[i] * noise[i * dim + j];
+            float s2 = sigma[i] * sigma[i];
+            lam[i] = (s2 + SIGMA_DATA * SIGMA_DATA) / (s2 * SIGMA_DATA * SIGMA_DATA);
+        }
+        wb_graph_reset(g);
+        int64_t lam_shape[4] = {b, 1, 1, 1};
+        wb_tensor *d = wb_net_denoise(t->net, g, wb_from_host(g, ndim, shape, xt), wb_from_host(g, 1, &b, sigma),
+                                      NULL, NULL);
+        wb_tensor *loss = wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, d, wb_from_host(g, ndim, shape, x0))),
+                                            wb_from_host(g, ndim, lam_shape, lam)));
+        wb_params_zero_grad(t->net->params);
+        float loss_value = NAN;
+        if (!loss || wb_backward(g, loss, NULL)) {
+            wb_set_error("teacher step %lld: %s", (long long)step, wb_last_error());
+            failed = 1;
+            break;
+        }
+        wb_to_host(loss, &loss_value);
+        if (!isfinite(loss_value)) {
+            wb_set_error("teacher step %lld: DSM loss is %g (lower lr?)", (long long)step, loss_value);
+            failed = 1;
+            break;
+        }
+        wb_adam_step(opt);
+        wb_ema_update(ema, t->net->params, ema_decay_at(cfg->ema_decay, step));
+        loss_acc += loss_value;
+        loss_n++;
+        if ((cfg->log_every > 0 && step % cfg->log_every == 0) || step == cfg->steps) {
+            double mean_loss = loss_acc / (double)loss_n;
+            if (run && run->metrics) {
+                fprintf(run->metrics, "{\"step\": %lld, \"loss\": %.6g, \"seconds\": %.3f}\n", (long long)step,
+                        mean_loss, wb_now_seconds() - t0);
+                fflush(run->metrics);
+            }
+            t->final_loss = (float)mean_loss;
+            loss_acc = 0;
+            loss_n = 0;
+        }
+        char extra[64];
+        snprintf(extra, sizeof extra, "loss %.4f", (double)loss_value);
+        wb_progress_update(&prog, step, extra);
+    }
+    if (!failed) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "loss %.4f", (double)t->final_loss);
+        wb_progress_end(&prog, extra);
+        wb_params_copy(t->net->params, ema); /* the teacher IS the EMA */
+        t->train_seconds = wb_now_seconds() - t0;
+        if (run) {
+            wb_named_params stores[1] = {{"teacher.", t->net->params}};
+            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "commit", wb_build_commit()};
+            char path[1200];
+            snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
+            if (wb_safetensors_save(path, stores, 1, meta, 3)) failed = 1;
+            if (!failed && ds->dim != 2) { /* images: a Heun sample grid from a fixed seed */
+                const int ng = 64;
+                float *xs = malloc((size_t)(ng * ds->dim) * sizeof(float));
+                snprintf(path, sizeof path, "%s/samples.png", run->dir);
+                if (!xs || wb_teacher_sample(t, ng, 18, WB_GRID_SEED, xs) ||
+                    wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
+                    failed = 1;
+                free(xs);
+            }
+        }
+    } else if (prog.enabled) {
+        fprintf(stderr, "\n");
+    }
+    free(x0);
+    free(xt);
+    free(noise);
+    free(sigma);
+    free(lam);
+    wb_graph_free(g);
+    wb_adam_free(opt);
+    wb_params_free(ema);
+    if (failed) {
+        wb_teacher_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+wb_teacher *wb_teacher_exact(wb_dataset *ds) {
+    if (!ds->gmm) {
+        wb_set_error("exact teacher: dataset '%s' has no analytic density", ds->name);
+        return NULL;
+    }
+    wb_teacher *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->exact = ds->gmm;
+    t->shape = ds->shape;
+    snprintf(t->source, sizeof t->source, "exact");
+    snprintf(t->dataset, sizeof t->dataset, "%s", ds->name);
+    return t;
+}
+
+void wb_teacher_free(wb_teacher *t) {
+    if (!t) return;
+    wb_net_free(t->net);
+    wb_config_free(t->spec.cfg);
+    free(t);
+}
+
+int wb_teacher_denoise(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor **out) {
+    if (t->net) {
+        *out = wb_net_denoise(t->net, g, x, sigma, NULL, NULL);
+        return *out ? 0 : -1;
+    }
+    int64_t n = x->shape[0];
+    float *hx = malloc((size_t)x->numel * sizeof(float)), *hs = malloc((size_t)n * sizeof(float));
+    float *hd = malloc((size_t)x->numel * sizeof(float));
+    wb_to_host(x, hx);
+    wb_to_host(sigma, hs);
+    wb_gmm_denoise(t->exact, n, hx, hs, hd);
+    *out = wb_from_host(g, x->ndim, x->shape, hd);
+    free(hx);
+    free(hs);
+    free(hd);
+    return *out ? 0 : -1;
+}
+
+int wb_teacher_sample(wb_teacher *t, int64_t n, int steps, uint64_t seed, float *out) {
+    if (steps < 1) {
+        wb_set_error("teacher sample: steps must be >= 1");
+        return -1;
+    }
+    const double sigma_min = 0.002, sigma_max = 80.0, rho = 7.0;
+    double *ts = malloc((size_t)(steps + 1) * sizeof(double));
+    for (int i = 0; i < steps; i++) {
+        double a = pow(sigma_max, 1.0 / rho), z = pow(sigma_min, 1.0 / rho);
+        ts[i] = pow(a + (steps > 1 ? (double)i / (steps - 1) : 0.0) * (z - a), rho);
+    }
+    ts[steps] = 0.0;
+    int64_t dim = (int64_t)t->shape.channels * t->shape.height * t->shape.width;
+    const int64_t chunk = 4096;
+    wb_rng rng;
+    wb_rng_init(&rng, seed, STREAM_SAMPLER);
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_graph_set_grad(g, 0);
+    float *x = malloc((size_t)(chunk * dim) * sizeof(float)), *d = malloc((size_t)(chunk * dim) * sizeof(float));
+    float *xn = malloc((size_t)(chunk * dim) * sizeof(float)), *sig = malloc((size_t)chunk * sizeof(float));
+    int rc = 0;
+    for (int64_t start = 0; start < n && !rc; start += chunk) {
+        int64_t b = n - start < chunk ? n - start : chunk, shape[4];
+        int ndim = wb_batch_shape(&t->shape, b, shape);
+        wb_rng_normal(&rng, x, b * dim);
+        for (int64_t k = 0; k < b * dim; k++) x[k] *= (float)ts[0];
+        for (int i = 0; i < steps && !rc; i++) {
+            double tc = ts[i], tn = ts[i + 1];
+            wb_graph_reset(g);
+            for (int64_t k = 0; k < b; k++) sig[k] = (float)tc;
+            wb_tensor *den;
+            if (wb_teacher_denoise(t, g, wb_from_host(g, ndim, shape, x), wb_from_host(g, 1, &b, sig), &den)) {
+                rc = -1;
+                break;
+            }
+            wb_to_host(den, d);
+            /* Euler step with slope d_i = (x − D)/t, then Heun's correction */
+            for (int64_t k = 0; k < b * dim; k++) xn[k] = x[k] + (float)((tn - tc) * (x[k] - d[k]) / tc);
+            if (tn > 0) {
+                wb_graph_reset(g);
+                for (int64_t k = 0; k < b; k++) sig[k] = (float)tn;
+                wb_tensor *den2;
+                if (wb_teacher_denoise(t, g, wb_from_host(g, ndim, shape, xn), wb_from_host(g, 1, &b, sig), &den2)) {
+                    rc = -1;
+                    break;
+                }
+                float *d2 = malloc((size_t)(b * dim) * sizeof(float));
+                wb_to_host(den2, d2);
+                for (int64_t k = 0; k < b * dim; k++) {
+                    double s1 = (x[k] - d[k]) / tc, s2 = (xn[k] - d2[k]) / tn;
+                    xn[k] = (float)(x[k] + (tn - tc) * 0.5 * (s1 + s2));
+                }
+                free(d2);
+            }
+            memcpy(x, xn, (size_t)(b * dim) * sizeof(float));
+        }
+        memcpy(out + start * dim, x, (size_t)(b * dim) * sizeof(float));
+    }
+    free(ts);
+    free(x);
+    free(d);
+    free(xn);
+    free(sig);
+    wb_graph_free(g);
+    return rc;
+}

@@ -1,0 +1,333 @@
+/* host/report/results_table.c — `workbench table`: reads finished run directories
+ * (config.json written by wb.teacher / wb.distill, results.json written by
+ * wb.evaluate / wb.image_metrics, see host/engine/run.c), groups the runs whose
+ * configuration differs only in the seed, and writes one table row per
+ * group with the mean ± sample std of each metric over its seeds, as
+ * Markdown, LaTeX (booktabs) or CSV. Library code: errors go to
+ * wb_set_error and the caller decides what to do.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "report/results_table.h"
+#include "wb/tensor.h"
+
+/* Keys that differ between seeds of the same configuration without making
+ * it a different one: the seed itself and what describes the build. */
+/* teacher_source is a path (each seed may train its own teacher); what the
+ * teacher IS stays in the grouping through teacher_dataset/_single_sigma. */
+/* script and args say how the run was started (out=, seed= differ between
+ * seeds); the resolved configuration next to them is what is compared. */
+static const char *const volatile_keys[] = {"seed", "commit", "workbench_version", "teacher_source", "script", "args"};
+
+#define N_LABELS 5
+static const char *const label_names[N_LABELS] = {"method", "ratio", "dataset", "teacher", "init"};
+
+typedef struct run_in {
+    const char *dir;
+    cJSON *config, *results;
+    cJSON *key; /* config without the volatile keys: what groups compare */
+} run_in;
+
+typedef struct group {
+    int first;          /* run whose config labels the row */
+    int n;
+    int *members;       /* run indices, n of them */
+    char *label[N_LABELS];
+} group;
+
+/* dir/name parsed as a JSON object, or NULL with the error naming the file. */
+static cJSON *load_json(const char *dir, const char *name) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        wb_set_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t cap = 0, len = 0, got;
+    do {
+        if (len + 4096 + 1 > cap) {
+            char *more = realloc(text, cap = 2 * cap + 8192);
+            if (!more) {
+                free(text);
+                fclose(f);
+                wb_set_error("%s: out of memory", path);
+                return NULL;
+            }
+            text = more;
+        }
+        got = fread(text + len, 1, 4096, f);
+        len += got;
+    } while (got > 0);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(text);
+        wb_set_error("%s: read error", path);
+        return NULL;
+    }
+    text[len] = 0;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        wb_set_error("%s: malformed JSON (expected an object)", path);
+        return NULL;
+    }
+    return root;
+}
+
+static const char *str_field(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* "name (k=v, k=v)" of a plugin object {name, version, params}. */
+static void plugin_label(FILE *m, const cJSON *plugin) {
+    const char *name = str_field(plugin, "name");
+    fputs(name ? name : "?", m);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(plugin, "params");
+    int count = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, params) {
+        fprintf(m, "%s%s=", count++ ? ", " : " (", p->string);
+        if (cJSON_IsNumber(p)) fprintf(m, "%g", p->valuedouble);
+        else if (cJSON_IsBool(p)) fputs(cJSON_IsTrue(p) ? "true" : "false", m);
+        else if (cJSON_IsString(p)) fputs(p->valuestring, m);
+        else {
+            char *t = cJSON_PrintUnformatted(p);
+            fputs(t ? t : "?", m);
+            free(t);
+        }
+    }
+    if (count) fputc(')', m);
+}
+
+/* The row's descriptive cells: what a reader needs to tell rows apart. */
+static int make_labels(group *g, const cJSON *cfg) {
+    const char *kind = str_field(cfg, "kind");
+    int distill = kind && strcmp(kind, "distill") == 0;
+    for (int i = 0; i < N_LABELS; i++) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *m = open_memstream(&buf, &size);
+        if (!m) return -1;
+        const char *s = NULL;
+        switch (i) {
+        case 0:
+            if (distill) plugin_label(m, cJSON_GetObjectItemCaseSensitive(cfg, "divergence"));
+            else if (kind && strcmp(kind, "teacher") == 0) {
+                const char *net = str_field(cJSON_GetObjectItemCaseSensitive(cfg, "net"), "name");
+                fprintf(m, "teacher (%s)", net ? net : "?");
+            } else fputs(kind ? kind : "?", m);
+            break;
+        case 1: s = distill ? str_field(cJSON_GetObjectItemCaseSensitive(cfg, "ratio"), "name") : NULL; break;
+        case 2: s = str_field(cfg, "dataset"); break;
+        case 3: s = distill ? str_field(cfg, "teacher") : NULL; break;
+        case 4: s = str_field(cfg, "init"); break;
+        }
+        if (i > 0) fputs(s ? s : "-", m);
+        if (fclose(m) != 0 || !buf) {
+            free(buf);
+            return -1;
+        }
+        g->label[i] = buf;
+    }
+    return 0;
+}
+
+static double metric_of(const run_in *r, const char *k) {
+    return cJSON_GetObjectItemCaseSensitive(r->results, k)->valuedouble;
+}
+
+/* Mean and sample std (n - 1) of metric k over the group's runs. */
+static void stats(const group *g, const run_in *runs, const char *k, double *mean, double *std) {
+    double s = 0;
+    for (int i = 0; i < g->n; i++) s += metric_of(&runs[g->members[i]], k);
+    *mean = s / g->n;
+    double ss = 0;
+    for (int i = 0; i < g->n; i++) {
+        double d = metric_of(&runs[g->members[i]], k) - *mean;
+        ss += d * d;
+    }
+    *std = g->n > 1 ? sqrt(ss / (g->n - 1)) : 0.0;
+}
+
+/* Text cells: Markdown must not see a bare '|', LaTeX none of its specials. */
+static void put_text(FILE *m, const char *s, wb_table_format fmt) {
+    if (fmt == WB_TABLE_CSV) {
+        if (strpbrk(s, ",\"\n\r") == NULL) {
+            fputs(s, m);
+            return;
+        }
+        fputc('"', m);
+        for (; *s; s++) {
+            if (*s == '"') fputc('"', m);
+            fputc(*s, m);
+        }
+        fputc('"', m);
+        return;
+    }
+    for (; *s; s++) {
+        if (fmt == WB_TABLE_MD && *s == '|') fputc('\\', m);
+        if (fmt == WB_TABLE_TEX && strchr("_%&#$", *s)) fputc('\\', m);
+        fputc(*s, m);
+    }
+}
+
+static void write_table(FILE *m, wb_table_format fmt, const group *groups, int n_groups, const run_in *runs,
+                        const char *const *metrics, int n_metrics) {
+    const char *sep = fmt == WB_TABLE_CSV ? "," : fmt == WB_TABLE_TEX ? " & " : " | ";
+    if (fmt == WB_TABLE_TEX) {
+        fputs("\\begin{tabular}{", m);
+        for (int i = 0; i < N_LABELS; i++) fputc('l', m);
+        for (int i = 0; i < n_metrics + 1; i++) fputc('r', m);
+        fputs("}\n\\toprule\n", m);
+    }
+    /* header */
+    if (fmt == WB_TABLE_MD) fputs("| ", m);
+    for (int i = 0; i < N_LABELS; i++) fprintf(m, "%s%s", i ? sep : "", label_names[i]);
+    fprintf(m, "%s%s", sep, fmt == WB_TABLE_TEX ? "$n$" : "n");
+    for (int j = 0; j < n_metrics; j++) {
+        fputs(sep, m);
+        put_text(m, metrics[j], fmt);
+        if (fmt == WB_TABLE_CSV) {
+            fputs("_mean,", m);
+            put_text(m, metrics[j], fmt);
+            fputs("_std", m);
+        }
+    }
+    fputs(fmt == WB_TABLE_MD ? " |\n|" : fmt == WB_TABLE_TEX ? " \\\\\n\\midrule\n" : "\n", m);
+    if (fmt == WB_TABLE_MD) {
+        for (int i = 0; i < N_LABELS; i++) fputs("---|", m);
+        for (int i = 0; i < n_metrics + 1; i++) fputs("--:|", m);
+        fputc('\n', m);
+    }
+    /* rows */
+    for (int gi = 0; gi < n_groups; gi++) {
+        const group *g = &groups[gi];
+        if (fmt == WB_TABLE_MD) fputs("| ", m);
+        for (int i = 0; i < N_LABELS; i++) {
+            if (i) fputs(sep, m);
+            put_text(m, g->label[i], fmt);
+        }
+        fprintf(m, "%s%d", sep, g->n);
+        for (int j = 0; j < n_metrics; j++) {
+            double mean, std;
+            stats(g, runs, metrics[j], &mean, &std);
+            fputs(sep, m);
+            /* CSV is for further processing: full precision, std apart */
+            if (fmt == WB_TABLE_CSV) {
+                fprintf(m, "%.10g,", mean);
+                if (g->n > 1) fprintf(m, "%.10g", std);
+            } else if (g->n > 1) {
+                fprintf(m, "%.4g %s %.4g", mean, fmt == WB_TABLE_TEX ? "$\\pm$" : "±", std);
+            } else {
+                fprintf(m, "%.4g", mean);
+            }
+        }
+        fputs(fmt == WB_TABLE_MD ? " |\n" : fmt == WB_TABLE_TEX ? " \\\\\n" : "\n", m);
+    }
+    if (fmt == WB_TABLE_TEX) fputs("\\bottomrule\n\\end{tabular}\n", m);
+}
+
+char *wb_results_table(const char *const *dirs, int n_runs, const char *const *metrics_in, int n_metrics_in,
+                       wb_table_format fmt) {
+    if (n_runs < 1) {
+        wb_set_error("no run directories");
+        return NULL;
+    }
+    char *out = NULL;
+    run_in *runs = calloc((size_t)n_runs, sizeof *runs);
+    group *groups = calloc((size_t)n_runs, sizeof *groups);
+    const char **metrics = calloc((size_t)(n_metrics_in > 0 ? n_metrics_in : 1) + 256, sizeof *metrics);
+    int n_groups = 0, n_metrics = 0;
+    if (!runs || !groups || !metrics) {
+        wb_set_error("out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n_runs; i++) {
+        run_in *r = &runs[i];
+        r->dir = dirs[i];
+        if (!(r->config = load_json(r->dir, "config.json"))) goto done;
+        if (!(r->results = load_json(r->dir, "results.json"))) goto done;
+        if (!(r->key = cJSON_Duplicate(r->config, 1))) {
+            wb_set_error("out of memory");
+            goto done;
+        }
+        for (size_t k = 0; k < sizeof volatile_keys / sizeof volatile_keys[0]; k++)
+            cJSON_DeleteItemFromObjectCaseSensitive(r->key, volatile_keys[k]);
+    }
+    /* groups in order of first appearance on the command line */
+    for (int i = 0; i < n_runs; i++) {
+        int gi = 0;
+        while (gi < n_groups && !cJSON_Compare(runs[groups[gi].first].key, runs[i].key, 1)) gi++;
+        group *g = &groups[gi];
+        if (gi == n_groups) {
+            n_groups++;
+            g->first = i;
+            if (!(g->members = calloc((size_t)n_runs, sizeof *g->members)) || make_labels(g, runs[i].config)) {
+                wb_set_error("out of memory");
+                goto done;
+            }
+        }
+        g->members[g->n++] = i;
+    }
+    /* metrics: as asked, or every numeric key all results.json share */
+    if (metrics_in && n_metrics_in > 0) {
+        for (int j = 0; j < n_metrics_in; j++) metrics[n_metrics++] = metrics_in[j];
+    } else {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, runs[0].results) {
+            int everywhere = cJSON_IsNumber(v);
+            for (int i = 1; everywhere && i < n_runs; i++)
+                everywhere = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(runs[i].results, v->string));
+            if (everywhere && n_metrics < 256) metrics[n_metrics++] = v->string;
+        }
+        if (n_metrics == 0) {
+            wb_set_error("no numeric metric is present in every results.json (first: %s/results.json)", dirs[0]);
+            goto done;
+        }
+    }
+    for (int j = 0; j < n_metrics; j++)
+        for (int i = 0; i < n_runs; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(runs[i].results, metrics[j]);
+            if (!cJSON_IsNumber(v)) {
+                wb_set_error("%s/results.json: %s metric '%s'", runs[i].dir, v ? "non-numeric" : "no", metrics[j]);
+                goto done;
+            }
+        }
+    size_t size = 0;
+    FILE *m = open_memstream(&out, &size);
+    if (!m) {
+        wb_set_error("out of memory");
+        goto done;
+    }
+    write_table(m, fmt, groups, n_groups, runs, metrics, n_metrics);
+    if (fclose(m) != 0) {
+        free(out);
+        out = NULL;
+        wb_set_error("out of memory");
+    }
+done:
+    for (int i = 0; runs && i < n_runs; i++) {
+        cJSON_Delete(runs[i].config);
+        cJSON_Delete(runs[i].results);
+        cJSON_Delete(runs[i].key);
+    }
+    for (int gi = 0; groups && gi < n_groups; gi++) {
+        free(groups[gi].members);
+        for (int i = 0; i < N_LABELS; i++) free(groups[gi].label[i]);
+    }
+    free(runs);
+    free(groups);
+    free(metrics);
+    return out;
+}
