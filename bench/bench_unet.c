@@ -197,7 +197,7 @@ static int count_params(const wb_netspec *den, const wb_netspec *clf, const wb_p
     wb_rng_init(&rng, 0, 0);
     wb_net_shape cs = *shape;
     cs.out_channels = 1;
-    wb_net *a = wb_net_new(den, shape, &rng), *b = wb_net_new(clf, &cs, &rng);
+    wb_net *a = wb_net_new(den, shape, wb_backend_cpu(), &rng), *b = wb_net_new(clf, &cs, wb_backend_cpu(), &rng);
     wb_config_owned *hc = wb_config_new(gan_head);
     wb_params *hp = wb_params_new(wb_backend_cpu());
     int rc = -1;

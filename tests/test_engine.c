@@ -93,7 +93,7 @@ static void test_edm_preconditioning(void **state) {
     fixture *f = *state;
     wb_rng rng;
     wb_rng_init(&rng, 3, 0);
-    wb_net *net = wb_net_new(&f->mlp, &f->ds->shape, &rng);
+    wb_net *net = wb_net_new(&f->mlp, &f->ds->shape, wb_backend_cpu(), &rng);
     assert_non_null(net);
     wb_graph *g = wb_graph_new(wb_backend_cpu());
     const float x[6] = {0.3f, -1.0f, 2.0f, 0.5f, -0.2f, 0.0f}, sigma[3] = {0.002f, 0.5f, 80.0f};
@@ -117,7 +117,7 @@ static void test_edm_preconditioning(void **state) {
 /* The exact teacher's 35-evaluation Heun samples are the data distribution. */
 static void test_exact_teacher_sampler_and_metrics(void **state) {
     fixture *f = *state;
-    wb_teacher *t = wb_teacher_exact(f->ds);
+    wb_teacher *t = wb_teacher_exact(f->ds, wb_backend_cpu());
     assert_non_null(t);
     const int64_t n = 1500;
     float *xs = malloc((size_t)n * 2 * sizeof(float)), *ref = malloc((size_t)n * 2 * sizeof(float));
@@ -350,7 +350,7 @@ static void test_nan_stops_and_keeps_results(void **state) {
 /* A distillation run directory has everything a paper needs to reproduce it. */
 static void test_distill_run_directory(void **state) {
     fixture *f = *state;
-    wb_teacher *t = wb_teacher_exact(f->ds);
+    wb_teacher *t = wb_teacher_exact(f->ds, wb_backend_cpu());
     wb_distill_config c = distill_config(f, "sba", 4);
     c.init_from_teacher = 0;
     c.gen_net = f->mlp;

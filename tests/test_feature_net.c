@@ -188,7 +188,7 @@ static void test_feature_net(void **state) {
     wb_dataset *train = open_set("train", -1), *test = open_set("test", -1), *one = open_set("train", 0);
 
     double t0 = wb_now_seconds();
-    wb_feature_net *fn = wb_feature_net_open(train, cache, STEPS, 0, 1);
+    wb_feature_net *fn = wb_feature_net_open(train, cache, STEPS, 0, 1, wb_backend_cpu());
     if (!fn) fail_msg("open: %s", wb_last_error());
     double t_train = wb_now_seconds() - t0;
     assert_int_equal(wb_feature_net_trained(fn), 1);
@@ -201,7 +201,7 @@ static void test_feature_net(void **state) {
     assert_true(acc > 0.9);
 
     /* second open: loaded, not trained, same features bit for bit */
-    wb_feature_net *fn2 = wb_feature_net_open(train, cache, STEPS, 0, 1);
+    wb_feature_net *fn2 = wb_feature_net_open(train, cache, STEPS, 0, 1, wb_backend_cpu());
     if (!fn2) fail_msg("reopen: %s", wb_last_error());
     assert_int_equal(wb_feature_net_trained(fn2), 0);
     enum { N = 200 };
@@ -224,7 +224,7 @@ static void test_feature_net(void **state) {
     assert_non_null(f);
     fputs("this is not a safetensors file", f);
     fclose(f);
-    assert_null(wb_feature_net_open(train, cache, STEPS, 1, 1));
+    assert_null(wb_feature_net_open(train, cache, STEPS, 1, 1, wb_backend_cpu()));
     assert_non_null(strstr(wb_last_error(), bad));
 
     /* metrics: real vs real (another seed) and real vs one class */
@@ -255,7 +255,7 @@ static void test_feature_net(void **state) {
              STEPS);
     assert_int_equal(stat(stats, &st), 0);
     /* a one-class set cannot train a classifier */
-    assert_null(wb_feature_net_open(one, NULL, 5, 0, 1));
+    assert_null(wb_feature_net_open(one, NULL, 5, 0, 1, wb_backend_cpu()));
     assert_non_null(strstr(wb_last_error(), "at least 2"));
 
     free(x);

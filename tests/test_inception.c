@@ -93,7 +93,7 @@ static void test_matches_torchvision(void **state) {
     if (wb_safetensors_load(path, &store, 1, 0)) fail_msg("%s", wb_last_error());
 
     snprintf(path, sizeof path, "%s/weights.safetensors", g_dir);
-    wb_inception *m = wb_inception_load(path);
+    wb_inception *m = wb_inception_load(path, wb_backend_cpu());
     if (!m) fail_msg("load: %s", wb_last_error());
     float feat[2 * 2048];
     struct timespec t0, t1;
@@ -158,7 +158,7 @@ static void write_raw(const char *path, const char *json, size_t bytes) {
 
 /* Loading `path` fails, and the error names the file and every needle. */
 static void expect_load_error(const char *path, const char *n1, const char *n2) {
-    wb_inception *m = wb_inception_load(path);
+    wb_inception *m = wb_inception_load(path, wb_backend_cpu());
     if (m) fail_msg("%s loaded", path);
     const char *e = wb_last_error();
     if (!strstr(e, path)) fail_msg("error '%s' does not name the file %s", e, path);
@@ -216,7 +216,7 @@ static void test_argument_errors(void **state) {
     float img[3 * 4 * 4] = {0}, out[2048];
     assert_int_equal(wb_inception_features(NULL, img, 1, 3, 4, 4, out), -1);
     assert_non_null(strstr(wb_last_error(), "inception_features"));
-    assert_null(wb_inception_load(NULL));
+    assert_null(wb_inception_load(NULL, wb_backend_cpu()));
     wb_inception_free(NULL); /* a no-op */
 }
 

@@ -57,7 +57,7 @@ static wb_net *make_net(fixture *f, wb_config_owned *cfg, int c, int h, int out_
     wb_net_shape shape = {c, h, h, out_c, label_dim};
     wb_rng rng;
     wb_rng_init(&rng, seed, 0);
-    return wb_net_new(&spec, &shape, &rng);
+    return wb_net_new(&spec, &shape, wb_backend_cpu(), &rng);
 }
 
 static wb_net *make_preset(fixture *f, const char *preset, int c, int h, int out_c) {

@@ -843,7 +843,7 @@ static int l_teacher(lua_State *L) {
 
     wb_run run;
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
-    wb_teacher *t = exact ? wb_teacher_exact(data->ds) : wb_teacher_train(data->ds, &spec, &cfg, runp);
+    wb_teacher *t = exact ? wb_teacher_exact(data->ds, NULL) : wb_teacher_train(data->ds, &spec, &cfg, runp);
     char err[1024] = "";
     if (!t) snprintf(err, sizeof err, "%s", wb_last_error());
     if (runp) wb_run_close(runp);
@@ -1587,7 +1587,7 @@ static wb_feature_net *cached_feature_net(lua_State *L, const char *fn_name, wb_
     feature_net_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->fn = NULL;
     luaL_setmetatable(L, FEATURE_NET_TNAME);
-    u->fn = wb_feature_net_open(ds, cache, steps, seed, quiet);
+    u->fn = wb_feature_net_open(ds, cache, steps, seed, quiet, NULL);
     if (!u->fn) luaL_error(L, "%s: %s", fn_name, wb_last_error());
     lua_settable(L, -3); /* table[key] = userdata */
     lua_pop(L, 1);
@@ -1636,7 +1636,7 @@ static inception_ud *cached_inception(lua_State *L, const char *fn_name, const c
     snprintf(u->id, sizeof u->id, "%.*s-%lld", 120, base, (long long)st.st_size);
     for (char *c = u->id; *c; c++)
         if (*c == ' ' || *c == '/') *c = '_';
-    u->m = wb_inception_load(path);
+    u->m = wb_inception_load(path, NULL);
     if (!u->m) luaL_error(L, "%s: key 'inception': %s", fn_name, wb_last_error());
     lua_setfield(L, -2, path); /* the table keeps it alive */
     lua_pop(L, 1);

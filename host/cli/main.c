@@ -398,7 +398,7 @@ static int cmd_version(void) {
     printf("workbench %s\n", wb_build_version());
     printf("commit    %s\n", wb_build_commit());
     printf("lua       %s\n", LUA_RELEASE);
-    const wb_backend *cpu = wb_backend_cpu();
+    const wb_backend *cpu = wb_backend_select("cpu");
     printf("backends  %s", cpu ? wb_backend_name(cpu) : "cpu (unavailable)");
     const wb_backend *cuda = wb_backend_cuda();
     if (cuda) printf(", %s\n", wb_backend_name(cuda));

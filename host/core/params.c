@@ -31,9 +31,13 @@ struct wb_params {
 };
 
 wb_params *wb_params_new(const wb_backend *be) {
+    if (!be) {
+        wb_set_error("params: no backend given");
+        return NULL;
+    }
     wb_params *ps = calloc(1, sizeof *ps);
     if (!ps) return NULL;
-    ps->be = be ? be : wb_backend_cpu();
+    ps->be = be;
     ps->trainable = 1;
     return ps;
 }
@@ -134,6 +138,7 @@ int wb_params_finalize(wb_params *ps, wb_rng *rng) {
 }
 
 int wb_params_count(const wb_params *ps) { return ps->n; }
+const wb_backend *wb_params_backend(const wb_params *ps) { return ps->be; }
 wb_tensor *wb_params_at(wb_params *ps, int i) { return (i >= 0 && i < ps->n) ? &ps->entries[i]->tensor : NULL; }
 const char *wb_params_name(wb_params *ps, int i) { return ps->entries[i]->name; }
 

@@ -64,6 +64,7 @@ void wb_distill_config_default(wb_distill_config *c) {
 
 typedef struct distiller {
     const wb_distill_config *cfg;
+    const wb_backend *be; /* every graph and parameter store of the run */
     wb_teacher *teacher;
     wb_dataset *ds;
     const wb_divergence_fns *div;
@@ -419,6 +420,7 @@ static int write_config(const distiller *d, const wb_run *run) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "kind", "distill");
     wb_add_build_info(root);
+    cJSON_AddStringToObject(root, "backend", wb_backend_name(d->be));
     wb_run_add_info(root, run);
     cJSON_AddStringToObject(root, "dataset", d->ds->name);
     cJSON_AddItemToObject(root, "divergence", wb_plugin_json(c->divergence, c->divergence_cfg));
@@ -513,9 +515,20 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         wb_set_error("distill: init = \"teacher\" needs a trained teacher net (this teacher is exact); use init = \"none\"");
         return NULL;
     }
+    const wb_backend *be = c->backend ? c->backend : teacher->be;
+    if (!be) {
+        wb_set_error("distill: the teacher has no backend");
+        return NULL;
+    }
+    if (teacher->net && wb_params_backend(teacher->net->params) != be) {
+        wb_set_error("distill: backend \"%s\" asked for, but the teacher lives on \"%s\" (give both the same backend)",
+                     wb_backend_name(be), wb_backend_name(wb_params_backend(teacher->net->params)));
+        return NULL;
+    }
     distiller dd, *d = &dd;
     memset(d, 0, sizeof *d);
     d->cfg = c;
+    d->be = be;
     d->teacher = teacher;
     d->ds = ds;
     d->div = c->divergence->divergence;
@@ -534,17 +547,18 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     wb_student *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->sigma_init = c->sigma_init;
+    s->be = be;
     s->shape = ds->shape;
     int failed = 0;
 
     wb_rng rng;
     wb_rng_init(&rng, c->seed, STREAM_GEN_INIT);
-    s->gen = wb_net_new(gen_spec, &ds->shape, &rng);
+    s->gen = wb_net_new(gen_spec, &ds->shape, be, &rng);
     if (!s->gen || (c->init_from_teacher && wb_params_copy(s->gen->params, teacher->net->params))) failed = 1;
     d->gen = s->gen;
     if (!failed && !d->score_free) {
         wb_rng_init(&rng, c->seed, STREAM_FAKE_INIT);
-        d->fake = wb_net_new(gen_spec, &ds->shape, &rng);
+        d->fake = wb_net_new(gen_spec, &ds->shape, be, &rng);
         if (!d->fake || (teacher->net && wb_params_copy(d->fake->params, teacher->net->params))) failed = 1;
     }
     /* The teacher is frozen: its weights never get gradients. Backward still
@@ -552,7 +566,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
      * not into its weights — a third of its backward cost, and gradients
      * that would pile up unused. Made trainable again on the way out. */
     if (teacher->net) wb_params_set_trainable(teacher->net->params, 0);
-    wb_ratio_env env = {.data = ds->shape, .teacher = teacher->net, .fake = d->fake};
+    wb_ratio_env env = {.data = ds->shape, .teacher = teacher->net, .fake = d->fake, .backend = be};
     if (!failed && c->ratio->ratio->wants_backbone) {
         if (!c->ratio_net.desc) {
             wb_set_error("distill: ratio estimator '%s' needs a backbone net (ratio = {\"%s\", net = {\"mlp\"}})",
@@ -562,7 +576,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             wb_net_shape bs = ds->shape;
             bs.out_channels = 1;
             wb_rng_init(&rng, c->seed, STREAM_RATIO_INIT);
-            d->backbone = wb_net_new(&c->ratio_net, &bs, &rng);
+            d->backbone = wb_net_new(&c->ratio_net, &bs, be, &rng);
             env.backbone = d->backbone;
             if (!d->backbone) failed = 1;
             if (!failed && c->ratio_init_from_teacher) {
@@ -583,7 +597,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     }
     if (!failed) {
         d->ratio = c->ratio->ratio;
-        d->ratio_params = wb_params_new(wb_backend_cpu());
+        d->ratio_params = wb_params_new(be);
         char err[512] = {0};
         d->ratio_self = d->ratio->create(&c->ratio_cfg->cfg, &env, d->ratio_params, err, sizeof err);
         if (!d->ratio_self) {
@@ -600,7 +614,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         if (d->fake) d->opt_fake = wb_adam_new(d->fake->params, c->lr_fake, c->beta1, 0.999f, 1e-8f, 0, 0);
         d->opt_ratio = wb_adam_new(d->ratio_params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
         if (d->backbone) d->opt_backbone = wb_adam_new(d->backbone->params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
-        d->g = wb_graph_new(wb_backend_cpu());
+        d->g = wb_graph_new(be);
         int64_t n = d->b * d->dim;
         float **bufs[] = {&d->x0, &d->xt, &d->noise, &d->grad, &d->d_teacher, &d->d_fake, &d->grad_l, &d->z, &d->x_real};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = calloc((size_t)n, sizeof(float));
@@ -754,7 +768,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
 int wb_student_sample(wb_student *s, int64_t n, uint64_t seed, int use_ema, float *out) {
     int64_t dim = (int64_t)s->shape.channels * s->shape.height * s->shape.width;
     const int64_t chunk = 4096;
-    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_graph *g = wb_graph_new(s->be);
     if (!g) return -1;
     wb_graph_set_grad(g, 0);
     wb_params *live = NULL;

@@ -49,8 +49,8 @@ typedef struct wb_netspec {
     wb_config_owned *cfg; /* owned by the spec */
 } wb_netspec;
 
-/* Instantiate a net plugin: create, finalize params from rng. */
-wb_net *wb_net_new(const wb_netspec *spec, const wb_net_shape *shape, wb_rng *rng);
+/* Instantiate a net plugin on backend be: create, finalize params from rng. */
+wb_net *wb_net_new(const wb_netspec *spec, const wb_net_shape *shape, const wb_backend *be, wb_rng *rng);
 void wb_net_free(wb_net *net);
 
 /* Batch shape of data with geometry s: (B, D) for vectors, (B, C, H, W)
@@ -117,6 +117,7 @@ typedef struct wb_teacher_config {
     const char *init;      /* checkpoint to start from (teacher. or gen_ema. keys), or NULL */
     int quiet;             /* no progress line                                   */
     int log_every;
+    const wb_backend *backend; /* NULL: wb_backend_select(NULL) ($WB_BACKEND, else cpu) */
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
 
@@ -128,14 +129,16 @@ typedef struct wb_teacher {
     float single_sigma;    /* > 0: trained at that σ only                       */
     const wb_gmm *exact;   /* analytic denoiser instead of a net                */
     wb_net_shape shape;
+    const wb_backend *be;  /* where its weights live; its students train there */
     double train_seconds;
     float final_loss;
 } wb_teacher;
 
 /* Train a teacher net on ds with EDM DSM; returns NULL on failure. */
 wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *net, const wb_teacher_config *cfg, wb_run *run);
-/* The analytic teacher of a GMM dataset. */
-wb_teacher *wb_teacher_exact(wb_dataset *ds);
+/* The analytic teacher of a GMM dataset (its students train on be; NULL:
+ * wb_backend_select(NULL)). */
+wb_teacher *wb_teacher_exact(wb_dataset *ds, const wb_backend *be);
 void wb_teacher_free(wb_teacher *t);
 /* D_teacher(x, σ) on host buffers (n samples). */
 int wb_teacher_denoise(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor **out);
@@ -156,6 +159,7 @@ typedef struct wb_distill_config {
     wb_config_owned *ratio_cfg;
     wb_netspec ratio_net;      /* backbone for ratio plugins that want one; desc may be NULL */
     wb_netspec gen_net;        /* generator/fake architecture when the teacher has no net */
+    const wb_backend *backend; /* NULL: the teacher's; another one is an error */
     int64_t steps, batch;
     float lr_gen, lr_fake, lr_ratio;
     float beta1;               /* Adam β1 of all three optimisers (β2 = 0.999) */
@@ -195,6 +199,7 @@ void wb_distill_config_default(wb_distill_config *c);
 struct wb_student {
     wb_net *gen;          /* live generator weights   */
     wb_params *ema;       /* EMA of gen->params       */
+    const wb_backend *be; /* where both live          */
     float sigma_init;
     wb_net_shape shape;
     double train_seconds;

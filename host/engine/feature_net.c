@@ -189,7 +189,8 @@ done:
     return rc;
 }
 
-wb_feature_net *wb_feature_net_open(wb_dataset *ds, const char *cache_dir, int steps, uint64_t seed, int quiet) {
+wb_feature_net *wb_feature_net_open(wb_dataset *ds, const char *cache_dir, int steps, uint64_t seed, int quiet,
+                                    const wb_backend *be) {
     if (!ds || !wb_images_is(ds)) {
         wb_set_error("feature net: dataset '%s' is not an image set", ds ? ds->name : "(null)");
         return NULL;
@@ -209,6 +210,7 @@ wb_feature_net *wb_feature_net_open(wb_dataset *ds, const char *cache_dir, int s
         wb_set_error("feature net: dataset '%s' has %d labels (1..%d supported)", ds->name, n_space, FN_MAX_LABELS);
         return NULL;
     }
+    if (!be && !(be = wb_backend_select(NULL))) return NULL;
     wb_feature_net *fn = calloc(1, sizeof *fn);
     int *class_of = malloc((size_t)n_space * sizeof *class_of);
     if (!fn || !class_of) {
@@ -245,8 +247,8 @@ wb_feature_net *wb_feature_net_open(wb_dataset *ds, const char *cache_dir, int s
     snprintf(fn->id, sizeof fn->id, "%s-%dx%d-s%llu-n%d", ds->name, s->height, s->width, (unsigned long long)seed,
              steps);
     if (cache_dir && *cache_dir) snprintf(fn->path, sizeof fn->path, "%s/%s.safetensors", cache_dir, fn->id);
-    fn->params = wb_params_new(wb_backend_cpu());
-    fn->g = wb_graph_new(wb_backend_cpu());
+    fn->params = wb_params_new(be);
+    fn->g = wb_graph_new(be);
     if (!fn->params || !fn->g || declare_params(fn)) goto fail;
     wb_rng rng;
     wb_rng_init(&rng, seed, 1);

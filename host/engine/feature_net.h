@@ -37,7 +37,7 @@ typedef struct wb_feature_net wb_feature_net;
  * cache_dir if needed and saves atomically. Unless quiet, one progress line
  * on stderr (redrawn in place on a terminal). */
 wb_feature_net *wb_feature_net_open(wb_dataset *train_ds, const char *cache_dir, int steps, uint64_t seed,
-                                    int quiet);
+                                    int quiet, const wb_backend *be /* NULL: wb_backend_select(NULL) */);
 void wb_feature_net_free(wb_feature_net *fn);
 
 /* Geometry and identity. */

@@ -189,12 +189,12 @@ out:
     return rc;
 }
 
-wb_inception *wb_inception_load_on(const char *path, const wb_backend *be) {
+wb_inception *wb_inception_load(const char *path, const wb_backend *be) {
     if (!path) {
         wb_set_error("inception: no weight file given");
         return NULL;
     }
-    if (!be) be = wb_backend_cpu();
+    if (!be && !(be = wb_backend_select(NULL))) return NULL;
     wb_clear_error(); /* so a failure below reports its own message, not a stale one */
     wb_inception *m = calloc(1, sizeof *m);
     if (!m) {
@@ -230,8 +230,6 @@ fail:;
     wb_inception_free(m);
     return NULL;
 }
-
-wb_inception *wb_inception_load(const char *path) { return wb_inception_load_on(path, wb_backend_cpu()); }
 
 void wb_inception_free(wb_inception *m) {
     if (!m) return;

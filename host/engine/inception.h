@@ -31,12 +31,11 @@ extern "C" {
 
 typedef struct wb_inception wb_inception;
 
-/* Loads and validates the weights (on the CPU backend; _on: on `be`) and
- * folds every eval-mode BatchNorm into its convolution. NULL on error, with
- * a message naming the file and the offending key (missing, wrong shape,
- * not F32, truncated data). */
-wb_inception *wb_inception_load(const char *path);
-wb_inception *wb_inception_load_on(const char *path, const wb_backend *be);
+/* Loads and validates the weights onto backend be (NULL:
+ * wb_backend_select(NULL)) and folds every eval-mode BatchNorm into its
+ * convolution. NULL on error, with a message naming the file and the
+ * offending key (missing, wrong shape, not F32, truncated data). */
+wb_inception *wb_inception_load(const char *path, const wb_backend *be);
 void wb_inception_free(wb_inception *m);
 
 /* Pool3 features of n images (host memory, NCHW float32, values in [-1, 1]

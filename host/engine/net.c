@@ -18,7 +18,7 @@
 
 #define WB_SIGMA_DATA 0.5f
 
-wb_net *wb_net_new(const wb_netspec *spec, const wb_net_shape *shape, wb_rng *rng) {
+wb_net *wb_net_new(const wb_netspec *spec, const wb_net_shape *shape, const wb_backend *be, wb_rng *rng) {
     if (!spec || !spec->desc || spec->desc->kind != WB_KIND_NET) {
         wb_set_error("net: no net plugin given");
         return NULL;
@@ -27,7 +27,11 @@ wb_net *wb_net_new(const wb_netspec *spec, const wb_net_shape *shape, wb_rng *rn
     if (!net) return NULL;
     net->desc = spec->desc;
     net->shape = *shape;
-    net->params = wb_params_new(wb_backend_cpu());
+    net->params = wb_params_new(be);
+    if (!net->params) {
+        free(net);
+        return NULL;
+    }
     char err[512] = {0};
     net->self = spec->desc->net->create(&spec->cfg->cfg, shape, net->params, err, sizeof err);
     if (!net->self) {

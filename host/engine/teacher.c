@@ -85,7 +85,6 @@ int wb_write_json_atomic(const char *dir, const char *name, cJSON *root) {
 static void add_build_info(cJSON *root) {
     cJSON_AddStringToObject(root, "workbench_version", wb_build_version());
     cJSON_AddStringToObject(root, "commit", wb_build_commit());
-    cJSON_AddStringToObject(root, "backend", "cpu");
 }
 
 void wb_add_build_info(cJSON *root) { add_build_info(root); }
@@ -103,8 +102,11 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
                      (long long)cfg->batch);
         return NULL;
     }
+    const wb_backend *be = cfg->backend ? cfg->backend : wb_backend_select(NULL);
+    if (!be) return NULL;
     wb_teacher *t = calloc(1, sizeof *t);
     if (!t) return NULL;
+    t->be = be;
     t->shape = ds->shape;
     snprintf(t->source, sizeof t->source, "%s", run ? run->dir : cfg->init && cfg->init[0] ? cfg->init : "memory");
     snprintf(t->dataset, sizeof t->dataset, "%s", ds->name);
@@ -113,7 +115,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     t->spec.cfg = wb_config_copy(spec->cfg);
     wb_rng init_rng;
     wb_rng_init(&init_rng, cfg->seed, STREAM_TEACHER_INIT);
-    t->net = wb_net_new(&t->spec, &ds->shape, &init_rng);
+    t->net = wb_net_new(&t->spec, &ds->shape, t->be, &init_rng);
     if (!t->net) {
         wb_teacher_free(t);
         return NULL;
@@ -136,6 +138,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "kind", "teacher");
         add_build_info(root);
+        cJSON_AddStringToObject(root, "backend", wb_backend_name(t->be));
         wb_run_add_info(root, run);
         cJSON_AddStringToObject(root, "dataset", ds->name);
         cJSON_AddItemToObject(root, "net", wb_plugin_json(spec->desc, spec->cfg));
@@ -160,7 +163,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     }
     wb_params *ema = wb_params_clone(t->net->params);
     wb_adam *opt = wb_adam_new(t->net->params, cfg->lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0);
-    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_graph *g = wb_graph_new(t->be);
     int64_t b = cfg->batch, dim = ds->dim, shape[4];
     int ndim = wb_batch_shape(&ds->shape, b, shape);
     float *x0 = malloc((size_t)(b * dim) * sizeof(float)), *xt = malloc((size_t)(b * dim) * sizeof(float));
@@ -267,13 +270,15 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     return t;
 }
 
-wb_teacher *wb_teacher_exact(wb_dataset *ds) {
+wb_teacher *wb_teacher_exact(wb_dataset *ds, const wb_backend *be) {
     if (!ds->gmm) {
         wb_set_error("exact teacher: dataset '%s' has no analytic density", ds->name);
         return NULL;
     }
+    if (!be && !(be = wb_backend_select(NULL))) return NULL;
     wb_teacher *t = calloc(1, sizeof *t);
     if (!t) return NULL;
+    t->be = be;
     t->exact = ds->gmm;
     t->shape = ds->shape;
     snprintf(t->source, sizeof t->source, "exact");
@@ -322,7 +327,7 @@ int wb_teacher_sample(wb_teacher *t, int64_t n, int steps, uint64_t seed, float 
     const int64_t chunk = 4096;
     wb_rng rng;
     wb_rng_init(&rng, seed, STREAM_SAMPLER);
-    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_graph *g = wb_graph_new(t->be);
     wb_graph_set_grad(g, 0);
     float *x = malloc((size_t)(chunk * dim) * sizeof(float)), *d = malloc((size_t)(chunk * dim) * sizeof(float));
     float *xn = malloc((size_t)(chunk * dim) * sizeof(float)), *sig = malloc((size_t)chunk * sizeof(float));

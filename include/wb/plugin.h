@@ -145,6 +145,8 @@ typedef struct wb_ratio_env {
     wb_net *backbone;      /* a fresh trainable net from the `net` key, if wants_backbone */
     wb_net *teacher;       /* frozen teacher (always set)                        */
     wb_net *fake;          /* fake-score net (NULL on the score-free path)       */
+    const wb_backend *backend; /* where every graph and tensor of the run lives: a
+                                  plugin that makes a graph of its own uses this one */
 } wb_ratio_env;
 
 typedef struct wb_ratio_input {

@@ -40,6 +40,14 @@ const wb_backend *wb_backend_cpu(void);
  * with the reason in wb_last_error(). */
 const wb_backend *wb_backend_cuda(void);
 const char *wb_backend_name(const wb_backend *be);
+/* The backend a run asked for, resolved once (host/core/backend.c):
+ *   "cpu"   the reference backend, always there;
+ *   "cuda"  the CUDA backend, or NULL with the reason (not built with nvcc,
+ *           no device) in wb_last_error();
+ *   "auto"  cuda when it is available, else cpu;
+ *   NULL or ""  the environment's WB_BACKEND, else "cpu".
+ * Any other name is NULL with an error naming it and the choices. */
+const wb_backend *wb_backend_select(const char *name);
 
 /* ---- tensors ------------------------------------------------------------ */
 struct wb_node;
@@ -217,6 +225,7 @@ wb_tensor *wb_params_add(wb_params *ps, const char *name, int ndim, const int64_
 /* Allocate the flat buffers and run the initialisers in declaration order. */
 int wb_params_finalize(wb_params *ps, wb_rng *rng);
 int wb_params_count(const wb_params *ps);
+const wb_backend *wb_params_backend(const wb_params *ps); /* where its tensors live */
 wb_tensor *wb_params_at(wb_params *ps, int i);
 wb_tensor *wb_params_find(wb_params *ps, const char *name);
 int64_t wb_params_numel(const wb_params *ps);

@@ -40,8 +40,8 @@ static const wb_param_spec gan_head_params[] = {
 };
 
 /* Total feature width: run the net once on a zero batch of one and look. */
-static int64_t probe_feature_width(wb_net *net, const gan_head *h, char *err, size_t err_len) {
-    wb_graph *g = wb_graph_new(wb_backend_cpu());
+static int64_t probe_feature_width(wb_net *net, const gan_head *h, const wb_backend *be, char *err, size_t err_len) {
+    wb_graph *g = wb_graph_new(be);
     if (!g) return -1;
     wb_graph_set_grad(g, 0);
     int64_t shape[4] = {1, net->shape.channels, net->shape.height, net->shape.width};
@@ -101,7 +101,7 @@ static void *gan_head_create(const wb_config *cfg, const wb_ratio_env *env, wb_p
         return NULL;
     }
     h->hidden = wb_config_int(cfg, "hidden", 128);
-    h->in_dim = probe_feature_width(net, h, err, err_len);
+    h->in_dim = probe_feature_width(net, h, env->backend, err, err_len);
     if (h->in_dim <= 0) {
         free(h);
         return NULL;
