@@ -759,7 +759,7 @@ static int teacher_sample(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
     int o = opt_table_arg(L, 3, "Teacher:sample", teacher_sample_keys, N_DEFS(teacher_sample_keys)) ? 3 : 0;
-    int steps = (int)get_int(L, o, "Teacher:sample", "steps", 18, 1, 100000);
+    int steps = (int)get_int(L, o, "Teacher:sample", "steps", WB_HEUN_STEPS, 1, 100000);
     uint64_t seed = (uint64_t)get_int(L, o, "Teacher:sample", "seed", 0, 0, INT64_MAX);
     samples_ud *s = samples_push_shaped(L, n, &t->t->shape);
     if (wb_teacher_sample(t->t, n, steps, seed, s->x)) luaL_error(L, "Teacher:sample: %s", wb_last_error());
@@ -1480,7 +1480,7 @@ static void record_results(lua_State *L, const char *fn, const char *run, const 
 
 /* wb.evaluate(x, dataset[, opts]): x is Samples, or a Student / Teacher from
  * which opts.n (4096) samples are drawn with opts.sample_seed (0; a teacher
- * samples with 18 Heun steps). A Student's result also names its divergence
+ * samples with WB_HEUN_STEPS = 18 Heun steps). A Student's result also names its divergence
  * and ratio estimator. */
 static int l_evaluate(lua_State *L) {
     const char *fn = "wb.evaluate";
@@ -1514,7 +1514,7 @@ static int l_evaluate(lua_State *L) {
         } else if (t && t->t) {
             run = t->run;
             x = samples_push_shaped(L, n_model, &t->t->shape);
-            if (wb_teacher_sample(t->t, n_model, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
+            if (wb_teacher_sample(t->t, n_model, WB_HEUN_STEPS, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else {
             luaL_error(L, "%s: argument 1 expects Samples, a Student or a Teacher, got %s", fn, type_label(L, 1));
         }
@@ -1651,7 +1651,7 @@ static const key_def image_metrics_keys[] = {
 
 /* wb.image_metrics(x, dataset[, opts]): x is Samples (the first opts.n rows,
  * all by default) or a Student / Teacher from which opts.n (1000) samples
- * are drawn with opts.sample_seed (a teacher with 18 Heun steps). The
+ * are drawn with opts.sample_seed (a teacher with WB_HEUN_STEPS = 18 Heun steps). The
  * classifier is trained on `dataset` (opts.classifier_steps, opts.seed) or
  * loaded from opts.cache, which also holds the reference statistics. */
 static int l_image_metrics(lua_State *L) {
@@ -1680,7 +1680,7 @@ static int l_image_metrics(lua_State *L) {
         } else if (t && t->t) {
             run = t->run;
             x = samples_push_shaped(L, n, &t->t->shape);
-            if (wb_teacher_sample(t->t, n, 18, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
+            if (wb_teacher_sample(t->t, n, WB_HEUN_STEPS, sample_seed, x->x)) luaL_error(L, "%s: %s", fn, wb_last_error());
         } else {
             luaL_error(L, "%s: argument 1 expects Samples, a Student or a Teacher, got %s", fn, type_label(L, 1));
         }

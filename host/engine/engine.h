@@ -142,7 +142,11 @@ wb_teacher *wb_teacher_exact(wb_dataset *ds, const wb_backend *be);
 void wb_teacher_free(wb_teacher *t);
 /* D_teacher(x, σ) on host buffers (n samples). */
 int wb_teacher_denoise(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor **out);
-/* EDM Heun sampler (steps = 18 -> 35 evaluations), n samples into out. */
+/* EDM's deterministic Heun sampler at its default: 18 steps, 35 denoiser
+ * evaluations (EDM Algorithm 1). The teacher's reference row, its sample
+ * grids and wb.evaluate's teacher samples all use it. */
+#define WB_HEUN_STEPS 18
+/* EDM Heun sampler (steps = WB_HEUN_STEPS -> 35 evaluations), n samples into out. */
 int wb_teacher_sample(wb_teacher *t, int64_t n, int steps, uint64_t seed, float *out);
 
 /* ---- distillation ------------------------------------------------------------------------ */

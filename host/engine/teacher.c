@@ -246,7 +246,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
                 const int ng = 64;
                 float *xs = malloc((size_t)(ng * ds->dim) * sizeof(float));
                 snprintf(path, sizeof path, "%s/samples.png", run->dir);
-                if (!xs || wb_teacher_sample(t, ng, 18, WB_GRID_SEED, xs) ||
+                if (!xs || wb_teacher_sample(t, ng, WB_HEUN_STEPS, WB_GRID_SEED, xs) ||
                     wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
                     failed = 1;
                 free(xs);

@@ -1,0 +1,57 @@
+/* host/engine/distill_step.h — the distiller's state and the three updates
+ * of one distillation iteration (DESIGN §1.5), shared by distill.c (setup,
+ * loop, logging, teardown) and distill_step.c (the updates). Engine-private.
+ */
+#ifndef WB_DISTILL_STEP_H
+#define WB_DISTILL_STEP_H
+
+#include "engine/engine.h"
+
+#define SIGMA_DATA 0.5f
+#define SIGMA_MIN 0.002
+#define SIGMA_MAX 80.0
+#define KARRAS_RHO 7.0
+#define N_SIGMA_BINS 10
+
+enum {
+    STREAM_GEN_INIT = 21, STREAM_FAKE_INIT, STREAM_RATIO_INIT, STREAM_Z, STREAM_SIGMA, STREAM_NOISE,
+    STREAM_FAKE, STREAM_RATIO, STREAM_DATA, STREAM_EVAL
+};
+
+typedef struct distiller {
+    const wb_distill_config *cfg;
+    const wb_backend *be; /* every graph and parameter store of the run */
+    wb_teacher *teacher;
+    wb_dataset *ds;
+    const wb_divergence_fns *div;
+    const wb_config *div_cfg;
+    int score_free;
+    wb_time_weight time_weight;
+    float sigma_fixed;
+    wb_net *gen, *fake, *backbone;
+    int ratio_init_copied, ratio_init_total; /* ratio_init = teacher: tensors taken from it */
+    wb_params *gen_ema, *ratio_params;
+    void *ratio_self;
+    const wb_ratio_fns *ratio;
+    wb_adam *opt_gen, *opt_fake, *opt_ratio, *opt_backbone;
+    wb_graph *g;
+    wb_rng rng_z, rng_sigma, rng_noise, rng_fake, rng_ratio, rng_data;
+    int64_t b, dim, shape[4], shape2[4];
+    int ndim;
+    /* host scratch, B·D floats each unless noted */
+    float *x0, *xt, *noise, *grad, *d_teacher, *d_fake, *grad_l, *z, *x_real, *buf2; /* buf2: 2B·D */
+    float *sigma, *logit, *w_s, *w_l, *scale, *sigma2; /* B (sigma2: 2B) */
+} distiller;
+
+typedef struct step_stats {
+    double gen_grad, fake_loss, ratio_loss, ratio_acc, div_value, mean_ws, mean_wl;
+} step_stats;
+
+/* 1. generator θ, 2. fake score ψ (score-based only), 3. ratio estimator η.
+ * fresh: draw new student samples first (the k > 1 updates). 0, or -1 with
+ * wb_last_error() naming the step and the quantity. */
+int distill_generator_step(distiller *d, int64_t step, step_stats *st);
+int distill_fake_step(distiller *d, int64_t step, int fresh, step_stats *st);
+int distill_ratio_step(distiller *d, int64_t step, int fresh, step_stats *st);
+
+#endif
