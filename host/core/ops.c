@@ -12,6 +12,7 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 int wb_op_check_backend(const wb_graph *g, const char *op, const wb_tensor *t) {
+    if (wb_backend_take_error(g->be, op)) return -1; /* an earlier kernel failed: stop here, naming it */
     if (t->backend != g->be) {
         wb_set_error("%s: tensor on backend '%s', graph on '%s'", op, t->backend->name, g->be->name);
         return -1;

@@ -21,7 +21,7 @@ static void cross_entropy_bwd(wb_graph *g, wb_node *n) {
     wb_tensor *x = n->in[0], *dsave = n->in[1], *y = n->out;
     if (!wb_op_want(x)) return;
     float dy = 0.0f;
-    g->be->download(&dy, y->grad, sizeof dy);
+    wb_backend_download(g->be, &dy, y->grad, sizeof dy);
     g->be->axpy(x->numel, dy, dsave->data, x->grad);
 }
 
@@ -44,7 +44,7 @@ wb_tensor *wb_cross_entropy(wb_graph *g, wb_tensor *logits, const int *labels) {
         wb_set_error("cross_entropy: out of memory for %s logits", wb_shape_str(logits, s1, sizeof s1));
         return NULL;
     }
-    g->be->download(host, logits->data, (size_t)logits->numel * sizeof *host);
+    wb_backend_download(g->be, host, logits->data, (size_t)logits->numel * sizeof *host);
     double total = 0.0;
     for (int64_t i = 0; i < b; i++) {
         float *row = host + i * k;

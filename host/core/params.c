@@ -131,7 +131,7 @@ int wb_params_finalize(wb_params *ps, wb_rng *rng) {
         p->tensor.data = ps->data + p->offset;
         p->tensor.grad = ps->grad + p->offset;
     }
-    ps->be->upload(ps->data, host, bytes);
+    wb_backend_upload(ps->be, ps->data, host, bytes);
     free(host);
     ps->finalized = 1;
     return 0;
@@ -223,9 +223,17 @@ wb_params *wb_params_clone(const wb_params *src) {
     return ps;
 }
 
-double wb_params_grad_norm(wb_params *ps) { return sqrt(ps->be->sum_squares(ps->numel, ps->grad)); }
+/* Both hand a reduction back to the host: a download, counted as one. The
+ * engine's per-step checks use wb_params_check_finite instead. */
+double wb_params_grad_norm(wb_params *ps) {
+    wb_backend_count_download(ps->be, sizeof(double));
+    return sqrt(ps->be->sum_squares(ps->numel, ps->grad));
+}
 
-int wb_params_all_finite(wb_params *ps) { return isfinite(ps->be->sum_squares(ps->numel, ps->data)); }
+int wb_params_all_finite(wb_params *ps) {
+    wb_backend_count_download(ps->be, sizeof(double));
+    return isfinite(ps->be->sum_squares(ps->numel, ps->data));
+}
 
 /* ---- Adam / AdamW ---------------------------------------------------------------- */
 struct wb_adam {
@@ -287,5 +295,24 @@ int wb_ema_update(wb_params *ema, const wb_params *ps, float decay) {
         return -1;
     }
     ps->be->axpby(ps->numel, decay, ps->data, 1.0f - decay, ema->data);
+    return 0;
+}
+
+int wb_params_check_finite(wb_params *ps, int grads, const char *what) {
+    const wb_backend *be = ps->be;
+    wb_backend_status *st = be->status;
+    if (!be->flag_nonfinite || !st || !st->finite_flags) {
+        wb_set_error("params check_finite: not implemented on backend '%s'", be->name);
+        return -1;
+    }
+    if (st->n_finite_checks >= WB_MAX_FINITE_CHECKS) {
+        wb_set_error("params check_finite(%s): more than %d checks before a sync", what, WB_MAX_FINITE_CHECKS);
+        return -1;
+    }
+    const float *x = grads ? ps->grad : ps->data;
+    if (!x) return 0; /* no gradients yet: nothing can be non-finite */
+    int slot = st->n_finite_checks++;
+    st->finite_what[slot] = what;
+    be->flag_nonfinite(ps->numel, x, &st->finite_flags[slot]);
     return 0;
 }

@@ -256,7 +256,7 @@ int wb_safetensors_save(const char *path, const wb_named_params *stores, int n_s
             const wb_tensor *t = wb_params_at(stores[s].params, i);
             if (t->numel == 0) continue;
             size_t bytes = (size_t)t->numel * sizeof(float);
-            t->backend->download(host, t->data, bytes);
+            wb_backend_download(t->backend, host, t->data, bytes);
             if (write_all(fd, host, bytes)) goto io_error;
         }
     /* The data must be on disk before the rename makes it the checkpoint. */
@@ -553,7 +553,7 @@ int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_s
     for (int i = 0; i < n_slots; i++) {
         wb_tensor *t = slots[i].t;
         size_t bytes = (size_t)t->numel * sizeof(float);
-        if (bytes) t->backend->upload(t->data, stage + at, bytes);
+        if (bytes) wb_backend_upload(t->backend, t->data, stage + at, bytes);
         at += bytes;
     }
     rc = 0;

@@ -165,7 +165,7 @@ wb_tensor *wb_zeros(wb_graph *g, int ndim, const int64_t *shape) {
 
 wb_tensor *wb_from_host(wb_graph *g, int ndim, const int64_t *shape, const float *host) {
     wb_tensor *t = wb_new(g, ndim, shape);
-    if (t) g->be->upload(t->data, host, (size_t)t->numel * sizeof(float));
+    if (t) wb_backend_upload(g->be, t->data, host, (size_t)t->numel * sizeof(float));
     return t;
 }
 
@@ -189,7 +189,7 @@ wb_tensor *wb_leaf(wb_graph *g, int ndim, const int64_t *shape, const float *hos
 
 int wb_to_host(const wb_tensor *t, float *host) {
     if (!t) return -1;
-    t->backend->download(host, t->data, (size_t)t->numel * sizeof(float));
+    wb_backend_download(t->backend, host, t->data, (size_t)t->numel * sizeof(float));
     return 0;
 }
 
@@ -199,7 +199,7 @@ int wb_grad_to_host(const wb_tensor *t, float *host) {
         memset(host, 0, (size_t)t->numel * sizeof(float));
         return 0;
     }
-    t->backend->download(host, t->grad, (size_t)t->numel * sizeof(float));
+    wb_backend_download(t->backend, host, t->grad, (size_t)t->numel * sizeof(float));
     return 0;
 }
 

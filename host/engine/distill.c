@@ -69,8 +69,8 @@ static void distiller_free(distiller *d) {
     wb_net_free(d->fake);
     wb_net_free(d->backbone);
     wb_graph_free(d->g);
-    float *bufs[] = {d->x0, d->xt, d->noise, d->grad, d->d_teacher, d->d_fake, d->grad_l, d->z, d->x_real,
-                     d->buf2, d->sigma, d->logit, d->w_s, d->w_l, d->scale, d->sigma2};
+    wb_graph_free(d->keep);
+    float *bufs[] = {d->x_real, d->sigma, d->logit, d->w_s, d->w_l, d->w_both, d->logit2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -203,6 +203,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                      wb_backend_name(be), wb_backend_name(wb_params_backend(teacher->net->params)));
         return NULL;
     }
+    wb_backend_clear(be); /* a run starts with no stale flags */
     distiller dd, *d = &dd;
     memset(d, 0, sizeof *d);
     d->cfg = c;
@@ -293,14 +294,15 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         d->opt_ratio = wb_adam_new(d->ratio_params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
         if (d->backbone) d->opt_backbone = wb_adam_new(d->backbone->params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
         d->g = wb_graph_new(be);
-        int64_t n = d->b * d->dim;
-        float **bufs[] = {&d->x0, &d->xt, &d->noise, &d->grad, &d->d_teacher, &d->d_fake, &d->grad_l, &d->z, &d->x_real};
-        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = calloc((size_t)n, sizeof(float));
-        d->buf2 = calloc((size_t)(2 * n), sizeof(float));
-        float **small[] = {&d->sigma, &d->logit, &d->w_s, &d->w_l, &d->scale};
+        d->keep = wb_graph_new(be);
+        if (d->keep) d->x0_keep = wb_new(d->keep, d->ndim, d->shape);
+        d->x_real = calloc((size_t)(d->b * d->dim), sizeof(float));
+        float **small[] = {&d->sigma, &d->logit, &d->w_s, &d->w_l};
         for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = calloc((size_t)d->b, sizeof(float));
-        d->sigma2 = calloc((size_t)(2 * d->b), sizeof(float));
-        if (!s->ema || !d->opt_gen || !d->opt_ratio || !d->g || !d->buf2 || !d->sigma2 || !d->x_real || !d->scale) {
+        d->w_both = calloc((size_t)(2 * d->b), sizeof(float));
+        d->logit2 = calloc((size_t)(2 * d->b), sizeof(float));
+        if (!s->ema || !d->opt_gen || !d->opt_ratio || !d->g || !d->x0_keep || !d->x_real || !d->sigma || !d->logit ||
+            !d->w_s || !d->w_l || !d->w_both || !d->logit2) {
             wb_set_error("distill: out of memory");
             failed = 1;
         }
@@ -329,6 +331,9 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     double t0 = wb_now_seconds();
     step_stats st = {0};
     for (int64_t step = 1; step <= c->steps && !failed; step++) {
+        /* a log or evaluation point: the updates hand their scalars down */
+        int eval_now = c->on_eval && c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps);
+        d->log_now = (c->log_every > 0 && step % c->log_every == 0) || step == c->steps || eval_now;
         if (distill_generator_step(d, step, &st)) {
             if (strncmp(wb_last_error(), "distill step", 12) != 0)
                 wb_set_error("distill step %lld (generator update): %s", (long long)step, wb_last_error());
@@ -336,15 +341,14 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             break;
         }
         wb_ema_update(s->ema, s->gen->params, ema_decay_warm(c->ema_decay, step));
-        if (!wb_params_all_finite(s->gen->params)) {
-            wb_set_error("distill step %lld: generator weights became non-finite (lower lr?)", (long long)step);
-            failed = 1;
-            break;
-        }
+        if (wb_params_check_finite(s->gen->params, 0, "the generator's weights (lower lr?)")) failed = 1;
         for (int k = 0; !d->score_free && k < c->fake_updates && !failed; k++)
             if (distill_fake_step(d, step, k > 0, &st)) failed = 1;
         for (int k = 0; k < c->ratio_updates && !failed; k++)
             if (distill_ratio_step(d, step, k > 0 || (!d->score_free && c->fake_updates > 1), &st)) failed = 1;
+        /* once a step: wait for the backend, then its sticky error or the
+         * first NaN/inf the step's checks flagged, in the order they ran */
+        if (!failed && wb_backend_sync(d->be)) failed = 1;
         if (failed) {
             if (strncmp(wb_last_error(), "distill step", 12) != 0)
                 wb_set_error("distill step %lld: %s", (long long)step, wb_last_error());
@@ -353,7 +357,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         s->steps_done = step;
         double eval_value = NAN;
         int evaluated = 0;
-        if (c->on_eval && c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps)) {
+        if (eval_now) {
             double te = wb_now_seconds();
             if (c->on_eval(c->eval_user, s, step, &eval_value)) {
                 if (strncmp(wb_last_error(), "distill step", 12) != 0)
@@ -396,6 +400,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     }
     if (!failed) wb_progress_end(&prog, NULL);
     else if (prog.enabled) fprintf(stderr, "\n");
+    if (failed) wb_backend_clear(be); /* what a failed step left flagged is explained by its error */
     s->train_seconds = wb_now_seconds() - t0;
     if (!failed && run) {
         wb_named_params stores[4] = {{"gen.", s->gen->params}, {"gen_ema.", s->ema}, {"ratio.", d->ratio_params}, {NULL, NULL}};

@@ -1,28 +1,25 @@
 /* host/engine/distill_step.c — the three updates of one distillation
- * iteration (see distill_step.h and the legend at the top of distill.c).
+ * iteration (see distill_step.h and the legend at the top of distill.c),
+ * written as ops on the run's backend.
+ *
+ * What crosses between host and backend in one iteration (the transfer
+ * counter of wb/backend.h lets tests/test_engine_backend.c assert it):
+ *   down  the ratio logits l (B floats): the divergence plugin's weights()
+ *         works on host arrays, which keeps the plugin ABI plain C;
+ *   up    the weights (w_s, w_l) interleaved (2B floats), once;
+ *   up    the real data batch of each ratio update (datasets live in host
+ *         memory);
+ * and nothing else, except at log points (d->log_now), where the logging
+ * scalars (gradient norm, losses, accuracy) come down. Random numbers are
+ * drawn on the backend (wb_randn / wb_rand_uniform: the same Philox
+ * numbers as on the host), and NaN/inf checks are backend flags reported by
+ * the once-a-step wb_backend_sync in distill.c.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/wb_internal.h"
 #include "engine/distill_step.h"
-
-static float karras_sigma(float u) {
-    double a = pow(SIGMA_MIN, 1.0 / KARRAS_RHO), z = pow(SIGMA_MAX, 1.0 / KARRAS_RHO);
-    return (float)pow(a + u * (z - a), KARRAS_RHO);
-}
-
-/* σ for the generator loss and the ratio estimator: fixed, or Karras with a
- * uniform index in [t_min, t_max] (0 → σ_min, 1 → σ_max). */
-static void draw_sigma(distiller *d, int64_t n, float *out) {
-    if (d->sigma_fixed > 0) {
-        for (int64_t i = 0; i < n; i++) out[i] = d->sigma_fixed;
-        return;
-    }
-    wb_rng_uniform(&d->rng_sigma, out, n);
-    for (int64_t i = 0; i < n; i++) out[i] = karras_sigma(d->cfg->t_min + (d->cfg->t_max - d->cfg->t_min) * out[i]);
-}
 
 static void trainable(distiller *d, wb_params *which) {
     wb_params *all[4] = {d->gen->params, d->fake ? d->fake->params : NULL, d->ratio_params,
@@ -31,24 +28,52 @@ static void trainable(distiller *d, wb_params *which) {
         if (all[i]) wb_params_set_trainable(all[i], all[i] == which || (which == d->ratio_params && d->backbone && all[i] == d->backbone->params));
 }
 
-/* x_0 = G(z) for z (B, D) host; graph output. */
-static wb_tensor *generate(distiller *d, wb_net *gen, const float *z) {
-    float *xin = d->buf2; /* σ_init·z */
-    for (int64_t k = 0; k < d->b * d->dim; k++) xin[k] = d->cfg->sigma_init * z[k];
-    for (int64_t i = 0; i < d->b; i++) d->scale[i] = d->cfg->sigma_init;
-    return wb_net_denoise(gen, d->g, wb_from_host(d->g, d->ndim, d->shape, xin),
-                          wb_from_host(d->g, 1, &d->b, d->scale), NULL, NULL);
+/* σ (n) for the generator loss and the ratio estimator: fixed, or Karras
+ * with a uniform index in [t_min, t_max] (0 → σ_min, 1 → σ_max). */
+static wb_tensor *draw_sigma(distiller *d, int64_t n) {
+    if (d->sigma_fixed > 0) return wb_full(d->g, 1, &n, d->sigma_fixed);
+    return wb_karras_sigma(d->g, wb_rand_uniform(d->g, &d->rng_sigma, 1, &n), d->cfg->t_min, d->cfg->t_max);
+}
+
+/* The σ the next draw_sigma(d, n) will give, computed on the host from the
+ * same Philox counter (no transfer): bin normalisation needs σ next to the
+ * logits. Same formula as the karras_sigma kernel. */
+static void peek_sigma(distiller *d, int64_t n, float *out) {
+    if (d->sigma_fixed > 0) {
+        for (int64_t i = 0; i < n; i++) out[i] = d->sigma_fixed;
+        return;
+    }
+    wb_rng copy = d->rng_sigma;
+    wb_rng_uniform(&copy, out, n);
+    double a = pow(WB_EDM_SIGMA_MIN, 1.0 / WB_EDM_RHO), z = pow(WB_EDM_SIGMA_MAX, 1.0 / WB_EDM_RHO);
+    for (int64_t i = 0; i < n; i++) {
+        float t = d->cfg->t_min + (d->cfg->t_max - d->cfg->t_min) * out[i];
+        out[i] = (float)pow(a + t * (z - a), WB_EDM_RHO);
+    }
+}
+
+/* x_0 = G(z) = D_θ(σ_init·z, σ_init). */
+static wb_tensor *generate(distiller *d, wb_net *gen, wb_tensor *z) {
+    wb_tensor *sig = wb_full(d->g, 1, &d->b, d->cfg->sigma_init);
+    return wb_net_denoise(gen, d->g, wb_scale(d->g, z, d->cfg->sigma_init), sig, NULL, NULL);
+}
+
+/* New student samples into d->x0_keep (the fresh draws of k > 1 updates). */
+static int fresh_samples(distiller *d) {
+    wb_graph_set_grad(d->g, 0);
+    wb_tensor *x0 = generate(d, d->gen, wb_randn(d->g, &d->rng_z, d->ndim, d->shape));
+    return x0 ? wb_assign(d->x0_keep, x0) : -1;
 }
 
 static wb_tensor *ratio_logit(distiller *d, wb_tensor *x, wb_tensor *sigma) {
+    if (!x || !sigma) return NULL;
     wb_ratio_input in = {x, sigma};
     wb_tensor *l = d->ratio->logit(d->ratio_self, d->g, &in);
     if (!l && strcmp(wb_last_error(), "no error") == 0) wb_set_error("ratio estimator returned no logit");
     return l;
 }
 
-
-static int check_finite(const float *x, int64_t n, int64_t step, const char *what) {
+static int check_finite_host(const float *x, int64_t n, int64_t step, const char *what) {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) {
             wb_set_error("distill step %lld: %s is %g at element %lld", (long long)step, what, (double)x[i], (long long)i);
@@ -60,7 +85,7 @@ static int check_finite(const float *x, int64_t n, int64_t step, const char *wha
 /* f-distill §4 (i): divide ρ = e^l by its mean inside σ-bins (E_q[ρ] = 1),
  * i.e. shift l by −log mean_bin(e^l), with log-sum-exp. */
 static void normalize_ratio_bins(float *logit, const float *sigma, int64_t n) {
-    double lo = log(SIGMA_MIN), hi = log(SIGMA_MAX);
+    double lo = log(WB_EDM_SIGMA_MIN), hi = log(WB_EDM_SIGMA_MAX);
     int bin_of[4096];
     double top[N_SIGMA_BINS], sum[N_SIGMA_BINS];
     int count[N_SIGMA_BINS] = {0};
@@ -87,209 +112,153 @@ static void divide_by_mean(float *w, int64_t n) {
         for (int64_t i = 0; i < n; i++) w[i] = (float)(w[i] / m);
 }
 
-
-
 /* ---- 1. generator update ------------------------------------------------------ */
 int distill_generator_step(distiller *d, int64_t step, step_stats *st) {
     const wb_distill_config *c = d->cfg;
-    int64_t b = d->b, dim = d->dim, n = b * dim;
+    int64_t b = d->b, n = b * d->dim;
     wb_graph *g = d->g;
-    wb_rng_normal(&d->rng_z, d->z, n);
-    draw_sigma(d, b, d->sigma);
-    wb_rng_normal(&d->rng_noise, d->noise, n);
 
-    /* (a) x_0 without a tape, then everything g̃ needs */
+    /* (a) x_0 without a tape, then everything g̃ needs, all on the backend */
     wb_graph_reset(g);
     wb_graph_set_grad(g, 0);
-    wb_tensor *x0 = generate(d, d->gen, d->z);
-    if (!x0) return -1;
-    wb_to_host(x0, d->x0);
-    for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < dim; j++) d->xt[i * dim + j] = d->x0[i * dim + j] + d->sigma[i] * d->noise[i * dim + j];
-    wb_tensor *xt = wb_from_host(g, d->ndim, d->shape, d->xt), *sig = wb_from_host(g, 1, &b, d->sigma);
-    wb_tensor *dt;
-    if (wb_teacher_denoise(d->teacher, g, xt, sig, &dt)) return -1;
-    wb_to_host(dt, d->d_teacher);
-    if (!d->score_free) {
-        wb_tensor *df = wb_net_denoise(d->fake, g, xt, sig, NULL, NULL);
-        if (!df) return -1;
-        wb_to_host(df, d->d_fake);
-    }
+    wb_tensor *z = wb_randn(g, &d->rng_z, d->ndim, d->shape);
+    if (c->normalize_bins) peek_sigma(d, b, d->sigma);
+    wb_tensor *sigma = draw_sigma(d, b);
+    wb_tensor *noise = wb_randn(g, &d->rng_noise, d->ndim, d->shape);
+    wb_tensor *x0 = generate(d, d->gen, z);
+    if (!x0 || wb_assign(d->x0_keep, x0)) return -1;
+    wb_tensor *xt = wb_add_noise(g, x0, sigma, noise);
+    wb_tensor *dt, *df = NULL;
+    if (!xt || wb_teacher_denoise(d->teacher, g, xt, sigma, &dt)) return -1;
+    if (!d->score_free && !(df = wb_net_denoise(d->fake, g, xt, sigma, NULL, NULL))) return -1;
     /* logits, and ∇_x l through a tape whose only leaf needing grad is x_t */
     trainable(d, NULL);
-    int need_grad_l = 0;
     wb_graph_set_grad(g, 1);
-    wb_tensor *xt_leaf = wb_leaf(g, d->ndim, d->shape, d->xt, 1);
-    wb_tensor *l = ratio_logit(d, xt_leaf, wb_from_host(g, 1, &b, d->sigma));
-    if (!l) return -1;
-    wb_to_host(l, d->logit);
-    if (check_finite(d->logit, b, step, "ratio logit")) return -1;
+    wb_tensor *xt_leaf = wb_leaf_copy(g, xt, 1);
+    wb_tensor *l = ratio_logit(d, xt_leaf, sigma);
+    if (!l || wb_to_host(l, d->logit)) return -1; /* the one download of the step */
+    if (check_finite_host(d->logit, b, step, "ratio logit")) return -1;
     st->div_value = d->div->value(d->div_cfg, b, d->logit);
 
-    /* (b) weights in logit space: optional bin normalisation and clamp */
+    /* (b) weights in logit space on the host: optional bin normalisation and
+     * clamp, the plugin's weights(), optional batch normalisation */
     if (c->normalize_bins) normalize_ratio_bins(d->logit, d->sigma, b);
     if (c->logit_clamp > 0)
         for (int64_t i = 0; i < b; i++) d->logit[i] = fminf(fmaxf(d->logit[i], -c->logit_clamp), c->logit_clamp);
     d->div->weights(d->div_cfg, b, d->logit, d->w_s, d->w_l);
-    if (check_finite(d->w_s, b, step, "w_s") || check_finite(d->w_l, b, step, "w_l")) return -1;
+    if (check_finite_host(d->w_s, b, step, "w_s") || check_finite_host(d->w_l, b, step, "w_l")) return -1;
     if (c->normalize_batch) {
         divide_by_mean(d->w_s, b);
         divide_by_mean(d->w_l, b);
     }
     double ms = 0, ml = 0;
+    int need_grad_l = 0;
     for (int64_t i = 0; i < b; i++) {
         ms += d->w_s[i];
         ml += d->w_l[i];
         if (d->w_l[i] != 0.0f) need_grad_l = 1;
+        d->w_both[2 * i] = d->w_s[i];
+        d->w_both[2 * i + 1] = d->w_l[i];
     }
     st->mean_ws = ms / (double)b;
     st->mean_wl = ml / (double)b;
-    if (need_grad_l) {
-        for (int64_t i = 0; i < b; i++) d->scale[i] = 1.0f; /* per-sample ∂l_i/∂x_i: samples are independent */
-        if (wb_backward(g, l, wb_from_host(g, 1, &b, d->scale))) return -1;
-        wb_grad_to_host(xt_leaf, d->grad_l);
+    int64_t wshape[2] = {b, 2};
+    wb_tensor *w_both = wb_from_host(g, 2, wshape, d->w_both); /* the one upload of the step's weights */
+    wb_tensor *w_s = wb_slice1(g, w_both, 0, 1), *w_l = wb_slice1(g, w_both, 1, 1);
+    wb_tensor *grad_l = NULL;
+    if (need_grad_l) { /* per-sample ∂l_i/∂x_i: samples are independent, so seed ones */
+        if (wb_backward(g, l, wb_full(g, 1, &b, 1.0f))) return -1;
+        grad_l = wb_grad_tensor(g, xt_leaf);
     }
 
-    /* (c) g = w_s·(s_fake − s_teacher) − w_l·∇_x l, then the time weighting */
-    double gnorm = 0;
-    for (int64_t i = 0; i < b; i++) {
-        float s2 = d->sigma[i] * d->sigma[i];
-        float tw = 1.0f;
-        if (d->time_weight == WB_TIME_DMD) {
-            double mad = 0;
-            for (int64_t j = 0; j < dim; j++) mad += fabs(d->x0[i * dim + j] - d->d_teacher[i * dim + j]);
-            mad /= (double)dim;
-            tw = (float)(s2 / (mad > 1e-8 ? mad : 1e-8));
-        } else if (d->time_weight == WB_TIME_SIGMA2) {
-            tw = s2;
-        }
-        for (int64_t j = 0; j < dim; j++) {
-            int64_t k = i * dim + j;
-            float gs = d->score_free ? 0.0f : d->w_s[i] * (d->d_fake[k] - d->d_teacher[k]) / s2;
-            float gl = need_grad_l ? d->w_l[i] * d->grad_l[k] : 0.0f;
-            d->grad[k] = tw * (gs - gl) / (float)n; /* /n: the surrogate is a mean */
-            gnorm += (double)d->grad[k] * d->grad[k];
-        }
-    }
-    st->gen_grad = sqrt(gnorm) * (double)n;
-    if (check_finite(d->grad, n, step, "generator gradient g~")) return -1;
+    /* (c) g = w_s·(s_fake − s_teacher) − w_l·∇_x l, time-weighted, / n */
+    wb_graph_set_grad(g, 0);
+    wb_tensor *tw = d->time_weight == WB_TIME_DMD      ? wb_dmd_weight(g, x0, dt, sigma)
+                    : d->time_weight == WB_TIME_SIGMA2 ? wb_square(g, sigma)
+                                                       : NULL;
+    if (d->time_weight != WB_TIME_NONE && !tw) return -1;
+    wb_tensor *gt = wb_distill_grad(g, d->score_free ? NULL : w_s, df, dt, sigma, grad_l ? w_l : NULL, grad_l, tw);
+    if (!gt || wb_check_finite(g, gt, "generator gradient g~")) return -1;
+    if (d->log_now) st->gen_grad = sqrt(wb_sum_squares(gt)) * (double)n;
 
-    /* (d) the surrogate loss through G (and, with w_GAN, through the ratio estimator) */
-    wb_graph_reset(g);
+    /* (d) the surrogate loss through G (and, with w_GAN, through the ratio
+     * estimator), in the same arena: g̃ stays where it is */
+    wb_graph_clear_tape(g);
     wb_graph_set_grad(g, 1);
     trainable(d, d->gen->params);
-    x0 = generate(d, d->gen, d->z);
-    wb_tensor *loss = wb_sum(g, wb_mul(g, x0, wb_from_host(g, d->ndim, d->shape, d->grad)));
+    x0 = generate(d, d->gen, z);
+    wb_tensor *loss = wb_sum(g, wb_mul(g, x0, gt));
     if (c->gan_weight > 0) {
-        for (int64_t i = 0; i < b; i++)
-            for (int64_t j = 0; j < dim; j++) d->buf2[i * dim + j] = d->sigma[i] * d->noise[i * dim + j];
-        wb_tensor *x_noisy = wb_add(g, x0, wb_from_host(g, d->ndim, d->shape, d->buf2));
-        wb_tensor *lg = ratio_logit(d, x_noisy, wb_from_host(g, 1, &b, d->sigma));
+        wb_tensor *lg = ratio_logit(d, wb_add_noise(g, x0, sigma, noise), sigma);
         loss = wb_add(g, loss, wb_scale(g, wb_mean(g, wb_softplus(g, wb_scale(g, lg, -1.0f))), c->gan_weight));
     }
     wb_params_zero_grad(d->gen->params);
     if (!loss || wb_backward(g, loss, NULL)) return -1;
-    if (!isfinite(wb_params_grad_norm(d->gen->params))) {
-        wb_set_error("distill step %lld: generator parameter gradient is not finite", (long long)step);
-        return -1;
-    }
+    if (wb_params_check_finite(d->gen->params, 1, "generator parameter gradient")) return -1;
     wb_adam_step(d->opt_gen);
     return 0;
 }
 
 /* ---- 2. fake-score update: EDM DSM on sg(x_0) --------------------------------- */
 int distill_fake_step(distiller *d, int64_t step, int fresh, step_stats *st) {
-    int64_t b = d->b, dim = d->dim, n = b * dim;
+    (void)step;
     wb_graph *g = d->g;
-    if (fresh) { /* later updates of k > 1 draw new student samples */
-        wb_graph_reset(g);
-        wb_graph_set_grad(g, 0);
-        wb_rng_normal(&d->rng_z, d->z, n);
-        wb_tensor *x0 = generate(d, d->gen, d->z);
-        if (!x0) return -1;
-        wb_to_host(x0, d->x0);
-    }
-    wb_rng_normal(&d->rng_fake, d->sigma, b);
-    for (int64_t i = 0; i < b; i++) d->sigma[i] = expf(-1.2f + 1.2f * d->sigma[i]);
-    wb_rng_normal(&d->rng_fake, d->noise, n);
-    for (int64_t i = 0; i < b; i++) {
-        float s2 = d->sigma[i] * d->sigma[i];
-        d->scale[i] = (s2 + SIGMA_DATA * SIGMA_DATA) / (s2 * SIGMA_DATA * SIGMA_DATA);
-        for (int64_t j = 0; j < dim; j++) d->xt[i * dim + j] = d->x0[i * dim + j] + d->sigma[i] * d->noise[i * dim + j];
-    }
     wb_graph_reset(g);
+    if (fresh && fresh_samples(d)) return -1;
+    wb_graph_set_grad(g, 0);
+    /* ln σ ~ N(−1.2, 1.2²), EDM's training distribution */
+    wb_tensor *sigma = wb_exp(g, wb_add_scalar(g, wb_scale(g, wb_randn(g, &d->rng_fake, 1, &d->b), 1.2f), -1.2f));
+    wb_tensor *noise = wb_randn(g, &d->rng_fake, d->ndim, d->shape);
+    wb_tensor *lambda = wb_edm_loss_weight(g, sigma, d->ndim, SIGMA_DATA);
+    wb_tensor *xt = wb_add_noise(g, d->x0_keep, sigma, noise);
     wb_graph_set_grad(g, 1);
     trainable(d, d->fake->params);
-    int64_t lam_shape[4] = {b, 1, 1, 1};
-    wb_tensor *den = wb_net_denoise(d->fake, g, wb_from_host(g, d->ndim, d->shape, d->xt), wb_from_host(g, 1, &b, d->sigma), NULL, NULL);
-    wb_tensor *loss = wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, den, wb_from_host(g, d->ndim, d->shape, d->x0))),
-                                        wb_from_host(g, d->ndim, lam_shape, d->scale)));
+    wb_tensor *den = wb_net_denoise(d->fake, g, xt, sigma, NULL, NULL);
+    wb_tensor *loss = wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, den, d->x0_keep)), lambda));
     wb_params_zero_grad(d->fake->params);
     if (!loss || wb_backward(g, loss, NULL)) return -1;
-    float v;
-    wb_to_host(loss, &v);
-    if (!isfinite(v)) {
-        wb_set_error("distill step %lld: fake-score DSM loss is %g", (long long)step, (double)v);
-        return -1;
+    if (wb_check_finite(g, loss, "fake-score DSM loss")) return -1;
+    if (d->log_now) {
+        float v;
+        wb_to_host(loss, &v);
+        st->fake_loss = v;
     }
-    st->fake_loss = v;
     wb_adam_step(d->opt_fake);
     return 0;
 }
 
 /* ---- 3. ratio-estimator update: BCE, real = 1, student = 0 -------------------- */
 int distill_ratio_step(distiller *d, int64_t step, int fresh, step_stats *st) {
-    int64_t b = d->b, dim = d->dim, n = b * dim, b2 = 2 * b;
+    (void)step;
+    int64_t b = d->b, b2 = 2 * b;
     wb_graph *g = d->g;
-    if (fresh) {
-        wb_graph_reset(g);
-        wb_graph_set_grad(g, 0);
-        wb_rng_normal(&d->rng_z, d->z, n);
-        wb_tensor *x0 = generate(d, d->gen, d->z);
-        if (!x0) return -1;
-        wb_to_host(x0, d->x0);
-    }
-    d->ds->sample(d->ds, &d->rng_data, b, d->x_real);
-    draw_sigma(d, b2, d->sigma2);
-    float *noise2 = malloc((size_t)(2 * n) * sizeof(float)), *target = malloc((size_t)b2 * sizeof(float));
-    if (!noise2 || !target) {
-        free(noise2);
-        free(target);
-        return -1;
-    }
-    wb_rng_normal(&d->rng_ratio, noise2, 2 * n);
-    for (int64_t i = 0; i < b2; i++) {
-        const float *src = i < b ? d->x_real + i * dim : d->x0 + (i - b) * dim;
-        for (int64_t j = 0; j < dim; j++) d->buf2[i * dim + j] = src[j] + d->sigma2[i] * noise2[i * dim + j];
-        target[i] = i < b ? 1.0f : 0.0f;
-    }
     wb_graph_reset(g);
+    if (fresh && fresh_samples(d)) return -1;
+    wb_graph_set_grad(g, 0);
+    if (d->ds->sample(d->ds, &d->rng_data, b, d->x_real)) return -1;
+    wb_tensor *x_real = wb_from_host(g, d->ndim, d->shape, d->x_real); /* the data batch: the update's one upload */
+    wb_tensor *sigma2 = draw_sigma(d, b2);
+    wb_tensor *noise2 = wb_randn(g, &d->rng_ratio, d->ndim, d->shape2);
+    wb_tensor *x2 = wb_add_noise(g, wb_cat0(g, x_real, d->x0_keep), sigma2, noise2);
+    wb_tensor *target = wb_cat0(g, wb_full(g, 1, &b, 1.0f), wb_full(g, 1, &b, 0.0f));
     wb_graph_set_grad(g, 1);
     trainable(d, d->ratio_params);
-    wb_tensor *l = ratio_logit(d, wb_from_host(g, d->ndim, d->shape2, d->buf2), wb_from_host(g, 1, &b2, d->sigma2));
-    wb_tensor *loss = wb_bce_logits(g, l, wb_from_host(g, 1, &b2, target));
+    wb_tensor *l = ratio_logit(d, x2, sigma2);
+    wb_tensor *loss = wb_bce_logits(g, l, target);
     wb_params_zero_grad(d->ratio_params);
     if (d->backbone) wb_params_zero_grad(d->backbone->params);
-    int rc = 0;
-    if (!loss || wb_backward(g, loss, NULL)) rc = -1;
-    if (!rc) {
-        float v, *lh = malloc((size_t)b2 * sizeof(float));
+    if (!loss || wb_backward(g, loss, NULL)) return -1;
+    if (wb_check_finite(g, loss, "ratio-estimator BCE loss")) return -1;
+    if (d->log_now) { /* logging scalars: loss and accuracy */
+        float v;
         wb_to_host(loss, &v);
-        wb_to_host(l, lh);
+        wb_to_host(l, d->logit2);
         int correct = 0;
-        for (int64_t i = 0; i < b2; i++) correct += (lh[i] > 0) == (target[i] > 0.5f);
-        free(lh);
-        if (!isfinite(v)) {
-            wb_set_error("distill step %lld: ratio-estimator BCE loss is %g", (long long)step, (double)v);
-            rc = -1;
-        } else {
-            st->ratio_loss = v;
-            st->ratio_acc = (double)correct / (double)b2;
-            if (wb_params_count(d->ratio_params) > 0) wb_adam_step(d->opt_ratio);
-            if (d->opt_backbone) wb_adam_step(d->opt_backbone);
-        }
+        for (int64_t i = 0; i < b2; i++) correct += (d->logit2[i] > 0) == (i < b);
+        st->ratio_loss = v;
+        st->ratio_acc = (double)correct / (double)b2;
     }
-    free(noise2);
-    free(target);
-    return rc;
+    if (wb_params_count(d->ratio_params) > 0) wb_adam_step(d->opt_ratio);
+    if (d->opt_backbone) wb_adam_step(d->opt_backbone);
+    return 0;
 }

@@ -8,9 +8,6 @@
 #include "engine/engine.h"
 
 #define SIGMA_DATA 0.5f
-#define SIGMA_MIN 0.002
-#define SIGMA_MAX 80.0
-#define KARRAS_RHO 7.0
 #define N_SIGMA_BINS 10
 
 enum {
@@ -34,13 +31,19 @@ typedef struct distiller {
     void *ratio_self;
     const wb_ratio_fns *ratio;
     wb_adam *opt_gen, *opt_fake, *opt_ratio, *opt_backbone;
-    wb_graph *g;
+    wb_graph *g;          /* one step's tensors; reset by every update */
+    wb_graph *keep;       /* tensors that outlive an update (never reset) */
+    wb_tensor *x0_keep;   /* (B, ...) the student's latest samples, sg(x_0) */
     wb_rng rng_z, rng_sigma, rng_noise, rng_fake, rng_ratio, rng_data;
     int64_t b, dim, shape[4], shape2[4];
     int ndim;
-    /* host scratch, B·D floats each unless noted */
-    float *x0, *xt, *noise, *grad, *d_teacher, *d_fake, *grad_l, *z, *x_real, *buf2; /* buf2: 2B·D */
-    float *sigma, *logit, *w_s, *w_l, *scale, *sigma2; /* B (sigma2: 2B) */
+    int log_now;          /* this step's logging scalars are wanted (a log or eval point) */
+    /* host memory: only what crosses (logits down, weights up) and the data batch */
+    float *x_real;                 /* B·D: the real batch, sampled on the host */
+    float *sigma;                  /* B: host copy of σ, for bin normalisation only */
+    float *logit, *w_s, *w_l;      /* B */
+    float *w_both;                 /* 2B: (w_s, w_l) interleaved, one upload */
+    float *logit2;                 /* 2B: the ratio update's logits, at log points */
 } distiller;
 
 typedef struct step_stats {

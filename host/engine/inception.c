@@ -164,11 +164,11 @@ static int fold_bn(wb_inception *m, const char *path) {
         inc_layer *l = &m->layers[i];
         size_t nw = (size_t)l->w->numel, nc = (size_t)l->cout, per = nw / nc;
         float *gamma = v, *beta = v + nc, *mean = v + 2 * nc, *var = v + 3 * nc;
-        be->download(w, l->w->data, nw * sizeof *w);
-        be->download(gamma, l->gamma->data, nc * sizeof *v);
-        be->download(beta, l->beta->data, nc * sizeof *v);
-        be->download(mean, l->mean->data, nc * sizeof *v);
-        be->download(var, l->var->data, nc * sizeof *v);
+        wb_backend_download(be, w, l->w->data, nw * sizeof *w);
+        wb_backend_download(be, gamma, l->gamma->data, nc * sizeof *v);
+        wb_backend_download(be, beta, l->beta->data, nc * sizeof *v);
+        wb_backend_download(be, mean, l->mean->data, nc * sizeof *v);
+        wb_backend_download(be, var, l->var->data, nc * sizeof *v);
         for (size_t c = 0; c < nc; c++) {
             if (!(var[c] + INC_BN_EPS > 0.0)) { /* also NaN */
                 wb_set_error("%s: key '%s.bn.running_var': entry %zu is %g, not > -eps", path, l->name, c,
@@ -179,8 +179,8 @@ static int fold_bn(wb_inception *m, const char *path) {
             for (size_t j = 0; j < per; j++) w[c * per + j] = (float)(w[c * per + j] * s);
             beta[c] = (float)(beta[c] - mean[c] * s);
         }
-        be->upload(l->w->data, w, nw * sizeof *w);
-        be->upload(l->beta->data, beta, nc * sizeof *v);
+        wb_backend_upload(be, l->w->data, w, nw * sizeof *w);
+        wb_backend_upload(be, l->beta->data, beta, nc * sizeof *v);
     }
     rc = 0;
 out:

@@ -52,6 +52,33 @@ typedef struct wb_conv_geom {
     int b, cin, h, w, cout, kh, kw, sh, sw, ph, pw, ho, wo;
 } wb_conv_geom;
 
+/* ---- status: the sticky error, non-finite flags and transfer counters ----
+ * One per backend object, owned by it (the table points at it; a wrapped or
+ * second backend has its own). Single host thread, like the rest of libwb.
+ *   failed/message  the first kernel failure since it was last reported
+ *                   (wb_backend_fail); the op layer and wb_backend_sync
+ *                   report it, naming the op, and clear it;
+ *   finite_flags    ints a kernel may write (host memory on the CPU, mapped
+ *                   memory on a GPU): wb_check_finite gives each check of a
+ *                   step a slot; wb_backend_sync reads them without a copy;
+ *   transfers       every upload / download through wb_backend_upload /
+ *                   wb_backend_download (and host-returning reductions), so
+ *                   a test can assert how much crosses per step. */
+#define WB_MAX_FINITE_CHECKS 16
+typedef struct wb_transfer_counts {
+    uint64_t uploads, downloads;           /* calls */
+    uint64_t upload_bytes, download_bytes;
+} wb_transfer_counts;
+
+typedef struct wb_backend_status {
+    int failed;
+    char message[512];
+    int *finite_flags;                     /* WB_MAX_FINITE_CHECKS ints, kernel-writable */
+    const char *finite_what[WB_MAX_FINITE_CHECKS];
+    int n_finite_checks;
+    wb_transfer_counts transfers;
+} wb_backend_status;
+
 struct wb_backend {
     const char *name;
     wb_device device;
@@ -167,7 +194,52 @@ struct wb_backend {
                       float *y);
     int (*conv2d_bwd)(void *ctx, const wb_conv_geom *geom, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db);
+
+    /* ---- status and synchronisation (host/core/backend.c) ----------------
+     * status: never NULL for a usable backend. sync waits for all queued
+     * work and reports an asynchronous failure through wb_backend_fail;
+     * NULL for a synchronous backend. The engine calls wb_backend_sync
+     * once per step. */
+    wb_backend_status *status;
+    int (*sync)(const struct wb_backend *be);
+    /* *flag = 1 when any of x[0..n) is NaN or ±inf (never cleared here). */
+    void (*flag_nonfinite)(int64_t n, const float *x, int *flag);
+
+    /* ---- the distillation step's own kernels (host/core/ops_diffusion.c) --
+     * Philox draws with host/core/rng.c's exact rule (kernels/philox.h):
+     * n numbers from block `offset` of (seed, stream). */
+    void (*rng_normal)(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+    void (*rng_uniform)(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+    /* Karras noise levels from uniforms: t = t_min + (t_max − t_min)·u (float),
+     * σ = (a + t·(b − a))^ρ with a = σ_min^(1/ρ), b = σ_max^(1/ρ), in double. */
+    void (*karras_sigma)(int64_t n, const float *u, float t_min, float t_max, double sigma_min, double sigma_max,
+                         double rho, float *sigma);
+    /* DMD's time weight of row i of (rows, cols): σ_i² / max(mean_j |x0 − d|, 1e-8),
+     * the mean in double; bwd accumulates into dx0, dd, dsigma (any may be NULL). */
+    void (*dmd_weight)(int64_t rows, int64_t cols, const float *x0, const float *d, const float *sigma, float *w);
+    void (*dmd_weight_bwd)(int64_t rows, int64_t cols, const float *x0, const float *d, const float *sigma,
+                           const float *dw, float *dx0, float *dd, float *dsigma);
 };
+
+/* Transfers and status (host/core/backend.c). Every host <-> backend copy of
+ * libwb goes through these two, so wb_backend_transfers counts them all. */
+void wb_backend_upload(const wb_backend *be, void *dst, const void *host_src, size_t bytes);
+void wb_backend_download(const wb_backend *be, void *host_dst, const void *src, size_t bytes);
+/* A result a kernel hands back to the host (sum_squares): counted as a download. */
+void wb_backend_count_download(const wb_backend *be, size_t bytes);
+wb_transfer_counts wb_backend_transfers(const wb_backend *be);
+/* Kernels report a failure here (first one kept): "op: reason". */
+void wb_backend_fail(const wb_backend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The sticky error, if any, into wb_last_error() prefixed by `op` and the
+ * backend's name, and cleared: -1; none: 0. */
+int wb_backend_take_error(const wb_backend *be, const char *op);
+/* Wait for the backend (its sync entry), then report a sticky error or the
+ * first non-finite check of this step (wb_check_finite) as -1 with
+ * wb_last_error() naming it; clears both. 0 when all is well. */
+int wb_backend_sync(const wb_backend *be);
+/* Drop the sticky error and pending finite checks without reporting them
+ * (after a failure that has been reported another way). */
+void wb_backend_clear(const wb_backend *be);
 
 /* Broadcast geometry of a and b; 0 or -1 with wb_last_error() set. */
 int wb_bcast_init(wb_bcast *bc, const wb_tensor *a, const wb_tensor *b);

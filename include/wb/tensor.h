@@ -205,6 +205,67 @@ void wb_rng_normal(wb_rng *rng, float *out, int64_t n);   /* N(0, 1), Box–Mull
 uint32_t wb_rng_u32(wb_rng *rng);
 /* Host buffer -> new arena tensor filled with N(0,1). */
 wb_tensor *wb_randn(wb_graph *g, wb_rng *rng, int ndim, const int64_t *shape);
+/* Uniform [0, 1) into a new tensor (wb_rng_uniform's numbers). Both draw on
+ * the backend when it has the kernel, else on the host and upload. */
+wb_tensor *wb_rand_uniform(wb_graph *g, wb_rng *rng, int ndim, const int64_t *shape);
+
+/* ---- diffusion ops: EDM and the distillation step (host/core/ops_diffusion.c) --
+ * Shape legend: B samples, x (B, ...) with rank 2 (vectors) or 4 (NCHW);
+ * per-sample scalars (σ, weights) are (B) and broadcast over x. Each op is
+ * built so that it computes what the engine used to compute in host loops,
+ * operation for operation, so moving the step onto the backend changed no
+ * number. Composite ops are differentiable through their parts. */
+wb_tensor *wb_full(wb_graph *g, int ndim, const int64_t *shape, float value);
+/* a (Ba, ...) and b (Bb, ...) stacked along dim 0 -> (Ba + Bb, ...) */
+wb_tensor *wb_cat0(wb_graph *g, wb_tensor *a, wb_tensor *b);
+/* A copy of x that is a leaf (off the tape; requires_grad as given): the
+ * x_t of ∇_x l without a trip through the host. */
+wb_tensor *wb_leaf_copy(wb_graph *g, wb_tensor *x, int requires_grad);
+/* dst's values := src's (same backend, same element count; no tape): a
+ * tensor of a long-lived graph keeping a value across resets. */
+int wb_assign(wb_tensor *dst, const wb_tensor *src);
+/* x's gradient as a constant tensor (zeros when x has none). */
+wb_tensor *wb_grad_tensor(wb_graph *g, wb_tensor *x);
+/* Forget the recorded ops but keep every tensor: a second differentiable
+ * pass over values computed earlier in the same arena. */
+void wb_graph_clear_tape(wb_graph *g);
+/* (B) -> (B, 1) or (B, 1, 1, 1) for broadcasting over a rank-`rank` x. */
+wb_tensor *wb_per_sample(wb_graph *g, wb_tensor *s, int rank);
+/* EDM preconditioning coefficients of σ (B), σ_d = sigma_data:
+ *   c_skip = σd²/(σ²+σd²)  c_out = σ·σd/√(σ²+σd²)  c_in = 1/√(σ²+σd²)
+ *   c_noise = ln(σ)/4;  c_skip, c_out, c_in shaped per sample for rank. */
+typedef struct wb_edm_coefs {
+    wb_tensor *c_skip, *c_out, *c_in, *c_noise;
+} wb_edm_coefs;
+int wb_edm_precond(wb_graph *g, wb_tensor *sigma, int rank, float sigma_data, wb_edm_coefs *out);
+/* EDM's DSM loss weight λ(σ) = (σ² + σd²)/(σ·σd)², per sample for rank. */
+wb_tensor *wb_edm_loss_weight(wb_graph *g, wb_tensor *sigma, int rank, float sigma_data);
+/* x_t = x + σ·n, σ (B) per sample. */
+wb_tensor *wb_add_noise(wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor *noise);
+/* Karras noise levels (B) from uniforms u (B) in [0, 1): the index
+ * t = t_min + (t_max − t_min)·u, σ = (σmin^(1/ρ) + t·(σmax^(1/ρ) − σmin^(1/ρ)))^ρ
+ * with EDM's σmin = 0.002, σmax = 80, ρ = 7. A draw: not differentiable. */
+#define WB_EDM_SIGMA_MIN 0.002
+#define WB_EDM_SIGMA_MAX 80.0
+#define WB_EDM_RHO 7.0
+wb_tensor *wb_karras_sigma(wb_graph *g, wb_tensor *u, float t_min, float t_max);
+/* DMD's time weight (B): σ² / max(mean over a sample of |x0 − d|, 1e-8). */
+wb_tensor *wb_dmd_weight(wb_graph *g, wb_tensor *x0, wb_tensor *d, wb_tensor *sigma);
+/* The generator's per-element gradient of DESIGN §1.1 after time weighting,
+ * divided by the element count n = B·D (the surrogate loss is a mean):
+ *   g̃ = tw·( w_s·(d_fake − d_teacher)/σ²  −  w_l·∇_x l ) / n
+ * d_fake/d_teacher are denoiser outputs (so d_fake − d_teacher = σ²·(s_fake −
+ * s_teacher)). d_fake NULL: score-free (no first term); grad_l NULL: no
+ * second term; time_weight NULL: tw = 1. w_s, w_l, σ, tw are (B). */
+wb_tensor *wb_distill_grad(wb_graph *g, wb_tensor *w_s, wb_tensor *d_fake, wb_tensor *d_teacher, wb_tensor *sigma,
+                           wb_tensor *w_l, wb_tensor *grad_l, wb_tensor *time_weight);
+/* Check t for NaN/inf on the backend, without a transfer: the result comes
+ * with the next wb_backend_sync (an error naming `what`, which must be a
+ * string that outlives the step, e.g. a literal). At most
+ * WB_MAX_FINITE_CHECKS checks between two syncs. */
+int wb_check_finite(wb_graph *g, const wb_tensor *t, const char *what);
+/* Σ t² in double, handed to the host (a logged norm): one counted download. */
+double wb_sum_squares(const wb_tensor *t);
 
 /* ---- parameters ---------------------------------------------------------- */
 typedef enum {
@@ -245,6 +306,9 @@ wb_params *wb_params_clone(const wb_params *src);
 /* Global L2 norm of the gradient (diagnostics; NaN detection). */
 double wb_params_grad_norm(wb_params *ps);
 int wb_params_all_finite(wb_params *ps);
+/* wb_check_finite for the whole store's values (grads = 0) or gradients
+ * (grads = 1): reported by the next wb_backend_sync, no transfer. */
+int wb_params_check_finite(wb_params *ps, int grads, const char *what);
 
 /* ---- optimisers ---------------------------------------------------------- */
 typedef struct wb_adam wb_adam;

@@ -181,6 +181,12 @@ double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, in
     return wb_cpu_rbf_sum_generic(a, na, b, nb, dim, inv2h2, nh);
 }
 
+/* The CPU backend's status (wb/backend.h): its sticky error, the flags of a
+ * step's finite checks and its transfer counters. It belongs to the backend
+ * object below, as the table does. */
+static int cpu_finite_flags[WB_MAX_FINITE_CHECKS];
+static wb_backend_status cpu_status = {.finite_flags = cpu_finite_flags};
+
 static const wb_backend cpu_backend = {
     .name = "cpu",
     .device = WB_DEVICE_CPU,
@@ -231,6 +237,14 @@ static const wb_backend cpu_backend = {
     .conv2d_fwd = wb_cpu_conv2d_fwd,
     .conv2d_bwd = wb_cpu_conv2d_bwd,
 #endif
+    /* [status] synchronous: nothing to wait for */
+    .status = &cpu_status,
+    .sync = NULL,
+    .flag_nonfinite = wb_cpu_flag_nonfinite,
+    /* [diffusion] kernels/cpu/cpu_diffusion.c */
+    .rng_normal = wb_cpu_rng_normal, .rng_uniform = wb_cpu_rng_uniform,
+    .karras_sigma = wb_cpu_karras_sigma,
+    .dmd_weight = wb_cpu_dmd_weight, .dmd_weight_bwd = wb_cpu_dmd_weight_bwd,
 };
 
 const wb_backend *wb_backend_cpu(void) { return &cpu_backend; }

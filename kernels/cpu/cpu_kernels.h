@@ -66,4 +66,16 @@ void wb_cpu_resize_bilinear(int64_t planes, int h, int w, int ho, int wo, const 
 void wb_cpu_resize_bilinear_bwd(int64_t planes, int h, int w, int ho, int wo, const float *dy, float *dx);
 /* end pool */
 
+/* diffusion */
+/* kernels/cpu/cpu_diffusion.c: the distillation step's kernels */
+void wb_cpu_flag_nonfinite(int64_t n, const float *x, int *flag);
+void wb_cpu_rng_normal(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+void wb_cpu_rng_uniform(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+void wb_cpu_karras_sigma(int64_t n, const float *u, float t_min, float t_max, double sigma_min, double sigma_max,
+                         double rho, float *sigma);
+void wb_cpu_dmd_weight(int64_t rows, int64_t cols, const float *x0, const float *d, const float *sigma, float *w);
+void wb_cpu_dmd_weight_bwd(int64_t rows, int64_t cols, const float *x0, const float *d, const float *sigma,
+                           const float *dw, float *dx0, float *dd, float *dsigma);
+/* end diffusion */
+
 #endif

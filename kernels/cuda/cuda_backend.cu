@@ -30,7 +30,18 @@ static struct {
     char reason[256];       /* why not, when !ok                         */
     cublasHandle_t blas;    /* created once, never destroyed (process-long) */
     wb_backend table;
-} g_cuda = {PTHREAD_ONCE_INIT, 0, {0}, NULL, {}};
+    wb_backend_status status; /* sticky error, finite flags (mapped host memory), transfers */
+} g_cuda = {PTHREAD_ONCE_INIT, 0, {0}, NULL, {}, {}};
+
+/* Wait for the device; a failed launch or an asynchronous fault since the
+ * last sync becomes the backend's sticky error. */
+static int cu_sync(const wb_backend *be) {
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e == cudaSuccess) return 0;
+    wb_backend_fail(be, "cuda: %s", cudaGetErrorString(e));
+    return -1;
+}
 
 int wb_cuda_check(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return 0;
@@ -168,6 +179,16 @@ static void cuda_init_once(void) {
     t->axpby = wb_cuda_axpby;
     t->adam = wb_cuda_adam;
     t->sum_squares = wb_cuda_sum_squares;
+    /* The finite flags live in mapped, pinned host memory: kernels write
+     * them and wb_backend_sync reads them after the sync, with no copy. */
+    int *flags = NULL;
+    if (cudaHostAlloc((void **)&flags, WB_MAX_FINITE_CHECKS * sizeof(int), cudaHostAllocMapped) == cudaSuccess) {
+        memset(flags, 0, WB_MAX_FINITE_CHECKS * sizeof(int));
+        g_cuda.status.finite_flags = flags;
+        t->flag_nonfinite = wb_cuda_flag_nonfinite;
+    }
+    t->status = &g_cuda.status;
+    t->sync = cu_sync;
     g_cuda.ok = 1;
 }
 

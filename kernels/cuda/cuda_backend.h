@@ -58,6 +58,7 @@ WB_CUDA_HIDDEN int wb_cuda_check(cudaError_t e, const char *what);
 
 /* cuda_elementwise.cu */
 WB_CUDA_HIDDEN void wb_cuda_fill(float *dst, int64_t n, float value);
+WB_CUDA_HIDDEN void wb_cuda_flag_nonfinite(int64_t n, const float *x, int *flag);
 WB_CUDA_HIDDEN void wb_cuda_unary(wb_unary_op op, int64_t n, const float *x, float *y, float alpha);
 WB_CUDA_HIDDEN void wb_cuda_unary_bwd(wb_unary_op op, int64_t n, const float *x, const float *y,
                                       const float *dy, float *dx, float alpha);

@@ -86,6 +86,18 @@ void wb_cuda_fill(float *dst, int64_t n, float value) {
 
 /* ---- unary ------------------------------------------------------------------- */
 
+/* *flag (mapped host memory) = 1 when any x is NaN or inf; racing writers
+ * all write 1, so no atomic is needed. */
+static __global__ void k_flag_nonfinite(int64_t n, const float *x, int *flag) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        if (!isfinite(x[i])) *flag = 1;
+}
+
+void wb_cuda_flag_nonfinite(int64_t n, const float *x, int *flag) {
+    if (n <= 0) return;
+    k_flag_nonfinite<<<wb_cuda_grid(n), WB_CUDA_BLOCK>>>(n, x, flag);
+}
+
 static __global__ void k_unary(wb_unary_op op, int64_t n, const float *x, float *y, float alpha) {
     WB_GRID_STRIDE(i, n) y[i] = unary_fwd(op, x[i], alpha);
 }
