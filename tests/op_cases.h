@@ -108,6 +108,40 @@ static wb_tensor *opc_mlp(wb_graph *g, wb_tensor **x, const float *p) {
     return wb_mse(g, wb_linear(g, h, x[3], x[4]), x[5]);
 }
 
+/* ---- diffusion ops (host/core/ops_diffusion.c) ------------------------------------ */
+static wb_tensor *opc_cat0(wb_graph *g, wb_tensor **x, const float *p) { (void)p; return wb_cat0(g, x[0], x[1]); }
+static wb_tensor *opc_add_noise(wb_graph *g, wb_tensor **x, const float *p) {
+    (void)p;
+    return wb_add_noise(g, x[0], x[1], x[2]);
+}
+/* All four coefficients in one output: c_skip·a + c_out·b + c_in·a + c_noise. */
+static wb_tensor *opc_edm_precond(wb_graph *g, wb_tensor **x, const float *p) {
+    (void)p;
+    wb_edm_coefs c;
+    if (wb_edm_precond(g, x[0], x[1]->ndim, 0.5f, &c)) return NULL;
+    wb_tensor *y = wb_add(g, wb_mul(g, c.c_skip, x[1]), wb_mul(g, c.c_out, x[2]));
+    y = wb_add(g, y, wb_mul(g, c.c_in, x[1]));
+    return wb_add(g, y, wb_per_sample(g, c.c_noise, x[1]->ndim));
+}
+static wb_tensor *opc_edm_loss_weight(wb_graph *g, wb_tensor **x, const float *p) {
+    (void)p;
+    return wb_edm_loss_weight(g, x[0], 2, 0.5f);
+}
+static wb_tensor *opc_dmd_weight(wb_graph *g, wb_tensor **x, const float *p) {
+    (void)p;
+    return wb_dmd_weight(g, x[0], x[1], x[2]);
+}
+/* w_s, d_fake, d_teacher, σ, w_l, ∇_x l, with σ² time weighting */
+static wb_tensor *opc_distill_grad(wb_graph *g, wb_tensor **x, const float *p) {
+    (void)p;
+    return wb_distill_grad(g, x[0], x[1], x[2], x[3], x[4], x[5], wb_square(g, x[3]));
+}
+/* score-free: d_teacher, σ, w_l, ∇_x l, tw */
+static wb_tensor *opc_distill_grad_sf(wb_graph *g, wb_tensor **x, const float *p) {
+    (void)p;
+    return wb_distill_grad(g, NULL, NULL, x[0], x[1], x[2], x[3], x[4]);
+}
+
 /* ---- the table ---------------------------------------------------------------- */
 #define T1(a, dom, gr) {1, {a}, dom, gr}
 #define T2(a, b, dom, gr) {2, {a, b}, dom, gr}
@@ -167,6 +201,23 @@ static const op_case OP_CASES[] = {
     /* (B, 1) logits with (B) targets: paired element-wise, as torch's
      * bce_with_logits(l, t.reshape(l.shape)) */
     {"bce_logits_col", "bce_logits", 2, {T2(5, 1, DOM_WIDE, Y_), T1(5, DOM_UNIT, Y_)}, {0, 0}, opc_bce, 1e-5},
+    {"cat0_2d", "cat0", 2, {T2(2, 3, N_, Y_), T2(3, 3, N_, Y_)}, {0, 0}, opc_cat0, 1e-5},
+    {"cat0_4d", "cat0", 2, {T4(1, 2, 2, 2, N_, Y_), T4(2, 2, 2, 2, N_, Y_)}, {0, 0}, opc_cat0, 1e-5},
+    {"add_noise_2d", "add_noise", 3, {T2(4, 3, N_, Y_), T1(4, DOM_POS, Y_), T2(4, 3, N_, Y_)}, {0, 0}, opc_add_noise, 1e-5},
+    {"add_noise_4d", "add_noise", 3, {T4(2, 3, 2, 2, N_, Y_), T1(2, DOM_POS, Y_), T4(2, 3, 2, 2, N_, Y_)}, {0, 0},
+     opc_add_noise, 1e-5},
+    {"edm_precond_2d", "edm_precond", 3, {T1(4, DOM_POS, Y_), T2(4, 3, N_, Y_), T2(4, 3, N_, Y_)}, {0, 0},
+     opc_edm_precond, 1e-5},
+    {"edm_precond_4d", "edm_precond", 3, {T1(2, DOM_POS, Y_), T4(2, 2, 2, 2, N_, Y_), T4(2, 2, 2, 2, N_, Y_)}, {0, 0},
+     opc_edm_precond, 1e-5},
+    {"edm_loss_weight", "edm_loss_weight", 1, {T1(5, DOM_POS, Y_)}, {0, 0}, opc_edm_loss_weight, 1e-5},
+    {"dmd_weight", "dmd_weight", 3, {T2(4, 5, N_, Y_), T2(4, 5, N_, Y_), T1(4, DOM_POS, Y_)}, {0, 0}, opc_dmd_weight, 1e-5},
+    {"distill_grad", "distill_grad", 6,
+     {T1(4, DOM_POS, Y_), T2(4, 3, N_, Y_), T2(4, 3, N_, Y_), T1(4, DOM_POS, Y_), T1(4, N_, Y_), T2(4, 3, N_, Y_)},
+     {0, 0}, opc_distill_grad, 1e-5},
+    {"distill_grad_score_free", "distill_grad", 5,
+     {T4(2, 1, 2, 2, N_, GRAD_NO), T1(2, DOM_POS, GRAD_NO), T1(2, N_, Y_), T4(2, 1, 2, 2, N_, Y_), T1(2, DOM_POS, Y_)},
+     {0, 0}, opc_distill_grad_sf, 1e-5},
     {"mlp", "mlp", 6,
      {T2(8, 4, N_, Y_), T2(16, 4, N_, Y_), T1(16, N_, Y_), T2(3, 16, N_, Y_), T1(3, N_, Y_),
       T2(8, 3, N_, GRAD_NO)},
@@ -186,7 +237,7 @@ static const char *const OPC_ALL_OPS[] = {
     "linear", "matmul", "add", "sub", "mul", "div", "scale", "add_scalar", "exp", "log",
     "sigmoid", "softplus", "logsigmoid", "silu", "tanh", "relu", "square", "sqrt", "concat",
     "slice1", "reshape", "detach", "sum", "mean", "sum_rows", "mean_rows", "sinusoidal", "mse",
-    "bce_logits",
+    "bce_logits", "cat0", "add_noise", "edm_precond", "edm_loss_weight", "dmd_weight", "distill_grad",
 };
 #define OPC_ALL_OPS_COUNT ((int)(sizeof OPC_ALL_OPS / sizeof OPC_ALL_OPS[0]))
 

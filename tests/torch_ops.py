@@ -90,7 +90,43 @@ OPS = {
     # (B, 1) logits with (B) targets pair element-wise (torch itself refuses the shapes)
     "bce_logits": lambda x, p0, p1, s: F.binary_cross_entropy_with_logits(x[0], x[1].reshape(x[0].shape)).reshape(1),
     "mlp": lambda x, p0, p1, s: mlp(*x),
+    "cat0": lambda x, p0, p1, s: torch.cat([x[0], x[1]], dim=0),
+    "add_noise": lambda x, p0, p1, s: x[0] + per_sample(x[1], x[0]) * x[2],
+    "edm_precond": lambda x, p0, p1, s: edm_precond(x),
+    "edm_loss_weight": lambda x, p0, p1, s: ((x[0] ** 2 + 0.25) / (x[0] ** 2 * 0.25)).reshape(-1, 1),
+    "dmd_weight": lambda x, p0, p1, s: dmd_weight(x),
+    "distill_grad": lambda x, p0, p1, s: (distill_grad(x[0], x[1], x[2], x[3], x[4], x[5], x[3] * x[3])
+                                          if len(x) == 6 else distill_grad(None, None, *x)),
 }
+
+
+def per_sample(s, like):
+    return s.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def edm_precond(x):
+    s, a, b = x
+    sd = 0.5
+    c_skip = sd * sd / (s * s + sd * sd)
+    c_out = s * sd / torch.sqrt(s * s + sd * sd)
+    c_in = 1 / torch.sqrt(s * s + sd * sd)
+    c_noise = torch.log(s) / 4
+    return (per_sample(c_skip, a) * a + per_sample(c_out, a) * b + per_sample(c_in, a) * a
+            + per_sample(c_noise, a))
+
+
+def dmd_weight(x):
+    x0, d, s = x
+    mad = (x0 - d).abs().reshape(x0.shape[0], -1).mean(dim=1)
+    return s * s / torch.clamp(mad, min=1e-8)
+
+
+def distill_grad(w_s, d_fake, d_teacher, s, w_l, grad_l, tw):
+    e = torch.zeros_like(d_teacher)
+    if d_fake is not None:
+        e = per_sample(w_s, d_teacher) * (d_fake - d_teacher) / per_sample(s * s, d_teacher)
+    e = e - per_sample(w_l, d_teacher) * grad_l
+    return per_sample(tw, d_teacher) * e / d_teacher.numel()
 
 
 def get(tensors, key):
