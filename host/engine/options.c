@@ -298,6 +298,8 @@ static void put_range(FILE *f, const wb_option *o) {
         else fprintf(f, "%lld … %lld", (long long)o->lo, (long long)o->hi);
     } else if (o->choices) {
         put_choices(f, o->choices);
+    } else {
+        fputs("—", f);
     }
 }
 
