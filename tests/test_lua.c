@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wb/tensor.h"
 #include "wb_test_util.h"
 
 static char g_dir[256]; /* the temporary folder every script runs in */
@@ -312,6 +313,74 @@ static void test_tiny_distill(void **state) {
     free(text);
 }
 
+/* backend = "cpu" | "cuda" | "auto" on wb.teacher / wb.distill: resolved
+ * once, recorded in config.json; an unknown name names the key and the
+ * choices; cuda without a device says why; WB_BACKEND is the default. */
+static void test_backend_key(void **state) {
+    (void)state;
+    const char *script = "local wb = require 'wb'\n"
+                         "local d = wb.data.gmm2d{}\n"
+                         "local t = wb.teacher{data = d, net = {'mlp', widths = {8}}, steps = 2, batch = 8,\n"
+                         "  backend = 'cpu', run = 'runs/bt', quiet = true}\n"
+                         "local s = wb.distill{teacher = t, data = d, ratio = {'classifier', net = {'mlp', widths = {8}}},\n"
+                         "  steps = 2, batch = 8, log_every = 0, backend = 'cpu', run = 'runs/bs', quiet = true}\n"
+                         "print(s.steps)\n";
+    result r = run_script(script, NULL, NULL);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "2\n", r);
+    wb_test_result_free(&r);
+    static const char *const runs[] = {"bt", "bs"};
+    for (int i = 0; i < 2; i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg, "%s/runs/%s/config.json", g_dir, runs[i]);
+        char *text = wb_test_slurp(cfg);
+        assert_non_null(text);
+        if (!strstr(text, "\"backend\":\t\"cpu\"")) fail_msg("%s does not record the backend:\n%s", cfg, text);
+        free(text);
+    }
+
+    expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
+                 "wb.teacher{data = d, steps = 1, backend = 'tpu'}\n",
+                 "s.lua:3: wb.teacher: key 'backend' = 'tpu' is not one of cpu|cuda|auto", NULL);
+    expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
+                 "local t = wb.teacher{data = d, exact = true, backend = 'cpu'}\n"
+                 "wb.distill{teacher = t, data = d, backend = 'gpu'}\n",
+                 "s.lua:4: wb.distill: key 'backend' = 'gpu' is not one of cpu|cuda|auto", NULL);
+    expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
+                 "wb.teacher{data = d, backend = 1}\n",
+                 "wb.teacher: key 'backend' expects a string, got number", NULL);
+    if (!wb_backend_cuda()) {
+        /* no GPU here: a clear error, naming the key and why */
+        expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
+                     "wb.teacher{data = d, exact = true, backend = 'cuda'}\n",
+                     "s.lua:3: wb.teacher: key 'backend': backend = \"cuda\": ", "CUDA backend unavailable");
+    }
+
+    /* the environment's default */
+    setenv("WB_BACKEND", "cpu", 1);
+    r = run_script("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
+                   "local t = wb.teacher{data = d, net = {'mlp', widths = {8}}, steps = 1, batch = 8, run = 'runs/env', quiet = true}\n"
+                   "print('ok')\n",
+                   NULL, NULL);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "ok\n", r);
+    wb_test_result_free(&r);
+    setenv("WB_BACKEND", "tpu", 1);
+    r = run_script("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
+                   "wb.teacher{data = d, exact = true}\n",
+                   NULL, NULL);
+    unsetenv("WB_BACKEND");
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "wb.teacher: WB_BACKEND = \"tpu\": unknown backend", r);
+    wb_test_result_free(&r);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s/runs/env/config.json", g_dir);
+    char *text = wb_test_slurp(cfg);
+    assert_non_null(text);
+    if (!strstr(text, "\"backend\":\t\"cpu\"")) fail_msg("WB_BACKEND=cpu run does not record cpu:\n%s", text);
+    free(text);
+}
+
 /* on_eval: called every eval_every steps and after the last with the Student
  * as it stands; its numbers land in the student's eval log; training is the
  * same with and without it (same samples afterwards); an error inside it
@@ -444,6 +513,7 @@ int main(void) {
         cmocka_unit_test(test_dataset_samples_evaluate),
         cmocka_unit_test(test_tiny_distill),
         cmocka_unit_test(test_distill_on_eval),
+        cmocka_unit_test(test_backend_key),
         cmocka_unit_test(test_table_formats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

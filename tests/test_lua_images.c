@@ -264,6 +264,18 @@ static void test_errors(void **state) {
     expect_error(IMG "wb.data.images{kind = 'cifar10', path = 'cifar', pad = 40}\n",
                  "wb.data.images: unknown key 'pad'", "known keys:");
     expect_error(IMG "wb.data.gmm2d{}:image(1)\n", "Dataset:image: dataset 'gmm2d-ring8' is not an image set", NULL);
+    /* backend: checked and resolved once; cpu works, another name is an error naming the key */
+    expect_error(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
+                     "wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c', quiet = true,\n"
+                     "  backend = 'tpu'})\n",
+                 "s.lua:3: wb.image_metrics: key 'backend' = 'tpu' is not one of cpu|cuda|auto", NULL);
+    result r = run_script(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
+                              "local m = wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c',\n"
+                              "  quiet = true, backend = 'cpu'})\n"
+                              "print(math.type(m.classes_covered), type(m.fid))\n");
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "integer\tnumber\n", r);
+    wb_test_result_free(&r);
     /* Inception weights that are not there / not safetensors: named, with the key */
     expect_error(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
                      "wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c', quiet = true,\n"

@@ -17,6 +17,7 @@
 #include <lualib.h>
 
 #include "engine/engine.h"
+#include "engine/options.h"
 #include "cli/lua_wb.h"
 #include "core/registry.h"
 #include "report/results_table.h"
@@ -40,12 +41,15 @@ static void usage(FILE *f) {
             "                                --out writes BASE.md/.tex/.csv (only the\n"
             "                                --format one when given), else stdout (md)\n"
             "  plugins                       list every loaded plugin and its parameters\n"
+            "  options [--markdown]          the options of wb.teacher and wb.distill (with\n"
+            "                                --markdown: docs/lua.md's option tables)\n"
             "  version                       version, git commit and compute backends\n"
             "  help                          this text\n"
             "\n"
             "environment:\n"
             "  WB_PLUGIN_PATH  extra plugin folders (':'-separated)\n"
-            "  WB_LUA_PATH     extra Lua module folders (':'-separated)\n");
+            "  WB_LUA_PATH     extra Lua module folders (':'-separated)\n"
+            "  WB_BACKEND      cpu|cuda|auto: the backend when a script names none\n");
 }
 
 /* ---- run ---------------------------------------------------------------------- */
@@ -393,6 +397,27 @@ static int cmd_plugins(void) {
     return EXIT_SUCCESS;
 }
 
+/* ---- options ----------------------------------------------------------------------- */
+/* The engine's option rows (host/engine/options.c), for a terminal or, with
+ * --markdown, exactly as docs/lua.md carries them (tests/test_options.c). */
+static int cmd_options(int argc, char **argv) {
+    int markdown = argc == 1 && strcmp(argv[0], "--markdown") == 0;
+    if (argc > 1 || (argc == 1 && !markdown)) {
+        fprintf(stderr, "%s: options: unexpected argument '%s'\n", progname, argv[argc > 1 && markdown ? 1 : 0]);
+        return EXIT_USAGE;
+    }
+    const wb_option_table *tables[] = {&wb_teacher_options, &wb_distill_options};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        if (i) putchar('\n');
+        int rc = markdown ? wb_options_markdown(stdout, tables[i]) : wb_options_print(stdout, tables[i]);
+        if (rc) {
+            fprintf(stderr, "%s: options: %s\n", progname, wb_last_error());
+            return EXIT_FAILURE;
+        }
+    }
+    return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 /* ---- version ----------------------------------------------------------------------- */
 static int cmd_version(void) {
     printf("workbench %s\n", wb_build_version());
@@ -431,6 +456,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
+    if (strcmp(cmd, "options") == 0) return cmd_options(argc - 2, argv + 2);
     if (argc > 2 && strcmp(cmd, "help") != 0) {
         fprintf(stderr, "%s: %s: unexpected argument '%s'\n", progname, cmd, argv[2]);
         return EXIT_USAGE;

@@ -21,6 +21,7 @@
 
 #include "core/buildinfo.h"
 #include "engine/engine.h"
+#include "engine/options.h"
 #include "engine/metrics.h"
 #include "report/plot.h"
 #include "core/wb_internal.h"
@@ -121,17 +122,12 @@ static int write_config(const distiller *d, const wb_run *run) {
         }
     }
     cJSON_AddStringToObject(root, "time_weight", time_weight_name(d->time_weight));
-    struct { const char *k; double v; } nums[] = {
-        {"steps", (double)c->steps}, {"batch", (double)c->batch}, {"lr", c->lr_gen}, {"lr_fake", c->lr_fake},
-        {"lr_ratio", c->lr_ratio}, {"beta1", c->beta1}, {"fake_updates", c->fake_updates},
-        {"ratio_updates", c->ratio_updates}, {"sigma_init", c->sigma_init}, {"sigma_fixed", d->sigma_fixed},
-        {"t_min", c->t_min}, {"t_max", c->t_max}, {"gan_weight", c->gan_weight},
-        {"normalize_bins", c->normalize_bins}, {"normalize_batch", c->normalize_batch},
-        {"logit_clamp", c->logit_clamp}, {"ema", c->ema_decay}, {"seed", (double)c->seed},
-        {"log_every", c->log_every}, {"eval_samples", (double)c->eval_samples},
-        {"eval_every", (double)(c->on_eval ? c->eval_every : 0)},
-    };
-    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) cJSON_AddNumberToObject(root, nums[i].k, nums[i].v);
+    /* the option numbers, one per row of engine/options.c, as the run used
+     * them: σ_fixed resolved, eval_every only with an on_eval */
+    wb_distill_config used = *c;
+    used.sigma_fixed = d->sigma_fixed;
+    used.eval_every = c->on_eval ? c->eval_every : 0;
+    wb_options_record(&wb_distill_options, &used, root);
     int rc = wb_write_json_atomic(run->dir, "config.json", root);
     cJSON_Delete(root);
     return rc;

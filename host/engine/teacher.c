@@ -14,6 +14,7 @@
 
 #include "core/buildinfo.h"
 #include "engine/engine.h"
+#include "engine/options.h"
 #include "engine/metrics.h"
 #include "report/plot.h"
 #include "core/wb_internal.h"
@@ -142,14 +143,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_run_add_info(root, run);
         cJSON_AddStringToObject(root, "dataset", ds->name);
         cJSON_AddItemToObject(root, "net", wb_plugin_json(spec->desc, spec->cfg));
-        cJSON_AddNumberToObject(root, "steps", (double)cfg->steps);
-        cJSON_AddNumberToObject(root, "batch", (double)cfg->batch);
-        cJSON_AddNumberToObject(root, "lr", cfg->lr);
-        cJSON_AddNumberToObject(root, "ema", cfg->ema_decay);
-        cJSON_AddNumberToObject(root, "seed", (double)cfg->seed);
-        cJSON_AddNumberToObject(root, "p_mean", cfg->p_mean);
-        cJSON_AddNumberToObject(root, "p_std", cfg->p_std);
-        cJSON_AddNumberToObject(root, "single_sigma", cfg->single_sigma);
+        wb_options_record(&wb_teacher_options, cfg, root); /* one number per row of engine/options.c */
         cJSON_AddStringToObject(root, "init", cfg->init && cfg->init[0] ? cfg->init : "random");
         int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
         for (int i = 0; i < wb_params_count(t->net->params); i++) n_params += wb_params_at(t->net->params, i)->numel;

@@ -1,0 +1,412 @@
+/* host/cli/lua_models.c — the models of `wb.core`: wb.teacher (a Teacher
+ * trained with EDM DSM, or a Gaussian mixture's exact one) and wb.distill (a
+ * Student), their userdata and methods, and the run directories they write.
+ * Their engine options are checked and applied through the engine's option
+ * rows (engine/options.h via lua_guard.c); the keys that are Lua objects
+ * (data, teacher, net and plugin specs, on_eval, run) are handled here.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <zlib.h>
+
+#include "cli/lua_guard.h"
+#include "cli/lua_types.h"
+#include "cli/lua_wb.h"
+#include "engine/options.h"
+
+/* ---- runs ----------------------------------------------------------------------------------- */
+/* Opens run dir `dir` (NULL: no run) into *run; returns the pointer the
+ * engine takes. Errors are raised before any engine work starts. */
+/* What started a run, for its config.json: the script (path, CRC-32 of its
+ * text, so an edited script shows) and the command line's key=value pairs.
+ * NULL when no script is known (wb.core used from another host). */
+static cJSON *run_origin(lua_State *L) {
+    cJSON *origin = NULL;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_SCRIPT_KEY) == LUA_TSTRING) {
+        const char *path = lua_tostring(L, -1);
+        origin = cJSON_CreateObject();
+        cJSON *script = cJSON_AddObjectToObject(origin, "script");
+        cJSON_AddStringToObject(script, "path", path);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            uLong crc = crc32(0L, Z_NULL, 0);
+            unsigned char buf[8192];
+            size_t got;
+            while ((got = fread(buf, 1, sizeof buf, f)) > 0) crc = crc32(crc, buf, (uInt)got);
+            fclose(f);
+            char hex[16];
+            snprintf(hex, sizeof hex, "%08lx", (unsigned long)crc);
+            cJSON_AddStringToObject(script, "crc32", hex);
+        }
+        cJSON *args = cJSON_AddObjectToObject(origin, "args");
+        if (lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY) == LUA_TTABLE) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+                    cJSON_AddStringToObject(args, lua_tostring(L, -2), lua_tostring(L, -1));
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return origin;
+}
+
+static wb_run *open_run(lua_State *L, const char *fn, const char *dir, int quiet, wb_run *run) {
+    memset(run, 0, sizeof *run);
+    if (!dir) return NULL;
+    if (wb_run_open(run, dir)) luaL_error(L, "%s: run '%s': %s", fn, dir, wb_last_error());
+    run->quiet = quiet;
+    run->origin = run_origin(L);
+    return run;
+}
+
+/* ---- Teacher ------------------------------------------------------------------------------- */
+/* user values of a Teacher: 1 = its Dataset, 2 = the registry box */
+static teacher_ud *check_teacher(lua_State *L, int arg) {
+    teacher_ud *t = luaL_checkudata(L, arg, TEACHER_TNAME);
+    if (!t->t) luaL_error(L, "Teacher: not trained or already freed");
+    return t;
+}
+
+static int teacher_gc(lua_State *L) {
+    teacher_ud *t = luaL_checkudata(L, 1, TEACHER_TNAME);
+    wb_teacher_free(t->t);
+    t->t = NULL;
+    return 0;
+}
+
+static const key_def teacher_sample_keys[] = {
+    {"steps", K_INT, NULL},
+    {"seed", K_INT, NULL},
+};
+
+static int teacher_sample(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
+    int o = wb_lua_opt_table(L, 3, "Teacher:sample", teacher_sample_keys, N_DEFS(teacher_sample_keys)) ? 3 : 0;
+    int steps = (int)wb_lua_get_int(L, o, "Teacher:sample", "steps", WB_HEUN_STEPS, 1, 100000);
+    uint64_t seed = (uint64_t)wb_lua_get_int(L, o, "Teacher:sample", "seed", 0, 0, INT64_MAX);
+    samples_ud *s = wb_lua_samples_push_shaped(L, n, &t->t->shape);
+    if (wb_teacher_sample(t->t, n, steps, seed, s->x)) luaL_error(L, "Teacher:sample: %s", wb_last_error());
+    return 1;
+}
+
+static int teacher_index(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL) return 1;
+    if (strcmp(k, "exact") == 0) lua_pushboolean(L, t->exact);
+    else if (strcmp(k, "dim") == 0) lua_pushinteger(L, (lua_Integer)t->dim);
+    else if (strcmp(k, "train_seconds") == 0) lua_pushnumber(L, t->t->train_seconds);
+    else if (strcmp(k, "final_loss") == 0) lua_pushnumber(L, t->t->final_loss);
+    else if (strcmp(k, "data") == 0) lua_getiuservalue(L, 1, 1);
+    else if (strcmp(k, "run") == 0 && t->run[0]) lua_pushstring(L, t->run);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int teacher_tostring(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    lua_pushfstring(L, "Teacher(%s, dim %I)", t->exact ? "exact" : "trained", (lua_Integer)t->dim);
+    return 1;
+}
+
+/* wb.teacher's keys besides the engine's rows (wb_teacher_options) */
+static const key_def teacher_objects[] = {
+    {"data", K_UDATA, DATASET_TNAME},
+    {"exact", K_BOOL, NULL},
+    {"net", K_SPEC, NULL},
+};
+static const key_def teacher_after[] = {{"run", K_STRING, NULL}};
+
+static int l_teacher(lua_State *L) {
+    const char *fn = "wb.teacher";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    key_def keys[WB_LUA_MAX_KEYS];
+    int n_keys = wb_lua_option_keys(teacher_objects, N_DEFS(teacher_objects), &wb_teacher_options, teacher_after,
+                                    N_DEFS(teacher_after), keys);
+    wb_lua_check_keys(L, 1, fn, keys, n_keys);
+    wb_registry *reg = wb_lua_registry(L);
+    dataset_ud *data = wb_lua_require_udata(L, 1, fn, "data");
+    int exact = wb_lua_get_bool(L, 1, "exact", 0);
+    if (exact) {
+        /* an analytic teacher is not trained: a training key would be ignored */
+        for (int i = 2; i < n_keys; i++) {
+            const char *k = keys[i].name;
+            if (strcmp(k, "run") && strcmp(k, "quiet") && strcmp(k, "backend") && wb_lua_has_field(L, 1, k))
+                luaL_error(L, "%s: key '%s' does not apply to an exact teacher (exact = true)", fn, k);
+        }
+    }
+    wb_lua_guard *g = wb_lua_guard_new(L); /* index 2 */
+    wb_netspec spec = {0};
+    wb_teacher_config cfg;
+    wb_teacher_config_default(&cfg);
+    if (!exact) wb_lua_resolve_netspec(L, reg, g, fn, 1, "net", "mlp", &spec);
+    /* init: a checkpoint to start from; backend resolved once, here */
+    wb_lua_apply_options(L, 1, fn, &wb_teacher_options, &cfg, NULL);
+    const char *dir = wb_lua_get_str(L, 1, "run", NULL);
+    int quiet = cfg.quiet;
+
+    teacher_ud *ud = lua_newuserdatauv(L, sizeof *ud, 2);
+    memset(ud, 0, sizeof *ud);
+    luaL_setmetatable(L, TEACHER_TNAME);
+    lua_getfield(L, 1, "data");
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setiuservalue(L, -2, 2);
+    if (dir) snprintf(ud->run, sizeof ud->run, "%s", dir);
+
+    wb_run run;
+    wb_run *runp = open_run(L, fn, dir, quiet, &run);
+    wb_teacher *t = exact ? wb_teacher_exact(data->ds, cfg.backend) : wb_teacher_train(data->ds, &spec, &cfg, runp);
+    char err[1024] = "";
+    if (!t) snprintf(err, sizeof err, "%s", wb_last_error());
+    if (runp) wb_run_close(runp);
+    wb_lua_guard_release(g);
+    if (!t) luaL_error(L, "%s: %s", fn, err);
+    ud->t = t;
+    ud->dim = data->ds->dim;
+    ud->exact = exact;
+    return 1;
+}
+
+/* ---- Student ------------------------------------------------------------------------------- */
+/* user values of a Student: 1 = Teacher, 2 = Dataset, 3 = registry box */
+static student_ud *check_student(lua_State *L, int arg) {
+    student_ud *s = luaL_checkudata(L, arg, STUDENT_TNAME);
+    if (!s->s) luaL_error(L, "Student: not trained or already freed");
+    return s;
+}
+
+static int student_gc(lua_State *L) {
+    student_ud *s = luaL_checkudata(L, 1, STUDENT_TNAME);
+    wb_student_free(s->s);
+    s->s = NULL;
+    return 0;
+}
+
+static const key_def student_sample_keys[] = {
+    {"seed", K_INT, NULL},
+    {"ema", K_BOOL, NULL},
+};
+
+static int student_sample(lua_State *L) {
+    student_ud *s = check_student(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
+    int o = wb_lua_opt_table(L, 3, "Student:sample", student_sample_keys, N_DEFS(student_sample_keys)) ? 3 : 0;
+    uint64_t seed = (uint64_t)wb_lua_get_int(L, o, "Student:sample", "seed", 0, 0, INT64_MAX);
+    int ema = wb_lua_get_bool(L, o, "ema", 1);
+    samples_ud *out = wb_lua_samples_push_shaped(L, n, &s->s->shape);
+    if (wb_student_sample(s->s, n, seed, ema, out->x)) luaL_error(L, "Student:sample: %s", wb_last_error());
+    return 1;
+}
+
+/* The training curves, one entry per logged step: a fresh table of arrays
+ * {step = {...}, mmd = {...}, value = {...}, ratio_loss, fake_loss, ratio_acc}
+ * plus the mid-run evaluations (on_eval) {eval_step = {...}, eval = {...}}
+ * (NaN where a quantity was not measured). */
+static void push_student_log(lua_State *L, const wb_student *s) {
+    const char *names[] = {"step", "mmd", "value", "ratio_loss", "fake_loss", "ratio_acc", "eval_step", "eval"};
+    const float *arrs[] = {s->log_step, s->log_mmd, s->log_value, s->log_ratio_loss, s->log_fake_loss, s->log_ratio_acc,
+                           s->eval_step, s->eval_value};
+    lua_createtable(L, 0, 8);
+    for (int k = 0; k < 8; k++) {
+        int n = k < 6 ? s->n_log : s->n_eval;
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n && arrs[k]; i++) {
+            if (k == 0 || k == 6) lua_pushinteger(L, (lua_Integer)arrs[k][i]);
+            else lua_pushnumber(L, arrs[k][i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, names[k]);
+    }
+}
+
+static int student_index(lua_State *L) {
+    student_ud *s = check_student(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL) return 1;
+    if (strcmp(k, "divergence") == 0) lua_pushstring(L, s->divergence);
+    else if (strcmp(k, "ratio") == 0) lua_pushstring(L, s->ratio);
+    else if (strcmp(k, "run") == 0 && s->run[0]) lua_pushstring(L, s->run);
+    else if (strcmp(k, "dim") == 0) lua_pushinteger(L, (lua_Integer)s->dim);
+    else if (strcmp(k, "steps") == 0) lua_pushinteger(L, (lua_Integer)s->s->steps_done);
+    else if (strcmp(k, "train_seconds") == 0) lua_pushnumber(L, s->s->train_seconds);
+    else if (strcmp(k, "teacher") == 0) lua_getiuservalue(L, 1, 1);
+    else if (strcmp(k, "data") == 0) lua_getiuservalue(L, 1, 2);
+    else if (strcmp(k, "log") == 0) push_student_log(L, s->s);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int student_tostring(lua_State *L) {
+    student_ud *s = check_student(L, 1);
+    lua_pushfstring(L, "Student(%s, %s, %I steps)", s->divergence, s->ratio, (lua_Integer)s->s->steps_done);
+    return 1;
+}
+
+/* wb.distill's keys besides the engine's rows (wb_distill_options) */
+static const key_def distill_objects[] = {
+    {"teacher", K_UDATA, TEACHER_TNAME}, {"data", K_UDATA, DATASET_TNAME}, {"divergence", K_SPEC, NULL},
+    {"ratio", K_SPEC, NULL},             {"net", K_SPEC, NULL},
+};
+static const key_def distill_after[] = {
+    {"on_eval", K_FUNCTION, NULL},
+    {"run", K_STRING, NULL},
+};
+/* wb.distill's on_eval: the script's function is called with the Student
+ * being trained (the userdata wb.distill will return, pointing at the live
+ * student only for the duration of the call) and the step; it returns a
+ * number (recorded) or nil. */
+typedef struct eval_ctx {
+    lua_State *L;
+    int fn_ref, ud_ref;
+    student_ud *ud;
+} eval_ctx;
+
+static int lua_on_eval(void *user, wb_student *s, int64_t step, double *value) {
+    eval_ctx *e = user;
+    lua_State *L = e->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, wb_lua_msghandler);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, e->fn_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, e->ud_ref);
+    lua_pushinteger(L, (lua_Integer)step);
+    e->ud->s = s;
+    e->ud->training = 1;
+    int status = lua_pcall(L, 2, 1, top + 1);
+    e->ud->s = NULL; /* wb.distill sets it for good when training succeeds */
+    e->ud->training = 0;
+    int rc = 0;
+    if (status != LUA_OK) {
+        wb_set_error("on_eval: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        rc = -1;
+    } else if (lua_isnil(L, -1)) {
+        *value = NAN;
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        *value = lua_tonumber(L, -1);
+    } else {
+        wb_set_error("on_eval must return a number or nil, got %s", luaL_typename(L, -1));
+        rc = -1;
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+static int l_distill(lua_State *L) {
+    const char *fn = "wb.distill";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    key_def keys[WB_LUA_MAX_KEYS];
+    int n_keys = wb_lua_option_keys(distill_objects, N_DEFS(distill_objects), &wb_distill_options, distill_after,
+                                    N_DEFS(distill_after), keys);
+    wb_lua_check_keys(L, 1, fn, keys, n_keys);
+    wb_registry *reg = wb_lua_registry(L);
+    teacher_ud *teacher = wb_lua_require_udata(L, 1, fn, "teacher");
+    dataset_ud *data = wb_lua_require_udata(L, 1, fn, "data");
+    if (!teacher->t) luaL_error(L, "%s: key 'teacher' holds a teacher that was never trained", fn);
+    wb_lua_guard *g = wb_lua_guard_new(L); /* index 2 */
+
+    wb_distill_config cfg;
+    wb_distill_config_default(&cfg);
+    /* divergence: default reverse KL (DMD) */
+    if (lua_getfield(L, 1, "divergence") == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "kl");
+    }
+    cfg.divergence = wb_lua_resolve_spec(L, reg, g, fn, "divergence", -1, WB_KIND_DIVERGENCE, &cfg.divergence_cfg, NULL);
+    lua_pop(L, 1);
+    /* ratio estimator: default a classifier on an MLP backbone */
+    if (lua_getfield(L, 1, "ratio") == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "classifier");
+    }
+    int ratio_idx = lua_gettop(L);
+    int has_net = 0;
+    cfg.ratio = wb_lua_resolve_spec(L, reg, g, fn, "ratio", ratio_idx, WB_KIND_RATIO, &cfg.ratio_cfg, &has_net);
+    if (cfg.ratio->ratio->wants_backbone) {
+        if (has_net) wb_lua_resolve_netspec(L, reg, g, fn, ratio_idx, "net", "mlp", &cfg.ratio_net);
+        else {
+            lua_pushliteral(L, "mlp");
+            cfg.ratio_net.desc = wb_lua_resolve_spec(L, reg, g, fn, "ratio.net", -1, WB_KIND_NET, &cfg.ratio_net.cfg, NULL);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1); /* ratio spec */
+    /* The generator (and fake score) copy a trained teacher's net; only an
+     * exact teacher leaves the architecture to choose. */
+    if (teacher->t->net) {
+        if (wb_lua_has_field(L, 1, "net"))
+            luaL_error(L, "%s: key 'net' applies to an exact teacher only (the generator copies the trained teacher's net)", fn);
+    } else {
+        wb_lua_resolve_netspec(L, reg, g, fn, 1, "net", "mlp", &cfg.gen_net);
+    }
+
+    wb_lua_apply_options(L, 1, fn, &wb_distill_options, &cfg, NULL);
+    const char *dir = wb_lua_get_str(L, 1, "run", NULL);
+    int quiet = cfg.quiet;
+    if ((cfg.eval_every > 0) != wb_lua_has_field(L, 1, "on_eval"))
+        luaL_error(L, "%s: keys 'eval_every' (> 0) and 'on_eval' go together", fn);
+
+    student_ud *ud = lua_newuserdatauv(L, sizeof *ud, 3);
+    memset(ud, 0, sizeof *ud);
+    luaL_setmetatable(L, STUDENT_TNAME);
+    lua_getfield(L, 1, "teacher");
+    lua_setiuservalue(L, -2, 1);
+    lua_getfield(L, 1, "data");
+    lua_setiuservalue(L, -2, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setiuservalue(L, -2, 3);
+    snprintf(ud->divergence, sizeof ud->divergence, "%s", cfg.divergence->name);
+    snprintf(ud->ratio, sizeof ud->ratio, "%s", cfg.ratio->name);
+    if (dir) snprintf(ud->run, sizeof ud->run, "%s", dir);
+
+    ud->dim = data->ds->dim;
+    eval_ctx ectx = {L, LUA_NOREF, LUA_NOREF, ud};
+    if (cfg.eval_every > 0) {
+        lua_pushvalue(L, -1);
+        ectx.ud_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_getfield(L, 1, "on_eval");
+        ectx.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        cfg.on_eval = lua_on_eval;
+        cfg.eval_user = &ectx;
+    }
+
+    wb_run run;
+    wb_run *runp = open_run(L, fn, dir, quiet, &run);
+    wb_student *s = wb_distill(teacher->t, data->ds, &cfg, runp);
+    luaL_unref(L, LUA_REGISTRYINDEX, ectx.fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ectx.ud_ref);
+    char err[1024] = "";
+    if (!s) snprintf(err, sizeof err, "%s", wb_last_error());
+    if (runp) wb_run_close(runp);
+    wb_lua_guard_release(g);
+    if (!s) luaL_error(L, "%s: %s", fn, err);
+    ud->s = s;
+    ud->dim = data->ds->dim;
+    return 1;
+}
+
+/* ---- registration ------------------------------------------------------------------------- */
+void wb_lua_open_models(lua_State *L, int module, int registry) {
+    static const luaL_Reg teacher_meta[] = {{"__gc", teacher_gc}, {"__tostring", teacher_tostring}, {NULL, NULL}};
+    static const luaL_Reg teacher_methods[] = {{"sample", teacher_sample}, {NULL, NULL}};
+    static const luaL_Reg student_meta[] = {{"__gc", student_gc}, {"__tostring", student_tostring}, {NULL, NULL}};
+    static const luaL_Reg student_methods[] = {{"sample", student_sample}, {NULL, NULL}};
+    wb_lua_new_class(L, TEACHER_TNAME, teacher_meta, teacher_methods, teacher_index);
+    wb_lua_new_class(L, STUDENT_TNAME, student_meta, student_methods, student_index);
+
+    static const luaL_Reg funcs[] = {{"teacher", l_teacher}, {"distill", l_distill}, {NULL, NULL}};
+    wb_lua_set_funcs(L, module, registry, funcs);
+}

@@ -1,0 +1,194 @@
+/* host/cli/lua_plot.c — figures from Lua: wb.scatter, wb.scatter_grid and
+ * wb.plot_lines over host/report/plot.h (the folder a figure goes into is
+ * created), and wb.mkdir.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "cli/lua_guard.h"
+#include "cli/lua_types.h"
+#include "report/plot.h"
+
+/* ---- directories ------------------------------------------------------------------------------ */
+static int l_mkdir(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    if (wb_mkdir_p(path)) luaL_error(L, "wb.mkdir: cannot create '%s': %s", path, strerror(errno));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The folder a figure goes into, created so plotting "figs/x.png" just works. */
+static void make_parent_dir(lua_State *L, const char *fn, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return;
+    lua_pushlstring(L, path, (size_t)(slash - path));
+    const char *dir = lua_tostring(L, -1);
+    if (wb_mkdir_p(dir)) luaL_error(L, "%s: cannot create '%s': %s", fn, dir, strerror(errno));
+    lua_pop(L, 1);
+}
+
+/* ---- plots ------------------------------------------------------------------------------------ */
+/* {xmin, xmax, ymin, ymax} at index t into b[4]; returns b or NULL when absent. */
+static const float *get_bounds(lua_State *L, int t, const char *fn, float *b) {
+    if (!t || lua_getfield(L, t, "bounds") == LUA_TNIL) {
+        if (t) lua_pop(L, 1);
+        return NULL;
+    }
+    int bi = lua_gettop(L);
+    if (lua_rawlen(L, bi) != 4) luaL_error(L, "%s: key 'bounds' expects {xmin, xmax, ymin, ymax}", fn);
+    for (int i = 0; i < 4; i++) {
+        lua_rawgeti(L, bi, i + 1);
+        if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: bounds[%d] is a %s, not a number", fn, i + 1, luaL_typename(L, -1));
+        b[i] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (!(b[0] < b[1]) || !(b[2] < b[3]) || !isfinite(b[0]) || !isfinite(b[1]) || !isfinite(b[2]) || !isfinite(b[3]))
+        luaL_error(L, "%s: key 'bounds' needs finite xmin < xmax and ymin < ymax", fn);
+    return b;
+}
+
+static int points_count(lua_State *L, const char *fn, const char *what, const samples_ud *s) {
+    if (s->dim != 2) luaL_error(L, "%s: %s have dimension %I; only 2-D samples can be scattered", fn, what, (lua_Integer)s->dim);
+    if (s->n > INT_MAX) luaL_error(L, "%s: too many %s", fn, what);
+    return (int)s->n;
+}
+
+static const key_def scatter_keys[] = {
+    {"reference", K_UDATA, SAMPLES_TNAME}, {"title", K_STRING, NULL}, {"bounds", K_TABLE, NULL},
+    {"label", K_STRING, NULL},             {"reference_label", K_STRING, NULL},
+};
+
+static int l_scatter(lua_State *L) {
+    const char *fn = "wb.scatter";
+    const char *path = luaL_checkstring(L, 1);
+    samples_ud *s = wb_lua_check_samples(L, 2);
+    int o = wb_lua_opt_table(L, 3, fn, scatter_keys, N_DEFS(scatter_keys)) ? 3 : 0;
+    samples_ud *ref = wb_lua_get_udata(L, o, "reference");
+    float b[4];
+    const float *bounds = get_bounds(L, o, fn, b);
+    int n = points_count(L, fn, "samples", s);
+    int n_ref = ref ? points_count(L, fn, "reference samples", ref) : 0;
+    make_parent_dir(L, fn, path);
+    if (wb_plot_scatter(path, wb_lua_get_str(L, o, "title", NULL), ref ? ref->x : NULL, n_ref,
+                        ref ? wb_lua_get_str(L, o, "reference_label", "reference") : NULL, s->x, n,
+                        wb_lua_get_str(L, o, "label", "samples"), bounds))
+        luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 0;
+}
+
+static const key_def grid_keys[] = {
+    {"columns", K_INT, NULL},
+    {"bounds", K_TABLE, NULL},
+};
+static const key_def panel_keys[] = {
+    {"title", K_STRING, NULL},
+    {"samples", K_UDATA, SAMPLES_TNAME},
+    {"reference", K_UDATA, SAMPLES_TNAME},
+};
+
+static int l_scatter_grid(lua_State *L) {
+    const char *fn = "wb.scatter_grid";
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int o = wb_lua_opt_table(L, 3, fn, grid_keys, N_DEFS(grid_keys)) ? 3 : 0;
+    lua_settop(L, 3);
+    int columns = (int)wb_lua_get_int(L, o, fn, "columns", 5, 0, 1000);
+    float b[4];
+    const float *bounds = get_bounds(L, o, fn, b);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+    if (n < 1 || n > 10000) luaL_error(L, "%s: expects 1..10000 panels, got %I", fn, n);
+    wb_scatter_panel *panels = lua_newuserdatauv(L, (size_t)n * sizeof *panels, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        char pfn[64];
+        snprintf(pfn, sizeof pfn, "%s: panel %lld", fn, (long long)i);
+        if (lua_rawgeti(L, 2, i) != LUA_TTABLE) luaL_error(L, "%s is a %s, not a table", pfn, luaL_typename(L, -1));
+        int p = lua_gettop(L);
+        wb_lua_check_keys(L, p, pfn, panel_keys, N_DEFS(panel_keys));
+        samples_ud *s = wb_lua_require_udata(L, p, pfn, "samples");
+        samples_ud *ref = wb_lua_get_udata(L, p, "reference");
+        panels[i - 1] = (wb_scatter_panel){
+            .title = wb_lua_get_str(L, p, "title", NULL), /* owned by the panel table, held by arg 2 */
+            .ref = ref ? ref->x : NULL,
+            .n_ref = ref ? points_count(L, pfn, "reference samples", ref) : 0,
+            .xy = s->x,
+            .n = points_count(L, pfn, "samples", s),
+        };
+        lua_pop(L, 1);
+    }
+    make_parent_dir(L, fn, path);
+    if (wb_plot_scatter_grid(path, (int)n, panels, columns, bounds)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 0;
+}
+
+static const key_def lines_keys[] = {
+    {"title", K_STRING, NULL}, {"xlabel", K_STRING, NULL}, {"ylabel", K_STRING, NULL},
+    {"log_y", K_BOOL, NULL},   {"series", K_TABLE, NULL},
+};
+static const key_def series_keys[] = {
+    {"name", K_STRING, NULL},
+    {"x", K_TABLE, NULL},
+    {"y", K_TABLE, NULL},
+};
+
+static int l_plot_lines(lua_State *L) {
+    const char *fn = "wb.plot_lines";
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    wb_lua_check_keys(L, 2, fn, lines_keys, N_DEFS(lines_keys));
+    if (lua_getfield(L, 2, "series") != LUA_TTABLE) luaL_error(L, "%s: key 'series' is required", fn);
+    int st = lua_gettop(L); /* 3 */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, st);
+    if (n < 1 || n > 1000) luaL_error(L, "%s: expects 1..1000 series, got %I", fn, n);
+    wb_series *series = lua_newuserdatauv(L, (size_t)n * sizeof *series, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        char sfn[64];
+        snprintf(sfn, sizeof sfn, "%s: series %lld", fn, (long long)i);
+        if (lua_rawgeti(L, st, i) != LUA_TTABLE) luaL_error(L, "%s is a %s, not a table", sfn, luaL_typename(L, -1));
+        int si = lua_gettop(L);
+        wb_lua_check_keys(L, si, sfn, series_keys, N_DEFS(series_keys));
+        if (lua_getfield(L, si, "y") != LUA_TTABLE) luaL_error(L, "%s: key 'y' is required", sfn);
+        int64_t ny, nx = -1;
+        /* Each float copy replaces its Lua array on the stack and stays there
+         * until the plot is drawn; the series table itself is held by arg 2. */
+        const float *y = wb_lua_float_array(L, -1, sfn, "y", &ny);
+        lua_replace(L, -2);
+        const float *x = NULL;
+        if (lua_getfield(L, si, "x") != LUA_TNIL) {
+            x = wb_lua_float_array(L, -1, sfn, "x", &nx);
+            lua_replace(L, -2);
+        } else {
+            lua_pop(L, 1);
+        }
+        if (x && nx != ny) luaL_error(L, "%s: x has %I values, y has %I", sfn, (lua_Integer)nx, (lua_Integer)ny);
+        if (ny > INT_MAX) luaL_error(L, "%s: too many points", sfn);
+        series[i - 1] = (wb_series){.name = wb_lua_get_str(L, si, "name", NULL), .x = x, .y = y, .n = (int)ny};
+        lua_remove(L, si);
+        luaL_checkstack(L, 4, "too many series");
+    }
+    make_parent_dir(L, fn, path);
+    if (wb_plot_lines(path, wb_lua_get_str(L, 2, "title", NULL), wb_lua_get_str(L, 2, "xlabel", NULL), wb_lua_get_str(L, 2, "ylabel", NULL),
+                      (int)n, series, wb_lua_get_bool(L, 2, "log_y", 0)))
+        luaL_error(L, "%s: %s", fn, wb_last_error());
+    return 0;
+}
+
+/* ---- registration ------------------------------------------------------------------------- */
+void wb_lua_open_plot(lua_State *L, int module, int registry) {
+    static const luaL_Reg funcs[] = {
+        {"scatter", l_scatter},
+        {"scatter_grid", l_scatter_grid},
+        {"plot_lines", l_plot_lines},
+        {"mkdir", l_mkdir},
+        {NULL, NULL},
+    };
+    wb_lua_set_funcs(L, module, registry, funcs);
+}
