@@ -1999,6 +1999,7 @@ int luaopen_wb_core(lua_State *L) {
     luaL_newlibtable(L, funcs);
     lua_pushvalue(L, reg_idx);
     luaL_setfuncs(L, funcs, 1);
+    wb_lua_open_table(L);
 
     static const luaL_Reg data_funcs[] = {{"gmm2d", l_gmm2d}, {"images", l_images}, {NULL, NULL}};
     luaL_newlibtable(L, data_funcs);
