@@ -207,6 +207,70 @@ static void test_stats_save_load(void **state) {
     free(x);
 }
 
+/* A cache file exactly as the workbench wrote them before the feature
+ * statistics moved onto host/core/safetensors.c (its own header text: dtype
+ * first, no spaces) still loads, bit for bit; a file with the wrong dtype
+ * or a wrong sample count does not. */
+static void write_legacy_stats(const char *path, const char *dtype, const char *n_text, int d, const double *mean,
+                               const double *cov) {
+    char hdr[512];
+    unsigned long long mb = 8ull * (unsigned)d, cb = 8ull * (unsigned)d * (unsigned)d;
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{\"__metadata__\":{\"format\":\"wb_feature_stats\",\"n\":\"%s\"},"
+                      "\"mean\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[0,%llu]},"
+                      "\"cov\":{\"dtype\":\"%s\",\"shape\":[%d,%d],\"data_offsets\":[%llu,%llu]}}",
+                      n_text, dtype, d, mb, dtype, d, d, mb, mb + cb);
+    while (hl % 8) hdr[hl++] = ' ';
+    uint64_t hlen = (uint64_t)hl;
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(&hlen, 8, 1, f), 1);
+    assert_int_equal(fwrite(hdr, 1, (size_t)hl, f), (size_t)hl);
+    assert_int_equal(fwrite(mean, 8, (size_t)d, f), (size_t)d);
+    assert_int_equal(fwrite(cov, 8, (size_t)d * d, f), (size_t)d * d);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_stats_legacy_cache(void **state) {
+    (void)state;
+    enum { D = 5, N = 40 };
+    float x[N * D];
+    for (int i = 0; i < N * D; i++) x[i] = (float)nrand() * 3.0f + 1.0f;
+    wb_feature_stats *s = wb_feature_stats_new(D);
+    assert_int_equal(wb_feature_stats_add(s, x, N), 0);
+    assert_int_equal(wb_feature_stats_finalize(s), 0);
+    make_dir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/legacy.safetensors", g_dir);
+    write_legacy_stats(path, "F64", "40", D, s->mean, s->cov);
+    wb_feature_stats *l = wb_feature_stats_load(path);
+    if (!l) fail_msg("%s", wb_last_error());
+    assert_int_equal(l->dim, D);
+    assert_int_equal(l->n, N);
+    assert_memory_equal(l->mean, s->mean, D * sizeof(double));
+    assert_memory_equal(l->cov, s->cov, D * D * sizeof(double));
+    wb_feature_stats_free(l);
+    /* what the new writer produces loads back the same */
+    snprintf(path, sizeof path, "%s/resaved.safetensors", g_dir);
+    assert_int_equal(wb_feature_stats_save(s, path), 0);
+    l = wb_feature_stats_load(path);
+    assert_non_null(l);
+    assert_memory_equal(l->cov, s->cov, D * D * sizeof(double));
+    wb_feature_stats_free(l);
+
+    snprintf(path, sizeof path, "%s/legacy_f32.safetensors", g_dir);
+    write_legacy_stats(path, "F32", "40", D, s->mean, s->cov);
+    assert_null(wb_feature_stats_load(path));
+    assert_non_null(strstr(wb_last_error(), path));
+    assert_non_null(strstr(wb_last_error(), "F32"));
+    snprintf(path, sizeof path, "%s/legacy_n.safetensors", g_dir);
+    write_legacy_stats(path, "F64", "4x", D, s->mean, s->cov);
+    assert_null(wb_feature_stats_load(path));
+    assert_non_null(strstr(wb_last_error(), path));
+    wb_feature_stats_free(s);
+    remove_dir();
+}
+
 /* ---- Fréchet distance ---------------------------------------------------------------- */
 
 static void test_frechet_analytic(void **state) {
@@ -683,6 +747,7 @@ static void test_image_grid(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_accumulate), cmocka_unit_test(test_stats_save_load),
+        cmocka_unit_test(test_stats_legacy_cache),
         cmocka_unit_test(test_frechet_analytic), cmocka_unit_test(test_frechet_scipy),
         cmocka_unit_test(test_precision_recall), cmocka_unit_test(test_inception_score),
         cmocka_unit_test(test_mode_coverage),    cmocka_unit_test(test_image_grid),

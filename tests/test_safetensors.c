@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/safetensors.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
 
@@ -586,6 +587,159 @@ static void test_empty_and_edge(void **state) {
     assert_int_equal(wb_safetensors_load(p, NULL, 0, 0), 0);
 }
 
+/* ---- named host arrays (core/safetensors.h): F64 and F32 ------------------- */
+
+/* A 3 x 4 F64 matrix (with values a float cannot hold), an F32 vector and
+ * metadata, written with wb_safetensors_save_arrays. */
+static double g_f64[12];
+static float g_f32[5];
+static void write_arrays(const char *p) {
+    for (int i = 0; i < 12; i++) g_f64[i] = 1.0 / 3.0 * (i - 5) + 1e-17 * i;
+    g_f64[7] = -0.0;
+    for (int i = 0; i < 5; i++) g_f32[i] = 0.1f * (float)i - 2.0f;
+    wb_st_array a[2] = {{.name = "stats.cov", .dtype = WB_ST_F64, .ndim = 2, .shape = {3, 4}, .data = g_f64},
+                        {.name = "v", .dtype = WB_ST_F32, .ndim = 1, .shape = {5}, .data = g_f32}};
+    const char *meta[] = {"format", "test", "n", "12"};
+    if (wb_safetensors_save_arrays(p, a, 2, meta, 2)) fail_msg("%s", wb_last_error());
+}
+
+static void test_arrays_round_trip(void **state) {
+    (void)state;
+    const char *p = tpath("arrays.safetensors");
+    write_arrays(p);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    assert_false(exists(tmp));
+    /* the on-disk format: dtype F64, 8 bytes an element, 8-aligned buffer */
+    size_t n;
+    unsigned char *b = slurp(p, &n);
+    uint64_t hlen = rd_u64(b);
+    assert_int_equal(hlen % 8, 0);
+    assert_int_equal(n, 8 + hlen + 12 * 8 + 5 * 4);
+    char *h = malloc(hlen + 1);
+    memcpy(h, b + 8, hlen);
+    h[hlen] = '\0';
+    cJSON *root = cJSON_Parse(h);
+    assert_non_null(root);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "stats.cov");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(e, "dtype")->valuestring, "F64");
+    assert_memory_equal(b + 8 + hlen, g_f64, sizeof g_f64);
+    cJSON_Delete(root);
+    free(h);
+    free(b);
+
+    wb_st_file *f = wb_safetensors_open(p);
+    if (!f) fail_msg("%s", wb_last_error());
+    assert_string_equal(wb_safetensors_meta(f, "format"), "test");
+    assert_string_equal(wb_safetensors_meta(f, "n"), "12");
+    assert_null(wb_safetensors_meta(f, "nope"));
+    int nd = 0;
+    int64_t sh[WB_MAX_DIMS];
+    assert_int_equal(wb_safetensors_shape(f, "stats.cov", WB_ST_F64, &nd, sh), 0);
+    assert_int_equal(nd, 2);
+    assert_int_equal(sh[0], 3);
+    assert_int_equal(sh[1], 4);
+    double d[12];
+    float v[5];
+    assert_int_equal(wb_safetensors_read(f, "stats.cov", WB_ST_F64, d, 12), 0);
+    assert_memory_equal(d, g_f64, sizeof d); /* bit for bit, -0.0 included */
+    assert_int_equal(wb_safetensors_read(f, "v", WB_ST_F32, v, 5), 0);
+    assert_memory_equal(v, g_f32, sizeof v);
+    /* a wrong element count or a missing key is an error naming file and key */
+    wb_clear_error();
+    assert_int_not_equal(wb_safetensors_read(f, "stats.cov", WB_ST_F64, d, 11), 0);
+    assert_non_null(strstr(wb_last_error(), p));
+    assert_non_null(strstr(wb_last_error(), "'stats.cov'"));
+    assert_int_not_equal(wb_safetensors_shape(f, "absent", WB_ST_F64, &nd, sh), 0);
+    assert_non_null(strstr(wb_last_error(), "'absent'"));
+    assert_non_null(strstr(wb_last_error(), "missing"));
+    wb_safetensors_close(f);
+
+    /* A parameter store reads the F32 entry of the same file. */
+    wb_params *ps = wb_params_new(wb_backend_cpu());
+    wb_tensor *t = wb_params_add(ps, "v", 1, (int64_t[]){5}, WB_INIT_ZEROS, 0.0f);
+    assert_non_null(t);
+    wb_rng rng;
+    wb_rng_init(&rng, 1, 0);
+    assert_int_equal(wb_params_finalize(ps, &rng), 0);
+    wb_named_params st[1] = {{"", ps}};
+    if (wb_safetensors_load(p, st, 1, 1)) fail_msg("%s", wb_last_error());
+    float back[5];
+    t->backend->download(back, t->data, sizeof back);
+    assert_memory_equal(back, g_f32, sizeof back);
+    wb_params_free(ps);
+
+    /* bad arguments: no name, unknown dtype, duplicate names; nothing written */
+    const char *q = tpath("bad_arrays.safetensors");
+    wb_st_array bad[2] = {{.name = NULL, .dtype = WB_ST_F64, .ndim = 1, .shape = {1}, .data = g_f64},
+                          {.name = "x", .dtype = (wb_st_dtype)7, .ndim = 1, .shape = {1}, .data = g_f64}};
+    assert_int_not_equal(wb_safetensors_save_arrays(q, bad, 1, NULL, 0), 0);
+    assert_int_not_equal(wb_safetensors_save_arrays(q, bad + 1, 1, NULL, 0), 0);
+    wb_st_array dup[2] = {{.name = "x", .dtype = WB_ST_F64, .ndim = 1, .shape = {1}, .data = g_f64},
+                          {.name = "x", .dtype = WB_ST_F64, .ndim = 1, .shape = {1}, .data = g_f64}};
+    assert_int_not_equal(wb_safetensors_save_arrays(q, dup, 2, NULL, 0), 0);
+    assert_non_null(strstr(wb_last_error(), "'x'"));
+    assert_false(exists(q));
+}
+
+static void test_arrays_wrong_dtype(void **state) {
+    (void)state;
+    const char *p = tpath("dtype_arrays.safetensors");
+    write_arrays(p);
+    wb_st_file *f = wb_safetensors_open(p);
+    assert_non_null(f);
+    double d[12];
+    float v[12];
+    int nd;
+    int64_t sh[WB_MAX_DIMS];
+    /* F64 asked as F32 and the other way round: refused, nothing read */
+    wb_clear_error();
+    assert_int_not_equal(wb_safetensors_read(f, "stats.cov", WB_ST_F32, v, 12), 0);
+    assert_non_null(strstr(wb_last_error(), p));
+    assert_non_null(strstr(wb_last_error(), "dtype F64 in file, F32 expected"));
+    assert_int_not_equal(wb_safetensors_shape(f, "v", WB_ST_F64, &nd, sh), 0);
+    assert_non_null(strstr(wb_last_error(), "dtype F32 in file, F64 expected"));
+    assert_int_not_equal(wb_safetensors_read(f, "v", WB_ST_F64, d, 5), 0);
+    wb_safetensors_close(f);
+    /* a parameter store (F32) cannot load an F64 tensor */
+    wb_params *ps = wb_params_new(wb_backend_cpu());
+    assert_non_null(wb_params_add(ps, "cov", 2, (int64_t[]){3, 4}, WB_INIT_ZEROS, 0.0f));
+    wb_rng rng;
+    wb_rng_init(&rng, 1, 0);
+    assert_int_equal(wb_params_finalize(ps, &rng), 0);
+    wb_named_params st[1] = {{"stats.", ps}};
+    assert_int_not_equal(wb_safetensors_load(p, st, 1, 1), 0);
+    assert_non_null(strstr(wb_last_error(), "F64"));
+    wb_params_free(ps);
+}
+
+static void test_arrays_truncated(void **state) {
+    (void)state;
+    const char *p = tpath("trunc_src.safetensors"), *q = tpath("trunc_arrays.safetensors");
+    write_arrays(p);
+    size_t n;
+    unsigned char *b = slurp(p, &n);
+    uint64_t hlen = rd_u64(b);
+    /* inside the length, the header, the F64 data and the last F32 element */
+    const size_t cuts[] = {0, 5, 8, 8 + hlen / 2, 8 + hlen, 8 + hlen + 50, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        spit(q, b, cuts[i]);
+        wb_clear_error();
+        wb_st_file *f = wb_safetensors_open(q);
+        int failed = !f;
+        if (f) {
+            double d[12];
+            float v[5];
+            failed = wb_safetensors_read(f, "stats.cov", WB_ST_F64, d, 12) || wb_safetensors_read(f, "v", WB_ST_F32, v, 5);
+            wb_safetensors_close(f);
+        }
+        if (!failed) fail_msg("a file cut at %zu of %zu bytes was read", cuts[i], n);
+        if (!strstr(wb_last_error(), q)) fail_msg("error does not name the file: %s", wb_last_error());
+        if (!strstr(wb_last_error(), "truncated")) fail_msg("error does not say truncated: %s", wb_last_error());
+    }
+    free(b);
+}
+
 /* ---- independent reader/writer: pure Python + torch ------------------------ */
 
 static const char PY_SCRIPT[] =
@@ -744,6 +898,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_missing_file, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_atomic_save, fx_setup, fx_teardown),
         cmocka_unit_test(test_empty_and_edge),
+        cmocka_unit_test(test_arrays_round_trip),
+        cmocka_unit_test(test_arrays_wrong_dtype),
+        cmocka_unit_test(test_arrays_truncated),
         cmocka_unit_test_setup_teardown(test_python_cross_check, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/table_render.h"
+#include "wb/tensor.h"
 #include "wb_test_util.h"
 
 static char g_dir[256];
@@ -253,8 +255,56 @@ static void test_end_to_end(void **state) {
     assert_int_not_equal(access(res, F_OK), 0);
 }
 
+/* ---- the renderer itself (report/table_render.h), as wb.table uses it ---------- */
+static void test_renderer(void **state) {
+    (void)state;
+    const wb_table_column cols[3] = {{.label = "λ|x"}, {.label = "v", .latex = "$v_1$", .numeric = 1}, {.label = "a,b"}};
+    const wb_table_cell cells[6] = {{"kl_1 & 5%", 0}, {"0.5", WB_CELL_BOLD}, {"say \"hi\"", 0},
+                                    {"ŝ$", 0},          {"12.25", 0},          {NULL, 0}};
+    wb_table t = {.n_cols = 3, .n_rows = 2, .cols = cols, .cells = cells};
+    char *md = wb_table_render(&t, WB_TABLE_MD);
+    assert_non_null(md);
+    /* widths in characters (λ, ŝ are one each); the header's width is that
+     * of its label as given, so an escaped '|' sticks out by one, as always */
+    assert_string_equal(md, "| λ\\|x      |       v | a,b      |\n"
+                            "| --------- | ------: | -------- |\n"
+                            "| kl_1 & 5% | **0.5** | say \"hi\" |\n"
+                            "| ŝ$        |   12.25 |          |\n");
+    free(md);
+    t.md_compact = 1;
+    md = wb_table_render(&t, WB_TABLE_MD);
+    assert_string_equal(md, "| λ\\|x | v | a,b |\n|---|--:|---|\n| kl_1 & 5% | **0.5** | say \"hi\" |\n| ŝ$ | 12.25 |  |\n");
+    free(md);
+    char *tex = wb_table_render(&t, WB_TABLE_TEX);
+    assert_string_equal(tex, "\\begin{tabular}{lrl}\n\\toprule\nλ|x & $v_1$ & a,b \\\\\n\\midrule\n"
+                             "kl\\_1 \\& 5\\% & \\textbf{0.5} & say \"hi\" \\\\\nŝ\\$ & 12.25 &  \\\\\n"
+                             "\\bottomrule\n\\end{tabular}\n");
+    free(tex);
+    char *csv = wb_table_render(&t, WB_TABLE_CSV);
+    assert_string_equal(csv, "λ|x,v,\"a,b\"\nkl_1 & 5%,0.5,\"say \"\"hi\"\"\"\nŝ$,12.25,\n");
+    free(csv);
+    /* raw cells are not escaped; invalid UTF-8 is measured in bytes */
+    const wb_table_column one[1] = {{.label = "c"}};
+    const wb_table_cell raw[2] = {{"1 $\\pm$ 2", WB_CELL_RAW}, {"\xff\xfe", 0}};
+    wb_table r = {.n_cols = 1, .n_rows = 2, .cols = one, .cells = raw};
+    tex = wb_table_render(&r, WB_TABLE_TEX);
+    assert_non_null(strstr(tex, "\n1 $\\pm$ 2 \\\\\n"));
+    free(tex);
+    md = wb_table_render(&r, WB_TABLE_MD);
+    assert_non_null(strstr(md, "| \xff\xfe        |\n"));
+    free(md);
+    /* no columns, a column without a label: errors, not crashes */
+    wb_table bad = {.n_cols = 0, .cols = one};
+    assert_null(wb_table_render(&bad, WB_TABLE_MD));
+    const wb_table_column nolabel[1] = {{.label = NULL}};
+    bad = (wb_table){.n_cols = 1, .cols = nolabel};
+    assert_null(wb_table_render(&bad, WB_TABLE_CSV));
+    assert_non_null(strstr(wb_last_error(), "label"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_renderer),
         cmocka_unit_test_setup(test_markdown, fresh),
         cmocka_unit_test_setup(test_latex_and_csv, fresh),
         cmocka_unit_test_setup(test_errors, fresh),

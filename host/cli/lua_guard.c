@@ -23,7 +23,6 @@
 #include <lua.h>
 
 #include "cli/lua_guard.h"
-#include "cli/lua_wb.h"
 
 /* ---- values ----------------------------------------------------------------------- */
 /* A value's type for messages: "Dataset" for our userdata, else Lua's name. */
@@ -378,16 +377,6 @@ int wb_lua_choose(lua_State *L, const char *fn, const char *key, const char *s, 
     for (int i = 0; i < n && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "|" : "", choices[i]);
     return luaL_error(L, "%s: key '%s' = '%s' is not one of %s", fn, key, s, list);
-}
-
-int wb_lua_msghandler(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
 }
 
 /* A Lua array of numbers at arg as floats in a scratch userdata (pushed). */

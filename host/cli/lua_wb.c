@@ -51,6 +51,18 @@ static int l_cli_args(lua_State *L) {
     return 1;
 }
 
+/* The message handler of every lua_pcall (host/cli/main.c): the error
+ * with a traceback. */
+int wb_lua_msghandler(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
 /* ---- module ------------------------------------------------------------------------------------ */
 int luaopen_wb_core(lua_State *L) {
     static const luaL_Reg guard_meta[] = {{"__gc", wb_lua_guard_gc}, {NULL, NULL}};
@@ -91,5 +103,8 @@ int luaopen_wb_core(lua_State *L) {
     };
     wb_lua_set_funcs(L, module, registry, funcs);
     lua_setfield(L, module, "data");
+    lua_pushvalue(L, module); /* wb.core.render_table, wb.core.write_file (host/cli/lua_table.c) */
+    wb_lua_open_table(L);
+    lua_pop(L, 1);
     return 1;
 }

@@ -16,6 +16,9 @@ extern "C" {
  * with the state) and returns the module table. Register it with
  * package.preload["wb.core"]; it raises Lua errors, never exits. */
 int luaopen_wb_core(lua_State *L);
+/* Adds render_table and write_file (host/cli/lua_table.c) to the wb.core
+ * table on the top of the stack; returns 0. */
+int wb_lua_open_table(lua_State *L);
 
 /* lua.c's message handler: turns any error object into a message and
  * appends a traceback, so the user sees where in the script it happened

@@ -6,14 +6,17 @@
  *   {"__metadata__": {"k": "v", ...},
  *    "name": {"dtype": "F32", "shape": [d0, ...], "data_offsets": [begin, end]}, ...}
  * padded with spaces to a multiple of 8, then the byte buffer; offsets are
- * relative to the start of the buffer. We only write and accept F32.
+ * relative to the start of the buffer. Parameter stores are F32; named host
+ * arrays (core/safetensors.h, e.g. the F64 feature statistics) are F32 or F64.
  *
- * Save is atomic: everything goes to PATH.tmp, which is fsynced and then
- * rename()d over PATH, so a crash or an error never leaves a damaged
- * checkpoint at PATH. Load validates the whole file and stages all data on
- * the host before it uploads a single parameter, so a bad file never leaves
- * a store half-loaded. Data moves through the backend's upload/download
- * because parameters may live in device memory.
+ * One writer and one reader serve both. Save is atomic (core/atomic_file.h):
+ * everything goes to PATH.tmp, which is fsynced and then renamed over PATH,
+ * so a crash or an error never leaves a damaged file at PATH. The reader
+ * validates the header once (st_open) and every tensor it is asked for
+ * (check_entry: dtype, shape, offsets inside the file). Loading a store
+ * stages all data on the host before it uploads a single parameter, so a bad
+ * file never leaves a store half-loaded. Data moves through the backend's
+ * upload/download because parameters may live in device memory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/atomic_file.h"
+#include "core/safetensors.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
 
@@ -59,20 +64,6 @@ static const char *dims_str(const int64_t *d, int n, char *buf, size_t cap) {
         k += (size_t)snprintf(buf + k, cap - k, i ? ",%lld" : "%lld", (long long)d[i]);
     if (k < cap) snprintf(buf + k, cap - k, "]");
     return buf;
-}
-
-static int write_all(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* 0 on success, -1 on an I/O error, 1 on a short read (end of file). */
@@ -132,13 +123,30 @@ static int check_stores(const char *fn, const char *path, const wb_named_params 
     return 0;
 }
 
+/* ---- dtypes -------------------------------------------------------------------- */
+
+static const char *const dtype_names[] = {"F32", "F64"};
+static const size_t dtype_sizes[] = {sizeof(float), sizeof(double)};
+
 /* ---- save -------------------------------------------------------------------- */
 
+/* One tensor on its way into a file: a parameter (downloaded from its
+ * backend) or a host array. */
+typedef struct st_out {
+    char *name; /* owned */
+    wb_st_dtype dtype;
+    int ndim;
+    const int64_t *shape;
+    uint64_t bytes;
+    const wb_tensor *param; /* or */
+    const void *host;
+} st_out;
+
 /* The JSON header (unpadded), or NULL with the error set. */
-static char *build_header(const char *path, const wb_named_params *stores, int n_stores,
-                          const char *const *meta_kv, int n_meta) {
+static char *build_header(const char *path, const st_out *outs, int n_outs, const char *const *meta_kv,
+                          int n_meta) {
     cJSON *root = cJSON_CreateObject();
-    char *text = NULL, *name = NULL;
+    char *text = NULL;
     if (!root) goto oom;
     if (n_meta > 0) {
         cJSON *meta = cJSON_AddObjectToObject(root, ST_META_KEY);
@@ -157,41 +165,32 @@ static char *build_header(const char *path, const wb_named_params *stores, int n
         }
     }
     uint64_t off = 0;
-    for (int s = 0; s < n_stores; s++) {
-        wb_params *ps = stores[s].params;
-        for (int i = 0; i < wb_params_count(ps); i++) {
-            const wb_tensor *t = wb_params_at(ps, i);
-            name = full_name(stores[s].prefix, t->name);
-            if (!name) goto oom;
-            if (strcmp(name, ST_META_KEY) == 0 || cJSON_GetObjectItemCaseSensitive(root, name)) {
-                wb_set_error("%s: duplicate tensor name '%s' (check the store prefixes)", path,
-                             name);
-                goto fail;
-            }
-            uint64_t bytes = (uint64_t)t->numel * sizeof(float);
-            cJSON *e = cJSON_CreateObject();
-            if (!e) goto oom;
-            cJSON_AddItemToObject(root, name, e);
-            cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-            cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
-            if (!cJSON_AddStringToObject(e, "dtype", "F32") || !shape || !offs) goto oom;
-            for (int d = 0; d < t->ndim; d++) {
-                cJSON *v = raw_int(t->shape[d]);
-                if (!v) goto oom;
-                cJSON_AddItemToArray(shape, v);
-            }
-            cJSON *b = raw_int((int64_t)off), *en = raw_int((int64_t)(off + bytes));
-            if (!b || !en) {
-                cJSON_Delete(b);
-                cJSON_Delete(en);
-                goto oom;
-            }
-            cJSON_AddItemToArray(offs, b);
-            cJSON_AddItemToArray(offs, en);
-            off += bytes;
-            free(name);
-            name = NULL;
+    for (int i = 0; i < n_outs; i++) {
+        const st_out *o = &outs[i];
+        if (strcmp(o->name, ST_META_KEY) == 0 || cJSON_GetObjectItemCaseSensitive(root, o->name)) {
+            wb_set_error("%s: duplicate tensor name '%s' (check the store prefixes)", path, o->name);
+            goto fail;
         }
+        cJSON *e = cJSON_CreateObject();
+        if (!e) goto oom;
+        cJSON_AddItemToObject(root, o->name, e);
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        if (!cJSON_AddStringToObject(e, "dtype", dtype_names[o->dtype]) || !shape || !offs) goto oom;
+        for (int d = 0; d < o->ndim; d++) {
+            cJSON *v = raw_int(o->shape[d]);
+            if (!v) goto oom;
+            cJSON_AddItemToArray(shape, v);
+        }
+        cJSON *b = raw_int((int64_t)off), *en = raw_int((int64_t)(off + o->bytes));
+        if (!b || !en) {
+            cJSON_Delete(b);
+            cJSON_Delete(en);
+            goto oom;
+        }
+        cJSON_AddItemToArray(offs, b);
+        cJSON_AddItemToArray(offs, en);
+        off += o->bytes;
     }
     text = cJSON_PrintUnformatted(root);
     if (!text) goto oom;
@@ -200,19 +199,17 @@ static char *build_header(const char *path, const wb_named_params *stores, int n
 oom:
     wb_set_error("%s: out of memory building the header", path);
 fail:
-    free(name);
     cJSON_Delete(root);
     return NULL;
 }
 
-int wb_safetensors_save(const char *path, const wb_named_params *stores, int n_stores,
-                        const char *const *meta_kv, int n_meta) {
-    if (check_stores("wb_safetensors_save", path, stores, n_stores)) return -1;
+/* The one writer: header, then every tensor's bytes in order, atomically. */
+static int write_file(const char *path, const st_out *outs, int n_outs, const char *const *meta_kv, int n_meta) {
     if (n_meta < 0 || (n_meta > 0 && !meta_kv)) {
         wb_set_error("%s: bad metadata list", path);
         return -1;
     }
-    char *header = build_header(path, stores, n_stores, meta_kv, n_meta);
+    char *header = build_header(path, outs, n_outs, meta_kv, n_meta);
     if (!header) return -1;
 
     /* Space padding to a multiple of 8 keeps the buffer 8-byte aligned for
@@ -220,85 +217,121 @@ int wb_safetensors_save(const char *path, const wb_named_params *stores, int n_s
     size_t hlen = strlen(header);
     size_t padded = (hlen + 7) & ~(size_t)7;
     char *hbuf = malloc(padded);
-    float *host = NULL;
-    char *tmp = malloc(strlen(path) + 5);
-    int fd = -1, rc = -1;
-    if (!hbuf || !tmp) {
+    void *stage = NULL;
+    int rc = -1;
+    wb_atomic_file af = {0};
+    if (!hbuf) {
         wb_set_error("%s: out of memory", path);
         goto done;
     }
     memcpy(hbuf, header, hlen);
     memset(hbuf + hlen, ' ', padded - hlen);
-    sprintf(tmp, "%s.tmp", path);
 
     /* Largest parameter: one host staging buffer serves every download. */
-    int64_t max_numel = 0;
-    for (int s = 0; s < n_stores; s++)
-        for (int i = 0; i < wb_params_count(stores[s].params); i++) {
-            const wb_tensor *t = wb_params_at(stores[s].params, i);
-            if (t->numel > max_numel) max_numel = t->numel;
-        }
-    if (max_numel > 0 && !(host = malloc((size_t)max_numel * sizeof(float)))) {
-        wb_set_error("%s: out of memory staging %lld floats", path, (long long)max_numel);
+    uint64_t max_bytes = 0;
+    for (int i = 0; i < n_outs; i++)
+        if (outs[i].param && outs[i].bytes > max_bytes) max_bytes = outs[i].bytes;
+    if (max_bytes > 0 && !(stage = malloc((size_t)max_bytes))) {
+        wb_set_error("%s: out of memory staging %llu bytes", path, (unsigned long long)max_bytes);
         goto done;
     }
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        wb_set_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
+    if (wb_atomic_open(&af, path)) goto done;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    if (write_all(fd, len8, 8) || write_all(fd, hbuf, padded)) goto io_error;
+    /* A failed fwrite sets the stream's error flag, which the commit reports. */
+    int ok = fwrite(len8, 1, 8, af.f) == 8 && fwrite(hbuf, 1, padded, af.f) == padded;
+    for (int i = 0; ok && i < n_outs; i++) {
+        const st_out *o = &outs[i];
+        if (o->bytes == 0) continue;
+        const void *src = o->host;
+        if (o->param) {
+            wb_backend_download(o->param->backend, stage, o->param->data, (size_t)o->bytes);
+            src = stage;
+        }
+        ok = fwrite(src, 1, (size_t)o->bytes, af.f) == o->bytes;
+    }
+    rc = wb_atomic_commit(&af); /* af is empty afterwards, whatever the outcome */
+done:
+    wb_atomic_abort(&af);
+    free(stage);
+    free(hbuf);
+    free(header);
+    return rc;
+}
+
+int wb_safetensors_save(const char *path, const wb_named_params *stores, int n_stores,
+                        const char *const *meta_kv, int n_meta) {
+    if (check_stores("wb_safetensors_save", path, stores, n_stores)) return -1;
+    int total = 0, n_outs = 0, rc = -1;
+    for (int s = 0; s < n_stores; s++) total += wb_params_count(stores[s].params);
+    st_out *outs = calloc(total > 0 ? (size_t)total : 1, sizeof *outs);
+    if (!outs) {
+        wb_set_error("%s: out of memory", path);
+        return -1;
+    }
     for (int s = 0; s < n_stores; s++)
         for (int i = 0; i < wb_params_count(stores[s].params); i++) {
             const wb_tensor *t = wb_params_at(stores[s].params, i);
-            if (t->numel == 0) continue;
-            size_t bytes = (size_t)t->numel * sizeof(float);
-            wb_backend_download(t->backend, host, t->data, bytes);
-            if (write_all(fd, host, bytes)) goto io_error;
-        }
-    /* The data must be on disk before the rename makes it the checkpoint. */
-    if (fsync(fd)) goto io_error;
-    if (close(fd)) {
-        fd = -1;
-        goto io_error;
-    }
-    fd = -1;
-    if (rename(tmp, path)) {
-        wb_set_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
-    /* Persist the rename itself; best effort (not every filesystem allows
-     * fsync on a directory, and the file is already complete). */
-    {
-        char *dir = strdup(path);
-        if (dir) {
-            char *slash = strrchr(dir, '/');
-            const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-            int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                (void)fsync(dfd);
-                close(dfd);
+            st_out *o = &outs[n_outs];
+            if (!(o->name = full_name(stores[s].prefix, t->name))) {
+                wb_set_error("%s: out of memory building the header", path);
+                goto done;
             }
-            free(dir);
+            n_outs++;
+            o->dtype = WB_ST_F32;
+            o->ndim = t->ndim;
+            o->shape = t->shape;
+            o->bytes = (uint64_t)t->numel * sizeof(float);
+            o->param = t;
         }
-    }
-    rc = 0;
-    goto done;
-
-io_error:
-    wb_set_error("%s: writing %s failed: %s", path, tmp, strerror(errno));
-    if (fd >= 0) close(fd);
-    fd = -1;
-    unlink(tmp);
+    rc = write_file(path, outs, n_outs, meta_kv, n_meta);
 done:
-    free(host);
-    free(hbuf);
-    free(tmp);
-    free(header);
+    for (int i = 0; i < n_outs; i++) free(outs[i].name);
+    free(outs);
+    return rc;
+}
+
+int wb_safetensors_save_arrays(const char *path, const wb_st_array *arrays, int n, const char *const *meta_kv,
+                               int n_meta) {
+    if (!path) {
+        wb_set_error("wb_safetensors_save_arrays: path is NULL");
+        return -1;
+    }
+    if (n < 0 || (n > 0 && !arrays)) {
+        wb_set_error("%s: bad array list", path);
+        return -1;
+    }
+    st_out *outs = calloc(n > 0 ? (size_t)n : 1, sizeof *outs);
+    if (!outs) {
+        wb_set_error("%s: out of memory", path);
+        return -1;
+    }
+    int rc = -1;
+    for (int i = 0; i < n; i++) {
+        const wb_st_array *a = &arrays[i];
+        if (!a->name || (a->dtype != WB_ST_F32 && a->dtype != WB_ST_F64) || a->ndim < 0 || a->ndim > WB_MAX_DIMS) {
+            wb_set_error("%s: array %d has no name, an unknown dtype or a bad rank", path, i);
+            goto done;
+        }
+        uint64_t numel = 1;
+        for (int d = 0; d < a->ndim; d++) {
+            if (a->shape[d] < 0 || (a->shape[d] > 0 && numel > (UINT64_MAX / 16) / (uint64_t)a->shape[d])) {
+                wb_set_error("%s: array '%s' has a bad shape", path, a->name);
+                goto done;
+            }
+            numel *= (uint64_t)a->shape[d];
+        }
+        if (numel > 0 && !a->data) {
+            wb_set_error("%s: array '%s' has no data", path, a->name);
+            goto done;
+        }
+        outs[i] = (st_out){.name = (char *)a->name, .dtype = a->dtype, .ndim = a->ndim, .shape = a->shape,
+                           .bytes = numel * dtype_sizes[a->dtype], .host = a->data};
+    }
+    rc = write_file(path, outs, n, meta_kv, n_meta);
+done:
+    free(outs); /* names belong to the caller */
     return rc;
 }
 
@@ -312,101 +345,248 @@ static int64_t json_uint(const cJSON *v) {
     return (int64_t)d;
 }
 
-typedef struct {
-    wb_tensor *t;
-    char *name;
-    uint64_t begin; /* into the buffer */
-} st_slot;
+struct wb_st_file {
+    const char *path; /* the caller's (st_open) or own copy (wb_safetensors_open) */
+    char *own_path;
+    int fd;
+    uint64_t hlen;     /* header bytes after the 8-byte length */
+    uint64_t buf_size; /* bytes after the header */
+    cJSON *root;
+    char *hbuf;
+};
 
-int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_stores,
-                        int allow_extra) {
-    if (check_stores("wb_safetensors_load", path, stores, n_stores)) return -1;
+static void st_close(wb_st_file *f) {
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
+    cJSON_Delete(f->root);
+    free(f->hbuf);
+    free(f->own_path);
+    f->root = NULL;
+    f->hbuf = f->own_path = NULL;
+}
 
-    int rc = -1, fd = -1, n_slots = 0;
-    char *hbuf = NULL;
-    cJSON *root = NULL;
-    st_slot *slots = NULL;
-    unsigned char *stage = NULL;
-    char sa[128], sb[128];
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+/* The one header reader: opens path and validates the length, the JSON
+ * object and its string metadata. On failure f is closed. */
+static int st_open(wb_st_file *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
         wb_set_error("%s: cannot open: %s", path, strerror(errno));
-        goto done;
+        goto fail;
     }
     struct stat st;
-    if (fstat(fd, &st)) {
+    if (fstat(f->fd, &st)) {
         wb_set_error("%s: cannot stat: %s", path, strerror(errno));
-        goto done;
+        goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
         wb_set_error("%s: not a regular file", path);
-        goto done;
+        goto fail;
     }
     uint64_t fsize = (uint64_t)st.st_size;
     if (fsize < 8) {
         wb_set_error("%s: truncated: %llu bytes, too short for the 8-byte header length", path,
                      (unsigned long long)fsize);
-        goto done;
+        goto fail;
     }
     unsigned char len8[8];
-    int r = pread_all(fd, len8, 8, 0);
+    int r = pread_all(f->fd, len8, 8, 0);
     if (r) {
         wb_set_error("%s: read error: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
-        goto done;
+        goto fail;
     }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)len8[i] << (8 * i);
     if (hlen > fsize - 8) {
         wb_set_error("%s: truncated: header says %llu bytes, file has %llu after the length", path,
                      (unsigned long long)hlen, (unsigned long long)(fsize - 8));
-        goto done;
+        goto fail;
     }
     if (hlen > ST_MAX_HEADER) {
         wb_set_error("%s: header of %llu bytes is larger than the %llu-byte limit", path,
                      (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
-        goto done;
+        goto fail;
     }
-    uint64_t buf_size = fsize - 8 - hlen;
+    f->hlen = hlen;
+    f->buf_size = fsize - 8 - hlen;
 
-    hbuf = malloc((size_t)hlen + 1);
-    if (!hbuf) {
+    f->hbuf = malloc((size_t)hlen + 1);
+    if (!f->hbuf) {
         wb_set_error("%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
-        goto done;
+        goto fail;
     }
-    r = pread_all(fd, hbuf, (size_t)hlen, 8);
+    r = pread_all(f->fd, f->hbuf, (size_t)hlen, 8);
     if (r) {
         wb_set_error("%s: read error: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
-        goto done;
+        goto fail;
     }
-    hbuf[hlen] = '\0';
+    f->hbuf[hlen] = '\0';
     const char *end = NULL;
-    root = cJSON_ParseWithOpts(hbuf, &end, 1);
+    f->root = cJSON_ParseWithOpts(f->hbuf, &end, 1);
     /* The whole header must be JSON plus trailing whitespace: an embedded NUL
      * would otherwise hide garbage after it. */
-    if (!root || end != hbuf + hlen) {
+    if (!f->root || end != f->hbuf + hlen) {
         wb_set_error("%s: header (%llu bytes) is not valid JSON", path, (unsigned long long)hlen);
-        goto done;
+        goto fail;
     }
-    if (!cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(f->root)) {
         wb_set_error("%s: header is not a JSON object", path);
-        goto done;
+        goto fail;
     }
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, ST_META_KEY);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(f->root, ST_META_KEY);
     if (meta) {
         if (!cJSON_IsObject(meta)) {
             wb_set_error("%s: %s is not an object", path, ST_META_KEY);
-            goto done;
+            goto fail;
         }
         const cJSON *m;
         cJSON_ArrayForEach(m, meta) {
             if (!cJSON_IsString(m)) {
                 wb_set_error("%s: %s value '%s' is not a string", path, ST_META_KEY,
                              m->string ? m->string : "?");
-                goto done;
+                goto fail;
             }
         }
     }
+    return 0;
+fail:
+    st_close(f);
+    return -1;
+}
+
+/* Where one tensor's bytes are. */
+typedef struct st_entry {
+    int ndim;
+    int64_t dims[WB_MAX_DIMS];
+    uint64_t begin, bytes; /* into the buffer */
+} st_entry;
+
+/* The one entry check: tensor name exists with dtype, its shape is
+ * want_dims[0..want_ndim) (want_ndim < 0: any shape of at most WB_MAX_DIMS
+ * dims), and its data_offsets span exactly its bytes inside the file. */
+static int check_entry(const wb_st_file *f, const char *name, wb_st_dtype dtype, int want_ndim,
+                       const int64_t *want_dims, st_entry *out) {
+    const char *path = f->path;
+    char sa[128], sb[128];
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(f->root, name);
+    if (!e || strcmp(name, ST_META_KEY) == 0) {
+        if (want_ndim >= 0)
+            wb_set_error("%s: key '%s' missing (expected shape %s)", path, name,
+                         dims_str(want_dims, want_ndim, sa, sizeof sa));
+        else
+            wb_set_error("%s: key '%s' missing", path, name);
+        return -1;
+    }
+    if (!cJSON_IsObject(e)) {
+        wb_set_error("%s: key '%s': entry is not an object", path, name);
+        return -1;
+    }
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    if (!cJSON_IsString(dt)) {
+        wb_set_error("%s: key '%s': dtype missing or not a string", path, name);
+        return -1;
+    }
+    if (strcmp(dt->valuestring, dtype_names[dtype]) != 0) {
+        wb_set_error("%s: key '%s': dtype %s in file, %s expected", path, name, dt->valuestring,
+                     dtype_names[dtype]);
+        return -1;
+    }
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    if (!cJSON_IsArray(sh)) {
+        wb_set_error("%s: key '%s': shape missing or not an array", path, name);
+        return -1;
+    }
+    int fnd = cJSON_GetArraySize(sh);
+    int64_t fdims[WB_MAX_DIMS + 1];
+    int same = want_ndim < 0 || fnd == want_ndim, k = 0;
+    uint64_t numel = 1;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, sh) {
+        int64_t v = json_uint(d);
+        if (v < 0) {
+            wb_set_error("%s: key '%s': shape holds a value that is not a "
+                         "non-negative integer",
+                         path, name);
+            return -1;
+        }
+        if (k <= WB_MAX_DIMS) fdims[k] = v;
+        if (want_ndim >= 0 && k < want_ndim && v != want_dims[k]) same = 0;
+        /* saturate: a product past any file size fails the span check below */
+        numel = v == 0 ? 0 : numel > UINT64_MAX / 16 / (uint64_t)v ? UINT64_MAX / 16 : numel * (uint64_t)v;
+        k++;
+    }
+    if (!same) {
+        if (fnd > WB_MAX_DIMS)
+            snprintf(sa, sizeof sa, "(%d dims)", fnd);
+        else
+            dims_str(fdims, fnd, sa, sizeof sa);
+        wb_set_error("%s: key '%s': shape %s in file, %s expected", path, name, sa,
+                     dims_str(want_dims, want_ndim, sb, sizeof sb));
+        return -1;
+    }
+    if (fnd > WB_MAX_DIMS) {
+        wb_set_error("%s: key '%s': %d dims in file, at most %d supported", path, name, fnd, WB_MAX_DIMS);
+        return -1;
+    }
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    int64_t b = -1, en = -1;
+    if (cJSON_IsArray(of) && cJSON_GetArraySize(of) == 2) {
+        b = json_uint(cJSON_GetArrayItem(of, 0));
+        en = json_uint(cJSON_GetArrayItem(of, 1));
+    }
+    if (b < 0 || en < 0 || en < b) {
+        wb_set_error("%s: key '%s': data_offsets must be [begin, end] integers with "
+                     "begin <= end",
+                     path, name);
+        return -1;
+    }
+    uint64_t want = numel * dtype_sizes[dtype];
+    if ((uint64_t)(en - b) != want) {
+        wb_set_error("%s: key '%s': data_offsets [%lld,%lld] span %lld bytes, %llu "
+                     "expected for %s %s",
+                     path, name, (long long)b, (long long)en, (long long)(en - b), (unsigned long long)want,
+                     dtype_names[dtype], dims_str(fdims, fnd, sb, sizeof sb));
+        return -1;
+    }
+    if ((uint64_t)en > f->buf_size) {
+        wb_set_error("%s: truncated: key '%s' data ends at byte %lld of the buffer, "
+                     "file has %llu buffer bytes",
+                     path, name, (long long)en, (unsigned long long)f->buf_size);
+        return -1;
+    }
+    out->ndim = fnd;
+    memcpy(out->dims, fdims, (size_t)fnd * sizeof *fdims);
+    out->begin = (uint64_t)b;
+    out->bytes = want;
+    return 0;
+}
+
+/* Reads one checked entry's bytes. */
+static int read_entry(const wb_st_file *f, const char *name, const st_entry *en, void *out) {
+    int r = pread_all(f->fd, out, (size_t)en->bytes, (off_t)(8 + f->hlen + en->begin));
+    if (r) {
+        wb_set_error("%s: key '%s': read error: %s", f->path, name, r < 0 ? strerror(errno) : "unexpected end of file");
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    wb_tensor *t;
+    char *name;
+    st_entry entry;
+} st_slot;
+
+int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_stores,
+                        int allow_extra) {
+    if (check_stores("wb_safetensors_load", path, stores, n_stores)) return -1;
+
+    int rc = -1, n_slots = 0;
+    st_slot *slots = NULL;
+    unsigned char *stage = NULL;
+    wb_st_file file;
+    if (st_open(&file, path)) return -1;
 
     /* Every parameter of every store: present, F32, same shape, in bounds. */
     int total = 0;
@@ -428,91 +608,14 @@ int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_s
             slots[n_slots].t = t;
             slots[n_slots].name = name;
             n_slots++;
-
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, name);
-            if (!e || strcmp(name, ST_META_KEY) == 0) {
-                wb_set_error("%s: key '%s' missing (expected shape %s)", path, name,
-                             dims_str(t->shape, t->ndim, sa, sizeof sa));
-                goto done;
-            }
-            if (!cJSON_IsObject(e)) {
-                wb_set_error("%s: key '%s': entry is not an object", path, name);
-                goto done;
-            }
-            const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-            if (!cJSON_IsString(dt)) {
-                wb_set_error("%s: key '%s': dtype missing or not a string", path, name);
-                goto done;
-            }
-            if (strcmp(dt->valuestring, "F32") != 0) {
-                wb_set_error("%s: key '%s': dtype %s in file, only F32 is supported", path, name,
-                             dt->valuestring);
-                goto done;
-            }
-            const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-            if (!cJSON_IsArray(sh)) {
-                wb_set_error("%s: key '%s': shape missing or not an array", path, name);
-                goto done;
-            }
-            int fnd = cJSON_GetArraySize(sh);
-            int64_t fdims[WB_MAX_DIMS + 1];
-            int same = fnd == t->ndim, k = 0;
-            const cJSON *d;
-            cJSON_ArrayForEach(d, sh) {
-                int64_t v = json_uint(d);
-                if (v < 0) {
-                    wb_set_error("%s: key '%s': shape holds a value that is not a "
-                                 "non-negative integer",
-                                 path, name);
-                    goto done;
-                }
-                if (k <= WB_MAX_DIMS) fdims[k] = v;
-                if (k < t->ndim && v != t->shape[k]) same = 0;
-                k++;
-            }
-            if (!same) {
-                if (fnd > WB_MAX_DIMS)
-                    snprintf(sa, sizeof sa, "(%d dims)", fnd);
-                else
-                    dims_str(fdims, fnd, sa, sizeof sa);
-                wb_set_error("%s: key '%s': shape %s in file, %s expected", path, name, sa,
-                             dims_str(t->shape, t->ndim, sb, sizeof sb));
-                goto done;
-            }
-            const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-            int64_t b = -1, en = -1;
-            if (cJSON_IsArray(of) && cJSON_GetArraySize(of) == 2) {
-                b = json_uint(cJSON_GetArrayItem(of, 0));
-                en = json_uint(cJSON_GetArrayItem(of, 1));
-            }
-            if (b < 0 || en < 0 || en < b) {
-                wb_set_error("%s: key '%s': data_offsets must be [begin, end] integers with "
-                             "begin <= end",
-                             path, name);
-                goto done;
-            }
-            uint64_t want = (uint64_t)t->numel * sizeof(float);
-            if ((uint64_t)(en - b) != want) {
-                wb_set_error("%s: key '%s': data_offsets [%lld,%lld] span %lld bytes, %llu "
-                             "expected for F32 %s",
-                             path, name, (long long)b, (long long)en, (long long)(en - b),
-                             (unsigned long long)want, dims_str(t->shape, t->ndim, sb, sizeof sb));
-                goto done;
-            }
-            if ((uint64_t)en > buf_size) {
-                wb_set_error("%s: truncated: key '%s' data ends at byte %lld of the buffer, "
-                             "file has %llu buffer bytes",
-                             path, name, (long long)en, (unsigned long long)buf_size);
-                goto done;
-            }
-            slots[n_slots - 1].begin = (uint64_t)b;
-            stage_bytes += want;
+            if (check_entry(&file, name, WB_ST_F32, t->ndim, t->shape, &slots[n_slots - 1].entry)) goto done;
+            stage_bytes += slots[n_slots - 1].entry.bytes;
         }
 
     /* Extra tensors: anything in the file that no store asked for. */
     if (!allow_extra) {
         const cJSON *e;
-        cJSON_ArrayForEach(e, root) {
+        cJSON_ArrayForEach(e, file.root) {
             if (!e->string || strcmp(e->string, ST_META_KEY) == 0) continue;
             int known = 0;
             for (int i = 0; i < n_slots && !known; i++) known = strcmp(slots[i].name, e->string) == 0;
@@ -538,32 +641,87 @@ int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_s
         goto done;
     }
     uint64_t at = 0;
-    off_t data_start = (off_t)(8 + hlen);
     for (int i = 0; i < n_slots; i++) {
-        size_t bytes = (size_t)slots[i].t->numel * sizeof(float);
-        r = pread_all(fd, stage + at, bytes, data_start + (off_t)slots[i].begin);
-        if (r) {
-            wb_set_error("%s: key '%s': read error: %s", path, slots[i].name,
-                         r < 0 ? strerror(errno) : "unexpected end of file");
-            goto done;
-        }
-        at += bytes;
+        if (read_entry(&file, slots[i].name, &slots[i].entry, stage + at)) goto done;
+        at += slots[i].entry.bytes;
     }
     at = 0;
     for (int i = 0; i < n_slots; i++) {
         wb_tensor *t = slots[i].t;
-        size_t bytes = (size_t)t->numel * sizeof(float);
+        size_t bytes = (size_t)slots[i].entry.bytes;
         if (bytes) wb_backend_upload(t->backend, t->data, stage + at, bytes);
         at += bytes;
     }
     rc = 0;
 
 done:
-    if (fd >= 0) close(fd);
+    st_close(&file);
     for (int i = 0; i < n_slots; i++) free(slots[i].name);
     free(slots);
     free(stage);
-    cJSON_Delete(root);
-    free(hbuf);
     return rc;
+}
+
+/* ---- named host arrays ---------------------------------------------------------- */
+
+wb_st_file *wb_safetensors_open(const char *path) {
+    if (!path) {
+        wb_set_error("wb_safetensors_open: path is NULL");
+        return NULL;
+    }
+    wb_st_file *f = calloc(1, sizeof *f);
+    char *own = strdup(path);
+    if (!f || !own) {
+        free(f);
+        free(own);
+        wb_set_error("%s: out of memory", path);
+        return NULL;
+    }
+    if (st_open(f, own)) {
+        free(f);
+        free(own);
+        return NULL;
+    }
+    f->own_path = own;
+    return f;
+}
+
+void wb_safetensors_close(wb_st_file *f) {
+    if (!f) return;
+    st_close(f);
+    free(f);
+}
+
+const char *wb_safetensors_meta(const wb_st_file *f, const char *key) {
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(f->root, ST_META_KEY);
+    const cJSON *v = meta ? cJSON_GetObjectItemCaseSensitive(meta, key) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL; /* st_open checked: every value is a string */
+}
+
+int wb_safetensors_shape(const wb_st_file *f, const char *name, wb_st_dtype dtype, int *ndim,
+                         int64_t shape[WB_MAX_DIMS]) {
+    st_entry en;
+    if (dtype != WB_ST_F32 && dtype != WB_ST_F64) {
+        wb_set_error("%s: key '%s': unknown dtype asked for", f->path, name);
+        return -1;
+    }
+    if (check_entry(f, name, dtype, -1, NULL, &en)) return -1;
+    *ndim = en.ndim;
+    memcpy(shape, en.dims, (size_t)en.ndim * sizeof *shape);
+    return 0;
+}
+
+int wb_safetensors_read(const wb_st_file *f, const char *name, wb_st_dtype dtype, void *out, int64_t numel) {
+    st_entry en;
+    if (dtype != WB_ST_F32 && dtype != WB_ST_F64) {
+        wb_set_error("%s: key '%s': unknown dtype asked for", f->path, name);
+        return -1;
+    }
+    if (check_entry(f, name, dtype, -1, NULL, &en)) return -1;
+    if (numel < 0 || en.bytes != (uint64_t)numel * dtype_sizes[dtype]) {
+        wb_set_error("%s: key '%s': %llu elements in file, %lld expected", f->path, name,
+                     (unsigned long long)(en.bytes / dtype_sizes[dtype]), (long long)numel);
+        return -1;
+    }
+    return read_entry(f, name, &en, out);
 }

@@ -19,13 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/buildinfo.h"
 #include "engine/engine.h"
 #include "engine/options.h"
 #include "engine/metrics.h"
-#include "report/plot.h"
 #include "core/wb_internal.h"
 #include "engine/distill_step.h"
+#include "engine/run.h"
 
 void wb_distill_config_default(wb_distill_config *c) {
     memset(c, 0, sizeof *c);
@@ -94,13 +93,11 @@ static const char *time_weight_name(wb_time_weight t) {
     return t == WB_TIME_DMD ? "dmd" : t == WB_TIME_SIGMA2 ? "sigma2" : t == WB_TIME_NONE ? "none" : "auto";
 }
 
-static int write_config(const distiller *d, const wb_run *run) {
+static int write_config(const distiller *d, wb_run *run) {
     const wb_distill_config *c = d->cfg;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "kind", "distill");
-    wb_add_build_info(root);
     cJSON_AddStringToObject(root, "backend", wb_backend_name(d->be));
-    wb_run_add_info(root, run);
     cJSON_AddStringToObject(root, "dataset", d->ds->name);
     cJSON_AddItemToObject(root, "divergence", wb_plugin_json(c->divergence, c->divergence_cfg));
     cJSON *ratio = wb_plugin_json(c->ratio, c->ratio_cfg);
@@ -128,9 +125,14 @@ static int write_config(const distiller *d, const wb_run *run) {
     used.sigma_fixed = d->sigma_fixed;
     used.eval_every = c->on_eval ? c->eval_every : 0;
     wb_options_record(&wb_distill_options, &used, root);
-    int rc = wb_write_json_atomic(run->dir, "config.json", root);
+    int rc = wb_run_write_config(run, root);
     cJSON_Delete(root);
     return rc;
+}
+
+/* wb_run_samples' sampler: one-step samples of the EMA generator. */
+static int ema_samples(void *student, int64_t n, uint64_t seed, float *out) {
+    return wb_student_sample(student, n, seed, 1, out);
 }
 
 static int log_point(wb_student *s, int64_t step, double mmd, const step_stats *st) {
@@ -376,18 +378,17 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                 mmd = wb_mmd_rbf(eval_x, c->eval_samples, eval_ref, c->eval_samples, (int)d->dim);
             }
             log_point(s, step, mmd, &st);
-            if (run && run->metrics) {
-                fprintf(run->metrics,
-                        "{\"step\": %lld, \"seconds\": %.3f, \"divergence_value\": %.6g, \"mean_w_s\": %.6g, "
-                        "\"mean_w_l\": %.6g, \"gen_grad_norm\": %.6g, \"fake_loss\": %.6g, \"ratio_loss\": %.6g, "
-                        "\"ratio_acc\": %.4f",
-                        (long long)step, wb_now_seconds() - t0, st.div_value, st.mean_ws, st.mean_wl, st.gen_grad,
-                        st.fake_loss, st.ratio_loss, st.ratio_acc);
-                /* optional keys: only what was measured at this step */
-                if (!isnan(mmd)) fprintf(run->metrics, ", \"mmd\": %.6g", mmd);
-                if (!isnan(eval_value)) fprintf(run->metrics, ", \"eval\": %.6g", eval_value);
-                fputs("}\n", run->metrics);
-                fflush(run->metrics);
+            /* mmd and eval: optional, only what was measured at this step */
+            wb_log_value logged[] = {
+                {"seconds", wb_now_seconds() - t0, WB_LOG_F3, 0}, {"divergence_value", st.div_value, WB_LOG_G6, 0},
+                {"mean_w_s", st.mean_ws, WB_LOG_G6, 0},          {"mean_w_l", st.mean_wl, WB_LOG_G6, 0},
+                {"gen_grad_norm", st.gen_grad, WB_LOG_G6, 0},    {"fake_loss", st.fake_loss, WB_LOG_G6, 0},
+                {"ratio_loss", st.ratio_loss, WB_LOG_G6, 0},     {"ratio_acc", st.ratio_acc, WB_LOG_F4, 0},
+                {"mmd", mmd, WB_LOG_G6, 1},                      {"eval", eval_value, WB_LOG_G6, 1},
+            };
+            if (wb_run_log(run, step, logged, (int)(sizeof logged / sizeof logged[0]))) {
+                failed = 1;
+                break;
             }
         }
         char extra[96];
@@ -398,40 +399,19 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     else if (prog.enabled) fprintf(stderr, "\n");
     if (failed) wb_backend_clear(be); /* what a failed step left flagged is explained by its error */
     s->train_seconds = wb_now_seconds() - t0;
-    if (!failed && run) {
+    if (!failed && run) { /* the checkpoint, and samples.png: a grid for images, a scatter for 2-D data */
         wb_named_params stores[4] = {{"gen.", s->gen->params}, {"gen_ema.", s->ema}, {"ratio.", d->ratio_params}, {NULL, NULL}};
         int n_stores = 3;
         if (d->fake) stores[n_stores++] = (wb_named_params){"fake.", d->fake->params};
-        char path[1200], steps[32];
+        char steps[32], title[128];
         snprintf(steps, sizeof steps, "%lld", (long long)s->steps_done);
-        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps, "commit", wb_build_commit()};
-        snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
-        if (wb_safetensors_save(path, stores, n_stores, meta, 4)) failed = 1;
-        if (!failed && d->dim != 2) { /* images: a grid from a fixed seed, so
-                                          * grids of different runs compare image for image */
-            const int ng = 64;
-            float *xs = malloc((size_t)(ng * d->dim) * sizeof(float));
-            snprintf(path, sizeof path, "%s/samples.png", run->dir);
-            if (!xs || wb_student_sample(s, ng, WB_GRID_SEED, 1, xs) ||
-                wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
-                failed = 1;
-            free(xs);
-        }
-        if (!failed && d->dim == 2) {
-            int64_t ns = 2000;
-            float *xs = malloc((size_t)ns * 2 * sizeof(float)), *xr = malloc((size_t)ns * 2 * sizeof(float));
-            wb_rng er;
-            wb_rng_init(&er, c->seed + 1, STREAM_EVAL);
-            ds->sample(ds, &er, ns, xr);
-            char title[128];
-            snprintf(title, sizeof title, "%s (%lld steps)", c->divergence->name, (long long)s->steps_done);
-            snprintf(path, sizeof path, "%s/samples.png", run->dir);
-            if (wb_student_sample(s, ns, c->seed + 3, 1, xs) ||
-                wb_plot_scatter(path, title, xr, (int)ns, "data", xs, (int)ns, "student", NULL))
-                failed = 1;
-            free(xs);
-            free(xr);
-        }
+        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps};
+        snprintf(title, sizeof title, "%s (%lld steps)", c->divergence->name, (long long)s->steps_done);
+        wb_rng data_rng;
+        wb_rng_init(&data_rng, c->seed + 1, STREAM_EVAL);
+        wb_run_samples fig = {.sample = ema_samples, .user = s, .data = ds, .title = title, .label = "student",
+                              .sample_seed = c->seed + 3, .data_rng = &data_rng};
+        if (wb_run_save_checkpoint(run, stores, n_stores, meta, 3) || wb_run_write_samples(run, &fig)) failed = 1;
     }
     free(eval_ref);
     free(eval_x);

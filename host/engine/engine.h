@@ -1,7 +1,8 @@
 /* host/engine/engine.h — the workbench engine: datasets, net instances, teacher
  * training (EDM DSM), the Heun sampler, one-step distillation with any
  * divergence / ratio-estimator plugin, low-dimensional evaluation, and run
- * directories. The Lua layer (host/cli/lua_wb.c) is a thin binding over this.
+ * directories (what goes into them: engine/run.h). The Lua layer
+ * (host/cli/lua_wb.c) is a thin binding over this.
  *
  * Every function returns 0 / non-NULL on success and otherwise leaves a
  * message in wb_last_error() naming the key, file or step at fault.
@@ -11,6 +12,7 @@
 
 #include <stdio.h>
 
+#include "core/atomic_file.h" /* wb_write_file_atomic */
 #include "core/registry.h"
 #include "wb/plugin.h"
 
@@ -58,12 +60,6 @@ void wb_net_free(wb_net *net);
 int wb_batch_shape(const wb_net_shape *s, int64_t batch, int64_t shape[4]);
 wb_config_owned *wb_config_copy(const wb_config_owned *src);
 
-/* config.json helpers (cJSON objects) */
-struct cJSON;
-struct cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg);
-void wb_add_build_info(struct cJSON *root);
-int wb_write_json_atomic(const char *dir, const char *name, struct cJSON *root);
-
 /* Seed of the sample grids written into run directories: the same for every
  * run, so grids of different divergences show the same z, image for image. */
 #define WB_GRID_SEED 20260101u
@@ -73,7 +69,7 @@ typedef struct wb_run {
     char dir[1024];
     FILE *metrics;      /* metrics.jsonl, one JSON object per logged step */
     int quiet;          /* no progress line */
-    /* what started the run, added to config.json by wb_run_add_info: set by
+    /* what started the run, added to config.json by wb_run_write_config: set by
      * the host that runs a script ({"script": {"path", "crc32"}, "args":
      * {key: value}}), owned by the run and freed by wb_run_close; NULL: none */
     struct cJSON *origin;
@@ -86,10 +82,6 @@ int wb_mkdir_p(const char *path);
  * fresh run: metrics.jsonl is truncated, an old results.json removed. */
 int wb_run_open(wb_run *run, const char *dir);
 void wb_run_close(wb_run *run);
-/* Adds run->origin's keys (the script and its arguments) to a config. */
-void wb_run_add_info(struct cJSON *root, const wb_run *run);
-/* Write DIR/name atomically (tmp + rename). */
-int wb_write_file_atomic(const char *path, const char *text, size_t len);
 /* Merge n numbers into DIR/results.json (created if absent; other keys
  * kept; written atomically). A results.json that is not a JSON object is
  * an error naming it, and is left as it is. */

@@ -6,22 +6,15 @@
  */
 #include "engine/metrics.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cblas.h>
-#include <cjson/cJSON.h>
 
+#include "core/safetensors.h"
 #include "wb/tensor.h"
-
-/* The cache file stores doubles as they sit in memory; the format is LE. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "metrics.c assumes a little-endian host"
-#endif
 
 /* OpenBLAS exports LAPACK but ships no lapack.h in the cblas include dir;
  * the Fortran symbol is declared here. CHARACTER*1 arguments: the hidden
@@ -130,8 +123,10 @@ int wb_feature_stats_finalize(wb_feature_stats *s) {
     return 0;
 }
 
-/* Writes all of buf or fails (fwrite on a full disk may write a part). */
-static int write_all(FILE *f, const void *buf, size_t len) { return fwrite(buf, 1, len, f) == len ? 0 : -1; }
+/* The cache is a safetensors file written and read by host/core/safetensors.c:
+ * F64 "mean" [dim] and "cov" [dim, dim], metadata format = wb_feature_stats
+ * and n = the sample count. */
+#define STATS_FORMAT "wb_feature_stats"
 
 int wb_feature_stats_save(const wb_feature_stats *s, const char *path) {
     if (!path || !path[0]) {
@@ -144,89 +139,13 @@ int wb_feature_stats_save(const wb_feature_stats *s, const char *path) {
                      path);
         return -1;
     }
-    const uint64_t d = (uint64_t)s->dim, mean_b = 8 * d, cov_b = 8 * d * d;
-    char hdr[512];
-    int hl = snprintf(hdr, sizeof hdr,
-                      "{\"__metadata__\":{\"format\":\"wb_feature_stats\",\"n\":\"%lld\"},"
-                      "\"mean\":{\"dtype\":\"F64\",\"shape\":[%llu],\"data_offsets\":[0,%llu]},"
-                      "\"cov\":{\"dtype\":\"F64\",\"shape\":[%llu,%llu],\"data_offsets\":[%llu,%llu]}}",
-                      (long long)s->n, (unsigned long long)d, (unsigned long long)mean_b, (unsigned long long)d,
-                      (unsigned long long)d, (unsigned long long)mean_b, (unsigned long long)(mean_b + cov_b));
-    if (hl < 0 || hl + 8 >= (int)sizeof hdr) {
-        wb_set_error("feature stats: cannot save %s: header too long", path);
-        return -1;
-    }
-    /* The safetensors spec pads the header with spaces so data starts 8-aligned. */
-    while (hl % 8) hdr[hl++] = ' ';
-    uint64_t hlen = (uint64_t)hl;
-
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 5);
-    if (!tmp) {
-        wb_set_error("feature stats: cannot save %s: out of memory", path);
-        return -1;
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        wb_set_error("feature stats: cannot save %s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    int rc = write_all(f, &hlen, 8) || write_all(f, hdr, (size_t)hl) || write_all(f, s->mean, (size_t)mean_b) ||
-             write_all(f, s->cov, (size_t)cov_b);
-    int e = rc ? errno : 0;
-    /* fsync: after a crash the cache is either the old file or the new one. */
-    if (!rc && (fflush(f) != 0 || (fsync(fileno(f)) != 0 && errno != EINVAL))) {
-        rc = -1;
-        e = errno;
-    }
-    if (fclose(f) != 0 && !rc) {
-        rc = -1;
-        e = errno;
-    }
-    if (!rc && rename(tmp, path) != 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc) {
-        unlink(tmp);
-        wb_set_error("feature stats: cannot save %s: %s", path, e ? strerror(e) : "write failed");
-    }
-    free(tmp);
-    return rc ? -1 : 0;
-}
-
-/* Checks one tensor entry of the header: dtype F64, the expected shape and
- * offsets [begin, begin + 8*numel). */
-static int check_entry(const cJSON *root, const char *name, int nd, uint64_t d, uint64_t begin, const char *path) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, name);
-    const cJSON *dt = t ? cJSON_GetObjectItemCaseSensitive(t, "dtype") : NULL;
-    const cJSON *sh = t ? cJSON_GetObjectItemCaseSensitive(t, "shape") : NULL;
-    const cJSON *off = t ? cJSON_GetObjectItemCaseSensitive(t, "data_offsets") : NULL;
-    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F64") != 0) {
-        wb_set_error("feature stats: cannot load %s: tensor '%s' missing or not F64", path, name);
-        return -1;
-    }
-    if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != nd || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
-        wb_set_error("feature stats: cannot load %s: tensor '%s' has a bad shape or offsets", path, name);
-        return -1;
-    }
-    uint64_t numel = 1;
-    for (int i = 0; i < nd; i++) {
-        const cJSON *v = cJSON_GetArrayItem(sh, i);
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)d) {
-            wb_set_error("feature stats: cannot load %s: tensor '%s' shape does not match dim %llu", path, name,
-                         (unsigned long long)d);
-            return -1;
-        }
-        numel *= d;
-    }
-    const cJSON *b = cJSON_GetArrayItem(off, 0), *e = cJSON_GetArrayItem(off, 1);
-    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble != (double)begin ||
-        e->valuedouble != (double)(begin + 8 * numel)) {
-        wb_set_error("feature stats: cannot load %s: tensor '%s' has unexpected data offsets", path, name);
+    char n_text[32];
+    snprintf(n_text, sizeof n_text, "%lld", (long long)s->n);
+    const char *meta[] = {"format", STATS_FORMAT, "n", n_text};
+    wb_st_array arrays[2] = {{.name = "mean", .dtype = WB_ST_F64, .ndim = 1, .shape = {s->dim}, .data = s->mean},
+                             {.name = "cov", .dtype = WB_ST_F64, .ndim = 2, .shape = {s->dim, s->dim}, .data = s->cov}};
+    if (wb_safetensors_save_arrays(path, arrays, 2, meta, 2)) {
+        wb_set_error("feature stats: cannot save: %s", wb_last_error());
         return -1;
     }
     return 0;
@@ -237,63 +156,44 @@ wb_feature_stats *wb_feature_stats_load(const char *path) {
         wb_set_error("feature stats: load: NULL or empty path");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
+    wb_st_file *f = wb_safetensors_open(path);
     if (!f) {
-        wb_set_error("feature stats: cannot load %s: %s", path, strerror(errno));
+        wb_set_error("feature stats: cannot load: %s", wb_last_error());
         return NULL;
     }
     wb_feature_stats *s = NULL;
-    char *hdr = NULL;
-    cJSON *root = NULL;
-    uint64_t hlen = 0;
-    long fsize = -1;
-    if (fseek(f, 0, SEEK_END) == 0) fsize = ftell(f);
-    if (fsize < 8 || fseek(f, 0, SEEK_SET) != 0 || fread(&hlen, 8, 1, f) != 1 || hlen == 0 ||
-        hlen > (uint64_t)fsize - 8 || hlen > 1000000) {
-        wb_set_error("feature stats: cannot load %s: not a safetensors file (bad header length)", path);
-        goto fail;
-    }
-    hdr = malloc((size_t)hlen + 1);
-    if (!hdr || fread(hdr, 1, (size_t)hlen, f) != (size_t)hlen) {
-        wb_set_error("feature stats: cannot load %s: cannot read the header", path);
-        goto fail;
-    }
-    hdr[hlen] = 0;
-    root = cJSON_ParseWithLength(hdr, (size_t)hlen);
-    const cJSON *meta = root ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
-    const cJSON *fmt = meta ? cJSON_GetObjectItemCaseSensitive(meta, "format") : NULL;
-    const cJSON *nj = meta ? cJSON_GetObjectItemCaseSensitive(meta, "n") : NULL;
-    const cJSON *mean = root ? cJSON_GetObjectItemCaseSensitive(root, "mean") : NULL;
-    const cJSON *msh = mean ? cJSON_GetObjectItemCaseSensitive(mean, "shape") : NULL;
-    const cJSON *d0 = cJSON_IsArray(msh) ? cJSON_GetArrayItem(msh, 0) : NULL;
-    if (!root || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, "wb_feature_stats") != 0 || !cJSON_IsString(nj) ||
-        !cJSON_IsNumber(d0)) {
-        wb_set_error("feature stats: cannot load %s: not a wb_feature_stats file (metadata format/n or mean "
-                     "shape missing)",
-                     path);
+    const char *fmt = wb_safetensors_meta(f, "format"), *n_text = wb_safetensors_meta(f, "n");
+    if (!fmt || strcmp(fmt, STATS_FORMAT) != 0 || !n_text) {
+        wb_set_error("feature stats: cannot load %s: not a wb_feature_stats file (metadata format/n missing)", path);
         goto fail;
     }
     char *endp = NULL;
-    long long n = strtoll(nj->valuestring, &endp, 10);
-    double dd = d0->valuedouble;
-    if (!endp || *endp || n < 2 || !(dd >= 1 && dd <= STATS_MAX_DIM) || dd != floor(dd)) {
-        wb_set_error("feature stats: cannot load %s: invalid n '%s' or dim %g", path, nj->valuestring, dd);
+    long long n = strtoll(n_text, &endp, 10);
+    int nd_mean = 0, nd_cov = 0;
+    int64_t sh_mean[WB_MAX_DIMS], sh_cov[WB_MAX_DIMS];
+    if (!endp || *endp || endp == n_text || n < 2) {
+        wb_set_error("feature stats: cannot load %s: invalid sample count n '%s'", path, n_text);
         goto fail;
     }
-    uint64_t d = (uint64_t)dd;
-    if (check_entry(root, "mean", 1, d, 0, path) || check_entry(root, "cov", 2, d, 8 * d, path)) goto fail;
-    if ((uint64_t)fsize != 8 + hlen + 8 * d + 8 * d * d) {
-        wb_set_error("feature stats: cannot load %s: file size %ld does not match dim %llu (truncated?)", path, fsize,
-                     (unsigned long long)d);
+    if (wb_safetensors_shape(f, "mean", WB_ST_F64, &nd_mean, sh_mean) ||
+        wb_safetensors_shape(f, "cov", WB_ST_F64, &nd_cov, sh_cov)) {
+        wb_set_error("feature stats: cannot load: %s", wb_last_error());
+        goto fail;
+    }
+    int64_t d = nd_mean == 1 ? sh_mean[0] : -1;
+    if (!(d >= 1 && d <= STATS_MAX_DIM) || nd_cov != 2 || sh_cov[0] != d || sh_cov[1] != d) {
+        wb_set_error("feature stats: cannot load %s: mean must be [dim] and cov [dim, dim] with 1 <= dim <= %d",
+                     path, STATS_MAX_DIM);
         goto fail;
     }
     s = wb_feature_stats_new((int)d);
     if (!s) goto fail;
-    if (fread(s->mean, 8, (size_t)d, f) != (size_t)d || fread(s->cov, 8, (size_t)(d * d), f) != (size_t)(d * d)) {
-        wb_set_error("feature stats: cannot load %s: short read", path);
+    if (wb_safetensors_read(f, "mean", WB_ST_F64, s->mean, d) ||
+        wb_safetensors_read(f, "cov", WB_ST_F64, s->cov, d * d)) {
+        wb_set_error("feature stats: cannot load: %s", wb_last_error());
         goto fail;
     }
-    for (uint64_t i = 0; i < d * d; i++)
+    for (int64_t i = 0; i < d * d; i++)
         if (!isfinite(s->cov[i]) || (i < d && !isfinite(s->mean[i]))) {
             wb_set_error("feature stats: cannot load %s: non-finite values", path);
             goto fail;
@@ -301,16 +201,12 @@ wb_feature_stats *wb_feature_stats_load(const char *path) {
     s->n = n;
     s->n_final = n;
     /* m2 rebuilt so that more features can be added to cached statistics. */
-    for (uint64_t i = 0; i < d * d; i++) s->m2[i] = s->cov[i] * (double)(n - 1);
-    cJSON_Delete(root);
-    free(hdr);
-    fclose(f);
+    for (int64_t i = 0; i < d * d; i++) s->m2[i] = s->cov[i] * (double)(n - 1);
+    wb_safetensors_close(f);
     return s;
 fail:
     wb_feature_stats_free(s);
-    cJSON_Delete(root);
-    free(hdr);
-    fclose(f);
+    wb_safetensors_close(f);
     return NULL;
 }
 

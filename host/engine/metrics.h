@@ -52,10 +52,11 @@ int wb_feature_stats_finalize(wb_feature_stats *s);
 /* A safetensors file (F64 tensors "mean" [dim] and "cov" [dim, dim],
  * metadata {"format": "wb_feature_stats", "n": "<count>"}), readable by
  * numpy/safetensors tooling. Saving finalizes first (s is const, so the
- * caller must have finalized: n >= 2 and cov current). Written to PATH.tmp,
- * fsynced, then renamed over PATH, so a cache file is never half-written.
- * Load validates the header and sizes; errors name the file. A loaded
- * object can take further adds (m2 is rebuilt from cov). */
+ * caller must have finalized: n >= 2 and cov current). Written and read by
+ * host/core/safetensors.c (core/safetensors.h): atomically (a cache file is
+ * never half-written), header, dtypes, shapes and sizes validated on load;
+ * errors name the file. A loaded object can take further adds (m2 is
+ * rebuilt from cov). */
 int wb_feature_stats_save(const wb_feature_stats *s, const char *path);
 wb_feature_stats *wb_feature_stats_load(const char *path);
 

@@ -1,11 +1,13 @@
-/* host/engine/run.c — run directories, atomic file writes and the progress line.
+/* host/engine/run.c — run directories (run.h, engine.h) and the progress line.
  * A run directory is self-contained: config.json (resolved config, plugin
- * versions, commit), metrics.jsonl, checkpoint.safetensors, PNG figures.
- * Every file except the append-only metrics log is written to a temporary
- * name and renamed, so an interrupted run never leaves a damaged result.
- * results.json holds the final metrics (wb.evaluate / wb.image_metrics on
- * the run's Student or Teacher), merged key by key across calls; it is what
- * `workbench table` (host/report/results_table.c) reads.
+ * versions, commit, the script that started it), metrics.jsonl,
+ * checkpoint.safetensors, samples.png. This file is the only one that
+ * writes them. Every file except the append-only metrics log is written
+ * through core/atomic_file.h, so an interrupted run never leaves a damaged
+ * result. results.json holds the final metrics (wb.evaluate /
+ * wb.image_metrics on the run's Student or Teacher), merged key by key
+ * across calls; it is what `workbench table` (host/report/results_table.c)
+ * reads.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,9 +17,14 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <math.h>
 
-#include "engine/engine.h"
+#include "core/atomic_file.h"
+#include "core/buildinfo.h"
 #include "core/wb_internal.h"
+#include "engine/engine.h"
+#include "engine/run.h"
+#include "report/plot.h"
 
 double wb_now_seconds(void) {
     struct timespec ts;
@@ -92,32 +99,148 @@ void wb_run_close(wb_run *run) {
     }
 }
 
-void wb_run_add_info(cJSON *root, const wb_run *run) {
-    if (!root || !run || !run->origin) return;
-    for (const cJSON *it = run->origin->child; it; it = it->next) {
-        cJSON *copy = cJSON_Duplicate(it, 1);
-        if (copy) cJSON_AddItemToObject(root, it->string, copy);
+/* ---- config.json ---------------------------------------------------------------- */
+
+cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", desc->name);
+    cJSON_AddStringToObject(o, "version", desc->version);
+    char *params = cfg ? wb_config_to_json(&cfg->cfg) : NULL;
+    cJSON *p = params ? cJSON_Parse(params) : NULL;
+    cJSON_AddItemToObject(o, "params", p ? p : cJSON_CreateObject());
+    free(params);
+    return o;
+}
+
+int wb_write_json_atomic(const char *dir, const char *name, cJSON *root) {
+    char *text = cJSON_Print(root);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *more = text ? realloc(text, strlen(text) + 2) : NULL;
+    if (!more) {
+        free(text);
+        wb_set_error("%s: out of memory", path);
+        return -1;
+    }
+    text = more;
+    size_t len = strlen(text);
+    text[len] = '\n';
+    int rc = wb_write_file_atomic(path, text, len + 1);
+    free(text);
+    return rc;
+}
+
+/* Moves the items of src (an object) to the end of dst, in order. */
+static void move_items(cJSON *dst, cJSON *src) {
+    while (src->child) {
+        cJSON *it = cJSON_DetachItemViaPointer(src, src->child);
+        cJSON_AddItemToObject(dst, it->string, it); /* copies the key, frees the old one */
     }
 }
 
-int wb_write_file_atomic(const char *path, const char *text, size_t len) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        wb_set_error("%s: %s", path, strerror(errno));
-        return -1;
+int wb_run_write_config(wb_run *run, cJSON *root) {
+    /* Rebuilt in place: kind, build info, backend, origin, then the rest as
+     * the caller added it, so every config.json begins the same way. */
+    cJSON *rest = cJSON_CreateObject(), *build = cJSON_CreateObject(), *origin = cJSON_CreateObject();
+    int rc = -1;
+    if (!rest || !build || !origin) goto oom;
+    move_items(rest, root);
+    cJSON_AddStringToObject(build, "workbench_version", wb_build_version());
+    cJSON_AddStringToObject(build, "commit", wb_build_commit());
+    for (const cJSON *it = run->origin ? run->origin->child : NULL; it; it = it->next) {
+        cJSON *copy = cJSON_Duplicate(it, 1);
+        if (!copy) goto oom;
+        cJSON_AddItemToObject(origin, it->string, copy);
     }
-    int ok = fwrite(text, 1, len, f) == len;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        wb_set_error("%s: %s", path, strerror(errno));
-        unlink(tmp);
+    static const char *const leading[] = {"kind", "backend"};
+    cJSON *after[] = {build, origin};
+    for (int i = 0; i < 2; i++) {
+        cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(rest, leading[i]);
+        if (it) cJSON_AddItemToObject(root, leading[i], it);
+        move_items(root, after[i]);
+    }
+    move_items(root, rest);
+    rc = wb_write_json_atomic(run->dir, "config.json", root);
+    goto done;
+oom:
+    wb_set_error("%s/config.json: out of memory", run->dir);
+done:
+    cJSON_Delete(rest);
+    cJSON_Delete(build);
+    cJSON_Delete(origin);
+    return rc;
+}
+
+/* ---- metrics.jsonl ---------------------------------------------------------------- */
+
+int wb_run_log(wb_run *run, int64_t step, const wb_log_value *values, int n) {
+    if (!run || !run->metrics) return 0;
+    FILE *f = run->metrics;
+    fprintf(f, "{\"step\": %lld", (long long)step);
+    for (int i = 0; i < n; i++) {
+        const wb_log_value *v = &values[i];
+        if (v->optional && isnan(v->value)) continue;
+        fprintf(f, ", \"%s\": ", v->key);
+        switch (v->format) {
+        case WB_LOG_F3: fprintf(f, "%.3f", v->value); break;
+        case WB_LOG_F4: fprintf(f, "%.4f", v->value); break;
+        default: fprintf(f, "%.6g", v->value); break;
+        }
+    }
+    fputs("}\n", f);
+    if (fflush(f) != 0 || ferror(f)) {
+        wb_set_error("%s/metrics.jsonl: %s", run->dir, strerror(errno ? errno : EIO));
         return -1;
     }
     return 0;
+}
+
+/* ---- checkpoint and figures ---------------------------------------------------------- */
+
+int wb_run_save_checkpoint(wb_run *run, const wb_named_params *stores, int n_stores, const char *const *meta_kv,
+                           int n_meta) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
+    if (n_meta < 0 || (n_meta > 0 && !meta_kv)) {
+        wb_set_error("%s: bad metadata list", path);
+        return -1;
+    }
+    const char **meta = malloc((size_t)(2 * n_meta + 2) * sizeof *meta);
+    if (!meta) {
+        wb_set_error("%s: out of memory", path);
+        return -1;
+    }
+    for (int i = 0; i < 2 * n_meta; i++) meta[i] = meta_kv[i];
+    meta[2 * n_meta] = "commit";
+    meta[2 * n_meta + 1] = wb_build_commit();
+    int rc = wb_safetensors_save(path, stores, n_stores, meta, n_meta + 1);
+    free(meta);
+    return rc;
+}
+
+int wb_run_write_samples(wb_run *run, const wb_run_samples *s) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/samples.png", run->dir);
+    const wb_dataset *ds = s->data;
+    int rc = -1;
+    if (ds->dim != 2) { /* images */
+        const int n = 64;
+        float *xs = malloc((size_t)(n * ds->dim) * sizeof(float));
+        if (!xs) wb_set_error("%s: out of memory", path);
+        else if (!s->sample(s->user, n, WB_GRID_SEED, xs))
+            rc = wb_png_image_grid(path, xs, n, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2);
+        free(xs);
+        return rc;
+    }
+    if (!s->title) return 0;
+    const int64_t n = WB_RUN_SCATTER_POINTS;
+    float *xs = malloc((size_t)n * 2 * sizeof(float)), *xr = malloc((size_t)n * 2 * sizeof(float));
+    if (!xs || !xr) wb_set_error("%s: out of memory", path);
+    else if (!s->data->sample(s->data, s->data_rng, n, xr) && !s->sample(s->user, n, s->sample_seed, xs))
+        rc = wb_plot_scatter(path, s->title, xr, (int)n, "data", xs, (int)n, s->label, NULL);
+    free(xs);
+    free(xr);
+    return rc;
 }
 
 /* The whole file as a malloc'd string, or NULL with errno set. */

@@ -12,11 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/buildinfo.h"
 #include "engine/engine.h"
 #include "engine/options.h"
 #include "engine/metrics.h"
-#include "report/plot.h"
+#include "engine/run.h"
 #include "core/wb_internal.h"
 
 #define SIGMA_DATA 0.5f
@@ -58,37 +57,10 @@ wb_config_owned *wb_config_copy(const wb_config_owned *src) {
     return c;
 }
 
-/* JSON of a plugin and its resolved parameters, for config.json. */
-cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", desc->name);
-    cJSON_AddStringToObject(o, "version", desc->version);
-    char *params = cfg ? wb_config_to_json(&cfg->cfg) : NULL;
-    cJSON *p = params ? cJSON_Parse(params) : NULL;
-    cJSON_AddItemToObject(o, "params", p ? p : cJSON_CreateObject());
-    free(params);
-    return o;
+/* wb_run_samples' sampler: the teacher's Heun samples. */
+static int heun_samples(void *teacher, int64_t n, uint64_t seed, float *out) {
+    return wb_teacher_sample(teacher, n, WB_HEUN_STEPS, seed, out);
 }
-
-int wb_write_json_atomic(const char *dir, const char *name, cJSON *root) {
-    char *text = cJSON_Print(root);
-    if (!text) return -1;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    size_t len = strlen(text);
-    text = realloc(text, len + 2);
-    text[len] = '\n';
-    int rc = wb_write_file_atomic(path, text, len + 1);
-    free(text);
-    return rc;
-}
-
-static void add_build_info(cJSON *root) {
-    cJSON_AddStringToObject(root, "workbench_version", wb_build_version());
-    cJSON_AddStringToObject(root, "commit", wb_build_commit());
-}
-
-void wb_add_build_info(cJSON *root) { add_build_info(root); }
 
 /* EMA with warm-up: early on the average would be dominated by the random
  * initialisation, so the decay ramps up as (1+t)/(10+t). */
@@ -138,9 +110,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     if (run) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "kind", "teacher");
-        add_build_info(root);
         cJSON_AddStringToObject(root, "backend", wb_backend_name(t->be));
-        wb_run_add_info(root, run);
         cJSON_AddStringToObject(root, "dataset", ds->name);
         cJSON_AddItemToObject(root, "net", wb_plugin_json(spec->desc, spec->cfg));
         wb_options_record(&wb_teacher_options, cfg, root); /* one number per row of engine/options.c */
@@ -148,7 +118,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
         for (int i = 0; i < wb_params_count(t->net->params); i++) n_params += wb_params_at(t->net->params, i)->numel;
         cJSON_AddNumberToObject(root, "parameters", (double)n_params);
-        int rc = wb_write_json_atomic(run->dir, "config.json", root);
+        int rc = wb_run_write_config(run, root);
         cJSON_Delete(root);
         if (rc) {
             wb_teacher_free(t);
@@ -211,10 +181,10 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         loss_n++;
         if ((cfg->log_every > 0 && step % cfg->log_every == 0) || step == cfg->steps) {
             double mean_loss = loss_acc / (double)loss_n;
-            if (run && run->metrics) {
-                fprintf(run->metrics, "{\"step\": %lld, \"loss\": %.6g, \"seconds\": %.3f}\n", (long long)step,
-                        mean_loss, wb_now_seconds() - t0);
-                fflush(run->metrics);
+            wb_log_value logged[] = {{"loss", mean_loss, WB_LOG_G6, 0}, {"seconds", wb_now_seconds() - t0, WB_LOG_F3, 0}};
+            if (wb_run_log(run, step, logged, 2)) {
+                failed = 1;
+                break;
             }
             t->final_loss = (float)mean_loss;
             loss_acc = 0;
@@ -230,21 +200,11 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_progress_end(&prog, extra);
         wb_params_copy(t->net->params, ema); /* the teacher IS the EMA */
         t->train_seconds = wb_now_seconds() - t0;
-        if (run) {
+        if (run) { /* the checkpoint, and for images a Heun sample grid (2-D: no figure) */
             wb_named_params stores[1] = {{"teacher.", t->net->params}};
-            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "commit", wb_build_commit()};
-            char path[1200];
-            snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
-            if (wb_safetensors_save(path, stores, 1, meta, 3)) failed = 1;
-            if (!failed && ds->dim != 2) { /* images: a Heun sample grid from a fixed seed */
-                const int ng = 64;
-                float *xs = malloc((size_t)(ng * ds->dim) * sizeof(float));
-                snprintf(path, sizeof path, "%s/samples.png", run->dir);
-                if (!xs || wb_teacher_sample(t, ng, WB_HEUN_STEPS, WB_GRID_SEED, xs) ||
-                    wb_png_image_grid(path, xs, ng, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2))
-                    failed = 1;
-                free(xs);
-            }
+            const char *meta[] = {"kind", "teacher", "net", spec->desc->name};
+            wb_run_samples grid = {.sample = heun_samples, .user = t, .data = ds};
+            if (wb_run_save_checkpoint(run, stores, 1, meta, 2) || wb_run_write_samples(run, &grid)) failed = 1;
         }
     } else if (prog.enabled) {
         fprintf(stderr, "\n");

@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "report/font5x7.h"
 #include "wb/tensor.h"
 
@@ -92,61 +92,29 @@ int wb_png_write_rgb(const char *path, int width, int height, const uint8_t *rgb
         wb_set_error("png: cannot write %s: NULL pixel buffer", path);
         return -1;
     }
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 5);
-    if (!tmp) {
-        wb_set_error("png: cannot write %s: out of memory", path);
-        return -1;
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        int e = errno;
-        wb_set_error("png: cannot write %s: cannot create %s: %s", path, tmp, strerror(e));
-        free(tmp);
+    wb_atomic_file af;
+    if (wb_atomic_open(&af, path)) {
+        wb_set_error("png: cannot write %s", wb_last_error());
         return -1;
     }
     png_err_ctx ctx;
     ctx.msg[0] = 0;
     errno = 0;
-    int rc = png_encode(fp, width, height, rgb, &ctx);
-    int e = rc ? errno : 0;
-    /* stdio buffers: a full disk may only show up at flush time. fsync so
-     * that after a crash PATH is either the old file or the complete new one
-     * (EINVAL: the file system cannot sync, nothing to gain). */
-    if (rc == 0 && fflush(fp) != 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc == 0 && fsync(fileno(fp)) != 0 && errno != EINVAL) {
-        rc = -1;
-        e = errno;
-    }
-    if (fclose(fp) != 0 && rc == 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc != 0) {
-        remove(tmp);
+    if (png_encode(af.f, width, height, rgb, &ctx) != 0) {
+        int e = errno;
         if (ctx.msg[0] && e)
             wb_set_error("png: cannot write %s: %s (%s)", path, ctx.msg, strerror(e));
         else if (ctx.msg[0])
             wb_set_error("png: cannot write %s: %s", path, ctx.msg);
         else
             wb_set_error("png: cannot write %s: %s", path, strerror(e ? e : EIO));
-        free(tmp);
+        wb_atomic_abort(&af);
         return -1;
     }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        wb_set_error("png: cannot write %s: cannot rename %s over it: %s", path, tmp, strerror(e));
-        free(tmp);
+    if (wb_atomic_commit(&af)) {
+        wb_set_error("png: cannot write %s", wb_last_error());
         return -1;
     }
-    free(tmp);
     return 0;
 }
 

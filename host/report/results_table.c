@@ -3,11 +3,12 @@
  * wb.evaluate / wb.image_metrics, see host/engine/run.c), groups the runs whose
  * configuration differs only in the seed, and writes one table row per
  * group with the mean ± sample std of each metric over its seeds, as
- * Markdown, LaTeX (booktabs) or CSV. Library code: errors go to
+ * Markdown, LaTeX (booktabs) or CSV (rendered by report/table_render.c). Library code: errors go to
  * wb_set_error and the caller decides what to do.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "report/results_table.h"
+#include "report/table_render.h"
 #include "wb/tensor.h"
 
 /* Keys that differ between seeds of the same configuration without making
@@ -160,82 +162,80 @@ static void stats(const group *g, const run_in *runs, const char *k, double *mea
     *std = g->n > 1 ? sqrt(ss / (g->n - 1)) : 0.0;
 }
 
-/* Text cells: Markdown must not see a bare '|', LaTeX none of its specials. */
-static void put_text(FILE *m, const char *s, wb_table_format fmt) {
-    if (fmt == WB_TABLE_CSV) {
-        if (strpbrk(s, ",\"\n\r") == NULL) {
-            fputs(s, m);
-            return;
-        }
-        fputc('"', m);
-        for (; *s; s++) {
-            if (*s == '"') fputc('"', m);
-            fputc(*s, m);
-        }
-        fputc('"', m);
-        return;
+/* printf into a malloc'd string, or NULL. */
+__attribute__((format(printf, 1, 2))) static char *text_of(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s) {
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+        va_end(ap);
     }
-    for (; *s; s++) {
-        if (fmt == WB_TABLE_MD && *s == '|') fputc('\\', m);
-        if (fmt == WB_TABLE_TEX && strchr("_%&#$", *s)) fputc('\\', m);
-        fputc(*s, m);
-    }
+    return s;
 }
 
-static void write_table(FILE *m, wb_table_format fmt, const group *groups, int n_groups, const run_in *runs,
-                        const char *const *metrics, int n_metrics) {
-    const char *sep = fmt == WB_TABLE_CSV ? "," : fmt == WB_TABLE_TEX ? " & " : " | ";
-    if (fmt == WB_TABLE_TEX) {
-        fputs("\\begin{tabular}{", m);
-        for (int i = 0; i < N_LABELS; i++) fputc('l', m);
-        for (int i = 0; i < n_metrics + 1; i++) fputc('r', m);
-        fputs("}\n\\toprule\n", m);
-    }
-    /* header */
-    if (fmt == WB_TABLE_MD) fputs("| ", m);
-    for (int i = 0; i < N_LABELS; i++) fprintf(m, "%s%s", i ? sep : "", label_names[i]);
-    fprintf(m, "%s%s", sep, fmt == WB_TABLE_TEX ? "$n$" : "n");
-    for (int j = 0; j < n_metrics; j++) {
-        fputs(sep, m);
-        put_text(m, metrics[j], fmt);
+/* The table as report/table_render.h renders it: the label cells, n, and per
+ * metric "mean ± std" (one column; CSV: mean and std apart, in full
+ * precision, for further processing). Cell texts are malloc'd into texts. */
+static char *write_table(wb_table_format fmt, const group *groups, int n_groups, const run_in *runs,
+                         const char *const *metrics, int n_metrics) {
+    const int per_metric = fmt == WB_TABLE_CSV ? 2 : 1, nc = N_LABELS + 1 + per_metric * n_metrics;
+    wb_table_column *cols = calloc((size_t)nc, sizeof *cols);
+    wb_table_cell *cells = calloc((size_t)nc * (size_t)(n_groups > 0 ? n_groups : 1), sizeof *cells);
+    char **texts = calloc((size_t)nc * (size_t)(n_groups + 1), sizeof *texts);
+    char *out = NULL;
+    int ok = cols && cells && texts;
+    for (int i = 0; ok && i < N_LABELS; i++) cols[i].label = label_names[i];
+    if (ok) cols[N_LABELS] = (wb_table_column){.label = "n", .latex = "$n$", .numeric = 1};
+    for (int j = 0; ok && j < n_metrics; j++) {
+        wb_table_column *c = &cols[N_LABELS + 1 + per_metric * j];
         if (fmt == WB_TABLE_CSV) {
-            fputs("_mean,", m);
-            put_text(m, metrics[j], fmt);
-            fputs("_std", m);
+            ok = (texts[2 * j] = text_of("%s_mean", metrics[j])) && (texts[2 * j + 1] = text_of("%s_std", metrics[j]));
+            if (!ok) break;
+            c[0] = (wb_table_column){.label = texts[2 * j], .numeric = 1};
+            c[1] = (wb_table_column){.label = texts[2 * j + 1], .numeric = 1};
+        } else {
+            c[0] = (wb_table_column){.label = metrics[j], .numeric = 1};
         }
     }
-    fputs(fmt == WB_TABLE_MD ? " |\n|" : fmt == WB_TABLE_TEX ? " \\\\\n\\midrule\n" : "\n", m);
-    if (fmt == WB_TABLE_MD) {
-        for (int i = 0; i < N_LABELS; i++) fputs("---|", m);
-        for (int i = 0; i < n_metrics + 1; i++) fputs("--:|", m);
-        fputc('\n', m);
-    }
-    /* rows */
-    for (int gi = 0; gi < n_groups; gi++) {
+    char **row_texts = texts ? texts + nc : NULL;
+    for (int gi = 0; ok && gi < n_groups; gi++) {
         const group *g = &groups[gi];
-        if (fmt == WB_TABLE_MD) fputs("| ", m);
-        for (int i = 0; i < N_LABELS; i++) {
-            if (i) fputs(sep, m);
-            put_text(m, g->label[i], fmt);
-        }
-        fprintf(m, "%s%d", sep, g->n);
-        for (int j = 0; j < n_metrics; j++) {
+        wb_table_cell *row = cells + (size_t)gi * nc;
+        char **rt = row_texts + (size_t)gi * nc;
+        for (int i = 0; i < N_LABELS; i++) row[i].text = g->label[i];
+        ok = (rt[N_LABELS] = text_of("%d", g->n)) != NULL;
+        row[N_LABELS].text = rt[N_LABELS];
+        for (int j = 0; ok && j < n_metrics; j++) {
             double mean, std;
             stats(g, runs, metrics[j], &mean, &std);
-            fputs(sep, m);
-            /* CSV is for further processing: full precision, std apart */
+            int k = N_LABELS + 1 + per_metric * j;
             if (fmt == WB_TABLE_CSV) {
-                fprintf(m, "%.10g,", mean);
-                if (g->n > 1) fprintf(m, "%.10g", std);
+                ok = (rt[k] = text_of("%.10g", mean)) && (rt[k + 1] = g->n > 1 ? text_of("%.10g", std) : text_of("%s", ""));
+                if (ok) row[k + 1].text = rt[k + 1];
             } else if (g->n > 1) {
-                fprintf(m, "%.4g %s %.4g", mean, fmt == WB_TABLE_TEX ? "$\\pm$" : "±", std);
+                ok = (rt[k] = text_of("%.4g %s %.4g", mean, fmt == WB_TABLE_TEX ? "$\\pm$" : "±", std)) != NULL;
+                row[k].flags = WB_CELL_RAW; /* numbers and $\pm$: nothing to escape */
             } else {
-                fprintf(m, "%.4g", mean);
+                ok = (rt[k] = text_of("%.4g", mean)) != NULL;
             }
+            if (ok) row[k].text = rt[k];
         }
-        fputs(fmt == WB_TABLE_MD ? " |\n" : fmt == WB_TABLE_TEX ? " \\\\\n" : "\n", m);
     }
-    if (fmt == WB_TABLE_TEX) fputs("\\bottomrule\n\\end{tabular}\n", m);
+    if (ok) {
+        wb_table t = {.n_cols = nc, .n_rows = n_groups, .cols = cols, .cells = cells, .md_compact = 1};
+        out = wb_table_render(&t, fmt);
+    } else {
+        wb_set_error("out of memory");
+    }
+    for (size_t k = 0; texts && k < (size_t)nc * (size_t)(n_groups + 1); k++) free(texts[k]);
+    free(texts);
+    free(cells);
+    free(cols);
+    return out;
 }
 
 char *wb_results_table(const char *const *dirs, int n_runs, const char *const *metrics_in, int n_metrics_in,
@@ -304,18 +304,7 @@ char *wb_results_table(const char *const *dirs, int n_runs, const char *const *m
                 goto done;
             }
         }
-    size_t size = 0;
-    FILE *m = open_memstream(&out, &size);
-    if (!m) {
-        wb_set_error("out of memory");
-        goto done;
-    }
-    write_table(m, fmt, groups, n_groups, runs, metrics, n_metrics);
-    if (fclose(m) != 0) {
-        free(out);
-        out = NULL;
-        wb_set_error("out of memory");
-    }
+    out = write_table(fmt, groups, n_groups, runs, metrics, n_metrics);
 done:
     for (int i = 0; runs && i < n_runs; i++) {
         cJSON_Delete(runs[i].config);

@@ -4,7 +4,7 @@
 #ifndef WB_RESULTS_TABLE_H
 #define WB_RESULTS_TABLE_H
 
-typedef enum { WB_TABLE_MD, WB_TABLE_TEX, WB_TABLE_CSV } wb_table_format;
+#include "report/table_render.h" /* wb_table_format */
 
 /* The table of runs[0..n_runs) (each a directory with config.json and
  * results.json) as a malloc'd string. metrics: the n_metrics result keys to

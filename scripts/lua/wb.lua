@@ -192,66 +192,6 @@ function Table:_numeric(col)
   return any
 end
 
---- Markdown (GitHub pipe table), columns padded so it reads in a terminal.
-function Table:markdown()
-  local cells, widths = {}, {}
-  for j, c in ipairs(self.columns) do widths[j] = math.max(3, utf8.len(c.label) or #c.label) end
-  for i, r in ipairs(self.rows) do
-    cells[i] = {}
-    for j, c in ipairs(self.columns) do
-      local s = self:_cell(c, r[c.key]):gsub("|", "\\|")
-      if self:_is_best(c, r[c.key]) then s = "**" .. s .. "**" end
-      cells[i][j] = s
-      widths[j] = math.max(widths[j], utf8.len(s) or #s)
-    end
-  end
-  local numeric = {}
-  for j, c in ipairs(self.columns) do numeric[j] = self:_numeric(c) end
-  local function line(values)
-    local parts = {}
-    for j, s in ipairs(values) do
-      local pad = (" "):rep(widths[j] - (utf8.len(s) or #s))
-      parts[j] = numeric[j] and pad .. s or s .. pad
-    end
-    return "| " .. table.concat(parts, " | ") .. " |\n"
-  end
-  local head, rule = {}, {}
-  for j, c in ipairs(self.columns) do
-    head[j] = c.label:gsub("|", "\\|")
-    rule[j] = numeric[j] and ("-"):rep(widths[j] - 1) .. ":" or ("-"):rep(widths[j])
-  end
-  local out = { line(head), "| " .. table.concat(rule, " | ") .. " |\n" }
-  for i = 1, #self.rows do out[#out + 1] = line(cells[i]) end
-  return table.concat(out)
-end
-
-local function latex_escape(s)
-  return (s:gsub("[_%%&#]", "\\%0"))
-end
-
---- LaTeX tabular with booktabs rules (\usepackage{booktabs}); the best value
--- of a column in bold.
-function Table:latex()
-  local align = {}
-  for j, c in ipairs(self.columns) do align[j] = self:_numeric(c) and "r" or "l" end
-  local head = {}
-  for j, c in ipairs(self.columns) do head[j] = c.latex or latex_escape(c.label) end
-  local out = { "\\begin{tabular}{" .. table.concat(align) .. "}\n", "\\toprule\n",
-                table.concat(head, " & ") .. " \\\\\n", "\\midrule\n" }
-  for _, r in ipairs(self.rows) do
-    local cells = {}
-    for j, c in ipairs(self.columns) do
-      local s = latex_escape(self:_cell(c, r[c.key]))
-      if self:_is_best(c, r[c.key]) then s = "\\textbf{" .. s .. "}" end
-      cells[j] = s
-    end
-    out[#out + 1] = table.concat(cells, " & ") .. " \\\\\n"
-  end
-  out[#out + 1] = "\\bottomrule\n"
-  out[#out + 1] = "\\end{tabular}\n"
-  return table.concat(out)
-end
-
 -- CSV keeps full precision (the shortest %g that reads back the same).
 local function csv_number(v)
   if math.type(v) == "integer" then return tostring(v) end
@@ -263,27 +203,39 @@ local function csv_number(v)
   return ("%.17g"):format(v)
 end
 
--- RFC 4180: a field with a comma, quote, CR or LF is quoted, quotes doubled.
-local function csv_field(s)
-  if s:find('[,"\r\n]') then return '"' .. s:gsub('"', '""') .. '"' end
-  return s
-end
-
---- CSV (RFC 4180 quoting, "\n" line ends), header row of column labels.
-function Table:csv()
-  local out, head = {}, {}
-  for j, c in ipairs(self.columns) do head[j] = csv_field(c.label) end
-  out[1] = table.concat(head, ",") .. "\n"
-  for _, r in ipairs(self.rows) do
+-- The columns and cells as the C renderer (host/report/table_render.c, via
+-- wb.core.render_table) takes them: display text (csv: full precision, no
+-- bold), right-aligned numeric columns, the best value of a column bold.
+function Table:_render(format)
+  local cols, rows = {}, {}
+  for j, c in ipairs(self.columns) do
+    cols[j] = { label = c.label, latex = c.latex, numeric = self:_numeric(c) }
+  end
+  for i, r in ipairs(self.rows) do
     local cells = {}
     for j, c in ipairs(self.columns) do
       local v = r[c.key]
-      cells[j] = csv_field(v == nil and "" or type(v) == "number" and csv_number(v) or tostring(v))
+      if format == "csv" then
+        cells[j] = v == nil and "" or type(v) == "number" and csv_number(v) or tostring(v)
+      else
+        local s = self:_cell(c, v)
+        cells[j] = self:_is_best(c, v) and { s, bold = true } or s
+      end
     end
-    out[#out + 1] = table.concat(cells, ",") .. "\n"
+    rows[i] = cells
   end
-  return table.concat(out)
+  return core.render_table(format, cols, rows)
 end
+
+--- Markdown (GitHub pipe table), columns padded so it reads in a terminal.
+function Table:markdown() return self:_render("md") end
+
+--- LaTeX tabular with booktabs rules (\usepackage{booktabs}); the best value
+-- of a column in bold.
+function Table:latex() return self:_render("tex") end
+
+--- CSV (RFC 4180 quoting, "\n" line ends), header row of column labels.
+function Table:csv() return self:_render("csv") end
 
 --- Markdown to stdout.
 function Table:print()
@@ -296,7 +248,8 @@ Table.__tostring = Table.markdown
 local writers = { md = "markdown", tex = "latex", csv = "csv" }
 
 --- Writes basepath.md / .tex / .csv (default all three), each atomically
--- (a temporary file renamed over the target), creating parent folders.
+-- (wb.core.write_file: a temporary file renamed over the target), creating
+-- parent folders.
 function Table:write(basepath, formats)
   if type(basepath) ~= "string" then error("Table:write: basepath must be a string", 2) end
   formats = formats or { "md", "tex", "csv" }
@@ -307,21 +260,8 @@ function Table:write(basepath, formats)
     if method == nil then
       error(("Table:write: unknown format '%s' (known: md, tex, csv)"):format(tostring(ext)), 2)
     end
-    local path = basepath .. "." .. ext
-    local tmp = path .. ".tmp"
-    local f, err = io.open(tmp, "wb")
-    if not f then error("Table:write: " .. err, 2) end
-    local ok, werr = f:write(self[method](self))
-    local closed, cerr = f:close()
-    if not ok or not closed then
-      os.remove(tmp)
-      error(("Table:write: %s: %s"):format(tmp, tostring(werr or cerr)), 2)
-    end
-    local renamed, rerr = os.rename(tmp, path)
-    if not renamed then
-      os.remove(tmp)
-      error("Table:write: " .. tostring(rerr), 2)
-    end
+    local ok, err = core.write_file(basepath .. "." .. ext, self[method](self))
+    if not ok then error("Table:write: " .. err, 2) end
   end
   return self
 end
