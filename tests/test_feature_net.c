@@ -1,5 +1,5 @@
 /* tests/test_feature_net.c — the FID feature classifier (host/engine/feature_net.h)
- * and its loss (host/core/ops_loss.h):
+ * and its loss (include/wb/loss.h):
  *   - wb_cross_entropy against a double reference (also at logits of 1e3,
  *     where a naive softmax overflows) and a central finite-difference
  *     gradient;
@@ -30,7 +30,7 @@
 
 #include "engine/feature_net.h"
 #include "engine/images.h"
-#include "core/ops_loss.h"
+#include "wb/loss.h"
 #include "wb_test_util.h"
 
 #define PER_BATCH 40 /* 5 train batches -> 200 images; test_batch 60 */

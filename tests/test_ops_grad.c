@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "elementwise.h"
+#include "wb/elementwise.h"
 #include "op_cases.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
@@ -462,7 +462,7 @@ static wb_tensor *wf_op(wb_graph *g, int f, wb_tensor *x) {
  * of the long-double closed forms on [-90, 90] — which reaches below e^-87,
  * where sigmoid's polynomial exp must hand over to denormals or 0 correctly.
  * Checked both through the ops (the dispatched CPU build, SIMD included) and
- * through kernels/elementwise.h directly (what CUDA and plugins use). */
+ * through include/wb/elementwise.h directly (what CUDA and plugins use). */
 static void test_weight_functions_range(void **state) {
     (void)state;
     const int64_t n = 200 * 64 + 1; /* step 1/64 over [-100, 100] */
@@ -605,7 +605,7 @@ static void check_adam(const adam_cfg *cfg, int steps) {
                 double tol = 2e-5 * cfg->lr * step + 2e-7 * step * fabs(p[o]);
                 if (fabs(t->data[j] - p[o]) > tol)
                     fail_msg("%s step %d: %s[%lld] = %.9g, reference %.9g", cfg->name, step,
-                             wb_params_name(ps, i), (long long)j, t->data[j], p[o]);
+                             wb_params_at(ps, i)->name, (long long)j, t->data[j], p[o]);
             }
         }
     }

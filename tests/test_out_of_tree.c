@@ -11,14 +11,18 @@
  *      to kl / be at α = 0 / 1, finite at extreme logits, NaN kept;
  *   3. the BUILT workbench, with WB_PLUGIN_PATH naming a folder holding just
  *      that .so, runs a Lua script that (a) finds "alpha" in wb.divergences()
- *      and wb.plugins(), (b) checks wb.divergence_weights / _value numbers
+ *      and wb.plugins() with the family it declares ("Amari alpha", also in
+ *      wb.divergence_families()), (b) checks wb.divergence_weights / _value numbers
  *      and a bounds error, (c) runs a 3-step wb.distill with it;
  *   4. the same folder plus the bad_abi fixture: `workbench plugins` still
- *      lists the good plugins and warns naming bad_abi's file, and a script
+ *      lists the good plugins (alpha with its family) and warns naming
+ *      bad_abi's file, and a script
  *      can still use alpha;
  *   5. the same source built with one compiler line from `pkg-config wb`
  *      (PKG_CONFIG_PATH=<prefix>/lib/pkgconfig): the flags must point into the
- *      prefix, and the module must load and work.
+ *      prefix, every installed header (wb/elementwise.h among them) must
+ *      compile on its own with just those flags, and the module must load
+ *      and work.
  * Skipped, with a visible "SKIP:" line, only when cmake or the C compiler is
  * missing (step 5 alone also when pkg-config is). About 2 s, mostly the
  * example's CMake configure.
@@ -169,6 +173,8 @@ static void check_module_numbers(const char *so_path) {
     assert_string_equal(alpha->params[0].name, "alpha");
     assert_int_equal(alpha->params[0].type, WB_PARAM_NUMBER);
     assert_int_equal(alpha->divergence->score_free, 0);
+    assert_non_null(alpha->family); /* its own family, not the host's guess */
+    assert_string_equal(alpha->family, "Amari alpha");
 
     enum { N = 2001 };
     static float l[N], ws[N], wl[N], ref_s[N], ref_l[N];
@@ -266,6 +272,8 @@ static const char LUA_SCRIPT[] =
     "for _, p in ipairs(wb.plugins('divergence')) do if p.name == 'alpha' then info = p end end\n"
     "assert(info.path == expected_path, 'path ' .. info.path)\n"
     "assert(info.version == '1.0.0' and info.score_free == false and #info.params == 1)\n"
+    "assert(info.family == 'Amari alpha', 'family ' .. tostring(info.family))\n"
+    "assert(wb.divergence_families().alpha == 'Amari alpha' and wb.divergence_families().kl == 'Bregman')\n"
     "local p = info.params[1]\n"
     "assert(p.name == 'alpha' and p.type == 'number' and p.default == 2 and p.min == -10 and p.max == 10)\n"
     "-- (b) numbers: w_s = exp(alpha*l), w_l = 0\n"
@@ -346,7 +354,7 @@ static void test_bad_abi_alongside(void **state) {
     if (r.status != 0) SHOW(r, cmd);
     assert_int_equal(r.status, 0);
     char want[PATH_MAX + 256];
-    snprintf(want, sizeof want, "  alpha 1.0.0  (%s/mixed/" PLUGIN_FILE ")", g_tmp);
+    snprintf(want, sizeof want, "  alpha 1.0.0  [Amari alpha]  (%s/mixed/" PLUGIN_FILE ")", g_tmp);
     EXPECT_IN(r.out, want, r);
     EXPECT_IN(r.out, "  kl ", r);
     EXPECT_IN(r.out, "  classifier ", r);
@@ -413,6 +421,17 @@ static void test_pkg_config(void **state) {
         fail();
     }
     wb_test_result_free(&r);
+
+    /* A plugin needs the installed headers and nothing else: each one
+     * compiles on its own with just the package's flags (wb/elementwise.h,
+     * the scalar math, included). */
+    snprintf(cmd, sizeof cmd,
+             "export PKG_CONFIG_PATH='%s/prefix/%s/pkgconfig' && test -f '%s/prefix/include/wb/elementwise.h' && "
+             "for h in '%s/prefix/include/wb/'*.h; do "
+             "printf '#include \"wb/%%s\"\\n' \"$(basename \"$h\")\" | "
+             "'%s' -std=c11 -Wall -Wextra -Werror -fsyntax-only -x c - $('%s' --cflags wb) || exit 1; done",
+             g_tmp, WB_TEST_INSTALL_LIBDIR, g_tmp, g_tmp, WB_TEST_CC, WB_TEST_PKG_CONFIG);
+    run_ok(cmd);
 
     /* the one line of the example's README */
     snprintf(cmd, sizeof cmd,

@@ -18,7 +18,15 @@
  *   - configurations: defaults of every parameter type, the checked setters'
  *     errors naming plugin and key (bounds, integer-ness, wrong type, string
  *     choices, list lengths and element bounds, unknown keys listing the known
- *     ones), lookups with fallbacks, and wb_config_to_json.
+ *     ones), lookups with fallbacks, and wb_config_to_json;
+ *   - struct sizes: a first-release (prefix-size) descriptor loads and its
+ *     appended `family` reads as NULL although the bytes after its struct
+ *     hold a string; a descriptor smaller than the prefix or larger than the
+ *     host's is rejected naming the file; the shipped divergences declare
+ *     their families;
+ *   - gan-head's `feature` list: a name longer than the head can hold and a
+ *     ninth name are errors naming them, a 31-character name is held (it
+ *     reaches the feature probe), eight names are accepted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +44,7 @@
 #include <unistd.h>
 
 #include "core/registry.h"
+#include "engine/engine.h"
 #include "wb/plugin.h"
 
 #ifndef WB_TEST_PLUGIN_DIR
@@ -431,8 +440,104 @@ static void test_config_strings_ints(void **state) {
     wb_registry_free(reg);
 }
 
+/* ---- struct sizes ---------------------------------------------------------------- */
+static void test_struct_sizes(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    const size_t v1 = offsetof(wb_plugin_desc, ratio) + sizeof(void *); /* before `family` */
+
+    /* first release: loads, and the field it does not know reads as NULL */
+    assert_int_equal(wb_registry_load_file(reg, WB_TEST_BUILD_DIR "/test_fixtures_accepted/fixture_old_desc.so"), 0);
+    const wb_plugin_info *old = wb_registry_find(reg, WB_KIND_DIVERGENCE, "old-size");
+    assert_non_null(old);
+    assert_int_equal(old->desc->struct_size, v1);
+    assert_null(old->desc->family);
+    const float logit[2] = {0.0f, 1.0f};
+    float ws[2], wl[2];
+    old->desc->divergence->weights(NULL, 2, logit, ws, wl);
+    assert_float_equal(ws[1], 3.0f, 0.0f);
+
+    char want[256];
+    snprintf(want, sizeof want, "descriptor 0 struct_size %zu, host accepts %zu..%zu (smaller than the first release's",
+             v1 - sizeof(void *), v1, sizeof(wb_plugin_desc));
+    expect_rejected(reg, "small_desc", want);
+    snprintf(want, sizeof want, "descriptor 0 struct_size %zu, host accepts %zu..%zu (larger than the host's",
+             sizeof(wb_plugin_desc) + sizeof(void *), v1, sizeof(wb_plugin_desc));
+    expect_rejected(reg, "big_desc", want);
+    assert_int_equal(wb_registry_count(reg), N_SHIPPED + 1);
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "small-size"));
+    assert_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "big-size"));
+
+    /* the shipped divergences name their family; the nets declare none */
+    static const struct {
+        const char *name, *family;
+    } families[] = {{"lr", "Bregman"}, {"sba", "Bregman"},     {"rkl", "f-div"},
+                    {"jeffreys", "f-div"}, {"dikl", "score-free"}, {"dirm", "score-free"}};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        const wb_plugin_desc *d = find_desc(reg, WB_KIND_DIVERGENCE, families[i].name);
+        assert_non_null(d->family);
+        assert_string_equal(d->family, families[i].family);
+    }
+    assert_null(find_desc(reg, WB_KIND_NET, "mlp")->family);
+    wb_registry_free(reg);
+}
+
+/* ---- gan-head's feature list ---------------------------------------------------------- */
+/* gan-head's create() with feature = names on a real mlp teacher: the
+ * instance (destroyed again) or NULL with err filled. */
+static int gan_head_try(const wb_plugin_desc *gh, const wb_ratio_env *env, const char *names, char *err, size_t n) {
+    wb_config_owned *c = wb_config_new(gh);
+    assert_int_equal(wb_config_set_string(c, "feature", names), 0);
+    wb_params *ps = wb_params_new(env->backend);
+    err[0] = 0;
+    void *self = gh->ratio->create(&c->cfg, env, ps, err, n);
+    if (self) gh->ratio->destroy(self);
+    wb_params_free(ps);
+    wb_config_free(c);
+    return self != NULL;
+}
+
+static void test_gan_head_feature_names(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    const wb_plugin_desc *gh = find_desc(reg, WB_KIND_RATIO, "gan-head");
+    const wb_plugin_desc *mlp = find_desc(reg, WB_KIND_NET, "mlp");
+    wb_netspec spec = {mlp, wb_config_new(mlp)};
+    wb_net_shape shape = {.channels = 2, .height = 1, .width = 1, .out_channels = 2, .label_dim = 0};
+    wb_rng rng;
+    wb_rng_init(&rng, 1, 0);
+    wb_net *teacher = wb_net_new(&spec, &shape, wb_backend_cpu(), &rng);
+    assert_non_null(teacher);
+    wb_ratio_env env = {.data = shape, .teacher = teacher, .backend = wb_backend_cpu()};
+    char err[512];
+
+    assert_true(gan_head_try(gh, &env, "hidden", err, sizeof err));
+    /* eight maps is the most it holds (the same one eight times is fine) */
+    assert_true(gan_head_try(gh, &env, "hidden,hidden,hidden,hidden,hidden,hidden,hidden,hidden", err, sizeof err));
+    /* a ninth is an error, not silently dropped */
+    assert_false(gan_head_try(gh, &env, "hidden,b,c,d,e,f,g,h,i", err, sizeof err));
+    EXPECT_IN(err, "feature 'hidden,b,c,d,e,f,g,h,i' names more than 8 feature maps");
+    /* 32 characters do not fit; 31 do, and reach the probe, which names them */
+    const char *name32 = "abcdefghijklmnopqrstuvwxyz012345", *name31 = "abcdefghijklmnopqrstuvwxyz01234";
+    char names[64];
+    snprintf(names, sizeof names, "hidden, %s", name32);
+    assert_false(gan_head_try(gh, &env, names, err, sizeof err));
+    EXPECT_IN(err, "map name 'abcdefghijklmnopqrstuvwxyz012345' is longer than 31 characters");
+    assert_false(gan_head_try(gh, &env, name31, err, sizeof err));
+    EXPECT_IN(err, "exposes no feature 'abcdefghijklmnopqrstuvwxyz01234' (it has: hidden)");
+    /* separators only: no map at all */
+    assert_false(gan_head_try(gh, &env, " , ,", err, sizeof err));
+    EXPECT_IN(err, "names no feature map");
+
+    wb_net_free(teacher);
+    wb_config_free(spec.cfg);
+    wb_registry_free(reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_struct_sizes),
+        cmocka_unit_test(test_gan_head_feature_names),
         cmocka_unit_test(test_shipped_plugins),
         cmocka_unit_test(test_fixtures_rejected),
         cmocka_unit_test(test_mixed_folder),

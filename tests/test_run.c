@@ -21,9 +21,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/atomic_file.h"
+#include "wb/atomic_file.h"
 #include "core/buildinfo.h"
-#include "core/safetensors.h"
+#include "wb/safetensors.h"
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "wb_test_util.h"

@@ -24,7 +24,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/safetensors.h"
+#include "wb/safetensors.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
 

@@ -99,6 +99,8 @@ static int l_plugins(lua_State *L) {
         lua_setfield(L, -2, "path");
         lua_pushstring(L, d->doc ? d->doc : "");
         lua_setfield(L, -2, "doc");
+        lua_pushstring(L, d->family); /* the descriptor's family; NULL (none declared): nil */
+        lua_setfield(L, -2, "family");
         lua_createtable(L, d->n_params, 0);
         for (int p = 0; p < d->n_params; p++) {
             push_param(L, &d->params[p]);

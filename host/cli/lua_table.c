@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "cli/lua_wb.h"
-#include "core/atomic_file.h"
+#include "wb/atomic_file.h"
 #include "report/table_render.h"
 #include "wb/tensor.h"
 

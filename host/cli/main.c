@@ -385,7 +385,7 @@ static int cmd_plugins(void) {
             const wb_plugin_info *info = wb_registry_at(reg, i);
             const wb_plugin_desc *d = info->desc;
             if (d->kind != groups[g].kind) continue;
-            printf("  %s %s  (%s)\n", d->name, d->version, info->path);
+            printf("  %s %s  [%s]  (%s)\n", d->name, d->version, d->family ? d->family : "plugin", info->path);
             if (d->doc && *d->doc) printf("      %s\n", d->doc);
             for (int p = 0; p < d->n_params; p++) print_param(&d->params[p]);
         }

@@ -2,7 +2,7 @@
  * single writer behind every file libwb produces except the append-only
  * metrics log.
  */
-#include "core/atomic_file.h"
+#include "wb/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

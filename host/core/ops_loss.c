@@ -1,4 +1,4 @@
-/* host/core/ops_loss.c — wb_cross_entropy (host/core/ops_loss.h): softmax cross
+/* host/core/ops_loss.c — wb_cross_entropy (include/wb/loss.h): softmax cross
  * entropy with integer labels, for the feature classifier.
  *
  * Shape legend: B batch, K classes; logits (B, K), labels (B) host ints.
@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "core/ops_loss.h"
+#include "wb/loss.h"
 #include "wb/backend.h"
 #include "core/wb_internal.h"
 

@@ -5,12 +5,21 @@
  * A library is accepted whole or not at all. Every rejection is recorded
  * with the file name and the reason, and loading carries on with the next
  * file, so one broken .so never takes the host down.
+ *
+ * Struct sizes (wb/plugin.h, "How the ABI grows"): a plugin-filled struct
+ * may be anything from its first-release size (the prefix every plugin
+ * knows) up to the host's sizeof. The host never reads a plugin's struct
+ * past its struct_size: it copies the descriptor and its function table
+ * into zeroed host-size structs (appended fields read as 0 / NULL) and hands
+ * out only those copies.
  */
-#define _GNU_SOURCE /* dladdr: find the folder libwb was loaded from */
+#define _GNU_SOURCE /* dladdr: find the folder this library was loaded from */
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,9 +29,30 @@
 
 #define WB_MAX_PLUGINS_PER_LIB 64
 
+/* Size of a struct up to and including field: the first-release prefix,
+ * named by its last first-release field so appending fields never moves it. */
+#define PREFIX_SIZE(type, last_field) (offsetof(type, last_field) + sizeof(((type *)0)->last_field))
+#define LIBRARY_V1_SIZE PREFIX_SIZE(wb_plugin_library, plugins)
+#define DESC_V1_SIZE PREFIX_SIZE(wb_plugin_desc, ratio)
+#define DIVERGENCE_FNS_V1_SIZE PREFIX_SIZE(wb_divergence_fns, value)
+#define NET_FNS_V1_SIZE PREFIX_SIZE(wb_net_fns, forward)
+#define RATIO_FNS_V1_SIZE PREFIX_SIZE(wb_ratio_fns, logit)
+
+/* The host's copy of one descriptor and its function table. */
+typedef struct desc_copy {
+    wb_plugin_desc desc; /* .divergence / .net / .ratio point at fns below */
+    union {
+        wb_divergence_fns divergence;
+        wb_net_fns net;
+        wb_ratio_fns ratio;
+    } fns;
+} desc_copy;
+
 typedef struct loaded_lib {
     char *path; /* heap string: plugin infos point at it, so it must not move */
     void *handle;
+    desc_copy *descs; /* n_descs host copies; plugin infos point into it */
+    int n_descs;
 } loaded_lib;
 
 struct wb_registry {
@@ -52,6 +82,7 @@ void wb_registry_free(wb_registry *reg) {
     for (int i = 0; i < reg->n_libs; i++) {
         dlclose(reg->libs[i].handle);
         free(reg->libs[i].path);
+        free(reg->libs[i].descs);
     }
     for (int i = 0; i < reg->n_errors; i++) free(reg->errors[i]);
     free(reg->errors);
@@ -89,17 +120,83 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-/* Checks one descriptor; writes the reason into why. */
-static int validate_desc(const wb_plugin_desc *d, char *why, size_t n) {
-    if (!d) return snprintf(why, n, "descriptor pointer is NULL"), -1;
+/* A struct_size between the first-release prefix and the host's sizeof. */
+static int size_ok(uint32_t size, size_t v1, size_t host) { return size >= v1 && size <= host; }
+
+static int size_error(char *why, size_t n, const char *what, uint32_t size, size_t v1, size_t host) {
+    snprintf(why, n, "%s struct_size %u, host accepts %zu..%zu (%s)", what, size, v1, host,
+             size < v1 ? "smaller than the first release's: not built against wb/plugin.h"
+                       : "larger than the host's: built against a newer wb/plugin.h");
+    return -1;
+}
+
+/* Checks the ABI version and struct sizes of descriptor `index` and copies
+ * it, and its kind's table, into dst (zeroed first, so fields the plugin's
+ * struct_size does not cover read as 0 / NULL). Nothing past a struct_size is
+ * read. Writes the reason into why. */
+static int copy_desc(const wb_plugin_desc *d, int index, desc_copy *dst, char *why, size_t n) {
+    memset(dst, 0, sizeof *dst);
+    if (!d) return snprintf(why, n, "descriptor %d: pointer is NULL", index), -1;
     if (d->abi_version != WB_ABI_VERSION)
-        return snprintf(why, n, "descriptor '%s' has ABI version %u, host expects %u",
-                        valid_name(d->name) ? d->name : "?", d->abi_version, WB_ABI_VERSION), -1;
-    if (d->struct_size != sizeof(wb_plugin_desc))
-        return snprintf(why, n, "descriptor struct_size %u, host expects %zu", d->struct_size,
-                        sizeof(wb_plugin_desc)), -1;
+        return snprintf(why, n, "descriptor %d has ABI version %u, host expects %u", index, d->abi_version,
+                        WB_ABI_VERSION), -1;
+    if (!size_ok(d->struct_size, DESC_V1_SIZE, sizeof(wb_plugin_desc))) {
+        char what[48];
+        snprintf(what, sizeof what, "descriptor %d", index);
+        return size_error(why, n, what, d->struct_size, DESC_V1_SIZE, sizeof(wb_plugin_desc));
+    }
+    memcpy(&dst->desc, d, d->struct_size);
+    wb_plugin_desc *c = &dst->desc;
+    const char *name = valid_name(c->name) ? c->name : "?";
+    /* the copy holds exactly the table of its kind */
+    const void *table = c->kind == WB_KIND_DIVERGENCE ? (const void *)c->divergence
+                        : c->kind == WB_KIND_NET      ? (const void *)c->net
+                        : c->kind == WB_KIND_RATIO    ? (const void *)c->ratio
+                                                      : NULL;
+    c->divergence = NULL;
+    c->net = NULL;
+    c->ratio = NULL;
+    if (!table) {
+        if (c->kind != WB_KIND_DIVERGENCE && c->kind != WB_KIND_NET && c->kind != WB_KIND_RATIO)
+            return snprintf(why, n, "plugin '%s' has unknown kind %d", name, (int)c->kind), -1;
+        return snprintf(why, n, "%s '%s' has no function table",
+                        c->kind == WB_KIND_RATIO ? "ratio estimator" : wb_kind_name(c->kind), name), -1;
+    }
+    uint32_t table_size;
+    memcpy(&table_size, table, sizeof table_size); /* every table starts with its struct_size */
+    size_t v1 = c->kind == WB_KIND_DIVERGENCE ? DIVERGENCE_FNS_V1_SIZE
+                : c->kind == WB_KIND_NET      ? NET_FNS_V1_SIZE
+                                              : RATIO_FNS_V1_SIZE;
+    size_t host = c->kind == WB_KIND_DIVERGENCE ? sizeof(wb_divergence_fns)
+                  : c->kind == WB_KIND_NET      ? sizeof(wb_net_fns)
+                                                : sizeof(wb_ratio_fns);
+    if (!size_ok(table_size, v1, host)) {
+        char what[96];
+        snprintf(what, sizeof what, "%s '%s': table", wb_kind_name(c->kind), name);
+        return size_error(why, n, what, table_size, v1, host);
+    }
+    memcpy(&dst->fns, table, table_size);
+    if (c->kind == WB_KIND_DIVERGENCE) c->divergence = &dst->fns.divergence;
+    else if (c->kind == WB_KIND_NET) c->net = &dst->fns.net;
+    else c->ratio = &dst->fns.ratio;
+    return 0;
+}
+
+/* A family, when given, is a short printable label for tables. */
+static int valid_family(const char *s) {
+    if (!*s || strlen(s) > 32) return 0;
+    for (; *s; s++)
+        if (!isprint((unsigned char)*s)) return 0;
+    return 1;
+}
+
+/* Checks one descriptor (the host's copy, sizes already checked); writes
+ * the reason into why. */
+static int validate_desc(const wb_plugin_desc *d, char *why, size_t n) {
     if (!valid_name(d->name)) return snprintf(why, n, "invalid plugin name (want [a-z0-9_-]+)"), -1;
     if (!d->version || !*d->version) return snprintf(why, n, "plugin '%s' has no version", d->name), -1;
+    if (d->family && !valid_family(d->family))
+        return snprintf(why, n, "plugin '%s': family must be 1..32 printable characters", d->name), -1;
     if (d->n_params < 0 || d->n_params > 64 || (d->n_params > 0 && !d->params))
         return snprintf(why, n, "plugin '%s': bad parameter table", d->name), -1;
     for (int i = 0; i < d->n_params; i++) {
@@ -118,27 +215,15 @@ static int validate_desc(const wb_plugin_desc *d, char *why, size_t n) {
     }
     switch (d->kind) {
     case WB_KIND_DIVERGENCE:
-        if (!d->divergence) return snprintf(why, n, "divergence '%s' has no function table", d->name), -1;
-        if (d->divergence->struct_size != sizeof(wb_divergence_fns))
-            return snprintf(why, n, "divergence '%s': table struct_size %u, host expects %zu", d->name,
-                            d->divergence->struct_size, sizeof(wb_divergence_fns)), -1;
         if (!d->divergence->weights) return snprintf(why, n, "divergence '%s': required function 'weights' is NULL", d->name), -1;
         if (!d->divergence->value) return snprintf(why, n, "divergence '%s': required function 'value' is NULL", d->name), -1;
         break;
     case WB_KIND_NET:
-        if (!d->net) return snprintf(why, n, "net '%s' has no function table", d->name), -1;
-        if (d->net->struct_size != sizeof(wb_net_fns))
-            return snprintf(why, n, "net '%s': table struct_size %u, host expects %zu", d->name,
-                            d->net->struct_size, sizeof(wb_net_fns)), -1;
         if (!d->net->create || !d->net->destroy || !d->net->forward)
             return snprintf(why, n, "net '%s': required function %s is NULL", d->name,
                             !d->net->create ? "'create'" : !d->net->destroy ? "'destroy'" : "'forward'"), -1;
         break;
     case WB_KIND_RATIO:
-        if (!d->ratio) return snprintf(why, n, "ratio estimator '%s' has no function table", d->name), -1;
-        if (d->ratio->struct_size != sizeof(wb_ratio_fns))
-            return snprintf(why, n, "ratio '%s': table struct_size %u, host expects %zu", d->name,
-                            d->ratio->struct_size, sizeof(wb_ratio_fns)), -1;
         if (!d->ratio->create || !d->ratio->destroy || !d->ratio->logit)
             return snprintf(why, n, "ratio '%s': required function %s is NULL", d->name,
                             !d->ratio->create ? "'create'" : !d->ratio->destroy ? "'destroy'" : "'logit'"), -1;
@@ -182,27 +267,35 @@ int wb_registry_load_file(wb_registry *reg, const char *path) {
                  lib->abi_version, WB_ABI_VERSION);
         return reject(reg, path, why, handle);
     }
-    if (lib->struct_size != sizeof(wb_plugin_library)) {
-        snprintf(why, sizeof why, "library struct_size %u, host expects %zu", lib->struct_size,
-                 sizeof(wb_plugin_library));
+    if (!size_ok(lib->struct_size, LIBRARY_V1_SIZE, sizeof(wb_plugin_library))) {
+        size_error(why, sizeof why, "library", lib->struct_size, LIBRARY_V1_SIZE, sizeof(wb_plugin_library));
         return reject(reg, path, why, handle);
     }
-    if (lib->n_plugins < 1 || lib->n_plugins > WB_MAX_PLUGINS_PER_LIB || !lib->plugins) {
-        snprintf(why, sizeof why, "library declares %d plugins (1..%d)", lib->n_plugins, WB_MAX_PLUGINS_PER_LIB);
+    wb_plugin_library lib_copy = {0};
+    memcpy(&lib_copy, lib, lib->struct_size);
+    if (lib_copy.n_plugins < 1 || lib_copy.n_plugins > WB_MAX_PLUGINS_PER_LIB || !lib_copy.plugins) {
+        snprintf(why, sizeof why, "library declares %d plugins (1..%d)", lib_copy.n_plugins, WB_MAX_PLUGINS_PER_LIB);
         return reject(reg, path, why, handle);
     }
-    for (int i = 0; i < lib->n_plugins; i++) {
-        const wb_plugin_desc *d = lib->plugins[i];
-        if (validate_desc(d, why, sizeof why)) return reject(reg, path, why, handle);
+    desc_copy *descs = calloc((size_t)lib_copy.n_plugins, sizeof *descs);
+    if (!descs) return reject(reg, path, "out of memory", handle);
+    for (int i = 0; i < lib_copy.n_plugins; i++) {
+        const wb_plugin_desc *d = &descs[i].desc;
+        if (copy_desc(lib_copy.plugins[i], i, &descs[i], why, sizeof why) || validate_desc(d, why, sizeof why)) {
+            free(descs);
+            return reject(reg, path, why, handle);
+        }
         for (int j = 0; j < i; j++)
-            if (lib->plugins[j]->kind == d->kind && strcmp(lib->plugins[j]->name, d->name) == 0) {
+            if (descs[j].desc.kind == d->kind && strcmp(descs[j].desc.name, d->name) == 0) {
                 snprintf(why, sizeof why, "%s '%s' registered twice in this library", wb_kind_name(d->kind), d->name);
+                free(descs);
                 return reject(reg, path, why, handle);
             }
         const wb_plugin_info *dup = wb_registry_find(reg, d->kind, d->name);
         if (dup) {
             snprintf(why, sizeof why, "duplicate %s name '%s' (already loaded from %s)", wb_kind_name(d->kind),
                      d->name, dup->path);
+            free(descs);
             return reject(reg, path, why, handle);
         }
     }
@@ -210,23 +303,31 @@ int wb_registry_load_file(wb_registry *reg, const char *path) {
     if (reg->n_libs == reg->cap_libs) {
         int cap = reg->cap_libs ? reg->cap_libs * 2 : 16;
         loaded_lib *l = realloc(reg->libs, (size_t)cap * sizeof *l);
-        if (!l) return reject(reg, path, "out of memory", handle);
+        if (!l) {
+            free(descs);
+            return reject(reg, path, "out of memory", handle);
+        }
         reg->libs = l;
         reg->cap_libs = cap;
+    }
+    if (reg->n + lib_copy.n_plugins > reg->cap) {
+        int cap = reg->cap ? reg->cap * 2 : 32;
+        while (cap < reg->n + lib_copy.n_plugins) cap *= 2;
+        wb_plugin_info *p = realloc(reg->plugins, (size_t)cap * sizeof *p);
+        if (!p) {
+            free(descs);
+            return reject(reg, path, "out of memory", handle);
+        }
+        reg->plugins = p;
+        reg->cap = cap;
     }
     loaded_lib *ll = &reg->libs[reg->n_libs++];
     ll->path = strdup(real);
     ll->handle = handle;
-    if (reg->n + lib->n_plugins > reg->cap) {
-        int cap = reg->cap ? reg->cap * 2 : 32;
-        while (cap < reg->n + lib->n_plugins) cap *= 2;
-        wb_plugin_info *p = realloc(reg->plugins, (size_t)cap * sizeof *p);
-        if (!p) return -1;
-        reg->plugins = p;
-        reg->cap = cap;
-    }
-    for (int i = 0; i < lib->n_plugins; i++) {
-        reg->plugins[reg->n].desc = lib->plugins[i];
+    ll->descs = descs;
+    ll->n_descs = lib_copy.n_plugins;
+    for (int i = 0; i < lib_copy.n_plugins; i++) {
+        reg->plugins[reg->n].desc = &descs[i].desc;
         reg->plugins[reg->n].path = ll->path;
         reg->n++;
     }
@@ -276,7 +377,8 @@ static int load_dir_level(wb_registry *reg, const char *dir, int depth) {
 
 int wb_registry_load_dir(wb_registry *reg, const char *dir) { return load_dir_level(reg, dir, 0); }
 
-/* The folder libwb.so was loaded from, or "" when unknown. */
+/* The folder the library holding this code (libwb_host.so, installed and
+ * built beside libwb.so) was loaded from, or "" when unknown. */
 static void libwb_dir(char *dir, size_t n) {
     Dl_info info;
     dir[0] = 0;
@@ -290,7 +392,7 @@ static void libwb_dir(char *dir, size_t n) {
 }
 
 void wb_registry_discover(wb_registry *reg) {
-    /* A libwb in the build tree uses the build's plugin folders; an
+    /* A host library in the build tree uses the build's plugin folders; an
      * installed one uses <its folder>/wb/plugins (so an install moved or
      * made with --prefix finds its own) and the configured install folder.
      * Never both: the same plugins would load twice and clash by name. */

@@ -9,16 +9,20 @@
 typedef struct wb_registry wb_registry;
 
 typedef struct wb_plugin_info {
-    const wb_plugin_desc *desc;
-    const char *path; /* the .so it came from */
+    const wb_plugin_desc *desc; /* the host's copy (host-size struct; fields past
+                                   the plugin's struct_size read as 0 / NULL) */
+    const char *path;           /* the .so it came from */
 } wb_plugin_info;
 
 wb_registry *wb_registry_new(void);
 void wb_registry_free(wb_registry *reg);
-/* Search, in order: the build's plugin folders, the install prefix's,
- * every folder of $WB_PLUGIN_PATH (':'-separated), and ./plugins. Each
- * folder is scanned for *.so, one level of sub-folders included. Bad
- * libraries are recorded as errors (wb_registry_errors) and skipped. */
+/* Load, in order: EITHER the build's plugin folder (this library was
+ * loaded from the build root, or its folder is unknown) OR the installed
+ * ones (<this library's folder>/wb/plugins, then the configured install
+ * prefix's); then every folder of $WB_PLUGIN_PATH (':'-separated); then
+ * ./plugins. Each folder is scanned for *.so, one level of sub-folders
+ * included (docs/plugins.md, "Where plugins are found"). Bad libraries are
+ * recorded as errors (wb_registry_error) and skipped. */
 void wb_registry_discover(wb_registry *reg);
 /* Load every *.so in dir (and its direct sub-folders). Returns how many
  * libraries were accepted. */

@@ -30,8 +30,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/atomic_file.h"
-#include "core/safetensors.h"
+#include "wb/atomic_file.h"
+#include "wb/safetensors.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
 

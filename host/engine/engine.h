@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 
-#include "core/atomic_file.h" /* wb_write_file_atomic */
+#include "wb/atomic_file.h" /* wb_write_file_atomic */
 #include "core/registry.h"
 #include "wb/plugin.h"
 

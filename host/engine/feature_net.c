@@ -24,7 +24,7 @@
 #include "engine/inception.h"
 #include "engine/images.h"
 #include "engine/metrics.h"
-#include "core/ops_loss.h"
+#include "wb/loss.h"
 
 #define FN_BATCH 64          /* training minibatch                         */
 #define FN_EVAL_BATCH 256    /* feature extraction batch (no tape: cheap)  */

@@ -13,6 +13,7 @@
 
 #include "engine/engine.h"
 #include "core/wb_internal.h"
+#include "wb/cpu.h" /* wb_cpu_rbf_sum */
 
 typedef struct gmm_dataset {
     wb_dataset base;
@@ -129,8 +130,6 @@ double wb_gmm_log_density(const wb_gmm *g, const float *x, float sigma) {
  * sees both mode shape and mode weights. */
 static const double mmd_bandwidths[] = {0.05, 0.1, 0.2, 0.5, 1.0};
 #define N_BW (sizeof mmd_bandwidths / sizeof mmd_bandwidths[0])
-
-double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh);
 
 static double kernel_mean(const float *a, int64_t na, const float *b, int64_t nb, int dim) {
     float inv[N_BW];

@@ -13,7 +13,7 @@
 
 #include <cblas.h>
 
-#include "core/safetensors.h"
+#include "wb/safetensors.h"
 #include "wb/tensor.h"
 
 /* OpenBLAS exports LAPACK but ships no lapack.h in the cblas include dir;

@@ -19,7 +19,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 
-#include "core/atomic_file.h"
+#include "wb/atomic_file.h"
 #include "core/buildinfo.h"
 #include "core/wb_internal.h"
 #include "engine/engine.h"

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/atomic_file.h"
+#include "wb/atomic_file.h"
 #include "report/font5x7.h"
 #include "wb/tensor.h"
 

@@ -16,6 +16,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* libwb exports what is declared here */
 
 typedef enum {
     WB_UNARY_SCALE = 0,   /* alpha·x         */
@@ -243,6 +244,8 @@ void wb_backend_clear(const wb_backend *be);
 
 /* Broadcast geometry of a and b; 0 or -1 with wb_last_error() set. */
 int wb_bcast_init(wb_bcast *bc, const wb_tensor *a, const wb_tensor *b);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* wb/plugin.h — THE plugin ABI of distill-workbench. A plugin author needs
- * this header (and wb/tensor.h, which it includes, for nets and ratio
- * estimators) and one example: docs/plugins.md, docs/examples/.
+ * the installed public headers (this one, wb/tensor.h which it includes, and
+ * wb/elementwise.h for the overflow-safe scalar math) and one example:
+ * docs/plugins.md, docs/examples/.
  *
  * A plugin library is a shared object exporting exactly one symbol,
  *
@@ -12,14 +13,28 @@
  * version and its struct size, then kind, name, version, doc and the
  * parameter specs AS DATA, so the host can list them, bind them to Lua and
  * check user values against type and bounds without calling plugin code.
+ * The helper macros at the end (WB_PARAM_*, WB_*_FNS, WB_*_DESC,
+ * WB_LIBRARY) write all of this by field name.
  *
  * The host validates everything before use (ABI version, struct sizes, kind,
  * names, required functions, duplicate names) and rejects a bad library with
  * a message naming its file; other libraries keep loading.
  *
+ * How the ABI grows without breaking built plugins: fields are only ever
+ * APPENDED to a struct. A plugin-filled struct (library, descriptor, function
+ * tables) carries its struct_size; the host accepts any size from the first
+ * release's (the prefix every plugin knows) up to its own, copies the
+ * plugin's bytes into a zeroed struct of its own size and so reads an
+ * appended field the plugin does not know as 0 / NULL. A host-filled struct
+ * (wb_ratio_env, wb_net_shape, ...) only ever grows at the end too: a plugin
+ * built before a field existed simply never reads it. wb_param_spec has no
+ * size and is frozen. Removing or reordering a field is a new
+ * WB_ABI_VERSION.
+ *
  * Plugins link against libwb (wb::wb in CMake, `pkg-config wb`) for tensor
- * ops. Plugin functions report failure by returning NULL / non-zero and
- * writing a message into the err buffer they are given (or wb_set_error).
+ * ops; libwb exports exactly the functions the public headers declare.
+ * Plugin functions report failure by returning NULL / non-zero and writing a
+ * message into the err buffer they are given (or wb_set_error).
  */
 #ifndef WB_PLUGIN_H
 #define WB_PLUGIN_H
@@ -32,6 +47,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* libwb is built with -fvisibility=hidden: what is declared between push and
+ * pop is its exported API (tests/check_exports.py compares the two). */
+#pragma GCC visibility push(default)
 
 #define WB_ABI_VERSION 1u
 #define WB_PLUGIN_ENTRY_SYMBOL "wb_plugin_entry"
@@ -179,6 +197,9 @@ typedef struct wb_plugin_desc {
     const wb_divergence_fns *divergence;
     const wb_net_fns *net;
     const wb_ratio_fns *ratio;
+    /* ---- appended after the first release (a smaller struct_size reads as NULL) */
+    const char *family;   /* e.g. "Bregman", "f-div", "score-free"; shown in
+                             listings and result tables; NULL: "plugin" */
 } wb_plugin_desc;
 
 typedef struct wb_plugin_library {
@@ -210,6 +231,116 @@ wb_tensor *wb_edm_c_in_x(wb_graph *g, wb_tensor *x, wb_tensor *sigma);
 wb_tensor *wb_edm_c_noise(wb_graph *g, wb_tensor *sigma);
 /* The feature map called `name` in feats, or NULL. */
 wb_tensor *wb_features_get(const wb_features *feats, const char *name);
+
+#pragma GCC visibility pop
+
+/* The one symbol a plugin library defines and exports (WB_PLUGIN_EXPORT:
+ * build plugins with -fvisibility=hidden so it stays the only one); libwb
+ * never defines it. Declared here so a plugin's definition has a prototype. */
+WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void);
+
+/* ---- helpers: tables and descriptors by field name ------------------------- *
+ * Every field is named, so a reader sees at a glance which table of the
+ * descriptor is set and that the sizes are filled, and a field appended to a
+ * struct later cannot shift a plugin's values. A plugin library is then:
+ *
+ *   static const wb_param_spec my_params[] = {
+ *       WB_PARAM_NUMBER("alpha", 2.0, -10.0, 10.0, "exponent of the ratio"),
+ *   };
+ *   static const wb_divergence_fns my_fns = WB_DIVERGENCE_FNS(0, my_weights, my_value);
+ *   static const wb_plugin_desc my_desc =
+ *       WB_DIVERGENCE_DESC("alpha", "1.0.0", "f-div", "one line", WB_PARAMS(my_params), &my_fns);
+ *   static const wb_plugin_desc *const my_plugins[] = {&my_desc};
+ *   static const wb_plugin_library my_library = WB_LIBRARY(my_plugins);
+ *   WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &my_library; }
+ */
+
+/* Number of elements of a true array (not a pointer). */
+#define WB_COUNT_OF(array_) ((int)(sizeof(array_) / sizeof((array_)[0])))
+
+/* Parameter specs, one per type. (The type enum constants keep their names:
+ * WB_PARAM_NUMBER alone is the type, WB_PARAM_NUMBER(...) a whole spec.)
+ *   NUMBER, INT: default and inclusive bounds;  BOOL: default 0/1;
+ *   STRING: default string, choices "a|b|c" or NULL (any string);
+ *   INTS: default list "64,64", inclusive bounds of every element. */
+#define WB_PARAM_NUMBER(name_, def_, min_, max_, doc_)                                             \
+    {                                                                                              \
+        .name = (name_), .type = WB_PARAM_NUMBER, .def = (def_), .min = (min_), .max = (max_),     \
+        .def_str = NULL, .choices = NULL, .doc = (doc_),                                           \
+    }
+#define WB_PARAM_INT(name_, def_, min_, max_, doc_)                                                \
+    {                                                                                              \
+        .name = (name_), .type = WB_PARAM_INT, .def = (def_), .min = (min_), .max = (max_),        \
+        .def_str = NULL, .choices = NULL, .doc = (doc_),                                           \
+    }
+#define WB_PARAM_BOOL(name_, def_, doc_)                                                           \
+    {                                                                                              \
+        .name = (name_), .type = WB_PARAM_BOOL, .def = (def_) ? 1.0 : 0.0, .min = 0.0, .max = 1.0, \
+        .def_str = NULL, .choices = NULL, .doc = (doc_),                                           \
+    }
+#define WB_PARAM_STRING(name_, def_, choices_, doc_)                                               \
+    {                                                                                              \
+        .name = (name_), .type = WB_PARAM_STRING, .def = 0.0, .min = 0.0, .max = 0.0,              \
+        .def_str = (def_), .choices = (choices_), .doc = (doc_),                                   \
+    }
+#define WB_PARAM_INTS(name_, def_, min_, max_, doc_)                                               \
+    {                                                                                              \
+        .name = (name_), .type = WB_PARAM_INTS, .def = 0.0, .min = (min_), .max = (max_),          \
+        .def_str = (def_), .choices = NULL, .doc = (doc_),                                         \
+    }
+
+/* The params_ argument of the descriptor macros: a spec array, or none. */
+#define WB_PARAMS(specs_) .params = (specs_), .n_params = WB_COUNT_OF(specs_)
+#define WB_NO_PARAMS .params = NULL, .n_params = 0
+
+/* Function tables, their struct_size filled. */
+#define WB_DIVERGENCE_FNS(score_free_, weights_, value_)                                           \
+    {                                                                                              \
+        .struct_size = (uint32_t)sizeof(wb_divergence_fns), .score_free = (score_free_),           \
+        .weights = (weights_), .value = (value_),                                                  \
+    }
+#define WB_NET_FNS(create_, destroy_, forward_)                                                    \
+    {                                                                                              \
+        .struct_size = (uint32_t)sizeof(wb_net_fns), .create = (create_), .destroy = (destroy_),   \
+        .forward = (forward_),                                                                     \
+    }
+#define WB_RATIO_FNS(wants_backbone_, create_, destroy_, logit_)                                   \
+    {                                                                                              \
+        .struct_size = (uint32_t)sizeof(wb_ratio_fns), .wants_backbone = (wants_backbone_),        \
+        .create = (create_), .destroy = (destroy_), .logit = (logit_),                             \
+    }
+
+/* Descriptors: kind, sizes and ABI version filled, exactly one table set.
+ * version_: the plugin's own version, recorded in every run (bump it when a
+ * formula changes); family_: a string or NULL; params_: WB_PARAMS(array) or
+ * WB_NO_PARAMS (written out in each macro, not forwarded to a common one:
+ * their commas would split it into two arguments); fns_: the address of the
+ * kind's table. */
+#define WB_DIVERGENCE_DESC(name_, version_, family_, doc_, params_, fns_)                          \
+    {                                                                                              \
+        .abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof(wb_plugin_desc),            \
+        .kind = WB_KIND_DIVERGENCE, .name = (name_), .version = (version_), .doc = (doc_),         \
+        params_, .divergence = (fns_), .net = NULL, .ratio = NULL, .family = (family_),            \
+    }
+#define WB_NET_DESC(name_, version_, family_, doc_, params_, fns_)                                 \
+    {                                                                                              \
+        .abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof(wb_plugin_desc),            \
+        .kind = WB_KIND_NET, .name = (name_), .version = (version_), .doc = (doc_), params_,       \
+        .divergence = NULL, .net = (fns_), .ratio = NULL, .family = (family_),                     \
+    }
+#define WB_RATIO_DESC(name_, version_, family_, doc_, params_, fns_)                               \
+    {                                                                                              \
+        .abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof(wb_plugin_desc),            \
+        .kind = WB_KIND_RATIO, .name = (name_), .version = (version_), .doc = (doc_), params_,     \
+        .divergence = NULL, .net = NULL, .ratio = (fns_), .family = (family_),                     \
+    }
+
+/* The library: every descriptor of a true array of descriptor pointers. */
+#define WB_LIBRARY(descs_)                                                                         \
+    {                                                                                              \
+        .abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof(wb_plugin_library),         \
+        .n_plugins = WB_COUNT_OF(descs_), .plugins = (descs_),                                     \
+    }
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* libwb exports what is declared here */
 
 #define WB_MAX_DIMS 4
 
@@ -333,6 +334,8 @@ int wb_safetensors_save(const char *path, const wb_named_params *stores, int n_s
  * the whole file validates. */
 int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_stores,
                         int allow_extra);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* kernels/cpu/cpu_backend.c — the CPU reference backend: the wb_backend
  * vtable over host memory. GEMM goes to OpenBLAS (cblas_sgemm), most
  * convolutions to oneDNN when built with it (cpu_conv_dnnl.c); elementwise
- * math comes from kernels/elementwise.h so CUDA computes the same formulas.
+ * math comes from include/wb/elementwise.h so CUDA computes the same formulas.
  * This backend is the reference every other backend is tested against, and
  * it must also be fast on its own: the common broadcast patterns (same
  * shape, scalar, per-row, per-column) have flat loops the compiler
@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "elementwise.h"
+#include "wb/elementwise.h"
 #include "wb/backend.h"
+#include "wb/cpu.h" /* wb_cpu_rbf_sum: public, so declared before it is defined */
 #include "cpu_kernels.h" /* image-op kernels (cpu_conv.c, cpu_norm.c) */
 
 

@@ -10,11 +10,11 @@
  * are int64_t because tensors may exceed 2^31 elements. n <= 0 launches
  * nothing (a zero-block launch is an error in CUDA).
  *
- * The scalar math comes from kernels/elementwise.h (WB_HD), the same
+ * The scalar math comes from include/wb/elementwise.h (WB_HD), the same
  * functions the CPU reference uses, so both backends round alike.
  */
 #include "cuda/cuda_backend.h"
-#include "elementwise.h"
+#include "wb/elementwise.h"
 
 #define WB_GRID_STRIDE(i, n)                                                     \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);    \

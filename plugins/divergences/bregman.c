@@ -131,17 +131,9 @@ static double ls_value(const wb_config *cfg, int64_t n, const float *logit) {
 #define SBA_LAMBDA_DEFAULT 5.0
 
 static const wb_param_spec sba_params[] = {
-    {
-        .name = "lambda",
-        .type = WB_PARAM_NUMBER,
-        .def = SBA_LAMBDA_DEFAULT,
-        .min = -10.0,
-        .max = 20.0,
-        .def_str = NULL,
-        .choices = NULL,
-        .doc = "exponent: w_s = exp(-lambda*l) = (q/p)^lambda; paper: 3, 5, 10 best, -1 worst "
-               "(0 = kl, 1 = ls, -1 = be)",
-    },
+    WB_PARAM_NUMBER("lambda", SBA_LAMBDA_DEFAULT, -10.0, 20.0,
+                    "exponent: w_s = exp(-lambda*l) = (q/p)^lambda; paper: 3, 5, 10 best, -1 worst "
+                    "(0 = kl, 1 = ls, -1 = be)"),
 };
 
 /* The host always passes the resolved config; the NULL guard only keeps a
@@ -177,40 +169,43 @@ static double sba_value(const wb_config *cfg, int64_t n, const float *logit) {
 }
 
 /* ---- the library ------------------------------------------------------------- */
-static const wb_divergence_fns lr_fns = WB_DIV_FNS(0, lr_weights, lr_value);
-static const wb_divergence_fns kl_fns = WB_DIV_FNS(0, kl_weights, kl_value);
-static const wb_divergence_fns be_fns = WB_DIV_FNS(0, be_weights, be_value);
-static const wb_divergence_fns ls_fns = WB_DIV_FNS(0, ls_weights, ls_value);
-static const wb_divergence_fns sba_fns = WB_DIV_FNS(0, sba_weights, sba_value);
+/* The family every member declares: result tables and `workbench plugins` show it. */
+#define BREGMAN_FAMILY "Bregman"
 
-static const wb_plugin_desc lr_desc = WB_DIV_DESC(
-    "lr",
+static const wb_divergence_fns lr_fns = WB_DIVERGENCE_FNS(0, lr_weights, lr_value);
+static const wb_divergence_fns kl_fns = WB_DIVERGENCE_FNS(0, kl_weights, kl_value);
+static const wb_divergence_fns be_fns = WB_DIVERGENCE_FNS(0, be_weights, be_value);
+static const wb_divergence_fns ls_fns = WB_DIVERGENCE_FNS(0, ls_weights, ls_value);
+static const wb_divergence_fns sba_fns = WB_DIVERGENCE_FNS(0, sba_weights, sba_value);
+
+static const wb_plugin_desc lr_desc = WB_DIVERGENCE_DESC(
+    "lr", WB_DIV_VERSION, BREGMAN_FAMILY,
     "Di-Bregman (arXiv:2510.16983) logistic-regression Bregman: h(r) = r log r - (1+r) log(1+r), "
     "r = q/p; w_s = sigmoid(l)",
-    NULL, 0, &lr_fns);
-static const wb_plugin_desc kl_desc = WB_DIV_DESC(
-    "kl",
+    WB_NO_PARAMS, &lr_fns);
+static const wb_plugin_desc kl_desc = WB_DIVERGENCE_DESC(
+    "kl", WB_DIV_VERSION, BREGMAN_FAMILY,
     "Di-Bregman (arXiv:2510.16983) reverse KL as Bregman (DMD/VSD): h(r) = r log r - r, r = q/p; "
     "w_s = 1",
-    NULL, 0, &kl_fns);
-static const wb_plugin_desc be_desc =
-    WB_DIV_DESC("be",
-                "Di-Bregman (arXiv:2510.16983) Burg-entropy Bregman: h(r) = -log r, r = q/p; w_s = "
-                "exp(l) = p/q",
-                NULL, 0, &be_fns);
-static const wb_plugin_desc ls_desc =
-    WB_DIV_DESC("ls",
-                "Di-Bregman (arXiv:2510.16983) least-squares Bregman: h(r) = r^2/2, r = q/p; w_s = "
-                "exp(-l) = q/p",
-                NULL, 0, &ls_fns);
-static const wb_plugin_desc sba_desc = WB_DIV_DESC(
-    "sba",
+    WB_NO_PARAMS, &kl_fns);
+static const wb_plugin_desc be_desc = WB_DIVERGENCE_DESC(
+    "be", WB_DIV_VERSION, BREGMAN_FAMILY,
+    "Di-Bregman (arXiv:2510.16983) Burg-entropy Bregman: h(r) = -log r, r = q/p; w_s = "
+    "exp(l) = p/q",
+    WB_NO_PARAMS, &be_fns);
+static const wb_plugin_desc ls_desc = WB_DIVERGENCE_DESC(
+    "ls", WB_DIV_VERSION, BREGMAN_FAMILY,
+    "Di-Bregman (arXiv:2510.16983) least-squares Bregman: h(r) = r^2/2, r = q/p; w_s = "
+    "exp(-l) = q/p",
+    WB_NO_PARAMS, &ls_fns);
+static const wb_plugin_desc sba_desc = WB_DIVERGENCE_DESC(
+    "sba", WB_DIV_VERSION, BREGMAN_FAMILY,
     "Di-Bregman (arXiv:2510.16983) SBA family: h(r) = (r^(1+lambda) - r)/(lambda(lambda+1)), "
     "r = q/p; w_s = exp(-lambda*l)",
-    sba_params, (int)(sizeof(sba_params) / sizeof(sba_params[0])), &sba_fns);
+    WB_PARAMS(sba_params), &sba_fns);
 
 static const wb_plugin_desc *const bregman_plugins[] = {&lr_desc, &kl_desc, &be_desc, &ls_desc,
                                                         &sba_desc};
-static const wb_plugin_library bregman_library = WB_DIV_LIBRARY(bregman_plugins);
+static const wb_plugin_library bregman_library = WB_LIBRARY(bregman_plugins);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &bregman_library; }

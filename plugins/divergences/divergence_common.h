@@ -1,7 +1,9 @@
-/* divergence_common.h — small static inline helpers shared by the three
+/* divergence_common.h — small static inline numerics shared by the three
  * divergence plugins (bregman.c, fdiv.c, scorefree.c). Private to
  * plugins/divergences/: nothing here is ABI, and every plugin .so gets its own
- * copy, so the only exported symbol stays wb_plugin_entry.
+ * copy, so the only exported symbol stays wb_plugin_entry. It needs nothing
+ * but the public headers (wb/plugin.h, wb/elementwise.h); the descriptor and
+ * parameter helpers are wb/plugin.h's.
  *
  * Two kinds of helpers:
  *   - float, for weights(): the NaN-propagating clamped exponential. Weights
@@ -24,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "elementwise.h"
+#include "wb/elementwise.h"
 #include "wb/plugin.h"
 
 /* Version recorded in every run; bump when a weight or value formula changes. */
@@ -97,33 +99,5 @@ static inline double wb_div_mean(int64_t n, const float *logit, wb_div_term_fn t
     }
     return sum / (double)n;
 }
-
-/* ---- descriptors ------------------------------------------------------------- */
-
-/* The divergence table and the descriptor: every field named, so a reader
- * sees at a glance that only .divergence is set and the sizes are filled. */
-#define WB_DIV_FNS(score_free_, weights_, value_)                                                  \
-    {                                                                                              \
-        .struct_size = (uint32_t)sizeof(wb_divergence_fns), .score_free = (score_free_),           \
-        .weights = (weights_), .value = (value_),                                                  \
-    }
-
-#define WB_DIV_DESC(name_, doc_, params_, n_params_, fns_)                                         \
-    {                                                                                              \
-        .abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof(wb_plugin_desc),            \
-        .kind = WB_KIND_DIVERGENCE, .name = (name_), .version = WB_DIV_VERSION, .doc = (doc_),     \
-        .params = (params_), .n_params = (n_params_), .divergence = (fns_), .net = NULL,           \
-        .ratio = NULL,                                                                             \
-    }
-
-#define WB_DIV_LIBRARY(plugins_)                                                                   \
-    {                                                                                              \
-        .abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof(wb_plugin_library),         \
-        .n_plugins = (int)(sizeof(plugins_) / sizeof((plugins_)[0])), .plugins = (plugins_),       \
-    }
-
-/* The one exported symbol of every plugin library (declared here because
- * wb/plugin.h only names its type, wb_plugin_entry_fn). */
-WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void);
 
 #endif

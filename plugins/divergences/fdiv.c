@@ -165,41 +165,46 @@ static double jeffreys_value(const wb_config *cfg, int64_t n, const float *logit
 }
 
 /* ---- the library ------------------------------------------------------------- */
-static const wb_divergence_fns rkl_fns = WB_DIV_FNS(0, rkl_weights, rkl_value);
-static const wb_divergence_fns srkl_fns = WB_DIV_FNS(0, srkl_weights, srkl_value);
-static const wb_divergence_fns js_fns = WB_DIV_FNS(0, js_weights, js_value);
-static const wb_divergence_fns sh_fns = WB_DIV_FNS(0, sh_weights, sh_value);
-static const wb_divergence_fns fkl_fns = WB_DIV_FNS(0, fkl_weights, fkl_value);
-static const wb_divergence_fns jeffreys_fns = WB_DIV_FNS(0, jeffreys_weights, jeffreys_value);
+/* The family every member declares: result tables and `workbench plugins` show it. */
+#define FDIV_FAMILY "f-div"
 
-static const wb_plugin_desc rkl_desc = WB_DIV_DESC(
-    "rkl", "f-distill (arXiv:2502.15681) reverse KL: f(rho) = -log rho, rho = p/q; w_s = 1", NULL,
-    0, &rkl_fns);
-static const wb_plugin_desc srkl_desc = WB_DIV_DESC(
-    "srkl",
+static const wb_divergence_fns rkl_fns = WB_DIVERGENCE_FNS(0, rkl_weights, rkl_value);
+static const wb_divergence_fns srkl_fns = WB_DIVERGENCE_FNS(0, srkl_weights, srkl_value);
+static const wb_divergence_fns js_fns = WB_DIVERGENCE_FNS(0, js_weights, js_value);
+static const wb_divergence_fns sh_fns = WB_DIVERGENCE_FNS(0, sh_weights, sh_value);
+static const wb_divergence_fns fkl_fns = WB_DIVERGENCE_FNS(0, fkl_weights, fkl_value);
+static const wb_divergence_fns jeffreys_fns = WB_DIVERGENCE_FNS(0, jeffreys_weights, jeffreys_value);
+
+static const wb_plugin_desc rkl_desc = WB_DIVERGENCE_DESC(
+    "rkl", WB_DIV_VERSION, FDIV_FAMILY,
+    "f-distill (arXiv:2502.15681) reverse KL: f(rho) = -log rho, rho = p/q; w_s = 1",
+    WB_NO_PARAMS, &rkl_fns);
+static const wb_plugin_desc srkl_desc = WB_DIVERGENCE_DESC(
+    "srkl", WB_DIV_VERSION, FDIV_FAMILY,
     "f-distill (arXiv:2502.15681) softened reverse KL: f(rho) = (rho+1) log((rho+1)/(2 rho)), "
     "rho = p/q; w_s = sigmoid(-l)",
-    NULL, 0, &srkl_fns);
-static const wb_plugin_desc js_desc = WB_DIV_DESC(
-    "js",
+    WB_NO_PARAMS, &srkl_fns);
+static const wb_plugin_desc js_desc = WB_DIVERGENCE_DESC(
+    "js", WB_DIV_VERSION, FDIV_FAMILY,
     "f-distill (arXiv:2502.15681) Jensen-Shannon: f(rho) = rho log rho - (rho+1) log((rho+1)/2), "
     "rho = p/q; w_s = sigmoid(l)",
-    NULL, 0, &js_fns);
-static const wb_plugin_desc sh_desc = WB_DIV_DESC(
-    "sh",
+    WB_NO_PARAMS, &js_fns);
+static const wb_plugin_desc sh_desc = WB_DIVERGENCE_DESC(
+    "sh", WB_DIV_VERSION, FDIV_FAMILY,
     "f-distill (arXiv:2502.15681) squared Hellinger: f(rho) = 1 - sqrt(rho), rho = p/q; "
     "w_s = exp(l/2)/4",
-    NULL, 0, &sh_fns);
-static const wb_plugin_desc fkl_desc = WB_DIV_DESC(
-    "fkl", "f-distill (arXiv:2502.15681) forward KL: f(rho) = rho log rho, rho = p/q; w_s = exp(l)",
-    NULL, 0, &fkl_fns);
-static const wb_plugin_desc jeffreys_desc = WB_DIV_DESC(
-    "jeffreys",
+    WB_NO_PARAMS, &sh_fns);
+static const wb_plugin_desc fkl_desc = WB_DIVERGENCE_DESC(
+    "fkl", WB_DIV_VERSION, FDIV_FAMILY,
+    "f-distill (arXiv:2502.15681) forward KL: f(rho) = rho log rho, rho = p/q; w_s = exp(l)",
+    WB_NO_PARAMS, &fkl_fns);
+static const wb_plugin_desc jeffreys_desc = WB_DIVERGENCE_DESC(
+    "jeffreys", WB_DIV_VERSION, FDIV_FAMILY,
     "f-distill (arXiv:2502.15681) Jeffreys: f(rho) = (rho-1) log rho, rho = p/q; w_s = 1 + exp(l)",
-    NULL, 0, &jeffreys_fns);
+    WB_NO_PARAMS, &jeffreys_fns);
 
 static const wb_plugin_desc *const fdiv_plugins[] = {&rkl_desc, &srkl_desc, &js_desc,
                                                      &sh_desc,  &fkl_desc,  &jeffreys_desc};
-static const wb_plugin_library fdiv_library = WB_DIV_LIBRARY(fdiv_plugins);
+static const wb_plugin_library fdiv_library = WB_LIBRARY(fdiv_plugins);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &fdiv_library; }

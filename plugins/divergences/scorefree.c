@@ -93,27 +93,30 @@ static double dirm_value(const wb_config *cfg, int64_t n, const float *logit) {
 }
 
 /* ---- the library ------------------------------------------------------------- */
-static const wb_divergence_fns dikl_fns = WB_DIV_FNS(1, dikl_weights, dikl_value);
-static const wb_divergence_fns dijs_fns = WB_DIV_FNS(1, dijs_weights, dijs_value);
-static const wb_divergence_fns dirm_fns = WB_DIV_FNS(1, dirm_weights, dirm_value);
+/* The family every member declares: result tables and `workbench plugins` show it. */
+#define SCOREFREE_FAMILY "score-free"
 
-static const wb_plugin_desc dikl_desc = WB_DIV_DESC(
-    "dikl",
+static const wb_divergence_fns dikl_fns = WB_DIVERGENCE_FNS(1, dikl_weights, dikl_value);
+static const wb_divergence_fns dijs_fns = WB_DIVERGENCE_FNS(1, dijs_weights, dijs_value);
+static const wb_divergence_fns dirm_fns = WB_DIVERGENCE_FNS(1, dirm_weights, dirm_value);
+
+static const wb_plugin_desc dikl_desc = WB_DIVERGENCE_DESC(
+    "dikl", WB_DIV_VERSION, SCOREFREE_FAMILY,
     "score-free diffusive KL (arXiv:2502.08005 Eq. 8): min E_q[-l] = KL(q||p); w_s = 0, w_l = 1",
-    NULL, 0, &dikl_fns);
-static const wb_plugin_desc dijs_desc = WB_DIV_DESC(
-    "dijs",
+    WB_NO_PARAMS, &dikl_fns);
+static const wb_plugin_desc dijs_desc = WB_DIVERGENCE_DESC(
+    "dijs", WB_DIV_VERSION, SCOREFREE_FAMILY,
     "score-free diffusive JS (arXiv:2502.08005 Eq. 9): min E_q[log(1 - sigmoid(l))]; w_s = 0, "
     "w_l = sigmoid(l)",
-    NULL, 0, &dijs_fns);
-static const wb_plugin_desc dirm_desc =
-    WB_DIV_DESC("dirm",
-                "score-free realness maximisation (arXiv:2502.08005 Eq. 10): min E_q[-log "
-                "sigmoid(l)]; w_s = 0, "
-                "w_l = sigmoid(-l)",
-                NULL, 0, &dirm_fns);
+    WB_NO_PARAMS, &dijs_fns);
+static const wb_plugin_desc dirm_desc = WB_DIVERGENCE_DESC(
+    "dirm", WB_DIV_VERSION, SCOREFREE_FAMILY,
+    "score-free realness maximisation (arXiv:2502.08005 Eq. 10): min E_q[-log "
+    "sigmoid(l)]; w_s = 0, "
+    "w_l = sigmoid(-l)",
+    WB_NO_PARAMS, &dirm_fns);
 
 static const wb_plugin_desc *const scorefree_plugins[] = {&dikl_desc, &dijs_desc, &dirm_desc};
-static const wb_plugin_library scorefree_library = WB_DIV_LIBRARY(scorefree_plugins);
+static const wb_plugin_library scorefree_library = WB_LIBRARY(scorefree_plugins);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &scorefree_library; }

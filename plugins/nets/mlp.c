@@ -33,12 +33,12 @@ typedef struct mlp {
 } mlp;
 
 static const wb_param_spec mlp_params[] = {
-    {"widths", WB_PARAM_INTS, 0, 1, 16384, "128,128,128", NULL, "hidden layer widths, e.g. {256, 256}"},
-    {"emb_dim", WB_PARAM_INT, 32, 2, 4096, NULL, NULL, "noise-embedding width (even)"},
-    {"embedding", WB_PARAM_STRING, 0, 0, 0, "positional", "positional|none",
-     "noise embedding: EDM positional (sin/cos of c_noise) or none (c_noise as one input)"},
-    {"max_period", WB_PARAM_NUMBER, 10000, 1, 1e6, NULL, NULL, "positional embedding max period"},
-    {"activation", WB_PARAM_STRING, 0, 0, 0, "silu", "silu|relu|tanh", "hidden activation"},
+    WB_PARAM_INTS("widths", "128,128,128", 1, 16384, "hidden layer widths, e.g. {256, 256}"),
+    WB_PARAM_INT("emb_dim", 32, 2, 4096, "noise-embedding width (even)"),
+    WB_PARAM_STRING("embedding", "positional", "positional|none",
+                    "noise embedding: EDM positional (sin/cos of c_noise) or none (c_noise as one input)"),
+    WB_PARAM_NUMBER("max_period", 10000, 1, 1e6, "positional embedding max period"),
+    WB_PARAM_STRING("activation", "silu", "silu|relu|tanh", "hidden activation"),
 };
 
 static wb_tensor *activate(const mlp *m, wb_graph *g, wb_tensor *x) {
@@ -127,26 +127,14 @@ static wb_tensor *mlp_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tenso
     return y;
 }
 
-static const wb_net_fns mlp_fns = {
-    .struct_size = sizeof(wb_net_fns),
-    .create = mlp_create,
-    .destroy = mlp_destroy,
-    .forward = mlp_forward,
-};
+static const wb_net_fns mlp_fns = WB_NET_FNS(mlp_create, mlp_destroy, mlp_forward);
 
-static const wb_plugin_desc mlp_desc = {
-    .abi_version = WB_ABI_VERSION,
-    .struct_size = sizeof(wb_plugin_desc),
-    .kind = WB_KIND_NET,
-    .name = "mlp",
-    .version = "1.0.0",
-    .doc = "noise-conditioned MLP (positional embedding of c_noise, configurable widths); feature 'hidden'",
-    .params = mlp_params,
-    .n_params = (int)(sizeof mlp_params / sizeof mlp_params[0]),
-    .net = &mlp_fns,
-};
+static const wb_plugin_desc mlp_desc = WB_NET_DESC(
+    "mlp", "1.0.0", NULL,
+    "noise-conditioned MLP (positional embedding of c_noise, configurable widths); feature 'hidden'",
+    WB_PARAMS(mlp_params), &mlp_fns);
 
 static const wb_plugin_desc *const mlp_list[] = {&mlp_desc};
-static const wb_plugin_library mlp_library = {WB_ABI_VERSION, sizeof(wb_plugin_library), 1, mlp_list};
+static const wb_plugin_library mlp_library = WB_LIBRARY(mlp_list);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &mlp_library; }

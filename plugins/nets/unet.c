@@ -92,20 +92,19 @@ typedef struct unet {
 } unet;
 
 static const wb_param_spec unet_params[] = {
-    {"preset", WB_PARAM_STRING, 0, 0, 0, "custom", "custom|tiny|small|cifar10-ddpmpp",
-     "architecture preset; overrides channels, multipliers, blocks, attn_resolutions, emb_mult, embedding"},
-    {"channels", WB_PARAM_INT, 32, 4, 4096, NULL, NULL, "model channels (EDM model_channels)"},
-    {"multipliers", WB_PARAM_INTS, 0, 1, 64, "1,2,2", NULL, "channel multiplier per resolution level (channel_mult)"},
-    {"blocks", WB_PARAM_INT, 1, 1, UNET_MAX_BLOCKS, NULL, NULL, "residual blocks per level (num_blocks)"},
-    {"attn_resolutions", WB_PARAM_INTS, 0, 0, 65536, "16", NULL,
-     "resolutions whose blocks end in self-attention (0: none)"},
-    {"dropout", WB_PARAM_NUMBER, 0, 0, 0.99, NULL, NULL, "dropout before each block's second conv (EDM CIFAR: 0.13)"},
-    {"embedding", WB_PARAM_STRING, 0, 0, 0, "positional", "positional|fourier",
-     "noise embedding: positional (DDPM++) or Fourier, frozen random frequencies (NCSN++)"},
-    {"emb_mult", WB_PARAM_INT, 4, 1, 64, NULL, NULL, "embedding width = channels·emb_mult (channel_mult_emb)"},
-    {"heads", WB_PARAM_INT, 1, 1, 64, NULL, NULL, "attention heads (DDPM++: 1)"},
-    {"encoder_only", WB_PARAM_BOOL, 0, 0, 1, NULL, NULL,
-     "classifier: encoder + bottleneck, pooled, linear to (B, out_channels, 1, 1)"},
+    WB_PARAM_STRING("preset", "custom", "custom|tiny|small|cifar10-ddpmpp",
+                    "architecture preset; overrides channels, multipliers, blocks, attn_resolutions, emb_mult, "
+                    "embedding"),
+    WB_PARAM_INT("channels", 32, 4, 4096, "model channels (EDM model_channels)"),
+    WB_PARAM_INTS("multipliers", "1,2,2", 1, 64, "channel multiplier per resolution level (channel_mult)"),
+    WB_PARAM_INT("blocks", 1, 1, UNET_MAX_BLOCKS, "residual blocks per level (num_blocks)"),
+    WB_PARAM_INTS("attn_resolutions", "16", 0, 65536, "resolutions whose blocks end in self-attention (0: none)"),
+    WB_PARAM_NUMBER("dropout", 0, 0, 0.99, "dropout before each block's second conv (EDM CIFAR: 0.13)"),
+    WB_PARAM_STRING("embedding", "positional", "positional|fourier",
+                    "noise embedding: positional (DDPM++) or Fourier, frozen random frequencies (NCSN++)"),
+    WB_PARAM_INT("emb_mult", 4, 1, 64, "embedding width = channels·emb_mult (channel_mult_emb)"),
+    WB_PARAM_INT("heads", 1, 1, 64, "attention heads (DDPM++: 1)"),
+    WB_PARAM_BOOL("encoder_only", 0, "classifier: encoder + bottleneck, pooled, linear to (B, out_channels, 1, 1)"),
 };
 
 /* ---- construction --------------------------------------------------------------- */
@@ -501,27 +500,15 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
     return wb_conv2d(g, norm_silu(g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
 }
 
-static const wb_net_fns unet_fns = {
-    .struct_size = sizeof(wb_net_fns),
-    .create = unet_create,
-    .destroy = unet_destroy,
-    .forward = unet_forward,
-};
+static const wb_net_fns unet_fns = WB_NET_FNS(unet_create, unet_destroy, unet_forward);
 
-static const wb_plugin_desc unet_desc = {
-    .abi_version = WB_ABI_VERSION,
-    .struct_size = sizeof(wb_plugin_desc),
-    .kind = WB_KIND_NET,
-    .name = "unet",
-    .version = "1.0.0",
-    .doc = "EDM DDPM++ UNet (SongUNet family: presets tiny|small|cifar10-ddpmpp, attention, encoder_only "
-           "classifier); features enc<R>, mid",
-    .params = unet_params,
-    .n_params = (int)(sizeof unet_params / sizeof unet_params[0]),
-    .net = &unet_fns,
-};
+static const wb_plugin_desc unet_desc = WB_NET_DESC(
+    "unet", "1.0.0", NULL,
+    "EDM DDPM++ UNet (SongUNet family: presets tiny|small|cifar10-ddpmpp, attention, encoder_only "
+    "classifier); features enc<R>, mid",
+    WB_PARAMS(unet_params), &unet_fns);
 
 static const wb_plugin_desc *const unet_list[] = {&unet_desc};
-static const wb_plugin_library unet_library = {WB_ABI_VERSION, sizeof(wb_plugin_library), 1, unet_list};
+static const wb_plugin_library unet_library = WB_LIBRARY(unet_list);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &unet_library; }

@@ -23,9 +23,8 @@ typedef struct classifier {
 } classifier;
 
 static const wb_param_spec classifier_params[] = {
-    {"precondition", WB_PARAM_BOOL, 1, 0, 1, NULL, NULL,
-     "feed c_in(σ)·x (EDM input scaling) instead of raw x"},
-    {"logit_scale", WB_PARAM_NUMBER, 1, 1e-3, 1e3, NULL, NULL, "multiplies the network output"},
+    WB_PARAM_BOOL("precondition", 1, "feed c_in(σ)·x (EDM input scaling) instead of raw x"),
+    WB_PARAM_NUMBER("logit_scale", 1, 1e-3, 1e3, "multiplies the network output"),
 };
 
 static void *classifier_create(const wb_config *cfg, const wb_ratio_env *env, wb_params *params, char *err,
@@ -57,28 +56,14 @@ static wb_tensor *classifier_logit(void *self, wb_graph *g, const wb_ratio_input
     return c->logit_scale == 1.0f ? l : wb_scale(g, l, c->logit_scale);
 }
 
-static const wb_ratio_fns classifier_fns = {
-    .struct_size = sizeof(wb_ratio_fns),
-    .wants_backbone = 1,
-    .create = classifier_create,
-    .destroy = classifier_destroy,
-    .logit = classifier_logit,
-};
+static const wb_ratio_fns classifier_fns =
+    WB_RATIO_FNS(1 /* wants_backbone */, classifier_create, classifier_destroy, classifier_logit);
 
-static const wb_plugin_desc classifier_desc = {
-    .abi_version = WB_ABI_VERSION,
-    .struct_size = sizeof(wb_plugin_desc),
-    .kind = WB_KIND_RATIO,
-    .name = "classifier",
-    .version = "1.0.0",
-    .doc = "separate σ-conditioned network (any net plugin via `net`) with a scalar logit",
-    .params = classifier_params,
-    .n_params = (int)(sizeof classifier_params / sizeof classifier_params[0]),
-    .ratio = &classifier_fns,
-};
+static const wb_plugin_desc classifier_desc = WB_RATIO_DESC(
+    "classifier", "1.0.0", NULL, "separate σ-conditioned network (any net plugin via `net`) with a scalar logit",
+    WB_PARAMS(classifier_params), &classifier_fns);
 
 static const wb_plugin_desc *const classifier_list[] = {&classifier_desc};
-static const wb_plugin_library classifier_library = {WB_ABI_VERSION, sizeof(wb_plugin_library), 1,
-                                                     classifier_list};
+static const wb_plugin_library classifier_library = WB_LIBRARY(classifier_list);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &classifier_library; }

@@ -32,12 +32,40 @@ typedef struct gan_head {
 } gan_head;
 
 static const wb_param_spec gan_head_params[] = {
-    {"features", WB_PARAM_STRING, 0, 0, 0, "teacher", "teacher|fake",
-     "whose features: the frozen teacher (f-distill) or the fake-score net (DMD2)"},
-    {"feature", WB_PARAM_STRING, 0, 0, 0, "hidden", NULL,
-     "feature map(s) exposed by the net, comma-separated ('hidden' for mlp; e.g. 'enc32,enc16,enc8' for unet)"},
-    {"hidden", WB_PARAM_INT, 128, 1, 8192, NULL, NULL, "head width"},
+    WB_PARAM_STRING("features", "teacher", "teacher|fake",
+                    "whose features: the frozen teacher (f-distill) or the fake-score net (DMD2)"),
+    WB_PARAM_STRING("feature", "hidden", NULL,
+                    "feature map(s) exposed by the net, comma-separated ('hidden' for mlp; e.g. 'enc32,enc16,enc8' "
+                    "for unet)"),
+    WB_PARAM_INT("hidden", 128, 1, 8192, "head width"),
 };
+
+/* h->feature ("enc32, enc16,enc8") -> h->names. A name the head cannot hold
+ * (too long, one too many) is an error naming it: a silently dropped map
+ * would train a head on fewer features than the user asked for. */
+static int parse_feature_names(gan_head *h, char *err, size_t err_len) {
+    for (const char *p = h->feature + strspn(h->feature, ", "); *p;) {
+        size_t n = strcspn(p, ", ");
+        if (h->n_maps == GAN_HEAD_MAX_MAPS) {
+            snprintf(err, err_len, "feature '%s' names more than %d feature maps", h->feature, GAN_HEAD_MAX_MAPS);
+            return -1;
+        }
+        if (n >= sizeof h->names[0]) {
+            snprintf(err, err_len, "feature '%s': map name '%.*s' is longer than %zu characters", h->feature, (int)n,
+                     p, sizeof h->names[0] - 1);
+            return -1;
+        }
+        memcpy(h->names[h->n_maps], p, n);
+        h->names[h->n_maps++][n] = 0;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (h->n_maps == 0) {
+        snprintf(err, err_len, "feature '%s' names no feature map", h->feature);
+        return -1;
+    }
+    return 0;
+}
 
 /* Total feature width: run the net once on a zero batch of one and look. */
 static int64_t probe_feature_width(wb_net *net, const gan_head *h, const wb_backend *be, char *err, size_t err_len) {
@@ -86,17 +114,7 @@ static void *gan_head_create(const wb_config *cfg, const wb_ratio_env *env, wb_p
     if (!h) return NULL;
     h->features_net = net;
     snprintf(h->feature, sizeof h->feature, "%s", wb_config_string(cfg, "feature", "hidden"));
-    for (const char *p = h->feature; *p && h->n_maps < GAN_HEAD_MAX_MAPS;) {
-        size_t n = strcspn(p, ", ");
-        if (n > 0 && n < sizeof h->names[0]) {
-            memcpy(h->names[h->n_maps], p, n);
-            h->names[h->n_maps++][n] = 0;
-        }
-        p += n;
-        p += strspn(p, ", ");
-    }
-    if (h->n_maps == 0) {
-        snprintf(err, err_len, "feature '%s' names no feature map", h->feature);
+    if (parse_feature_names(h, err, err_len)) {
         free(h);
         return NULL;
     }
@@ -146,27 +164,14 @@ static wb_tensor *gan_head_logit(void *self, wb_graph *g, const wb_ratio_input *
     return wb_reshape(g, l, 1, &b);
 }
 
-static const wb_ratio_fns gan_head_fns = {
-    .struct_size = sizeof(wb_ratio_fns),
-    .wants_backbone = 0,
-    .create = gan_head_create,
-    .destroy = gan_head_destroy,
-    .logit = gan_head_logit,
-};
+static const wb_ratio_fns gan_head_fns =
+    WB_RATIO_FNS(0 /* wants_backbone */, gan_head_create, gan_head_destroy, gan_head_logit);
 
-static const wb_plugin_desc gan_head_desc = {
-    .abi_version = WB_ABI_VERSION,
-    .struct_size = sizeof(wb_plugin_desc),
-    .kind = WB_KIND_RATIO,
-    .name = "gan-head",
-    .version = "1.0.0",
-    .doc = "two-layer head on teacher or fake-score features (f-distill, DMD2)",
-    .params = gan_head_params,
-    .n_params = (int)(sizeof gan_head_params / sizeof gan_head_params[0]),
-    .ratio = &gan_head_fns,
-};
+static const wb_plugin_desc gan_head_desc =
+    WB_RATIO_DESC("gan-head", "1.0.0", NULL, "two-layer head on teacher or fake-score features (f-distill, DMD2)",
+                  WB_PARAMS(gan_head_params), &gan_head_fns);
 
 static const wb_plugin_desc *const gan_head_list[] = {&gan_head_desc};
-static const wb_plugin_library gan_head_library = {WB_ABI_VERSION, sizeof(wb_plugin_library), 1, gan_head_list};
+static const wb_plugin_library gan_head_library = WB_LIBRARY(gan_head_list);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &gan_head_library; }

@@ -4,7 +4,7 @@
 --   wb.args(defaults)            command-line key=value over typed defaults
 --   wb.table(rows, columns, opts) result tables as Markdown, LaTeX, CSV
 --   wb.select_divergences(csv)   a "kl,dijs" subset, or every loaded divergence
---   wb.divergence_families()     name -> "Bregman" | "f-div" | "score-free" | "plugin"
+--   wb.divergence_families()     name -> the family each divergence declares ("plugin": none)
 -- Errors are raised at the caller's line (level 2), with the key at fault
 -- named, like every wb.core function does.
 local core = require "wb.core"
@@ -93,13 +93,14 @@ function wb.select_divergences(csv)
   return names
 end
 
---- name -> family of every loaded divergence: "score-free" for plugins that
--- say so, "Bregman" / "f-div" for the shipped libraries, "plugin" otherwise.
+--- name -> family of every loaded divergence: the family its descriptor
+-- declares (wb.plugins()' `family`: "Bregman", "f-div", "score-free" for the
+-- shipped ones); for a plugin that declares none, "score-free" when it is
+-- score-free, else "plugin".
 function wb.divergence_families()
   local family = {}
   for _, p in ipairs(core.plugins("divergence")) do
-    family[p.name] = p.score_free and "score-free" or
-                     (p.path:match("bregman") and "Bregman") or (p.path:match("fdiv") and "f-div") or "plugin"
+    family[p.name] = p.family or (p.score_free and "score-free") or "plugin"
   end
   return family
 end

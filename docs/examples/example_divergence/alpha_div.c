@@ -35,7 +35,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "wb/plugin.h"
+#include "wb/plugin.h" /* all a plugin needs: the ABI, the helpers, wb/tensor.h */
 
 #define ALPHA_DEFAULT 2.0 /* Pearson χ² (halved) */
 #define EXP_CLAMP 80.0    /* the host's clamp for any exponent */
@@ -43,20 +43,13 @@
 /* Parameters are data: the host lists them (`workbench plugins`,
  * wb.plugins()), fills in the default and rejects an out-of-range value with
  * an error naming this plugin and the key, all before calling any code here.
+ * WB_PARAM_NUMBER(name, default, min, max, doc) writes the spec by field name
+ * (wb/plugin.h has one macro per type).
  * The bounds keep e^{α·l} in double range for value() (|α·l| ≤ 80 always,
  * see clamp_logit) and cover every member named above. */
 static const wb_param_spec alpha_params[] = {
-    {
-        .name = "alpha",
-        .type = WB_PARAM_NUMBER,
-        .def = ALPHA_DEFAULT,
-        .min = -10.0,
-        .max = 10.0,
-        .def_str = NULL,
-        .choices = NULL,
-        .doc = "alpha: w_s = exp(alpha*l) = (p/q)^alpha; 2 = Pearson chi^2/2, 1 = fkl, 0 = rkl, "
-               "0.5 = 4*sh",
-    },
+    WB_PARAM_NUMBER("alpha", ALPHA_DEFAULT, -10.0, 10.0,
+                    "alpha: w_s = exp(alpha*l) = (p/q)^alpha; 2 = Pearson chi^2/2, 1 = fkl, 0 = rkl, 0.5 = 4*sh"),
 };
 
 /* The host always passes the resolved config; the fallback only serves a
@@ -107,39 +100,22 @@ static double alpha_value(const wb_config *cfg, int64_t n, const float *logit) {
     return sum / (double)n;
 }
 
-/* ---- the library: static data the host validates before any call --------- */
-static const wb_divergence_fns alpha_fns = {
-    .struct_size = (uint32_t)sizeof(wb_divergence_fns), /* the host checks it */
-    .score_free = 0,
-    .weights = alpha_weights,
-    .value = alpha_value,
-};
+/* ---- the library: static data the host validates before any call --------- *
+ * The wb/plugin.h helpers name every field and fill the ABI version and the
+ * struct sizes the host checks. score_free = 0: the gradient uses score
+ * differences (w_l = 0), so the host trains a fake-score network. */
+static const wb_divergence_fns alpha_fns = WB_DIVERGENCE_FNS(0, alpha_weights, alpha_value);
 
-static const wb_plugin_desc alpha_desc = {
-    .abi_version = WB_ABI_VERSION,
-    .struct_size = (uint32_t)sizeof(wb_plugin_desc),
-    .kind = WB_KIND_DIVERGENCE,
-    .name = "alpha", /* unique across all loaded libraries, [a-z0-9_-]+ */
-    .version = "1.0.0", /* recorded in every run: bump when a formula changes */
-    .doc = "Amari alpha-divergence (example out-of-tree plugin): f(rho) = (rho^alpha - alpha rho - "
-           "(1-alpha))/(alpha(alpha-1)), rho = p/q; w_s = exp(alpha*l)",
-    .params = alpha_params,
-    .n_params = (int)(sizeof(alpha_params) / sizeof(alpha_params[0])),
-    .divergence = &alpha_fns, /* exactly the table of .kind is set */
-    .net = NULL,
-    .ratio = NULL,
-};
+static const wb_plugin_desc alpha_desc = WB_DIVERGENCE_DESC(
+    "alpha",       /* unique across all loaded libraries, [a-z0-9_-]+ */
+    "1.0.0",       /* recorded in every run: bump when a formula changes */
+    "Amari alpha", /* the family result tables and `workbench plugins` show */
+    "Amari alpha-divergence (example out-of-tree plugin): f(rho) = (rho^alpha - alpha rho - "
+    "(1-alpha))/(alpha(alpha-1)), rho = p/q; w_s = exp(alpha*l)",
+    WB_PARAMS(alpha_params), &alpha_fns);
 
 static const wb_plugin_desc *const alpha_plugins[] = {&alpha_desc};
+static const wb_plugin_library alpha_library = WB_LIBRARY(alpha_plugins);
 
-static const wb_plugin_library alpha_library = {
-    .abi_version = WB_ABI_VERSION,
-    .struct_size = (uint32_t)sizeof(wb_plugin_library),
-    .n_plugins = (int)(sizeof(alpha_plugins) / sizeof(alpha_plugins[0])),
-    .plugins = alpha_plugins,
-};
-
-/* wb/plugin.h names only the entry's type (wb_plugin_entry_fn); the
- * prototype keeps -Wmissing-prototypes quiet. */
-WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void);
+/* The one exported symbol (wb/plugin.h declares it with WB_PLUGIN_EXPORT). */
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &alpha_library; }

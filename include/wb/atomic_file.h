@@ -1,4 +1,4 @@
-/* host/core/atomic_file.h — the one way libwb replaces a file: write PATH.tmp,
+/* wb/atomic_file.h — the one way libwb replaces a file: write PATH.tmp,
  * flush and fsync it, rename it over PATH, then fsync the folder (best
  * effort). A crash or an error never leaves a damaged PATH, only the old
  * file or the complete new one, and a failed write removes PATH.tmp.
@@ -11,6 +11,12 @@
 
 #include <stddef.h>
 #include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default) /* libwb exports what is declared here */
 
 typedef struct wb_atomic_file {
     FILE *f;    /* write here between open and commit/abort */
@@ -30,5 +36,11 @@ int wb_atomic_commit(wb_atomic_file *af);
 void wb_atomic_abort(wb_atomic_file *af);
 /* The whole of data[0..len) as PATH, atomically. */
 int wb_write_file_atomic(const char *path, const void *data, size_t len);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,8 +1,10 @@
-/* kernels/elementwise.h — scalar math written once, used by the CPU kernels,
+/* wb/elementwise.h — scalar math written once, used by the CPU kernels,
  * the CUDA kernels (WB_HD = __host__ __device__ under nvcc) and the
- * divergence plugins. Every function here is overflow-safe over the whole
- * float range: no inf/NaN for finite inputs unless the math itself is
- * infinite (log 0).
+ * divergence plugins. Installed with the other public headers, so a plugin
+ * built against an installed workbench computes exactly the formulas the
+ * backends do. Every function here is overflow-safe over the whole float
+ * range: no inf/NaN for finite inputs unless the math itself is infinite
+ * (log 0). Header-only (static inline): nothing here is a libwb symbol.
  */
 #ifndef WB_ELEMENTWISE_H
 #define WB_ELEMENTWISE_H

@@ -1,4 +1,4 @@
-/* host/core/safetensors.h — named host arrays (F32 or F64) in safetensors
+/* wb/safetensors.h — named host arrays (F32 or F64) in safetensors
  * files, beside the parameter-store checkpoints of wb/tensor.h
  * (wb_safetensors_save / wb_safetensors_load). Both sides share one writer
  * and one reader (host/core/safetensors.c): the same header validation, the
@@ -11,6 +11,12 @@
 #include <stdint.h>
 
 #include "wb/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default) /* libwb exports what is declared here */
 
 typedef enum { WB_ST_F32 = 0, WB_ST_F64 = 1 } wb_st_dtype;
 
@@ -42,5 +48,11 @@ int wb_safetensors_shape(const wb_st_file *f, const char *name, wb_st_dtype dtyp
                          int64_t shape[WB_MAX_DIMS]);
 /* Reads tensor name (numel elements of dtype, as in the file) into out. */
 int wb_safetensors_read(const wb_st_file *f, const char *name, wb_st_dtype dtype, void *out, int64_t numel);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

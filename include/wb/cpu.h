@@ -1,0 +1,29 @@
+/* wb/cpu.h — host-array helpers computed by the CPU reference backend's
+ * vectorised kernels (kernels/cpu): no graph, no backend memory, plain
+ * float arrays in and a double out. The engine's low-dimensional metrics use
+ * them (host/engine/gmm2d.c: the RBF-kernel MMD); so may a plugin that
+ * measures samples on the host.
+ */
+#ifndef WB_CPU_H
+#define WB_CPU_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default) /* libwb exports what is declared here */
+
+/* Σ_i Σ_j Σ_h exp(−‖a_i − b_j‖² · inv2h2[h]) over the rows a_i of a (na, dim)
+ * and b_j of b (nb, dim), for n_bandwidths inverse bandwidths inv2h2 =
+ * 1/(2h²): the unnormalised RBF-kernel sum of an MMD estimate. Each row's
+ * terms are summed in float, the rows in double (the AVX2 build when the CPU
+ * has it). NaN when it cannot allocate its nb-float scratch row. */
+double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2,
+                      int n_bandwidths);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+#endif
