@@ -105,6 +105,7 @@ local m_teacher = add("teacher (Heun)", "EDM", 35, teacher, teacher.train_second
 
 -- 2. the students -------------------------------------------------------------------
 local family = wb.divergence_families()
+local score_free_set = wb.score_free_divergences() -- the plugins' own flag, not their family's name
 local names = wb.select_divergences(args.divergences)
 
 local common = {
@@ -131,7 +132,7 @@ for _, name in ipairs(names) do
     spec, label = { "sba", lambda = args.sba_lambda }, ("sba (lambda=%g)"):format(args.sba_lambda)
   end
   local curve = { name = name, x = { 0 }, y = { m_init.fid } } -- every student starts at the initialisation
-  local sf = family[name] == "score-free"
+  local sf = score_free_set[name] == true
   local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec, run = P.out .. "/runs/" .. name,
     eval_every = eval_every > 0 and eval_every or nil,
     on_eval = eval_every > 0 and function(s, step)

@@ -68,6 +68,7 @@ panels[#panels + 1] = { title = "teacher, 35 NFE", reference = reference,
 
 -- 2. the students -------------------------------------------------------------
 local family = wb.divergence_families()
+local score_free = wb.score_free_divergences() -- the plugins' own flag, not their family's name
 
 local names = wb.select_divergences(args.divergences)
 
@@ -129,7 +130,7 @@ local weight_series = {}
 for _, name in ipairs(names) do
   local ws, wl = wb.divergence_weights(name == "sba" and { "sba", lambda = args.sba_lambda } or name, logits)
   local w, label = ws, name .. " w_s"
-  if family[name] == "score-free" then w, label = wl, name .. " w_l" end
+  if score_free[name] then w, label = wl, name .. " w_l" end
   weight_series[#weight_series + 1] = { name = label, x = logits, y = w }
 end
 wb.plot_lines(args.out .. "/weights.png", { title = "weight functions w(l), l = log p/q",

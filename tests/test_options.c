@@ -191,9 +191,46 @@ static void test_docs_match_rows(void **state) {
     wb_test_rm_rf(dir);
 }
 
+/* The defaults the rows declare land in the configs exactly as the literals
+ * they replaced (float for float: 1e-4 narrowed from the row's double is
+ * 1e-4f), and what has no row stays zero / NULL. */
+static void test_defaults_from_rows(void **state) {
+    (void)state;
+    wb_distill_config d;
+    memset(&d, 0x5a, sizeof d); /* garbage: the defaults must set everything */
+    wb_distill_config_default(&d);
+    assert_int_equal(d.steps, 1000);
+    assert_int_equal(d.batch, 256);
+    assert_true(d.lr_gen == 1e-4f && d.lr_fake == 1e-3f && d.lr_ratio == 1e-3f && d.beta1 == 0.5f);
+    assert_int_equal(d.fake_updates, 1);
+    assert_int_equal(d.ratio_updates, 1);
+    assert_true(d.sigma_init == 2.5f && d.sigma_fixed == 0.0f && d.t_min == 0.02f && d.t_max == 0.6f);
+    assert_true(d.gan_weight == 0.0f && d.logit_clamp == 0.0f && d.ema_decay == 0.99f);
+    assert_int_equal(d.time_weight, WB_TIME_AUTO);
+    assert_int_equal(d.init_from_teacher, 1);
+    assert_int_equal(d.ratio_init_from_teacher, 0);
+    assert_int_equal(d.normalize_bins, 0);
+    assert_int_equal(d.normalize_batch, 0);
+    assert_true(d.seed == 0 && d.log_every == 100 && d.eval_samples == 0 && d.eval_every == 0);
+    assert_null(d.divergence);
+    assert_null(d.ratio_net.desc);
+    assert_null(d.on_eval);
+    assert_null(d.backend);
+    wb_teacher_config t;
+    memset(&t, 0x5a, sizeof t);
+    wb_teacher_config_default(&t);
+    assert_int_equal(t.steps, 4000);
+    assert_int_equal(t.batch, 256);
+    assert_true(t.lr == 2e-3f && t.ema_decay == 0.999f && t.p_mean == -1.2f && t.p_std == 1.2f);
+    assert_true(t.single_sigma == 0.0f && t.seed == 0 && t.log_every == 100 && t.quiet == 0);
+    assert_null(t.init);
+    assert_null(t.backend);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_well_formed),
+        cmocka_unit_test(test_defaults_from_rows),
         cmocka_unit_test(test_setters),
         cmocka_unit_test(test_config_json_numbers),
         cmocka_unit_test(test_docs_match_rows),

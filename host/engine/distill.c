@@ -26,31 +26,8 @@
 #include "engine/distill_step.h"
 #include "engine/run.h"
 
-void wb_distill_config_default(wb_distill_config *c) {
-    memset(c, 0, sizeof *c);
-    c->steps = 1000;
-    c->batch = 256;
-    c->lr_gen = 1e-4f;
-    c->lr_fake = 1e-3f;
-    c->lr_ratio = 1e-3f;
-    c->beta1 = 0.5f;
-    c->fake_updates = 1;
-    c->ratio_updates = 1;
-    c->sigma_init = 2.5f;
-    c->time_weight = WB_TIME_AUTO;
-    c->sigma_fixed = 0.0f;
-    c->t_min = 0.02f;
-    c->t_max = 0.6f;
-    c->gan_weight = 0.0f;
-    c->normalize_bins = 0;
-    c->normalize_batch = 0;
-    c->logit_clamp = 0.0f;
-    c->ema_decay = 0.99f;
-    c->init_from_teacher = 1;
-    c->seed = 0;
-    c->log_every = 100;
-    c->eval_samples = 0;
-}
+/* The defaults are the option rows' (host/engine/options.c). */
+void wb_distill_config_default(wb_distill_config *c) { wb_options_defaults(&wb_distill_options, c); }
 
 /* EMA with warm-up (as for the teacher): decay ramps up as (1+t)/(10+t). */
 static float ema_decay_warm(float decay, int64_t step) {

@@ -17,24 +17,24 @@
 #define T wb_teacher_config
 static const wb_option teacher_rows[] = {
     {"steps", WB_OPT_INT, WB_OPT_FIELD(T, steps), 0, INT64_MAX, NULL, NULL, 0, NULL,
-     "Adam steps of EDM denoising score matching (`0` with `init`: just load the checkpoint)"},
-    {"batch", WB_OPT_INT, WB_OPT_FIELD(T, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size"},
-    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(T, lr), 0, 0, NULL, NULL, 0, NULL, "Adam learning rate"},
+     "Adam steps of EDM denoising score matching (`0` with `init`: just load the checkpoint)", 4000},
+    {"batch", WB_OPT_INT, WB_OPT_FIELD(T, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size", 256},
+    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(T, lr), 0, 0, NULL, NULL, 0, NULL, "Adam learning rate", 2e-3},
     {"ema", WB_OPT_NUMBER, WB_OPT_FIELD(T, ema_decay), 0, 0, NULL, NULL, 0, NULL,
-     "decay of the EMA weights (with warm-up); the teacher is the EMA"},
+     "decay of the EMA weights (with warm-up); the teacher is the EMA", 0.999},
     {"seed", WB_OPT_INT, WB_OPT_FIELD(T, seed), 0, INT64_MAX, NULL, NULL, WB_OPT_UNSIGNED, NULL,
-     "seed of the initialisation, data, σ and noise streams"},
-    {"p_mean", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_mean), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)"},
-    {"p_std", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_std), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)"},
+     "seed of the initialisation, data, σ and noise streams", 0},
+    {"p_mean", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_mean), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)", -1.2},
+    {"p_std", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_std), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)", 1.2},
     {"single_sigma", WB_OPT_NUMBER, WB_OPT_FIELD(T, single_sigma), 0, 0, NULL, NULL, 0, NULL,
-     "`> 0`: single-level DSM, trained at this σ only"},
+     "`> 0`: single-level DSM, trained at this σ only", 0},
     {"log_every", WB_OPT_INT, WB_OPT_FIELD(T, log_every), 0, INT32_MAX, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
-     "steps between `metrics.jsonl` lines"},
+     "steps between `metrics.jsonl` lines", 100},
     {"init", WB_OPT_STRING, WB_OPT_FIELD(T, init), 0, 0, NULL, NULL, 0, "—",
-     "checkpoint to start from: a teacher's `teacher.*` or a student's `gen_ema.*` weights"},
+     "checkpoint to start from: a teacher's `teacher.*` or a student's `gen_ema.*` weights", 0},
     {"backend", WB_OPT_BACKEND, WB_OPT_FIELD(T, backend), 0, 0, BACKEND_CHOICES, NULL, 0, "`$WB_BACKEND`, else `cpu`",
-     "where the teacher trains (and an exact teacher's students); `auto`: cuda when available"},
-    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(T, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line"},
+     "where the teacher trains (and an exact teacher's students); `auto`: cuda when available", 0},
+    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(T, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0},
 };
 #undef T
 
@@ -44,55 +44,55 @@ static const int init_values[] = {1, 0};
 static const int ratio_init_values[] = {0, 1};
 /* Row order is config.json's order of the recorded numbers. */
 static const wb_option distill_rows[] = {
-    {"steps", WB_OPT_INT, WB_OPT_FIELD(D, steps), 0, INT64_MAX, NULL, NULL, 0, NULL, "generator updates"},
-    {"batch", WB_OPT_INT, WB_OPT_FIELD(D, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size"},
-    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_gen), 0, 0, NULL, NULL, 0, NULL, "generator's Adam learning rate"},
-    {"lr_fake", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_fake), 0, 0, NULL, NULL, 0, NULL, "fake score's learning rate"},
+    {"steps", WB_OPT_INT, WB_OPT_FIELD(D, steps), 0, INT64_MAX, NULL, NULL, 0, NULL, "generator updates", 1000},
+    {"batch", WB_OPT_INT, WB_OPT_FIELD(D, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size", 256},
+    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_gen), 0, 0, NULL, NULL, 0, NULL, "generator's Adam learning rate", 1e-4},
+    {"lr_fake", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_fake), 0, 0, NULL, NULL, 0, NULL, "fake score's learning rate", 1e-3},
     {"lr_ratio", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_ratio), 0, 0, NULL, NULL, 0, NULL,
-     "ratio estimator's learning rate"},
+     "ratio estimator's learning rate", 1e-3},
     {"beta1", WB_OPT_NUMBER, WB_OPT_FIELD(D, beta1), 0, 0, NULL, NULL, 0, NULL,
-     "Adam β1 of all three optimisers (β2 = 0.999)"},
+     "Adam β1 of all three optimisers (β2 = 0.999)", 0.5},
     {"fake_updates", WB_OPT_INT, WB_OPT_FIELD(D, fake_updates), 0, 1000000, NULL, NULL, 0, NULL,
-     "fake-score updates per generator update"},
+     "fake-score updates per generator update", 1},
     {"ratio_updates", WB_OPT_INT, WB_OPT_FIELD(D, ratio_updates), 0, 1000000, NULL, NULL, 0, NULL,
-     "ratio-estimator updates per generator update"},
+     "ratio-estimator updates per generator update", 1},
     {"sigma_init", WB_OPT_NUMBER, WB_OPT_FIELD(D, sigma_init), 0, 0, NULL, NULL, 0, NULL,
-     "G(z) = D(σ_init·z, σ_init)"},
+     "G(z) = D(σ_init·z, σ_init)", 2.5},
     {"time_weight", WB_OPT_ENUM, WB_OPT_FIELD(D, time_weight), 0, 0, "auto|dmd|sigma2|none", time_weight_values, 0,
      NULL, "`dmd` (σ²/mean\\|x₀ − D_teacher\\|), `sigma2`, `none`; `auto`: dmd for score-based, σ² at σ = 2.5 for "
-           "score-free divergences"},
+           "score-free divergences", 0},
     {"sigma_fixed", WB_OPT_NUMBER, WB_OPT_FIELD(D, sigma_fixed), 0, 0, NULL, NULL, 0, NULL,
-     "`> 0`: the generator loss at this σ (score-free: 2.5 when 0)"},
+     "`> 0`: the generator loss at this σ (score-free: 2.5 when 0)", 0},
     {"t_min", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_min), 0, 0, NULL, NULL, 0, NULL,
-     "Karras σ index range [t_min, t_max] when σ is not fixed"},
-    {"t_max", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_max), 0, 0, NULL, NULL, 0, NULL, "see `t_min`"},
+     "Karras σ index range [t_min, t_max] when σ is not fixed", 0.02},
+    {"t_max", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_max), 0, 0, NULL, NULL, 0, NULL, "see `t_min`", 0.6},
     {"gan_weight", WB_OPT_NUMBER, WB_OPT_FIELD(D, gan_weight), 0, 0, NULL, NULL, 0, NULL,
-     "w_GAN · softplus(−l(G(z)_t)); 0: off"},
+     "w_GAN · softplus(−l(G(z)_t)); 0: off", 0},
     {"normalize_bins", WB_OPT_BOOL, WB_OPT_FIELD(D, normalize_bins), 0, 0, NULL, NULL, 0, NULL,
-     "f-distill: ρ / mean ρ inside 10 σ-bins"},
+     "f-distill: ρ / mean ρ inside 10 σ-bins", 0},
     {"normalize_batch", WB_OPT_BOOL, WB_OPT_FIELD(D, normalize_batch), 0, 0, NULL, NULL, 0, NULL,
-     "f-distill: weight / its batch mean"},
+     "f-distill: weight / its batch mean", 0},
     {"logit_clamp", WB_OPT_NUMBER, WB_OPT_FIELD(D, logit_clamp), 0, 0, NULL, NULL, 0, NULL,
-     "`> 0`: clamp the logit l to ±logit_clamp before the weights"},
+     "`> 0`: clamp the logit l to ±logit_clamp before the weights", 0},
     {"ema", WB_OPT_NUMBER, WB_OPT_FIELD(D, ema_decay), 0, 0, NULL, NULL, 0, NULL,
-     "generator EMA decay (with warm-up)"},
+     "generator EMA decay (with warm-up)", 0.99},
     {"init", WB_OPT_ENUM, WB_OPT_FIELD(D, init_from_teacher), 0, 0, "teacher|none", init_values, 0, NULL,
-     "generator's start: the teacher's weights, or `none` (random)"},
+     "generator's start: the teacher's weights, or `none` (random)", 0},
     {"ratio_init", WB_OPT_ENUM, WB_OPT_FIELD(D, ratio_init_from_teacher), 0, 0, "random|teacher", ratio_init_values, 0,
      NULL, "`teacher`: a backbone ratio estimator (`classifier`) starts from the teacher's weights wherever name and "
            "shape match (the encoder of an `encoder_only` UNet); config.json records how many tensors came over; "
-           "none in common is an error"},
+           "none in common is an error", 0},
     {"seed", WB_OPT_INT, WB_OPT_FIELD(D, seed), 0, INT64_MAX, NULL, NULL, WB_OPT_UNSIGNED, NULL,
-     "seed of every random stream"},
+     "seed of every random stream", 0},
     {"log_every", WB_OPT_INT, WB_OPT_FIELD(D, log_every), 0, INT32_MAX, NULL, NULL, 0, NULL,
-     "steps between `metrics.jsonl` lines"},
+     "steps between `metrics.jsonl` lines", 100},
     {"eval_samples", WB_OPT_INT, WB_OPT_FIELD(D, eval_samples), 0, INT64_MAX, NULL, NULL, 0, NULL,
-     "`> 0`: samples of the MMD logged at every log step"},
+     "`> 0`: samples of the MMD logged at every log step", 0},
     {"eval_every", WB_OPT_INT, WB_OPT_FIELD(D, eval_every), 0, INT64_MAX, NULL, NULL, 0, NULL,
-     "with `on_eval`: steps between mid-run evaluations (below)"},
+     "with `on_eval`: steps between mid-run evaluations (below)", 0},
     {"backend", WB_OPT_BACKEND, WB_OPT_FIELD(D, backend), 0, 0, BACKEND_CHOICES, NULL, 0, "the teacher's",
-     "where the student trains; it must be the teacher's"},
-    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line"},
+     "where the student trains; it must be the teacher's", 0},
+    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0},
 };
 #undef D
 
@@ -141,6 +141,29 @@ static double get_number(const wb_option *o, const void *config) {
         return (double)u;
     }
     return (double)get_int(o, config);
+}
+
+void wb_options_defaults(const wb_option_table *t, void *config) {
+    memset(config, 0, t->config_size);
+    for (int i = 0; i < t->n; i++) {
+        const wb_option *o = &t->rows[i];
+        switch (o->type) {
+        case WB_OPT_NUMBER: {
+            float f = (float)o->def; /* the same float as the literal 1e-4f, etc. (test_options checks) */
+            memcpy(field(o, config), &f, sizeof f);
+            break;
+        }
+        case WB_OPT_INT:
+        case WB_OPT_BOOL: put_int(o, config, (int64_t)o->def); break;
+        case WB_OPT_ENUM: {
+            int v = o->values[(int)o->def];
+            memcpy(field(o, config), &v, sizeof v);
+            break;
+        }
+        case WB_OPT_STRING:
+        case WB_OPT_BACKEND: break; /* NULL: absent */
+        }
+    }
 }
 
 const wb_option *wb_option_find(const wb_option_table *t, const char *name) {
@@ -196,7 +219,7 @@ static int choice_index(const wb_option *o, const char *s) {
     return -1;
 }
 
-static const wb_option backend_row = {"backend", WB_OPT_BACKEND, 0, 0, 0, 0, BACKEND_CHOICES, NULL, 0, NULL, NULL};
+static const wb_option backend_row = {"backend", WB_OPT_BACKEND, 0, 0, 0, 0, BACKEND_CHOICES, NULL, 0, NULL, NULL, 0};
 
 const wb_backend *wb_option_backend(const char *name) {
     if (name && name[0] && choice_index(&backend_row, name) < 0) return NULL;

@@ -7,13 +7,13 @@
  *   - generate the option tables of docs/lua.md (wb_options_markdown, behind
  *     `workbench options --markdown`; tests/test_options.c fails when the
  *     docs differ from what the rows generate).
- * A row's default is read through its field from the config that
- * wb_teacher_config_default / wb_distill_config_default fill in, so a default
- * has one home and the docs cannot drift from it.
+ * A row carries its default; wb_teacher_config_default and
+ * wb_distill_config_default are wb_options_defaults over the rows, so a
+ * default has one home and the docs cannot drift from it.
  *
- * To add an option: the field in engine.h (with its default in the
- * *_config_default function when it is not 0), one row in options.c, and the
- * code that uses it. Lua checking, config.json and the docs follow.
+ * To add an option: the field in engine.h, one row in options.c (with its
+ * default), and the code that uses it. Lua checking, the default,
+ * config.json and the docs follow.
  */
 #ifndef WB_ENGINE_OPTIONS_H
 #define WB_ENGINE_OPTIONS_H
@@ -48,6 +48,8 @@ typedef struct wb_option {
     const char *def_text; /* default as the docs show it, when the field's
                              default value does not say it (NULL: from it)  */
     const char *doc;      /* one line, Markdown                               */
+    double def;           /* the default: NUMBER/INT/BOOL its value, ENUM the
+                             index of its choice; STRING/BACKEND: unset (NULL) */
 } wb_option;
 
 #define WB_OPT_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
@@ -62,6 +64,10 @@ typedef struct wb_option_table {
 
 extern const wb_option_table wb_teacher_options; /* wb_teacher_config */
 extern const wb_option_table wb_distill_options; /* wb_distill_config */
+
+/* Zero config (config_size bytes) and give every row its default: how
+ * wb_teacher_config_default / wb_distill_config_default are made. */
+void wb_options_defaults(const wb_option_table *t, void *config);
 
 /* The row called name, or NULL. */
 const wb_option *wb_option_find(const wb_option_table *t, const char *name);

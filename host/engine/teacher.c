@@ -25,18 +25,8 @@
 #define STREAM_TEACHER_NOISE 14
 #define STREAM_SAMPLER 15
 
-void wb_teacher_config_default(wb_teacher_config *c) {
-    memset(c, 0, sizeof *c);
-    c->steps = 4000;
-    c->batch = 256;
-    c->lr = 2e-3f;
-    c->ema_decay = 0.999f;
-    c->seed = 0;
-    c->p_mean = -1.2f;
-    c->p_std = 1.2f;
-    c->single_sigma = 0.0f;
-    c->log_every = 100;
-}
+/* The defaults are the option rows' (host/engine/options.c). */
+void wb_teacher_config_default(wb_teacher_config *c) { wb_options_defaults(&wb_teacher_options, c); }
 
 /* Batch shape of data with geometry s: (B, D) for vectors, (B, C, H, W) for images. */
 int wb_batch_shape(const wb_net_shape *s, int64_t batch, int64_t shape[4]) {

@@ -5,6 +5,7 @@
 --   wb.table(rows, columns, opts) result tables as Markdown, LaTeX, CSV
 --   wb.select_divergences(csv)   a "kl,dijs" subset, or every loaded divergence
 --   wb.divergence_families()     name -> the family each divergence declares ("plugin": none)
+--   wb.score_free_divergences()  name -> true for the score-free ones (the descriptor's flag)
 -- Errors are raised at the caller's line (level 2), with the key at fault
 -- named, like every wb.core function does.
 local core = require "wb.core"
@@ -103,6 +104,16 @@ function wb.divergence_families()
     family[p.name] = p.family or (p.score_free and "score-free") or "plugin"
   end
   return family
+end
+
+--- name -> true for every loaded score-free divergence (w_s ≡ 0, no fake
+-- score): the descriptor's own flag, whatever family it declares.
+function wb.score_free_divergences()
+  local sf = {}
+  for _, p in ipairs(core.plugins("divergence")) do
+    if p.score_free then sf[p.name] = true end
+  end
+  return sf
 end
 
 local function check_opts(fn, t, allowed)
