@@ -134,7 +134,7 @@ static void cuda_init_once(void) {
         cudaGetLastError();
         return;
     }
-    wb_cuda_probe_kernel<<<1, 1>>>(d);
+    WB_CUDA_LAUNCH(wb_cuda_probe_kernel, 1, 1, 0)(d);
     e = cudaGetLastError();
     if (e == cudaSuccess) e = cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
     cudaFree(d);

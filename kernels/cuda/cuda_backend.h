@@ -34,6 +34,14 @@ const wb_backend *wb_cuda_backend_table(char *err, size_t err_len);
 
 #define WB_CUDA_HIDDEN __attribute__((visibility("hidden")))
 
+/* Every kernel launch is written WB_CUDA_LAUNCH(kernel, grid, block,
+ * shared_bytes)(args...), never with the triple-chevron syntax directly, so
+ * the same source also builds for a CPU emulation of the runtime (which
+ * defines WB_CUDA_LAUNCH itself before this header is read). */
+#ifndef WB_CUDA_LAUNCH
+#define WB_CUDA_LAUNCH(kernel, grid, block, shmem) kernel<<<(grid), (block), (shmem)>>>
+#endif
+
 /* Launch configuration shared by every elementwise kernel: 256 threads per
  * block (8 warps: a multiple of the warp size that keeps occupancy high on
  * sm_80/sm_90 without register pressure for these tiny kernels) and at most

@@ -53,7 +53,7 @@ void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
         return;
     }
     unsigned grid = rows < WB_CUDA_MAX_BLOCKS ? (unsigned)rows : WB_CUDA_MAX_BLOCKS;
-    k_sum_rows<<<grid, WB_CUDA_BLOCK>>>(rows, cols, x, y);
+    WB_CUDA_LAUNCH(k_sum_rows, grid, WB_CUDA_BLOCK, 0)(rows, cols, x, y);
     wb_cuda_check(cudaGetLastError(), "sum_rows");
 }
 
@@ -96,7 +96,7 @@ void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int 
     }
     int64_t tiles = (cols + SC_COLS - 1) / SC_COLS;
     unsigned grid = tiles < WB_CUDA_MAX_BLOCKS ? (unsigned)tiles : WB_CUDA_MAX_BLOCKS;
-    k_sum_cols<<<grid, dim3(SC_COLS, SC_LANES)>>>(rows, cols, x, y, accumulate);
+    WB_CUDA_LAUNCH(k_sum_cols, grid, dim3(SC_COLS, SC_LANES), 0)(rows, cols, x, y, accumulate);
     wb_cuda_check(cudaGetLastError(), "sum_cols");
 }
 
@@ -130,7 +130,7 @@ double wb_cuda_sum_squares(int64_t n, const float *x) {
     double *d_partials = NULL, partials[SQ_MAX_BLOCKS];
     if (wb_cuda_check(cudaMalloc(&d_partials, grid * sizeof(double)), "sum_squares"))
         return NAN;
-    k_sum_squares<<<grid, WB_CUDA_BLOCK>>>(n, x, d_partials);
+    WB_CUDA_LAUNCH(k_sum_squares, grid, WB_CUDA_BLOCK, 0)(n, x, d_partials);
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess)
         e = cudaMemcpy(partials, d_partials, grid * sizeof(double), cudaMemcpyDeviceToHost);
