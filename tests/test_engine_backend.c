@@ -381,7 +381,7 @@ static void test_backend_selection(void **state) {
     assert_ptr_equal(wb_backend_select("cpu"), wb_backend_cpu());
     assert_null(wb_backend_select("tpu"));
     assert_non_null(strstr(wb_last_error(), "tpu"));
-    assert_non_null(strstr(wb_last_error(), "cpu, cuda, auto"));
+    assert_non_null(strstr(wb_last_error(), "cpu, cuda, cuda-emu, auto"));
     const wb_backend *cuda = wb_backend_cuda();
     if (!cuda) {
         assert_null(wb_backend_select("cuda"));

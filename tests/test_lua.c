@@ -341,11 +341,11 @@ static void test_backend_key(void **state) {
 
     expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
                  "wb.teacher{data = d, steps = 1, backend = 'tpu'}\n",
-                 "s.lua:3: wb.teacher: key 'backend' = 'tpu' is not one of cpu|cuda|auto", NULL);
+                 "s.lua:3: wb.teacher: key 'backend' = 'tpu' is not one of cpu|cuda|cuda-emu|auto", NULL);
     expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
                  "local t = wb.teacher{data = d, exact = true, backend = 'cpu'}\n"
                  "wb.distill{teacher = t, data = d, backend = 'gpu'}\n",
-                 "s.lua:4: wb.distill: key 'backend' = 'gpu' is not one of cpu|cuda|auto", NULL);
+                 "s.lua:4: wb.distill: key 'backend' = 'gpu' is not one of cpu|cuda|cuda-emu|auto", NULL);
     expect_error("local wb = require 'wb'\nlocal d = wb.data.gmm2d{}\n"
                  "wb.teacher{data = d, backend = 1}\n",
                  "wb.teacher: key 'backend' expects a string, got number", NULL);

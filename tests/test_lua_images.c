@@ -268,7 +268,7 @@ static void test_errors(void **state) {
     expect_error(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
                      "wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c', quiet = true,\n"
                      "  backend = 'tpu'})\n",
-                 "s.lua:3: wb.image_metrics: key 'backend' = 'tpu' is not one of cpu|cuda|auto", NULL);
+                 "s.lua:3: wb.image_metrics: key 'backend' = 'tpu' is not one of cpu|cuda|cuda-emu|auto", NULL);
     result r = run_script(IMG "local d = wb.data.images{kind = 'cifar10', path = 'cifar'}\n"
                               "local m = wb.image_metrics(d:sample(8, 1), d, {classifier_steps = 2, cache = 'c',\n"
                               "  quiet = true, backend = 'cpu'})\n"

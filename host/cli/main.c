@@ -49,7 +49,7 @@ static void usage(FILE *f) {
             "environment:\n"
             "  WB_PLUGIN_PATH  extra plugin folders (':'-separated)\n"
             "  WB_LUA_PATH     extra Lua module folders (':'-separated)\n"
-            "  WB_BACKEND      cpu|cuda|auto: the backend when a script names none\n");
+            "  WB_BACKEND      cpu|cuda|cuda-emu|auto: the backend when a script names none\n");
 }
 
 /* ---- run ---------------------------------------------------------------------- */

@@ -13,6 +13,23 @@
 #ifdef WB_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
+#ifdef WB_HAVE_CUDA_EMU
+/* kernels/cuda compiled against kernels/cuda/emu (symbols renamed wb_cuda_emu_*) */
+const wb_backend *wb_cuda_emu_backend_table(char *err, size_t err_len);
+#endif
+
+/* The CUDA kernels on the CPU emulation of the runtime, for CI. */
+static const wb_backend *backend_cuda_emu(void) {
+#ifdef WB_HAVE_CUDA_EMU
+    char err[256] = {0};
+    const wb_backend *be = wb_cuda_emu_backend_table(err, sizeof err);
+    if (!be) wb_set_error("cuda-emu backend unavailable: %s", err[0] ? err : "unknown reason");
+    return be;
+#else
+    wb_set_error("cuda-emu backend unavailable: libwb was built without a C++ compiler (WB_CUDA_EMU)");
+    return NULL;
+#endif
+}
 
 const wb_backend *wb_backend_cuda(void) {
 #ifdef WB_HAVE_CUDA
@@ -41,12 +58,17 @@ const wb_backend *wb_backend_select(const char *name) {
         if (!be) wb_set_error("%s = \"cuda\": %s", from, wb_last_error());
         return be;
     }
+    if (strcmp(name, "cuda-emu") == 0) {
+        const wb_backend *be = backend_cuda_emu();
+        if (!be) wb_set_error("%s = \"cuda-emu\": %s", from, wb_last_error());
+        return be;
+    }
     if (strcmp(name, "auto") == 0) {
         const wb_backend *be = wb_backend_cuda();
         if (!be) wb_clear_error();
         return be ? be : wb_backend_cpu();
     }
-    wb_set_error("%s = \"%s\": unknown backend (choices: cpu, cuda, auto)", from, name);
+    wb_set_error("%s = \"%s\": unknown backend (choices: cpu, cuda, cuda-emu, auto)", from, name);
     return NULL;
 }
 

@@ -11,7 +11,7 @@
 #include "engine/engine.h"
 #include "engine/options.h"
 
-#define BACKEND_CHOICES "cpu|cuda|auto"
+#define BACKEND_CHOICES "cpu|cuda|cuda-emu|auto"
 
 /* ---- the rows ---------------------------------------------------------------------------- */
 #define T wb_teacher_config

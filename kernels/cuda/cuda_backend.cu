@@ -156,7 +156,11 @@ static void cuda_init_once(void) {
     cublasSetMathMode(g_cuda.blas, CUBLAS_DEFAULT_MATH);
 
     wb_backend *t = &g_cuda.table;
+#ifdef WB_CUDA_EMU
+    t->name = "cuda-emu"; /* the same source on the CPU emulation (kernels/cuda/emu) */
+#else
     t->name = "cuda";
+#endif
     t->device = WB_DEVICE_CUDA;
     t->alloc = cu_alloc;
     t->free = cu_free;

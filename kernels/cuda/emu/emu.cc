@@ -1,0 +1,385 @@
+/* kernels/cuda/emu/emu.cc — the CPU emulation of the CUDA runtime declared
+ * in cuda_runtime.h: memory (host memory), the last-error slot, and kernel
+ * launches where every CUDA thread of a block is a fiber (its own stack; a
+ * register-only switch on x86-64, ucontext elsewhere) and
+ * barriers are real: __syncthreads waits for every live thread of the
+ * block, warp shuffles and votes for every live lane of the warp.
+ *
+ * Scheduling: rounds. In a round every runnable fiber runs until it blocks
+ * (block barrier, warp barrier) or returns; then a warp whose live lanes all
+ * wait at a warp barrier is released, or, when every live fiber waits at the
+ * block barrier, the block is. A round in which nothing can be released is a
+ * deadlock (a barrier that not every thread reaches): the launch stops and
+ * cudaGetLastError reports it. WB_EMU_SCHEDULE=reverse runs each round's
+ * fibers in reverse order, which makes a missing __syncthreads visible.
+ */
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <vector>
+
+#include "cuda_runtime.h"
+
+namespace wb_emu {
+
+fiber_info *current = nullptr;
+
+namespace {
+
+/* ---- context switching --------------------------------------------------------- *
+ * On x86-64 a fiber switch is six callee-saved registers and the stack
+ * pointer (wb_emu_switch below): no system call, unlike swapcontext, which
+ * saves the signal mask on every switch and made a launch cost milliseconds.
+ * Elsewhere ucontext does the same job, slower. */
+#if defined(__x86_64__) && !defined(WB_EMU_UCONTEXT)
+#define WB_EMU_ASM_SWITCH 1
+extern "C" void wb_emu_switch(void **save_sp, void *load_sp);
+__asm__(".text\n"
+        ".globl wb_emu_switch\n"
+        ".hidden wb_emu_switch\n"
+        ".type wb_emu_switch,@function\n"
+        "wb_emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size wb_emu_switch, .-wb_emu_switch\n");
+#endif
+
+enum state_t { RUNNABLE, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
+
+struct fiber {
+    fiber_info info;
+#ifdef WB_EMU_ASM_SWITCH
+    void *sp;
+#else
+    ucontext_t ctx;
+#endif
+    state_t state;
+    int lane, warp;
+    unsigned linear;
+};
+
+/* One block's fibers. Kept for the whole process (per host thread) so
+ * that a launch allocates nothing: the stacks are mapped once, 1024 of
+ * them (the largest block), and only the pages a kernel touches are ever
+ * backed by memory. */
+struct block_run {
+    std::vector<fiber> fibers;
+    char *stacks = nullptr;
+#ifdef WB_EMU_ASM_SWITCH
+    void *sched_sp = nullptr;
+#else
+    ucontext_t sched;
+#endif
+    const std::function<void()> *body = nullptr;
+    fiber *running = nullptr;
+    /* warp exchange: one slot per lane (values widened to 8 bytes) */
+    std::vector<unsigned long long> slots;
+};
+
+const size_t STACK_BYTES = 64 * 1024;
+const unsigned MAX_THREADS = 1024;
+
+block_run *g_run = nullptr;
+cudaError_t g_last_error = cudaSuccess;
+const char *g_last_message = "no error";
+
+void set_error(cudaError_t e, const char *message) {
+    if (g_last_error == cudaSuccess) {
+        g_last_error = e;
+        g_last_message = message;
+    }
+}
+
+void to_scheduler(fiber *f) {
+#ifdef WB_EMU_ASM_SWITCH
+    wb_emu_switch(&f->sp, g_run->sched_sp);
+#else
+    swapcontext(&f->ctx, &g_run->sched);
+#endif
+}
+
+/* First frame of every fiber: run the kernel body, mark the thread done and
+ * hand control back for good (never returns). */
+void fiber_main() {
+    block_run *r = g_run;
+    (*r->body)();
+    fiber *f = r->running;
+    f->state = DONE;
+    to_scheduler(f);
+    __builtin_unreachable();
+}
+
+void block_wait(state_t s) {
+    fiber *f = g_run->running;
+    f->state = s;
+    to_scheduler(f);
+}
+
+/* WB_EMU_SCHEDULE=reverse runs each round's fibers last to first. */
+bool reverse_schedule() {
+    static int rev = -1;
+    if (rev < 0) {
+        const char *e = getenv("WB_EMU_SCHEDULE");
+        rev = e && strcmp(e, "reverse") == 0;
+    }
+    return rev == 1;
+}
+
+void fiber_start(block_run &r, fiber &f, unsigned t) {
+    char *top = r.stacks + (size_t)(t + 1) * STACK_BYTES;
+#ifdef WB_EMU_ASM_SWITCH
+    /* A frame wb_emu_switch can "return" into: six zero registers, then
+     * fiber_main as the return address, at a 16-byte aligned slot so that
+     * fiber_main starts with the stack alignment the ABI promises. */
+    void **sp = (void **)((uintptr_t)top & ~(uintptr_t)15);
+    *--sp = nullptr;               /* fiber_main's (never used) return address */
+    *--sp = (void *)&fiber_main;
+    for (int i = 0; i < 6; i++) *--sp = nullptr;
+    f.sp = sp;
+#else
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = top - STACK_BYTES;
+    f.ctx.uc_stack.ss_size = STACK_BYTES;
+    f.ctx.uc_link = &r.sched;
+    makecontext(&f.ctx, fiber_main, 0);
+#endif
+}
+
+void run_fiber(block_run &r, fiber &f) {
+    r.running = &f;
+    current = &f.info;
+#ifdef WB_EMU_ASM_SWITCH
+    wb_emu_switch(&r.sched_sp, f.sp);
+#else
+    swapcontext(&r.sched, &f.ctx);
+#endif
+}
+
+/* Runs one block; false on deadlock. */
+bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
+    unsigned n = block.x * block.y * block.z;
+    r.fibers.resize(n);
+    r.slots.assign(n, 0);
+    for (unsigned t = 0; t < n; t++) {
+        fiber &f = r.fibers[t];
+        f.linear = t;
+        f.info.thread_idx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+        f.info.block_idx = bidx;
+        f.info.block_dim = block;
+        f.info.grid_dim = grid;
+        f.lane = (int)(t % 32);
+        f.warp = (int)(t / 32);
+        f.state = RUNNABLE;
+        fiber_start(r, f, t);
+    }
+    bool rev = reverse_schedule();
+    for (;;) {
+        bool ran = false;
+        for (unsigned k = 0; k < n; k++) {
+            fiber &f = r.fibers[rev ? n - 1 - k : k];
+            if (f.state != RUNNABLE) continue;
+            run_fiber(r, f);
+            ran = true;
+        }
+        current = nullptr;
+        unsigned live = 0, at_block = 0;
+        for (auto &f : r.fibers) {
+            if (f.state != DONE) live++;
+            if (f.state == AT_BLOCK_BARRIER) at_block++;
+        }
+        if (live == 0) return true;
+        /* release every warp whose live lanes all wait at the warp barrier */
+        bool released = false;
+        unsigned warps = (n + 31) / 32;
+        for (unsigned w = 0; w < warps; w++) {
+            unsigned lo = w * 32, hi = lo + 32 < n ? lo + 32 : n, waiting = 0, alive = 0;
+            for (unsigned t = lo; t < hi; t++) {
+                if (r.fibers[t].state != DONE) alive++;
+                if (r.fibers[t].state == AT_WARP_BARRIER) waiting++;
+            }
+            if (alive > 0 && waiting == alive) {
+                for (unsigned t = lo; t < hi; t++)
+                    if (r.fibers[t].state == AT_WARP_BARRIER) r.fibers[t].state = RUNNABLE;
+                released = true;
+            }
+        }
+        if (released) continue;
+        if (at_block == live) {
+            for (auto &f : r.fibers)
+                if (f.state == AT_BLOCK_BARRIER) f.state = RUNNABLE;
+            continue;
+        }
+        if (!ran) return false;
+    }
+}
+
+block_run *the_run() {
+    static thread_local block_run *run = nullptr;
+    if (!run) {
+        void *m = mmap(nullptr, STACK_BYTES * MAX_THREADS, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) return nullptr;
+        run = new block_run;
+        run->stacks = (char *)m;
+        run->fibers.reserve(MAX_THREADS);
+    }
+    return run;
+}
+
+} // namespace
+
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body) {
+    (void)shared_bytes;
+    if (block.x * block.y * block.z == 0 || block.x * block.y * block.z > MAX_THREADS || grid.x * grid.y * grid.z == 0) {
+        set_error(cudaErrorInvalidValue, "invalid configuration argument");
+        return;
+    }
+    if (g_run) { /* a kernel launching a kernel: dynamic parallelism is not emulated */
+        set_error(cudaErrorInvalidValue, "emulated launch from inside a kernel");
+        return;
+    }
+    block_run *r = the_run();
+    if (!r) {
+        set_error(cudaErrorMemoryAllocation, "emulated launch: cannot map fiber stacks");
+        return;
+    }
+    g_run = r;
+    r->body = &body;
+    for (unsigned bz = 0; bz < grid.z; bz++)
+        for (unsigned by = 0; by < grid.y; by++)
+            for (unsigned bx = 0; bx < grid.x; bx++)
+                if (!run_block(*r, grid, block, dim3(bx, by, bz))) {
+                    set_error(cudaErrorLaunchFailure,
+                              "emulated launch: deadlock, a barrier not every live thread of the block or warp reaches");
+                    g_run = nullptr;
+                    return;
+                }
+    g_run = nullptr;
+}
+
+void syncthreads() { block_wait(AT_BLOCK_BARRIER); }
+
+namespace {
+/* Publish v, wait for the warp, read the source lane, wait again (so the
+ * slot is not overwritten before every lane has read it). */
+unsigned long long exchange(unsigned long long v, int arg, int mode, unsigned width) {
+    block_run *r = g_run;
+    fiber *f = r->running;
+    unsigned base = (unsigned)f->warp * 32, lane = (unsigned)f->lane;
+    r->slots[base + lane] = v;
+    block_wait(AT_WARP_BARRIER);
+    unsigned seg = lane / width * width, in = lane % width, src = in;
+    switch (mode) {
+    case 0: src = (unsigned)arg % width; break;
+    case 1: src = in + (unsigned)arg < width ? in + (unsigned)arg : in; break;
+    case 2: src = in >= (unsigned)arg ? in - (unsigned)arg : in; break;
+    case 3: src = (in ^ (unsigned)arg) < width ? in ^ (unsigned)arg : in; break;
+    }
+    unsigned long long out = r->slots[base + seg + src];
+    block_wait(AT_WARP_BARRIER);
+    return out;
+}
+} // namespace
+
+float shfl(float v, int a, int mode, unsigned width) {
+    unsigned long long u = 0;
+    memcpy(&u, &v, sizeof v);
+    u = exchange(u, a, mode, width);
+    float out;
+    memcpy(&out, &u, sizeof out);
+    return out;
+}
+double shfl(double v, int a, int mode, unsigned width) {
+    unsigned long long u;
+    memcpy(&u, &v, sizeof v);
+    u = exchange(u, a, mode, width);
+    double out;
+    memcpy(&out, &u, sizeof out);
+    return out;
+}
+int shfl(int v, int a, int mode, unsigned width) { return (int)exchange((unsigned long long)(unsigned)v, a, mode, width); }
+
+unsigned ballot(int p) {
+    block_run *r = g_run;
+    fiber *f = r->running;
+    unsigned base = (unsigned)f->warp * 32;
+    r->slots[base + (unsigned)f->lane] = p ? 1 : 0;
+    block_wait(AT_WARP_BARRIER);
+    unsigned bits = 0;
+    for (unsigned l = 0; l < 32 && base + l < r->fibers.size(); l++)
+        if (r->fibers[base + l].state != DONE && r->slots[base + l]) bits |= 1u << l;
+    block_wait(AT_WARP_BARRIER);
+    return bits;
+}
+
+} // namespace wb_emu
+
+/* ---- the runtime API ----------------------------------------------------------- */
+using wb_emu::set_error;
+
+cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaMalloc(void **ptr, size_t bytes) {
+    /* 256-byte alignment, like cudaMalloc's */
+    *ptr = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    if (!*ptr) {
+        set_error(cudaErrorMemoryAllocation, "out of memory");
+        return cudaErrorMemoryAllocation;
+    }
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *ptr) {
+    free(ptr);
+    return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned flags) {
+    (void)flags;
+    return cudaMalloc(ptr, bytes);
+}
+cudaError_t cudaFreeHost(void *ptr) { return cudaFree(ptr); }
+cudaError_t cudaHostGetDevicePointer(void **dev, void *host, unsigned flags) {
+    (void)flags;
+    *dev = host;
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    (void)kind;
+    if (bytes) memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+    (void)s;
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
+    memset(dst, value, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { return wb_emu::g_last_error; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    (void)s;
+    return wb_emu::g_last_error;
+}
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = wb_emu::g_last_error;
+    wb_emu::g_last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError(void) { return wb_emu::g_last_error; }
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    default: return wb_emu::g_last_message;
+    }
+}
