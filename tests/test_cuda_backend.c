@@ -1,13 +1,16 @@
 /* tests/test_cuda_backend.c — the CUDA backend against the CPU reference,
  * entry by entry (ggml's test-backend-ops idea): every vtable function runs
- * the same computation on wb_backend_cpu() and wb_backend_cuda() from the
+ * the same computation on wb_backend_cpu() and the CUDA table from the
  * same random inputs, and the results must agree to 1e-5 relative (gemm
  * 1e-4: a different summation order over k).
  *
- * Without a usable device (CI, most dev boxes) wb_backend_cuda() returns
- * NULL; the test then prints "SKIP: CUDA backend unavailable: <reason>" and
- * every case calls cmocka's skip(), so the run is visibly skipped, not
- * silently green.
+ * Which CUDA table: argv[1] or WB_TEST_BACKEND, "cuda" (a device) by
+ * default; CTest runs it twice, as test_cuda_backend (cuda) and
+ * test_cuda_emu_backend (cuda-emu: the same kernels on the CPU emulation
+ * of kernels/cuda/emu, which must never skip). Without a usable device
+ * wb_backend_select("cuda") returns NULL; the test then prints "SKIP: CUDA
+ * backend unavailable: <reason>" and every case calls cmocka's skip(), so
+ * the run is visibly skipped, not silently green.
  *
  * Buffers always go through each backend's own alloc/upload/download: the
  * CUDA table's pointers are device memory and must never be dereferenced.
@@ -33,6 +36,7 @@
 
 static const wb_backend *g_cpu;
 static const wb_backend *g_gpu;
+static const char *g_backend_name = "cuda"; /* the table under test: "cuda" or "cuda-emu" */
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -159,14 +163,15 @@ static int group_setup(void **state) {
     static char reason[512];
     g_cpu = wb_backend_cpu();
     if (!g_cpu) return -1;
-    g_gpu = wb_backend_cuda();
+    g_gpu = wb_backend_select(g_backend_name);
     if (!g_gpu) {
-        /* wb_backend_cuda() already says "CUDA backend unavailable: ..." */
-        static const char prefix[] = "CUDA backend unavailable: ";
         const char *why = wb_last_error();
         if (!why || !why[0]) why = "(no reason given)";
-        if (strncmp(why, prefix, sizeof prefix - 1) == 0) why += sizeof prefix - 1;
         snprintf(reason, sizeof reason, "%s", why);
+        if (strcmp(g_backend_name, "cuda") != 0) { /* the emulation is always there: never a skip */
+            fprintf(stderr, "backend %s unavailable: %s\n", g_backend_name, reason);
+            return -1;
+        }
         printf("SKIP: CUDA backend unavailable: %s\n", reason);
         fflush(stdout);
     }
@@ -178,7 +183,7 @@ static int group_setup(void **state) {
 static void test_table(void **state) {
     (void)state;
     require_cuda();
-    assert_string_equal(g_gpu->name, "cuda");
+    assert_string_equal(g_gpu->name, g_backend_name);
     assert_int_equal(g_gpu->device, WB_DEVICE_CUDA);
     /* Every entry is implemented: the op layer reports NULL ones by name,
      * but this backend claims the full table. */
@@ -541,7 +546,10 @@ static void test_sum_squares(void **state) {
     pair_free(&xi);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const char *env = getenv("WB_TEST_BACKEND");
+    if (argc > 1) g_backend_name = argv[1];
+    else if (env && env[0]) g_backend_name = env;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),       cmocka_unit_test(test_memory),
         cmocka_unit_test(test_gemm),        cmocka_unit_test(test_unary),

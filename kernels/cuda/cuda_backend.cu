@@ -29,9 +29,13 @@ static struct {
     int ok;                 /* probe succeeded: table is usable          */
     char reason[256];       /* why not, when !ok                         */
     cublasHandle_t blas;    /* created once, never destroyed (process-long) */
+    cudaStream_t stream;    /* the one stream of this backend (NULL: the legacy default stream) */
+    int sync_each_launch;   /* WB_CUDA_SYNC=1: wait after every launch so a fault names its op */
     wb_backend table;
     wb_backend_status status; /* sticky error, finite flags (mapped host memory), transfers */
-} g_cuda = {PTHREAD_ONCE_INIT, 0, {0}, NULL, {}, {}};
+} g_cuda = {PTHREAD_ONCE_INIT, 0, {0}, NULL, NULL, 0, {}, {}};
+
+cudaStream_t wb_cuda_stream(void) { return g_cuda.stream; }
 
 /* Wait for the device; a failed launch or an asynchronous fault since the
  * last sync becomes the backend's sticky error. */
@@ -45,8 +49,15 @@ static int cu_sync(const wb_backend *be) {
 
 int wb_cuda_check(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return 0;
+    wb_backend_fail(&g_cuda.table, "cuda %s: %s", what, cudaGetErrorString(e));
     wb_set_error("cuda %s: %s", what, cudaGetErrorString(e));
     return -1;
+}
+
+void wb_cuda_launched(const char *op) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && g_cuda.sync_each_launch) e = cudaStreamSynchronize(g_cuda.stream);
+    wb_cuda_check(e, op);
 }
 
 /* ---- memory --------------------------------------------------------------- */
@@ -183,6 +194,31 @@ static void cuda_init_once(void) {
     t->axpby = wb_cuda_axpby;
     t->adam = wb_cuda_adam;
     t->sum_squares = wb_cuda_sum_squares;
+    /* [image, norm and diffusion kernels] cuda_image.cu, cuda_norm.cu, cuda_diffusion.cu */
+#ifdef WB_CUDA_IMAGE_KERNELS_WIP
+    t->im2col = wb_cuda_im2col;
+    t->col2im = wb_cuda_col2im;
+    t->upsample2x = wb_cuda_upsample2x;
+    t->upsample2x_bwd = wb_cuda_upsample2x_bwd;
+    t->avgpool2x = wb_cuda_avgpool2x;
+    t->avgpool2x_bwd = wb_cuda_avgpool2x_bwd;
+    t->maxpool2d = wb_cuda_maxpool2d;
+    t->maxpool2d_bwd = wb_cuda_maxpool2d_bwd;
+    t->avgpool2d = wb_cuda_avgpool2d;
+    t->avgpool2d_bwd = wb_cuda_avgpool2d_bwd;
+    t->resize_bilinear = wb_cuda_resize_bilinear;
+    t->resize_bilinear_bwd = wb_cuda_resize_bilinear_bwd;
+    t->group_norm = wb_cuda_group_norm;
+    t->group_norm_bwd = wb_cuda_group_norm_bwd;
+    t->softmax_rows = wb_cuda_softmax_rows;
+    t->softmax_rows_bwd = wb_cuda_softmax_rows_bwd;
+    t->rng_normal = wb_cuda_rng_normal;
+    t->rng_uniform = wb_cuda_rng_uniform;
+    t->karras_sigma = wb_cuda_karras_sigma;
+    t->dmd_weight = wb_cuda_dmd_weight;
+    t->dmd_weight_bwd = wb_cuda_dmd_weight_bwd;
+#endif
+    /* [end image, norm and diffusion kernels] */
     /* The finite flags live in mapped, pinned host memory: kernels write
      * them and wb_backend_sync reads them after the sync, with no copy. */
     int *flags = NULL;

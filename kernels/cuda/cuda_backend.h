@@ -34,13 +34,25 @@ const wb_backend *wb_cuda_backend_table(char *err, size_t err_len);
 
 #define WB_CUDA_HIDDEN __attribute__((visibility("hidden")))
 
+/* The one stream everything of this backend runs on (non-blocking, bound
+ * to cuBLAS and cuDNN): cuda_backend.cu creates it with the table. */
+WB_CUDA_HIDDEN cudaStream_t wb_cuda_stream(void);
+
 /* Every kernel launch is written WB_CUDA_LAUNCH(kernel, grid, block,
  * shared_bytes)(args...), never with the triple-chevron syntax directly, so
  * the same source also builds for a CPU emulation of the runtime (which
- * defines WB_CUDA_LAUNCH itself before this header is read). */
+ * defines WB_CUDA_LAUNCH itself before this header is read), and so every
+ * launch goes to the backend's stream. Follow it with wb_cuda_launched(op). */
 #ifndef WB_CUDA_LAUNCH
-#define WB_CUDA_LAUNCH(kernel, grid, block, shmem) kernel<<<(grid), (block), (shmem)>>>
+#define WB_CUDA_LAUNCH(kernel, grid, block, shmem) kernel<<<(grid), (block), (shmem), wb_cuda_stream()>>>
 #endif
+
+/* After a launch: a launch error (bad configuration, no kernel image)
+ * becomes the backend's sticky error naming `op` (wb_backend_fail), which
+ * the next op or the once-a-step sync reports. With WB_CUDA_SYNC=1 in the
+ * environment it also waits for the kernel, so an asynchronous fault (an
+ * illegal address) is reported by the op that caused it. */
+WB_CUDA_HIDDEN void wb_cuda_launched(const char *op);
 
 /* Launch configuration shared by every elementwise kernel: 256 threads per
  * block (8 warps: a multiple of the warp size that keeps occupancy high on
@@ -58,11 +70,31 @@ static inline unsigned wb_cuda_grid(int64_t n) {
     return (unsigned)g;
 }
 
-/* After a launch or runtime call: on failure, leave "cuda <what>: <reason>"
- * in wb_last_error() (the vtable functions return void, so this is the only
- * channel; asynchronous kernel faults surface at the next synchronising call,
- * e.g. download). Returns 0 on success. */
+/* After a runtime call: on failure, the backend's sticky error becomes
+ * "cuda <what>: <reason>" (wb_backend_fail; the vtable functions return
+ * void, so this is the channel) and so does wb_last_error(). Returns 0 on
+ * success. */
 WB_CUDA_HIDDEN int wb_cuda_check(cudaError_t e, const char *what);
+
+/* Sum of v over a 1-D block (blockDim.x a multiple of 32, at most 1024);
+ * the result is valid in thread 0. Warp shuffles first, then one value per
+ * warp through shared memory, always in the same order: deterministic for
+ * a given launch geometry. Ends with a barrier so a caller may call it
+ * again in a loop (the shared slots are reused). Every thread of the block
+ * must call it. */
+template <typename T> __device__ T wb_cuda_block_sum(T v) {
+    __shared__ T warp_sums[32];
+    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    if (lane == 0) warp_sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (blockDim.x >> 5) ? warp_sums[lane] : (T)0;
+        for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    }
+    __syncthreads();
+    return v;
+}
 
 /* cuda_elementwise.cu */
 WB_CUDA_HIDDEN void wb_cuda_fill(float *dst, int64_t n, float value);
@@ -94,6 +126,47 @@ WB_CUDA_HIDDEN void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x,
 WB_CUDA_HIDDEN void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y,
                                      int accumulate);
 WB_CUDA_HIDDEN double wb_cuda_sum_squares(int64_t n, const float *x);
+/* cuda_image.cu: im2col/col2im, 2× up/down-sampling, k×k pooling, bilinear
+ * resizing (semantics: wb/backend.h; rules: kernels/cpu/cpu_conv.c, cpu_pool.c) */
+WB_CUDA_HIDDEN void wb_cuda_im2col(const float *x, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h,
+                                   int pad_w, float *col);
+WB_CUDA_HIDDEN void wb_cuda_col2im(const float *col, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h,
+                                   int pad_w, float *dx);
+WB_CUDA_HIDDEN void wb_cuda_upsample2x(int64_t planes, int h, int w, const float *x, float *y);
+WB_CUDA_HIDDEN void wb_cuda_upsample2x_bwd(int64_t planes, int h, int w, const float *dy, float *dx);
+WB_CUDA_HIDDEN void wb_cuda_avgpool2x(int64_t planes, int h, int w, const float *x, float *y);
+WB_CUDA_HIDDEN void wb_cuda_avgpool2x_bwd(int64_t planes, int h, int w, const float *dy, float *dx);
+WB_CUDA_HIDDEN void wb_cuda_maxpool2d(int64_t planes, int h, int w, int k, int stride, int pad, const float *x,
+                                      float *y);
+WB_CUDA_HIDDEN void wb_cuda_maxpool2d_bwd(int64_t planes, int h, int w, int k, int stride, int pad, const float *x,
+                                          const float *dy, float *dx);
+WB_CUDA_HIDDEN void wb_cuda_avgpool2d(int64_t planes, int h, int w, int k, int stride, int pad, int count_include_pad,
+                                      const float *x, float *y);
+WB_CUDA_HIDDEN void wb_cuda_avgpool2d_bwd(int64_t planes, int h, int w, int k, int stride, int pad,
+                                          int count_include_pad, const float *dy, float *dx);
+WB_CUDA_HIDDEN void wb_cuda_resize_bilinear(int64_t planes, int h, int w, int ho, int wo, const float *x, float *y);
+WB_CUDA_HIDDEN void wb_cuda_resize_bilinear_bwd(int64_t planes, int h, int w, int ho, int wo, const float *dy,
+                                                float *dx);
+
+/* cuda_norm.cu: group norm and row softmax (rules: kernels/cpu/cpu_norm.c) */
+WB_CUDA_HIDDEN void wb_cuda_group_norm(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                                       const float *beta, float eps, float *y, float *mean, float *rstd);
+WB_CUDA_HIDDEN void wb_cuda_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                                           const float *mean, const float *rstd, const float *dy, float *dx,
+                                           float *dgamma, float *dbeta);
+WB_CUDA_HIDDEN void wb_cuda_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y);
+WB_CUDA_HIDDEN void wb_cuda_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+
+/* cuda_diffusion.cu: the distillation step's kernels (rules:
+ * kernels/cpu/cpu_diffusion.c, kernels/philox.h) */
+WB_CUDA_HIDDEN void wb_cuda_rng_normal(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+WB_CUDA_HIDDEN void wb_cuda_rng_uniform(uint64_t seed, uint64_t stream, uint64_t offset, int64_t n, float *out);
+WB_CUDA_HIDDEN void wb_cuda_karras_sigma(int64_t n, const float *u, float t_min, float t_max, double sigma_min,
+                                         double sigma_max, double rho, float *sigma);
+WB_CUDA_HIDDEN void wb_cuda_dmd_weight(int64_t rows, int64_t cols, const float *x0, const float *d,
+                                       const float *sigma, float *w);
+WB_CUDA_HIDDEN void wb_cuda_dmd_weight_bwd(int64_t rows, int64_t cols, const float *x0, const float *d,
+                                           const float *sigma, const float *dw, float *dx0, float *dd, float *dsigma);
 #endif /* __CUDACC__ */
 
 #endif

@@ -81,7 +81,7 @@ static __global__ void k_fill(float *dst, int64_t n, float value) {
 void wb_cuda_fill(float *dst, int64_t n, float value) {
     if (n <= 0) return;
     WB_CUDA_LAUNCH(k_fill, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(dst, n, value);
-    wb_cuda_check(cudaGetLastError(), "fill");
+    wb_cuda_launched("fill");
 }
 
 /* ---- unary ------------------------------------------------------------------- */
@@ -96,6 +96,7 @@ static __global__ void k_flag_nonfinite(int64_t n, const float *x, int *flag) {
 void wb_cuda_flag_nonfinite(int64_t n, const float *x, int *flag) {
     if (n <= 0) return;
     WB_CUDA_LAUNCH(k_flag_nonfinite, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(n, x, flag);
+    wb_cuda_launched("flag_nonfinite");
 }
 
 static __global__ void k_unary(wb_unary_op op, int64_t n, const float *x, float *y, float alpha) {
@@ -114,14 +115,14 @@ static __global__ void k_unary_bwd(wb_unary_op op, int64_t n, const float *x, co
 void wb_cuda_unary(wb_unary_op op, int64_t n, const float *x, float *y, float alpha) {
     if (n <= 0 || check_unary_op(op, "unary")) return;
     WB_CUDA_LAUNCH(k_unary, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(op, n, x, y, alpha);
-    wb_cuda_check(cudaGetLastError(), "unary");
+    wb_cuda_launched("unary");
 }
 
 void wb_cuda_unary_bwd(wb_unary_op op, int64_t n, const float *x, const float *y,
                        const float *dy, float *dx, float alpha) {
     if (n <= 0 || check_unary_op(op, "unary_bwd")) return;
     WB_CUDA_LAUNCH(k_unary_bwd, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(op, n, x, y, dy, dx, alpha);
-    wb_cuda_check(cudaGetLastError(), "unary_bwd");
+    wb_cuda_launched("unary_bwd");
 }
 
 /* ---- broadcasting binary -------------------------------------------------------- *
@@ -202,14 +203,14 @@ void wb_cuda_binary(wb_binary_op op, const wb_bcast *bc, const float *a, const f
                     float *y) {
     if (bc->out_numel <= 0 || check_binary_op(op, "binary")) return;
     WB_CUDA_LAUNCH(k_binary, wb_cuda_grid(bc->out_numel), WB_CUDA_BLOCK, 0)(op, *bc, a, b, y);
-    wb_cuda_check(cudaGetLastError(), "binary");
+    wb_cuda_launched("binary");
 }
 
 void wb_cuda_binary_bwd(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b,
                         const float *dy, float *da, float *db) {
     if (bc->out_numel <= 0 || (!da && !db) || check_binary_op(op, "binary_bwd")) return;
     WB_CUDA_LAUNCH(k_binary_bwd, wb_cuda_grid(bc->out_numel), WB_CUDA_BLOCK, 0)(op, *bc, a, b, dy, da, db);
-    wb_cuda_check(cudaGetLastError(), "binary_bwd");
+    wb_cuda_launched("binary_bwd");
 }
 
 /* ---- row/2-D helpers ------------------------------------------------------------ */
@@ -223,7 +224,7 @@ void wb_cuda_bcast_rows_add(int64_t rows, int64_t cols, const float *dy, float a
                             float *dx) {
     if (rows <= 0 || cols <= 0) return;
     WB_CUDA_LAUNCH(k_bcast_rows_add, wb_cuda_grid(rows * cols), WB_CUDA_BLOCK, 0)(rows, cols, dy, alpha, dx);
-    wb_cuda_check(cudaGetLastError(), "bcast_rows_add");
+    wb_cuda_launched("bcast_rows_add");
 }
 
 /* Flattened over rows·cols rather than one block per row: rows are often
@@ -244,7 +245,7 @@ void wb_cuda_copy_2d(int64_t rows, int64_t cols, const float *src, int64_t src_s
     if (rows <= 0 || cols <= 0) return;
     WB_CUDA_LAUNCH(k_copy_2d, wb_cuda_grid(rows * cols), WB_CUDA_BLOCK, 0)(rows, cols, src, src_stride, dst,
                                                             dst_stride, accumulate);
-    wb_cuda_check(cudaGetLastError(), "copy_2d");
+    wb_cuda_launched("copy_2d");
 }
 
 /* ---- sinusoidal embedding ---------------------------------------------------------- *
@@ -293,14 +294,14 @@ static __global__ void k_sinusoidal_bwd(int64_t n, int dim, float max_period, co
 void wb_cuda_sinusoidal(int64_t n, int dim, float max_period, const float *t, float *y) {
     if (n <= 0 || dim <= 0) return;
     WB_CUDA_LAUNCH(k_sinusoidal, wb_cuda_grid(n * dim), WB_CUDA_BLOCK, 0)(n, dim, max_period, t, y);
-    wb_cuda_check(cudaGetLastError(), "sinusoidal");
+    wb_cuda_launched("sinusoidal");
 }
 
 void wb_cuda_sinusoidal_bwd(int64_t n, int dim, float max_period, const float *t,
                             const float *dy, float *dt) {
     if (n <= 0 || dim < 2) return; /* dim < 2: no frequency, zero gradient */
     WB_CUDA_LAUNCH(k_sinusoidal_bwd, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(n, dim, max_period, t, dy, dt);
-    wb_cuda_check(cudaGetLastError(), "sinusoidal_bwd");
+    wb_cuda_launched("sinusoidal_bwd");
 }
 
 /* ---- BLAS-1 and the optimiser ------------------------------------------------------- */
@@ -316,13 +317,13 @@ static __global__ void k_axpby(int64_t n, float a, const float *x, float b, floa
 void wb_cuda_axpy(int64_t n, float alpha, const float *x, float *y) {
     if (n <= 0) return;
     WB_CUDA_LAUNCH(k_axpy, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(n, alpha, x, y);
-    wb_cuda_check(cudaGetLastError(), "axpy");
+    wb_cuda_launched("axpy");
 }
 
 void wb_cuda_axpby(int64_t n, float a, const float *x, float b, float *y) {
     if (n <= 0) return;
     WB_CUDA_LAUNCH(k_axpby, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(n, a, x, b, y);
-    wb_cuda_check(cudaGetLastError(), "axpby");
+    wb_cuda_launched("axpby");
 }
 
 /* Adam (decoupled = 0: weight decay enters the gradient as L2) or AdamW
@@ -354,5 +355,5 @@ void wb_cuda_adam(int64_t n, float *p, const float *g, float *m, float *v, float
     const float step = lr / bc1, inv_sqrt_bc2 = 1.0f / sqrtf(bc2);
     WB_CUDA_LAUNCH(k_adam, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(n, p, g, m, v, lr, beta1, beta2, eps, weight_decay,
                                                decoupled, step, inv_sqrt_bc2);
-    wb_cuda_check(cudaGetLastError(), "adam");
+    wb_cuda_launched("adam");
 }

@@ -10,24 +10,6 @@
 
 #include "cuda/cuda_backend.h"
 
-/* Sum of v over the block (blockDim.x a multiple of 32, ≤ 1024); the result
- * is valid in thread 0. Warp shuffles first, then one value per warp through
- * shared memory. Ends with a barrier so the caller may call it again in a
- * loop (the shared slots are reused). Every thread of the block must call it. */
-template <typename T> __device__ T block_sum(T v) {
-    __shared__ T warp_sums[32];
-    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < (blockDim.x >> 5) ? warp_sums[lane] : (T)0;
-        for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    }
-    __syncthreads();
-    return v;
-}
-
 /* ---- sum_rows: y[r] = Σ_c x[r·cols + c] ----------------------------------------- *
  * One block per row (grid-stride over rows; the loop bound depends only on
  * blockIdx, so every thread of a block reaches the barriers together). The
@@ -41,7 +23,7 @@ static __global__ void k_sum_rows(int64_t rows, int64_t cols, const float *x, fl
         const float *row = x + r * cols;
         double s = 0.0;
         for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += row[c];
-        s = block_sum(s);
+        s = wb_cuda_block_sum(s);
         if (threadIdx.x == 0) y[r] = (float)s;
     }
 }
@@ -54,7 +36,7 @@ void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
     }
     unsigned grid = rows < WB_CUDA_MAX_BLOCKS ? (unsigned)rows : WB_CUDA_MAX_BLOCKS;
     WB_CUDA_LAUNCH(k_sum_rows, grid, WB_CUDA_BLOCK, 0)(rows, cols, x, y);
-    wb_cuda_check(cudaGetLastError(), "sum_rows");
+    wb_cuda_launched("sum_rows");
 }
 
 /* ---- sum_cols: y[c] (+)= Σ_r x[r·cols + c] --------------------------------------- *
@@ -97,7 +79,7 @@ void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int 
     int64_t tiles = (cols + SC_COLS - 1) / SC_COLS;
     unsigned grid = tiles < WB_CUDA_MAX_BLOCKS ? (unsigned)tiles : WB_CUDA_MAX_BLOCKS;
     WB_CUDA_LAUNCH(k_sum_cols, grid, dim3(SC_COLS, SC_LANES), 0)(rows, cols, x, y, accumulate);
-    wb_cuda_check(cudaGetLastError(), "sum_cols");
+    wb_cuda_launched("sum_cols");
 }
 
 /* ---- sum_squares: Σ x² in double -------------------------------------------------- *
@@ -119,7 +101,7 @@ static __global__ void k_sum_squares(int64_t n, const float *x, double *partials
         double v = (double)x[i];
         s += v * v;
     }
-    s = block_sum(s);
+    s = wb_cuda_block_sum(s);
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
