@@ -47,11 +47,13 @@
 int wb_cpu_conv_ctx_new(void **ctx) {
     *ctx = NULL;
     const char *mode = getenv("WB_CONV");
-    if (!mode || !*mode || strcmp(mode, "im2col") == 0 || strcmp(mode, "auto") == 0) return 0;
+    /* cudnn is the CUDA backend's fused library: for the CPU, auto */
+    if (!mode || !*mode || strcmp(mode, "im2col") == 0 || strcmp(mode, "auto") == 0 || strcmp(mode, "cudnn") == 0)
+        return 0;
     if (strcmp(mode, "dnnl") == 0)
         wb_set_error("WB_CONV=dnnl: this build has no oneDNN (install libdnnl-dev and reconfigure)");
     else
-        wb_set_error("WB_CONV=%s: want auto, im2col or dnnl", mode);
+        wb_set_error("WB_CONV=%s: want auto, im2col, dnnl (CPU) or cudnn (CUDA)", mode);
     return -1;
 }
 
@@ -399,10 +401,11 @@ int wb_cpu_conv_ctx_new(void **out) {
     *out = NULL;
     const char *mode = getenv("WB_CONV");
     int force = 0;
-    if (mode && *mode && strcmp(mode, "auto") != 0) {
+    /* cudnn is the CUDA backend's fused library: for the CPU, auto */
+    if (mode && *mode && strcmp(mode, "auto") != 0 && strcmp(mode, "cudnn") != 0) {
         if (strcmp(mode, "im2col") == 0) return 0;
         if (strcmp(mode, "dnnl") != 0) {
-            wb_set_error("WB_CONV=%s: want auto, im2col or dnnl", mode);
+            wb_set_error("WB_CONV=%s: want auto, im2col, dnnl (CPU) or cudnn (CUDA)", mode);
             return -1;
         }
         force = 1;

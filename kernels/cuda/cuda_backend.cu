@@ -3,12 +3,21 @@
  * free, upload, download, copy) and gemm through cuBLAS. The kernels live in
  * cuda_elementwise.cu and cuda_reduce.cu.
  *
- * Execution model (why it is this simple): everything runs on the legacy
- * default stream of device 0 — kernels, cuBLAS (its handle keeps the default
- * NULL stream) and cudaMemcpy. Work is therefore ordered exactly as the host
- * issues it, and download()/sum_squares() synchronise, so the op layer never
- * needs an explicit sync. Like llm.c, one stream and no events: correctness
- * first; overlap can come later behind the same vtable.
+ * Execution model: one non-blocking stream (created with the table) carries
+ * every kernel, cuBLAS call, cuDNN call and copy, so work is ordered exactly
+ * as the host issues it and never waits on other libraries' work on the
+ * legacy default stream. Host transfers go through two pinned staging
+ * buffers (uploads return as soon as the data is staged; downloads wait for
+ * the stream, then copy out). Memory comes from the device's stream-ordered
+ * pool (cudaMallocAsync) with its release threshold at "never", so after the
+ * first steps no op reaches the driver's allocator: freed blocks are reused
+ * in stream order. Reductions that return a value to the host use buffers
+ * made once, here. WB_CUDA_SYNC=1 waits after every launch, so an
+ * asynchronous fault is reported by the op that caused it.
+ *
+ * Numerics: FP32 everywhere; TF32 tensor-core rounding is off unless
+ * WB_CUDA_TF32=1 (cuBLAS math mode here, cuDNN math type in
+ * cuda_conv_cudnn.cu), so results stay within float rounding of the CPU.
  *
  * State: one file-static struct holds the cuBLAS handle, the table and the
  * probe's outcome. It is written once under pthread_once and read-only after,
@@ -16,6 +25,8 @@
  * file can reach it except through the returned const table.
  */
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,18 +40,29 @@ static struct {
     int ok;                 /* probe succeeded: table is usable          */
     char reason[256];       /* why not, when !ok                         */
     cublasHandle_t blas;    /* created once, never destroyed (process-long) */
-    cudaStream_t stream;    /* the one stream of this backend (NULL: the legacy default stream) */
+    cudaStream_t stream;    /* the one stream of this backend (non-blocking) */
     int sync_each_launch;   /* WB_CUDA_SYNC=1: wait after every launch so a fault names its op */
+    int tf32;               /* WB_CUDA_TF32=1: TF32 tensor cores in cuBLAS and cuDNN */
+    int pooled;             /* memory from the stream-ordered pool (cudaMallocAsync) */
+    /* pinned staging for host transfers: two buffers used in turn; an
+     * upload waits for the copy that last used its buffer (staged[i]) */
+    void *staging[2];
+    cudaEvent_t staged[2];
+    int next_staging;
+    /* sum_squares: per-block partial sums, on the device and pinned */
+    double *partials_dev, *partials_host;
     wb_backend table;
     wb_backend_status status; /* sticky error, finite flags (mapped host memory), transfers */
-} g_cuda = {PTHREAD_ONCE_INIT, 0, {0}, NULL, NULL, 0, {}, {}};
+} g_cuda = {PTHREAD_ONCE_INIT, 0, {0}, NULL, NULL, 0, 0, 0, {NULL, NULL}, {NULL, NULL}, 0, NULL, NULL, {}, {}};
+
+#define STAGING_BYTES ((size_t)8 << 20) /* per buffer: transfers go in chunks of this */
 
 cudaStream_t wb_cuda_stream(void) { return g_cuda.stream; }
 
 /* Wait for the device; a failed launch or an asynchronous fault since the
  * last sync becomes the backend's sticky error. */
 static int cu_sync(const wb_backend *be) {
-    cudaError_t e = cudaDeviceSynchronize();
+    cudaError_t e = cudaStreamSynchronize(g_cuda.stream);
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e == cudaSuccess) return 0;
     wb_backend_fail(be, "cuda: %s", cudaGetErrorString(e));
@@ -64,31 +86,63 @@ void wb_cuda_launched(const char *op) {
 
 static void *cu_alloc(size_t bytes) {
     void *p = NULL;
-    /* cudaMalloc(0) may hand back NULL, which callers read as failure, so an
-     * empty tensor still gets a (tiny) real allocation. */
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    /* a zero-byte request still gets a real (tiny) block: callers read NULL
+     * as failure */
+    size_t n = bytes ? bytes : 1;
+    cudaError_t e = g_cuda.pooled ? cudaMallocAsync(&p, n, g_cuda.stream) : cudaMalloc(&p, n);
     if (e != cudaSuccess) {
+        cudaGetLastError();
         wb_set_error("cuda alloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
         return NULL;
     }
     return p;
 }
 
+/* Stream-ordered: the block returns to the pool once the work queued so
+ * far (which may still read it) is done. */
 static void cu_free(void *ptr) {
-    if (ptr) wb_cuda_check(cudaFree(ptr), "free");
+    if (ptr) wb_cuda_check(g_cuda.pooled ? cudaFreeAsync(ptr, g_cuda.stream) : cudaFree(ptr), "free");
 }
 
+/* Through the staging buffers: memcpy into pinned memory, then an async
+ * copy that the host need not wait for (the next use of the same buffer
+ * does). The caller may reuse host_src as soon as this returns. */
 static void cu_upload(void *dst, const void *host_src, size_t bytes) {
-    if (bytes) wb_cuda_check(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "upload");
+    for (size_t off = 0; off < bytes; off += STAGING_BYTES) {
+        size_t len = bytes - off < STAGING_BYTES ? bytes - off : STAGING_BYTES;
+        int i = g_cuda.next_staging;
+        g_cuda.next_staging ^= 1;
+        if (wb_cuda_check(cudaEventSynchronize(g_cuda.staged[i]), "upload")) return;
+        memcpy(g_cuda.staging[i], (const char *)host_src + off, len);
+        if (wb_cuda_check(cudaMemcpyAsync((char *)dst + off, g_cuda.staging[i], len, cudaMemcpyHostToDevice,
+                                          g_cuda.stream), "upload") ||
+            wb_cuda_check(cudaEventRecord(g_cuda.staged[i], g_cuda.stream), "upload"))
+            return;
+    }
 }
 
+/* Waits for the stream (the data must be computed), so a download is also
+ * where an asynchronous fault of earlier work surfaces. */
 static void cu_download(void *host_dst, const void *src, size_t bytes) {
-    if (bytes) wb_cuda_check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "download");
+    for (size_t off = 0; off < bytes; off += STAGING_BYTES) {
+        size_t len = bytes - off < STAGING_BYTES ? bytes - off : STAGING_BYTES;
+        void *stage = g_cuda.staging[0];
+        if (wb_cuda_check(cudaMemcpyAsync(stage, (const char *)src + off, len, cudaMemcpyDeviceToHost, g_cuda.stream),
+                          "download") ||
+            wb_cuda_check(cudaStreamSynchronize(g_cuda.stream), "download"))
+            return;
+        memcpy((char *)host_dst + off, stage, len);
+    }
 }
 
 static void cu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src)
-        wb_cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy");
+        wb_cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream), "copy");
+}
+
+double *wb_cuda_partials(double **host) {
+    *host = g_cuda.partials_host;
+    return g_cuda.partials_dev;
 }
 
 /* ---- gemm ----------------------------------------------------------------- *
@@ -102,11 +156,38 @@ static void cu_copy(void *dst, const void *src, size_t bytes) {
 static void cu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
+    if (k <= 0) { /* C = β·C, β = 0 clears C (even NaN), as the CPU backend and BLAS do */
+        wb_cuda_scale_matrices(1, m, n, ldc, 0, beta, c);
+        return;
+    }
     cublasStatus_t st = cublasSgemm(g_cuda.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                     trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb,
                                     a, lda, &beta, c, ldc);
     if (st != CUBLAS_STATUS_SUCCESS)
-        wb_set_error("cuda gemm (m=%d n=%d k=%d): %s", m, n, k, cublasGetStatusString(st));
+        wb_backend_fail(&g_cuda.table, "cuda gemm (m=%d n=%d k=%d): %s", m, n, k, cublasGetStatusString(st));
+    else
+        wb_cuda_launched("gemm");
+}
+
+/* The same swap per matrix; strides are in floats and may be 0 (one
+ * weight matrix shared by every image). */
+static void cu_gemm_batched(int batch, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                            int lda, int64_t stride_a, const float *b, int ldb, int64_t stride_b, float beta,
+                            float *c, int ldc, int64_t stride_c) {
+    if (batch <= 0 || m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        wb_cuda_scale_matrices(batch, m, n, ldc, stride_c, beta, c);
+        return;
+    }
+    cublasStatus_t st = cublasSgemmStridedBatched(g_cuda.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb,
+                                                  (long long)stride_b, a, lda, (long long)stride_a, &beta, c, ldc,
+                                                  (long long)stride_c, batch);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        wb_backend_fail(&g_cuda.table, "cuda gemm_batched (batch=%d m=%d n=%d k=%d): %s", batch, m, n, k,
+                        cublasGetStatusString(st));
+    else
+        wb_cuda_launched("gemm_batched");
 }
 
 /* ---- probe ------------------------------------------------------------------ */
@@ -116,6 +197,12 @@ static void cu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
  * GPU fails here with "no kernel image", reported now instead of as a
  * mysterious failure of the first op. */
 static __global__ void wb_cuda_probe_kernel(float *out) { *out = 42.0f; }
+
+/* WB_CUDA_SYNC=1, WB_CUDA_TF32=1: a set, non-zero variable. */
+static int env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && v[0] && strcmp(v, "0") != 0;
+}
 
 static void probe_fail(const char *what, const char *why) {
     snprintf(g_cuda.reason, sizeof g_cuda.reason, "%s: %s", what, why);
@@ -161,10 +248,41 @@ static void cuda_init_once(void) {
         probe_fail("cublasCreate", cublasGetStatusString(st));
         return;
     }
+    g_cuda.sync_each_launch = env_flag("WB_CUDA_SYNC");
+    g_cuda.tf32 = env_flag("WB_CUDA_TF32");
+    if ((e = cudaStreamCreateWithFlags(&g_cuda.stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        probe_fail("cudaStreamCreateWithFlags", cudaGetErrorString(e));
+        return;
+    }
+    cublasSetStream(g_cuda.blas, g_cuda.stream);
     /* Plain FP32 sgemm (no TF32 tensor-core rounding) so results agree with
-     * the CPU reference to ~1e-6 relative; this is the default, set it
-     * explicitly so a later cuBLAS default change cannot silently alter it. */
-    cublasSetMathMode(g_cuda.blas, CUBLAS_DEFAULT_MATH);
+     * the CPU reference to ~1e-6 relative, unless WB_CUDA_TF32=1; set
+     * explicitly so a later cuBLAS default cannot silently change it. */
+    cublasSetMathMode(g_cuda.blas, g_cuda.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+
+    /* The stream-ordered pool keeps what it was given (release threshold
+     * "never"): after warm-up no step calls the driver's allocator. */
+    int pools = 0;
+    if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, 0) == cudaSuccess && pools) {
+        cudaMemPool_t pool;
+        uint64_t keep = UINT64_MAX;
+        if (cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess &&
+            cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess)
+            g_cuda.pooled = 1;
+    }
+    cudaGetLastError();
+    for (int i = 0; i < 2; i++)
+        if ((e = cudaHostAlloc(&g_cuda.staging[i], STAGING_BYTES, cudaHostAllocDefault)) != cudaSuccess ||
+            (e = cudaEventCreateWithFlags(&g_cuda.staged[i], cudaEventDisableTiming)) != cudaSuccess) {
+            probe_fail("pinned staging buffers", cudaGetErrorString(e));
+            return;
+        }
+    if ((e = cudaMalloc((void **)&g_cuda.partials_dev, WB_CUDA_MAX_PARTIALS * sizeof(double))) != cudaSuccess ||
+        (e = cudaHostAlloc((void **)&g_cuda.partials_host, WB_CUDA_MAX_PARTIALS * sizeof(double),
+                           cudaHostAllocDefault)) != cudaSuccess) {
+        probe_fail("reduction buffers", cudaGetErrorString(e));
+        return;
+    }
 
     wb_backend *t = &g_cuda.table;
 #ifdef WB_CUDA_EMU
@@ -180,6 +298,14 @@ static void cuda_init_once(void) {
     t->copy = cu_copy;
     t->fill = wb_cuda_fill;
     t->gemm = cu_gemm;
+    t->gemm_batched = cu_gemm_batched;
+#if defined(WB_HAVE_CUDNN) && !defined(WB_CUDA_EMU)
+    /* fused convolutions through cuDNN (WB_CONV picks per graph) */
+    t->conv_ctx_new = wb_cuda_conv_ctx_new;
+    t->conv_ctx_free = wb_cuda_conv_ctx_free;
+    t->conv2d_fwd = wb_cuda_conv2d_fwd;
+    t->conv2d_bwd = wb_cuda_conv2d_bwd;
+#endif
     t->unary = wb_cuda_unary;
     t->unary_bwd = wb_cuda_unary_bwd;
     t->binary = wb_cuda_binary;

@@ -96,7 +96,17 @@ template <typename T> __device__ T wb_cuda_block_sum(T v) {
     return v;
 }
 
+/* Per-block partial sums of host-returning reductions (sum_squares): at
+ * most WB_CUDA_MAX_PARTIALS doubles on the device, and a pinned host mirror
+ * in *host, both made once with the table. */
+#define WB_CUDA_MAX_PARTIALS 1024
+WB_CUDA_HIDDEN double *wb_cuda_partials(double **host);
+
 /* cuda_elementwise.cu */
+/* C_i = β·C_i for `batch` row-major rows×cols matrices (leading dimension
+ * ld, stride floats apart); β = 0 writes zeros (gemm with k = 0). */
+WB_CUDA_HIDDEN void wb_cuda_scale_matrices(int batch, int rows, int cols, int ld, int64_t stride, float beta,
+                                           float *c);
 WB_CUDA_HIDDEN void wb_cuda_fill(float *dst, int64_t n, float value);
 WB_CUDA_HIDDEN void wb_cuda_flag_nonfinite(int64_t n, const float *x, int *flag);
 WB_CUDA_HIDDEN void wb_cuda_unary(wb_unary_op op, int64_t n, const float *x, float *y, float alpha);
@@ -121,11 +131,26 @@ WB_CUDA_HIDDEN void wb_cuda_adam(int64_t n, float *p, const float *g, float *m, 
                                  float lr, float beta1, float beta2, float eps,
                                  float weight_decay, int decoupled, float bc1, float bc2);
 
+/* y[n, c, p] += bias[c] over (B, C, HW) (a convolution's bias) */
+WB_CUDA_HIDDEN void wb_cuda_add_channel_bias(int b, int c, int64_t hw, const float *bias, float *y);
+
 /* cuda_reduce.cu */
+/* db[c] += Σ_{n, p} dy[n, c, p] over (B, C, HW), fixed order */
+WB_CUDA_HIDDEN void wb_cuda_channel_sums(int b, int c, int64_t hw, const float *dy, float *db);
 WB_CUDA_HIDDEN void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x, float *y);
 WB_CUDA_HIDDEN void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y,
                                      int accumulate);
 WB_CUDA_HIDDEN double wb_cuda_sum_squares(int64_t n, const float *x);
+/* cuda_conv_cudnn.cu: fused convolutions through cuDNN (device builds only) */
+#if defined(WB_HAVE_CUDNN) && !defined(WB_CUDA_EMU)
+WB_CUDA_HIDDEN int wb_cuda_conv_ctx_new(void **ctx);
+WB_CUDA_HIDDEN void wb_cuda_conv_ctx_free(void *ctx);
+WB_CUDA_HIDDEN int wb_cuda_conv2d_fwd(void *ctx, const wb_conv_geom *geom, const float *x, const float *w,
+                                      const float *b, float *y);
+WB_CUDA_HIDDEN int wb_cuda_conv2d_bwd(void *ctx, const wb_conv_geom *geom, const float *x, const float *w,
+                                      const float *dy, float *dx, float *dw, float *db);
+#endif
+
 /* cuda_image.cu: im2col/col2im, 2× up/down-sampling, k×k pooling, bilinear
  * resizing (semantics: wb/backend.h; rules: kernels/cpu/cpu_conv.c, cpu_pool.c) */
 WB_CUDA_HIDDEN void wb_cuda_im2col(const float *x, int c, int h, int w, int kh, int kw, int sh, int sw, int pad_h,

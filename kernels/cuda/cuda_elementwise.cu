@@ -159,44 +159,114 @@ static __global__ void k_binary(wb_binary_op op, wb_bcast bc, const float *a, co
     }
 }
 
-/* One pass produces both gradients. An operand that is not broadcast
- * (numel == out_numel) maps output elements one-to-one onto its elements, so
- * each element has a single writer and a plain += is race-free. A broadcast
- * operand receives several contributions per element from different threads;
- * those use atomicAdd (order-dependent in the last bits, which is why the
- * tests compare with a tolerance). Inputs are read only by the ops whose
- * derivative needs them, so a caller may pass NULL a/b for ADD/SUB. */
-static __global__ void k_binary_bwd(wb_binary_op op, wb_bcast bc, const float *a, const float *b,
-                                    const float *dy, float *da, float *db) {
-    const bool a_bc = bc.a_numel != bc.out_numel;
-    const bool b_bc = bc.b_numel != bc.out_numel;
-    WB_GRID_STRIDE(i, bc.out_numel) {
-        int64_t ia, ib;
-        bc_offsets(bc, i, &ia, &ib);
-        float g = dy[i], ga, gb;
-        switch (op) {
-        case WB_BINARY_ADD: ga = g; gb = g; break;
-        case WB_BINARY_SUB: ga = g; gb = -g; break;
-        case WB_BINARY_MUL:
-            ga = da ? g * b[ib] : 0.0f;
-            gb = db ? g * a[ia] : 0.0f;
-            break;
-        default: { /* WB_BINARY_DIV: ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² */
-            float bv = b[ib];
-            ga = g / bv;
-            gb = db ? -g * a[ia] / (bv * bv) : 0.0f;
-            break;
-        }
-        }
-        if (da) {
-            if (a_bc) atomicAdd(&da[ia], ga);
-            else da[ia] += ga;
-        }
-        if (db) {
-            if (b_bc) atomicAdd(&db[ib], gb);
-            else db[ib] += gb;
-        }
+/* ∂y/∂a (which = 0) or ∂y/∂b (which = 1) times dy at output element i. */
+__device__ __forceinline__ float binary_grad(wb_binary_op op, int which, const wb_bcast &bc, int64_t i,
+                                             const float *a, const float *b, const float *dy) {
+    float g = dy[i];
+    switch (op) {
+    case WB_BINARY_ADD: return g;
+    case WB_BINARY_SUB: return which ? -g : g;
+    default: break;
     }
+    int64_t ia, ib;
+    bc_offsets(bc, i, &ia, &ib);
+    if (op == WB_BINARY_MUL) return which ? g * a[ia] : g * b[ib];
+    float bv = b[ib]; /* WB_BINARY_DIV: ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b² */
+    return which ? -g * a[ia] / (bv * bv) : g / bv;
+}
+
+/* Operands that are not broadcast (numel == out_numel) map output elements
+ * one-to-one onto their own: a flat pass, one writer per element. Inputs
+ * are read only by the ops whose derivative needs them, so a caller may
+ * pass NULL a/b for ADD/SUB. */
+static __global__ void k_binary_bwd_same(wb_binary_op op, wb_bcast bc, const float *a, const float *b,
+                                         const float *dy, float *da, float *db) {
+    WB_GRID_STRIDE(i, bc.out_numel) {
+        if (da) da[i] += binary_grad(op, 0, bc, i, a, b, dy);
+        if (db) db[i] += binary_grad(op, 1, bc, i, a, b, dy);
+    }
+}
+
+/* A broadcast operand receives several contributions per element. Instead
+ * of atomics (whose order, and so whose rounding, changes run to run) each
+ * element GATHERS its contributions: the output elements that read it are
+ * its own coordinates on the kept dims times every coordinate of the
+ * reduced dims (stride 0, size > 1), visited in row-major order — the order
+ * the CPU reference adds them in, so the two round alike. */
+struct bcast_gather {
+    int64_t own[4];      /* the operand's shape, right-aligned (1 on reduced dims) */
+    int64_t red[4];      /* sizes of the reduced dims (1 elsewhere)               */
+    int64_t out_str[4];  /* row-major strides of the output                       */
+    int64_t reduce_count, numel;
+};
+
+static bcast_gather make_gather(const wb_bcast &bc, int which) {
+    bcast_gather gt;
+    const int64_t *st = which ? bc.b_stride : bc.a_stride;
+    int64_t str = 1;
+    gt.reduce_count = 1;
+    gt.numel = 1;
+    for (int k = 3; k >= 0; k--) {
+        int reduced = st[k] == 0 && bc.out_shape[k] > 1;
+        gt.own[k] = reduced ? 1 : bc.out_shape[k];
+        gt.red[k] = reduced ? bc.out_shape[k] : 1;
+        gt.out_str[k] = str;
+        str *= bc.out_shape[k];
+        gt.reduce_count *= gt.red[k];
+        gt.numel *= gt.own[k];
+    }
+    return gt;
+}
+
+/* Output index of operand element e's r-th contribution. */
+__device__ __forceinline__ int64_t gather_index(const bcast_gather &gt, int64_t e, int64_t r) {
+    int64_t i = 0;
+    for (int k = 3; k >= 0; k--) {
+        int64_t ce = e % gt.own[k], cr = r % gt.red[k];
+        e /= gt.own[k];
+        r /= gt.red[k];
+        i += (ce + cr) * gt.out_str[k]; /* one of the two is 0 on every dim */
+    }
+    return i;
+}
+
+/* Few contributions per element: one thread per element, in order. */
+static __global__ void k_bcast_grad_serial(wb_binary_op op, int which, wb_bcast bc, bcast_gather gt, const float *a,
+                                           const float *b, const float *dy, float *grad) {
+    WB_GRID_STRIDE(e, gt.numel) {
+        float acc = grad[e];
+        for (int64_t r = 0; r < gt.reduce_count; r++) acc += binary_grad(op, which, bc, gather_index(gt, e, r), a, b, dy);
+        grad[e] = acc;
+    }
+}
+
+/* Many contributions (a scalar or per-channel operand of a big tensor): one
+ * block per element, threads striding over the contributions, a fixed-order
+ * block sum. The loop bound depends only on blockIdx (barriers inside). */
+static __global__ void k_bcast_grad_block(wb_binary_op op, int which, wb_bcast bc, bcast_gather gt, const float *a,
+                                          const float *b, const float *dy, float *grad) {
+    for (int64_t e = blockIdx.x; e < gt.numel; e += gridDim.x) {
+        float s = 0.0f;
+        for (int64_t r = threadIdx.x; r < gt.reduce_count; r += blockDim.x)
+            s += binary_grad(op, which, bc, gather_index(gt, e, r), a, b, dy);
+        s = wb_cuda_block_sum(s);
+        if (threadIdx.x == 0) grad[e] += s;
+    }
+}
+
+#define BCAST_BLOCK_REDUCE 2048 /* contributions per element from which a block gathers */
+
+static void bcast_grad(wb_binary_op op, int which, const wb_bcast *bc, const float *a, const float *b,
+                       const float *dy, float *grad) {
+    bcast_gather gt = make_gather(*bc, which);
+    if (gt.reduce_count >= BCAST_BLOCK_REDUCE) {
+        unsigned grid = gt.numel < WB_CUDA_MAX_BLOCKS ? (unsigned)gt.numel : WB_CUDA_MAX_BLOCKS;
+        WB_CUDA_LAUNCH(k_bcast_grad_block, grid, WB_CUDA_BLOCK, 0)(op, which, *bc, gt, a, b, dy, grad);
+    } else {
+        WB_CUDA_LAUNCH(k_bcast_grad_serial, wb_cuda_grid(gt.numel), WB_CUDA_BLOCK, 0)(op, which, *bc, gt, a, b, dy,
+                                                                                      grad);
+    }
+    wb_cuda_launched("binary_bwd");
 }
 
 void wb_cuda_binary(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b,
@@ -209,8 +279,32 @@ void wb_cuda_binary(wb_binary_op op, const wb_bcast *bc, const float *a, const f
 void wb_cuda_binary_bwd(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b,
                         const float *dy, float *da, float *db) {
     if (bc->out_numel <= 0 || (!da && !db) || check_binary_op(op, "binary_bwd")) return;
-    WB_CUDA_LAUNCH(k_binary_bwd, wb_cuda_grid(bc->out_numel), WB_CUDA_BLOCK, 0)(op, *bc, a, b, dy, da, db);
-    wb_cuda_launched("binary_bwd");
+    const bool a_bc = bc->a_numel != bc->out_numel, b_bc = bc->b_numel != bc->out_numel;
+    float *da_same = da && !a_bc ? da : NULL, *db_same = db && !b_bc ? db : NULL;
+    if (da_same || db_same) {
+        WB_CUDA_LAUNCH(k_binary_bwd_same, wb_cuda_grid(bc->out_numel), WB_CUDA_BLOCK, 0)(op, *bc, a, b, dy, da_same,
+                                                                                         db_same);
+        wb_cuda_launched("binary_bwd");
+    }
+    if (da && a_bc) bcast_grad(op, 0, bc, a, b, dy, da);
+    if (db && b_bc) bcast_grad(op, 1, bc, a, b, dy, db);
+}
+
+/* ---- C = β·C (gemm with k = 0) --------------------------------------------------- */
+static __global__ void k_scale_matrices(int64_t total, int rows, int cols, int ld, int64_t stride, float beta,
+                                        float *c) {
+    WB_GRID_STRIDE(i, total) {
+        int64_t per = (int64_t)rows * cols, m = i / per, r = (i % per) / cols, j = i % cols;
+        float *p = c + m * stride + r * ld + j;
+        *p = beta == 0.0f ? 0.0f : beta * *p;
+    }
+}
+
+void wb_cuda_scale_matrices(int batch, int rows, int cols, int ld, int64_t stride, float beta, float *c) {
+    int64_t total = (int64_t)batch * rows * cols;
+    if (total <= 0 || beta == 1.0f) return;
+    WB_CUDA_LAUNCH(k_scale_matrices, wb_cuda_grid(total), WB_CUDA_BLOCK, 0)(total, rows, cols, ld, stride, beta, c);
+    wb_cuda_launched("gemm");
 }
 
 /* ---- row/2-D helpers ------------------------------------------------------------ */
@@ -356,4 +450,16 @@ void wb_cuda_adam(int64_t n, float *p, const float *g, float *m, float *v, float
     WB_CUDA_LAUNCH(k_adam, wb_cuda_grid(n), WB_CUDA_BLOCK, 0)(n, p, g, m, v, lr, beta1, beta2, eps, weight_decay,
                                                decoupled, step, inv_sqrt_bc2);
     wb_cuda_launched("adam");
+}
+
+/* ---- y[n, c, p] += b[c] (a convolution's bias) -------------------------------------- */
+static __global__ void k_add_channel_bias(int64_t total, int c, int64_t hw, const float *b, float *y) {
+    WB_GRID_STRIDE(i, total) y[i] += b[(i / hw) % c];
+}
+
+void wb_cuda_add_channel_bias(int b, int c, int64_t hw, const float *bias, float *y) {
+    int64_t total = (int64_t)b * c * hw;
+    if (total <= 0) return;
+    WB_CUDA_LAUNCH(k_add_channel_bias, wb_cuda_grid(total), WB_CUDA_BLOCK, 0)(total, c, hw, bias, y);
+    wb_cuda_launched("conv2d");
 }

@@ -84,16 +84,12 @@ void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int 
 
 /* ---- sum_squares: Σ x² in double -------------------------------------------------- *
  * Two stages: each block writes its double partial sum (squares are formed
- * in double, so no float overflow for large finite x) to a per-call buffer;
- * the host adds the ≤ SQ_MAX_BLOCKS partials in a fixed order. The result
- * is deterministic and needs no atomics. The buffer is allocated per call
- * rather than kept in a file-static so concurrent callers cannot collide;
- * the call synchronises anyway (it returns a host value), so the extra
- * cudaMalloc/cudaFree are noise next to a gradient-norm's use. NaN/inf in x
- * propagate through the sums. On a CUDA failure the result is NaN (so a
- * finiteness check trips) and wb_last_error() says why. */
-#define SQ_MAX_BLOCKS 1024
-
+ * in double, so no float overflow for large finite x) into the backend's
+ * partials buffer (made once with the table: no allocation per call); the
+ * partials come back through their pinned mirror and the host adds them in
+ * a fixed order. Deterministic, no atomics. The call waits for the stream
+ * (it returns a host value). NaN/inf in x propagate; on a CUDA failure the
+ * result is NaN (so a finiteness check trips) and the sticky error says why. */
 static __global__ void k_sum_squares(int64_t n, const float *x, double *partials) {
     double s = 0.0;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -108,17 +104,37 @@ static __global__ void k_sum_squares(int64_t n, const float *x, double *partials
 double wb_cuda_sum_squares(int64_t n, const float *x) {
     if (n <= 0) return 0.0;
     unsigned grid = wb_cuda_grid(n);
-    if (grid > SQ_MAX_BLOCKS) grid = SQ_MAX_BLOCKS;
-    double *d_partials = NULL, partials[SQ_MAX_BLOCKS];
-    if (wb_cuda_check(cudaMalloc(&d_partials, grid * sizeof(double)), "sum_squares"))
-        return NAN;
-    WB_CUDA_LAUNCH(k_sum_squares, grid, WB_CUDA_BLOCK, 0)(n, x, d_partials);
+    if (grid > WB_CUDA_MAX_PARTIALS) grid = WB_CUDA_MAX_PARTIALS;
+    double *host = NULL, *dev = wb_cuda_partials(&host);
+    WB_CUDA_LAUNCH(k_sum_squares, grid, WB_CUDA_BLOCK, 0)(n, x, dev);
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess)
-        e = cudaMemcpy(partials, d_partials, grid * sizeof(double), cudaMemcpyDeviceToHost);
-    cudaFree(d_partials);
+        e = cudaMemcpyAsync(host, dev, grid * sizeof(double), cudaMemcpyDeviceToHost, wb_cuda_stream());
+    if (e == cudaSuccess) e = cudaStreamSynchronize(wb_cuda_stream());
     if (wb_cuda_check(e, "sum_squares")) return NAN;
     double total = 0.0;
-    for (unsigned i = 0; i < grid; i++) total += partials[i];
+    for (unsigned i = 0; i < grid; i++) total += host[i];
     return total;
+}
+
+/* ---- channel sums: db[c] += Σ_{n, p} dy[n, c, p] (a convolution's bias gradient) -- *
+ * One block per channel, threads striding over the B·HW values of that
+ * channel, a fixed-order block sum: deterministic, no atomics. */
+static __global__ void k_channel_sums(int b, int c, int64_t hw, const float *dy, float *db) {
+    for (int ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        double s = 0.0;
+        for (int64_t i = threadIdx.x; i < (int64_t)b * hw; i += blockDim.x) {
+            int64_t n = i / hw, p = i - n * hw;
+            s += dy[(n * c + ch) * hw + p];
+        }
+        s = wb_cuda_block_sum(s);
+        if (threadIdx.x == 0) db[ch] += (float)s;
+    }
+}
+
+void wb_cuda_channel_sums(int b, int c, int64_t hw, const float *dy, float *db) {
+    if (b <= 0 || c <= 0 || hw <= 0) return;
+    unsigned grid = c < WB_CUDA_MAX_BLOCKS ? (unsigned)c : WB_CUDA_MAX_BLOCKS;
+    WB_CUDA_LAUNCH(k_channel_sums, grid, WB_CUDA_BLOCK, 0)(b, c, hw, dy, db);
+    wb_cuda_launched("conv2d_bwd");
 }

@@ -58,6 +58,12 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4
 };
 typedef struct wb_emu_stream *cudaStream_t;
+typedef struct wb_emu_event *cudaEvent_t;
+typedef struct wb_emu_mempool *cudaMemPool_t;
+#define cudaStreamNonBlocking 1u
+#define cudaEventDisableTiming 2u
+enum cudaDeviceAttr { cudaDevAttrMemoryPoolsSupported = 115 };
+enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4 };
 #define cudaHostAllocDefault 0u
 #define cudaHostAllocMapped 2u
 
@@ -76,6 +82,18 @@ cudaError_t cudaMemset(void *dst, int value, size_t bytes);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaGetLastError(void);
+/* Streams and events: a launch runs to completion before it returns, so a
+ * stream is already in order and every event has already happened. */
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+/* The stream-ordered pool is plain host memory here. */
+cudaError_t cudaMallocAsync(void **ptr, size_t bytes, cudaStream_t s);
+cudaError_t cudaFreeAsync(void *ptr, cudaStream_t s);
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void *value);
 cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorString(cudaError_t e);
 

@@ -383,3 +383,48 @@ const char *cudaGetErrorString(cudaError_t e) {
     default: return wb_emu::g_last_message;
     }
 }
+
+static int the_stream, the_event, the_pool; /* distinct non-null handles */
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    (void)flags;
+    *s = (cudaStream_t)&the_stream;
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    (void)flags;
+    *e = (cudaEvent_t)&the_event;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    (void)e;
+    (void)s;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    (void)e;
+    return cudaSuccess;
+}
+cudaError_t cudaMallocAsync(void **ptr, size_t bytes, cudaStream_t s) {
+    (void)s;
+    return cudaMalloc(ptr, bytes);
+}
+cudaError_t cudaFreeAsync(void *ptr, cudaStream_t s) {
+    (void)s;
+    return cudaFree(ptr);
+}
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device) {
+    (void)device;
+    *value = attr == cudaDevAttrMemoryPoolsSupported ? 1 : 0;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device) {
+    (void)device;
+    *pool = (cudaMemPool_t)&the_pool;
+    return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void *value) {
+    (void)pool;
+    (void)attr;
+    (void)value;
+    return cudaSuccess;
+}
