@@ -261,4 +261,76 @@ static inline void img_check_torch(const img_suite *s, const char *script, const
     img_torch_cleanup();
 }
 
+/* ---- conv cases (tests/test_ops_conv.c; also tests/test_backend_ops.c) ---- */
+/* p: conv2d stride, pad; bmm trans_a, trans_b. conv2d: n_in 2 = no bias,
+ * 3 = with bias. fd: IMG_FD_NONE for cases too big for finite differences. */
+static const img_case IMG_CONV_CASES[] = {
+    {"conv_3x3_p1", "conv2d", 3, {IMG_X4(2, 3, 5, 6), IMG_X4(4, 3, 3, 3), IMG_X1(4)}, {1, 1}, IMG_FD_LINEAR, 0},
+    {"conv_1x1", "conv2d", 3, {IMG_X4(2, 4, 3, 5), IMG_X4(3, 4, 1, 1), IMG_X1(3)}, {1, 0}, IMG_FD_LINEAR, 0},   /* pointwise path */
+    {"conv_1x1_s2", "conv2d", 2, {IMG_X4(1, 2, 5, 5), IMG_X4(3, 2, 1, 1)}, {2, 0}, IMG_FD_LINEAR, 0},       /* 1×1 through im2col */
+    {"conv_3x3_s2", "conv2d", 3, {IMG_X4(2, 3, 7, 6), IMG_X4(5, 3, 3, 3), IMG_X1(5)}, {2, 1}, IMG_FD_LINEAR, 0},
+    {"conv_2x4_s2_p2", "conv2d", 3, {IMG_X4(1, 2, 6, 9), IMG_X4(3, 2, 2, 4), IMG_X1(3)}, {2, 2}, IMG_FD_LINEAR, 0}, /* rows of pure padding */
+    {"conv_5x5_nobias", "conv2d", 2, {IMG_X4(3, 2, 8, 8), IMG_X4(2, 2, 5, 5)}, {1, 2}, IMG_FD_LINEAR, 0},
+    {"conv_3x1_s3", "conv2d", 2, {IMG_X4(2, 3, 7, 5), IMG_X4(2, 3, 3, 1)}, {3, 0}, IMG_FD_LINEAR, 0},     /* stride > kernel width */
+    {"conv_big", "conv2d", 3, {IMG_X4(4, 8, 16, 16), IMG_X4(16, 8, 3, 3), IMG_X1(16)}, {1, 1}, IMG_FD_NONE, 0},
+    {"upsample", "upsample2x", 1, {IMG_X4(2, 3, 3, 4)}, {0, 0}, IMG_FD_LINEAR, 0},
+    {"avgpool", "avgpool2x", 1, {IMG_X4(2, 3, 4, 6)}, {0, 0}, IMG_FD_LINEAR, 0},
+    {"bmm_nn", "bmm", 2, {IMG_X3(3, 4, 5), IMG_X3(3, 5, 2)}, {0, 0}, IMG_FD_LINEAR, 0},
+    {"bmm_tn", "bmm", 2, {IMG_X3(3, 5, 4), IMG_X3(3, 5, 2)}, {1, 0}, IMG_FD_LINEAR, 0},
+    {"bmm_nt", "bmm", 2, {IMG_X3(3, 4, 5), IMG_X3(3, 2, 5)}, {0, 1}, IMG_FD_LINEAR, 0},
+    {"bmm_tt", "bmm", 2, {IMG_X3(3, 5, 4), IMG_X3(3, 2, 5)}, {1, 1}, IMG_FD_LINEAR, 0},
+};
+
+#define IMG_CONV_N_CASES ((int)(sizeof IMG_CONV_CASES / sizeof IMG_CONV_CASES[0]))
+#define IMG_CONV_SEED 0xc0de0000u
+
+static inline wb_tensor *img_conv_run(wb_graph *g, const img_case *c, wb_tensor **x) {
+    if (strcmp(c->op, "conv2d") == 0) return wb_conv2d(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, c->p[0], c->p[1]);
+    if (strcmp(c->op, "upsample2x") == 0) return wb_upsample2x(g, x[0]);
+    if (strcmp(c->op, "avgpool2x") == 0) return wb_avgpool2x(g, x[0]);
+    return wb_bmm(g, x[0], x[1], c->p[0], c->p[1]);
+}
+
+/* ---- pool cases (tests/test_ops_pool.c; also tests/test_backend_ops.c) ---- */
+/* p: maxpool2d k, stride, pad; avgpool2d k, stride, pad, count_include_pad;
+ * resize_bilinear out_h, out_w; conv2d_ex stride_h, stride_w, pad_h, pad_w
+ * (n_in 2 = no bias, 3 = with bias). fd: IMG_FD_NONE for torch only (too
+ * big, or ties). */
+static const img_case IMG_POOL_CASES[] = {
+    {"max_k3_s2", "maxpool2d", 1, {IMG_X4(2, 3, 7, 7)}, {3, 2, 0, 0}, IMG_FD_PIECEWISE, 0},   /* stem, blocks B and D */
+    {"max_k3_s1_p1", "maxpool2d", 1, {IMG_X4(2, 2, 5, 6)}, {3, 1, 1, 0}, IMG_FD_PIECEWISE, 0}, /* Mixed_7c's pool branch */
+    {"max_k2_s2_p1", "maxpool2d", 1, {IMG_X4(1, 2, 5, 5)}, {2, 2, 1, 0}, IMG_FD_PIECEWISE, 0}, /* floor with padding */
+    {"max_k3_s2_even", "maxpool2d", 1, {IMG_X4(1, 2, 8, 6)}, {3, 2, 0, 0}, IMG_FD_PIECEWISE, 0}, /* last row/col unused */
+    {"max_ties", "maxpool2d", 1, {IMG_X4(2, 2, 6, 6)}, {3, 1, 1, 0}, IMG_FD_NONE, 1},
+    {"avg_k3_s1_p1_excl", "avgpool2d", 1, {IMG_X4(2, 3, 5, 6)}, {3, 1, 1, 0}, IMG_FD_LINEAR, 0}, /* the FID blocks */
+    {"avg_k3_s1_p1_incl", "avgpool2d", 1, {IMG_X4(2, 3, 5, 6)}, {3, 1, 1, 1}, IMG_FD_LINEAR, 0}, /* torchvision's */
+    {"avg_k3_s2_p1_excl", "avgpool2d", 1, {IMG_X4(1, 2, 7, 8)}, {3, 2, 1, 0}, IMG_FD_LINEAR, 0},
+    {"avg_k2_s2", "avgpool2d", 1, {IMG_X4(2, 2, 4, 6)}, {2, 2, 0, 1}, IMG_FD_LINEAR, 0},
+    {"avg_k4_s3_p2_excl", "avgpool2d", 1, {IMG_X4(1, 2, 9, 7)}, {4, 3, 2, 0}, IMG_FD_LINEAR, 0},
+    {"avg_k4_s3_p2_incl", "avgpool2d", 1, {IMG_X4(1, 2, 9, 7)}, {4, 3, 2, 1}, IMG_FD_LINEAR, 0},
+    {"resize_up", "resize_bilinear", 1, {IMG_X4(2, 3, 5, 7)}, {11, 13, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_down", "resize_bilinear", 1, {IMG_X4(1, 2, 9, 8)}, {4, 3, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_mixed", "resize_bilinear", 1, {IMG_X4(1, 2, 6, 5)}, {4, 9, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_same", "resize_bilinear", 1, {IMG_X4(1, 1, 4, 4)}, {4, 4, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_from_1", "resize_bilinear", 1, {IMG_X4(1, 1, 1, 3)}, {3, 5, 0, 0}, IMG_FD_LINEAR, 0},
+    {"resize_32_299", "resize_bilinear", 1, {IMG_X4(1, 2, 32, 32)}, {299, 299, 0, 0}, IMG_FD_NONE, 0}, /* FID input */
+    {"conv_1x7_p03", "conv2d_ex", 3, {IMG_X4(2, 3, 6, 9), IMG_X4(4, 3, 1, 7), IMG_X1(4)}, {1, 1, 0, 3}, IMG_FD_LINEAR, 0},
+    {"conv_7x1_p30", "conv2d_ex", 2, {IMG_X4(1, 3, 9, 6), IMG_X4(2, 3, 7, 1)}, {1, 1, 3, 0}, IMG_FD_LINEAR, 0},
+    {"conv_1x3_p01", "conv2d_ex", 3, {IMG_X4(2, 2, 5, 5), IMG_X4(3, 2, 1, 3), IMG_X1(3)}, {1, 1, 0, 1}, IMG_FD_LINEAR, 0},
+    {"conv_3x1_p10", "conv2d_ex", 3, {IMG_X4(2, 2, 5, 5), IMG_X4(3, 2, 3, 1), IMG_X1(3)}, {1, 1, 1, 0}, IMG_FD_LINEAR, 0},
+    {"conv_3x3_s21_p12", "conv2d_ex", 3, {IMG_X4(1, 2, 7, 6), IMG_X4(3, 2, 3, 3), IMG_X1(3)}, {2, 1, 1, 2}, IMG_FD_LINEAR, 0},
+    {"conv_1x1_s12", "conv2d_ex", 2, {IMG_X4(1, 2, 5, 6), IMG_X4(2, 2, 1, 1)}, {1, 2, 0, 0}, IMG_FD_LINEAR, 0},
+};
+
+#define IMG_POOL_N_CASES ((int)(sizeof IMG_POOL_CASES / sizeof IMG_POOL_CASES[0]))
+#define IMG_POOL_SEED 0x9001000u
+
+static inline wb_tensor *img_pool_run(wb_graph *g, const img_case *c, wb_tensor **x) {
+    const int *p = c->p;
+    if (strcmp(c->op, "maxpool2d") == 0) return wb_maxpool2d(g, x[0], p[0], p[1], p[2]);
+    if (strcmp(c->op, "avgpool2d") == 0) return wb_avgpool2d(g, x[0], p[0], p[1], p[2], p[3]);
+    if (strcmp(c->op, "resize_bilinear") == 0) return wb_resize_bilinear(g, x[0], p[0], p[1]);
+    return wb_conv2d_ex(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, p[0], p[1], p[2], p[3]);
+}
+
 #endif

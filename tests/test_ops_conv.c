@@ -31,40 +31,14 @@
 
 #define MAX_IN IMG_MAX_IN
 
-/* p: conv2d stride, pad; bmm trans_a, trans_b. conv2d: n_in 2 = no bias,
- * 3 = with bias. fd: IMG_FD_NONE for cases too big for finite differences. */
-static const img_case CASES[] = {
-    {"conv_3x3_p1", "conv2d", 3, {IMG_X4(2, 3, 5, 6), IMG_X4(4, 3, 3, 3), IMG_X1(4)}, {1, 1}, IMG_FD_LINEAR, 0},
-    {"conv_1x1", "conv2d", 3, {IMG_X4(2, 4, 3, 5), IMG_X4(3, 4, 1, 1), IMG_X1(3)}, {1, 0}, IMG_FD_LINEAR, 0},   /* pointwise path */
-    {"conv_1x1_s2", "conv2d", 2, {IMG_X4(1, 2, 5, 5), IMG_X4(3, 2, 1, 1)}, {2, 0}, IMG_FD_LINEAR, 0},       /* 1×1 through im2col */
-    {"conv_3x3_s2", "conv2d", 3, {IMG_X4(2, 3, 7, 6), IMG_X4(5, 3, 3, 3), IMG_X1(5)}, {2, 1}, IMG_FD_LINEAR, 0},
-    {"conv_2x4_s2_p2", "conv2d", 3, {IMG_X4(1, 2, 6, 9), IMG_X4(3, 2, 2, 4), IMG_X1(3)}, {2, 2}, IMG_FD_LINEAR, 0}, /* rows of pure padding */
-    {"conv_5x5_nobias", "conv2d", 2, {IMG_X4(3, 2, 8, 8), IMG_X4(2, 2, 5, 5)}, {1, 2}, IMG_FD_LINEAR, 0},
-    {"conv_3x1_s3", "conv2d", 2, {IMG_X4(2, 3, 7, 5), IMG_X4(2, 3, 3, 1)}, {3, 0}, IMG_FD_LINEAR, 0},     /* stride > kernel width */
-    {"conv_big", "conv2d", 3, {IMG_X4(4, 8, 16, 16), IMG_X4(16, 8, 3, 3), IMG_X1(16)}, {1, 1}, IMG_FD_NONE, 0},
-    {"upsample", "upsample2x", 1, {IMG_X4(2, 3, 3, 4)}, {0, 0}, IMG_FD_LINEAR, 0},
-    {"avgpool", "avgpool2x", 1, {IMG_X4(2, 3, 4, 6)}, {0, 0}, IMG_FD_LINEAR, 0},
-    {"bmm_nn", "bmm", 2, {IMG_X3(3, 4, 5), IMG_X3(3, 5, 2)}, {0, 0}, IMG_FD_LINEAR, 0},
-    {"bmm_tn", "bmm", 2, {IMG_X3(3, 5, 4), IMG_X3(3, 5, 2)}, {1, 0}, IMG_FD_LINEAR, 0},
-    {"bmm_nt", "bmm", 2, {IMG_X3(3, 4, 5), IMG_X3(3, 2, 5)}, {0, 1}, IMG_FD_LINEAR, 0},
-    {"bmm_tt", "bmm", 2, {IMG_X3(3, 5, 4), IMG_X3(3, 2, 5)}, {1, 1}, IMG_FD_LINEAR, 0},
-};
-
-#define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 /* Relative error against float64 torch on the same inputs. conv_big's
  * outputs sum 73 float products: ~5e-5 at entries near the 1e-3·scale floor
  * of the error measure is float32 rounding; an indexing bug is ≥ 1e-1. */
 #define TORCH_TOL 5e-4
 #define FD_TOL 1e-3    /* |analytic − FD| / max(1, max|FD|) */
 
-static wb_tensor *run_op(wb_graph *g, const img_case *c, wb_tensor **x) {
-    if (strcmp(c->op, "conv2d") == 0) return wb_conv2d(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, c->p[0], c->p[1]);
-    if (strcmp(c->op, "upsample2x") == 0) return wb_upsample2x(g, x[0]);
-    if (strcmp(c->op, "avgpool2x") == 0) return wb_avgpool2x(g, x[0]);
-    return wb_bmm(g, x[0], x[1], c->p[0], c->p[1]);
-}
 
-static const img_suite SUITE = {CASES, N_CASES, run_op, 0xc0de0000u};
+static const img_suite SUITE = {IMG_CONV_CASES, IMG_CONV_N_CASES, img_conv_run, IMG_CONV_SEED};
 
 /* ---- finite differences ------------------------------------------------------------ */
 /* All four ops are linear in each input: exact differences up to rounding. */
@@ -82,7 +56,7 @@ static void test_match_torch(void **state) {
     double worst;
     const char *worst_name;
     img_check_torch(&SUITE, "torch_ops_conv.py", "/tmp/wb_conv_torch_XXXXXX", TORCH_TOL, &worst, &worst_name);
-    print_message("%d image-op cases match torch (output and input gradients); worst %s (%.3g)\n", N_CASES,
+    print_message("%d image-op cases match torch (output and input gradients); worst %s (%.3g)\n", IMG_CONV_N_CASES,
                   worst_name, worst);
 }
 

@@ -26,114 +26,34 @@
 
 #include "wb/tensor.h"
 #include "wb_test_util.h"
+#include "norm_op_cases.h"
 #include "core/wb_internal.h" /* g->n_tape: "identity records nothing" is about the tape */
 
-
-/* ---- the case table ---------------------------------------------------------- */
-enum { DOM_NORMAL = 0, DOM_BIG };  /* x ~ N(0,1) (shifted), or ±80 + N(0,1) logits */
-
-typedef struct norm_case {
-    const char *name;
-    const char *op;     /* "group_norm" or "softmax" (the key torch_ops_norm.py dispatches on) */
-    int ndim;
-    int64_t shape[4];
-    int groups;         /* group_norm only */
-    float eps;
-    int has_gamma, has_beta;
-    int domain;
-    double torch_tol;   /* max relative error against torch (output and grads) */
-} norm_case;
-
-static const norm_case CASES[] = {
-    {"gn_g1_affine", "group_norm", 4, {2, 4, 3, 3}, 1, 1e-5f, 1, 1, DOM_NORMAL, 1e-4},
-    {"gn_g2_affine", "group_norm", 4, {2, 4, 3, 3}, 2, 1e-5f, 1, 1, DOM_NORMAL, 1e-4},
-    {"gn_gC_affine", "group_norm", 4, {2, 4, 3, 3}, 4, 1e-5f, 1, 1, DOM_NORMAL, 1e-4},
-    {"gn_g1_plain", "group_norm", 4, {2, 4, 3, 3}, 1, 1e-5f, 0, 0, DOM_NORMAL, 1e-4},
-    {"gn_g2_plain", "group_norm", 4, {2, 4, 3, 3}, 2, 1e-5f, 0, 0, DOM_NORMAL, 1e-4},
-    {"gn_gC_plain", "group_norm", 4, {2, 4, 3, 3}, 4, 1e-5f, 0, 0, DOM_NORMAL, 1e-4},
-    {"gn_g2_eps6", "group_norm", 4, {3, 6, 2, 4}, 2, 1e-6f, 1, 1, DOM_NORMAL, 1e-4},
-    {"gn_g3_gamma_only", "group_norm", 3, {2, 6, 5}, 3, 1e-6f, 1, 0, DOM_NORMAL, 1e-4},
-    {"gn_g2_beta_only", "group_norm", 4, {2, 4, 2, 2}, 2, 1e-5f, 0, 1, DOM_NORMAL, 1e-4},
-    {"softmax_2d", "softmax", 2, {3, 7}, 0, 0, 0, 0, DOM_NORMAL, 1e-5},
-    {"softmax_4d", "softmax", 4, {2, 2, 3, 5}, 0, 0, 0, 0, DOM_NORMAL, 1e-5},
-    {"softmax_big", "softmax", 2, {4, 6}, 0, 0, 0, 0, DOM_BIG, 1e-5},
-};
-#define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
-
-static int64_t case_numel(const norm_case *c) {
-    int64_t n = 1;
-    for (int d = 0; d < c->ndim; d++) n *= c->shape[d];
-    return n;
-}
-
-/* Inputs of case ci in host memory: x (numel), gamma/beta (C); a Philox
- * stream fixed by the case index, so FD and torch see the same numbers. */
-static void fill_inputs(int ci, float *x, float *gamma, float *beta) {
-    const norm_case *c = &CASES[ci];
-    int64_t n = case_numel(c);
-    wb_rng rng;
-    wb_rng_init(&rng, 0x40e00000u + (uint64_t)ci, 0);
-    wb_rng_normal(&rng, x, n);
-    for (int64_t i = 0; i < n; i++) {
-        if (c->domain == DOM_BIG) x[i] = (x[i] < 0 ? -80.0f : 80.0f) + 0.5f * x[i];
-        else if (strcmp(c->op, "group_norm") == 0) x[i] = 0.75f + 1.5f * x[i]; /* non-zero mean, non-unit spread */
-    }
-    if (strcmp(c->op, "group_norm") != 0) return;
-    int64_t ch = c->shape[1];
-    wb_rng_normal(&rng, gamma, ch);
-    for (int64_t i = 0; i < ch; i++) gamma[i] = 1.0f + 0.5f * gamma[i];
-    wb_rng_normal(&rng, beta, ch);
-}
-
-/* Loss weights ±U[0.5, 1.5]: every output element matters. */
-static void fill_weights(int ci, int64_t n, float *w) {
-    wb_rng rng;
-    wb_rng_init(&rng, 0x40e00000u + (uint64_t)ci, 99);
-    wb_rng_uniform(&rng, w, n);
-    for (int64_t i = 0; i < n; i++) {
-        float u = w[i], mag = 0.5f + fmodf(u * 2.0f, 1.0f);
-        w[i] = u < 0.5f ? -mag : mag;
-    }
-}
-
-/* Build the case's leaves (x, gamma, beta; absent ones NULL) and its op. */
-static wb_tensor *build(wb_graph *g, int ci, const float *x, const float *gamma, const float *beta, int rg,
-                        wb_tensor **leaf) {
-    const norm_case *c = &CASES[ci];
-    leaf[0] = wb_leaf(g, c->ndim, c->shape, x, rg);
-    leaf[1] = leaf[2] = NULL;
-    assert_non_null(leaf[0]);
-    if (strcmp(c->op, "softmax") == 0) return wb_softmax(g, leaf[0]);
-    int64_t ch = c->shape[1];
-    if (c->has_gamma) leaf[1] = wb_leaf(g, 1, &ch, gamma, rg);
-    if (c->has_beta) leaf[2] = wb_leaf(g, 1, &ch, beta, rg);
-    return wb_group_norm(g, leaf[0], c->groups, leaf[1], leaf[2], c->eps);
-}
 
 /* ---- finite differences ------------------------------------------------------ */
 static double fd_loss(wb_graph *g, int ci, float *const *in, const float *w) {
     wb_graph_reset(g);
     wb_tensor *leaf[3];
-    wb_tensor *y = build(g, ci, in[0], in[1], in[2], 0, leaf);
-    if (!y) fail_msg("%s: forward failed: %s", CASES[ci].name, wb_last_error());
+    wb_tensor *y = norm_build(g, ci, in[0], in[1], in[2], 0, leaf);
+    if (!y) fail_msg("%s: forward failed: %s", NORM_CASES[ci].name, wb_last_error());
     return wb_test_weighted_sum(y, w);
 }
 
 static void check_case_fd(int ci, double *worst) {
-    const norm_case *c = &CASES[ci];
-    int64_t n = case_numel(c), ch = c->ndim > 1 ? c->shape[1] : 1;
+    const norm_case *c = &NORM_CASES[ci];
+    int64_t n = norm_case_numel(c), ch = c->ndim > 1 ? c->shape[1] : 1;
     float *in[3];
     int64_t len[3] = {n, ch, ch};
     for (int k = 0; k < 3; k++) assert_non_null(in[k] = malloc((size_t)len[k] * sizeof(float)));
-    fill_inputs(ci, in[0], in[1], in[2]);
+    norm_fill_inputs(ci, in[0], in[1], in[2]);
     float *w = malloc((size_t)n * sizeof *w);
     assert_non_null(w);
-    fill_weights(ci, n, w);
+    norm_fill_weights(ci, n, w);
 
     wb_graph *g = wb_graph_new(wb_backend_cpu()), *gfd = wb_graph_new(wb_backend_cpu());
     wb_graph_set_grad(gfd, 0);
     wb_tensor *leaf[3];
-    wb_tensor *y = build(g, ci, in[0], in[1], in[2], 1, leaf);
+    wb_tensor *y = norm_build(g, ci, in[0], in[1], in[2], 1, leaf);
     if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
     wb_tensor *seed = wb_from_host(g, y->ndim, y->shape, w);
     if (wb_backward(g, y, seed)) fail_msg("%s: backward: %s", c->name, wb_last_error());
@@ -152,7 +72,7 @@ static void check_case_fd(int ci, double *worst) {
         double gmax = 0.0;
         for (int64_t i = 0; i < len[k]; i++) {
             float x0 = in[k][i];
-            float h = c->domain == DOM_BIG ? 1e-2f : 1e-2f * fmaxf(1.0f, fabsf(x0));
+            float h = c->domain == NORM_DOM_BIG ? 1e-2f : 1e-2f * fmaxf(1.0f, fabsf(x0));
             float xp = x0 + h, xm = x0 - h;
             in[k][i] = xp;
             double lp = fd_loss(gfd, ci, in, w);
@@ -183,8 +103,8 @@ static void check_case_fd(int ci, double *worst) {
 static void test_norm_ops_fd(void **state) {
     (void)state;
     double worst = 0.0;
-    for (int ci = 0; ci < N_CASES; ci++) check_case_fd(ci, &worst);
-    print_message("%d cases match finite differences; worst rel. error %.3g (limit 3e-3)\n", N_CASES, worst);
+    for (int ci = 0; ci < NORM_N_CASES; ci++) check_case_fd(ci, &worst);
+    print_message("%d cases match finite differences; worst rel. error %.3g (limit 3e-3)\n", NORM_N_CASES, worst);
 }
 
 /* ---- group norm: the forward by hand, and errors ----------------------------- */
@@ -376,18 +296,18 @@ static const char *const LEAF_KEY[3] = {"x", "gamma", "beta"};
 
 /* One case: inputs, weights, output and gradients of Σ w ⊙ out. */
 static void dump_case(FILE *tf, FILE *mf, int ci) {
-    const norm_case *c = &CASES[ci];
-    int64_t n = case_numel(c), ch = c->ndim > 1 ? c->shape[1] : 1;
+    const norm_case *c = &NORM_CASES[ci];
+    int64_t n = norm_case_numel(c), ch = c->ndim > 1 ? c->shape[1] : 1;
     float *in[3], *w = malloc((size_t)n * sizeof *w), *buf = malloc((size_t)n * sizeof *buf);
     int64_t len[3] = {n, ch, ch};
     assert_non_null(w);
     assert_non_null(buf);
     for (int k = 0; k < 3; k++) assert_non_null(in[k] = malloc((size_t)len[k] * sizeof(float)));
-    fill_inputs(ci, in[0], in[1], in[2]);
-    fill_weights(ci, n, w);
+    norm_fill_inputs(ci, in[0], in[1], in[2]);
+    norm_fill_weights(ci, n, w);
     wb_graph *g = wb_graph_new(wb_backend_cpu());
     wb_tensor *leaf[3];
-    wb_tensor *y = build(g, ci, in[0], in[1], in[2], 1, leaf);
+    wb_tensor *y = norm_build(g, ci, in[0], in[1], in[2], 1, leaf);
     if (!y) fail_msg("%s: forward failed: %s", c->name, wb_last_error());
     if (wb_backward(g, y, wb_from_host(g, y->ndim, y->shape, w))) fail_msg("%s: backward: %s", c->name, wb_last_error());
     char key[128];
@@ -412,12 +332,12 @@ static void dump_case(FILE *tf, FILE *mf, int ci) {
 }
 
 /* Errors reported by the script: [case][out, x, gamma, beta], NAN until seen. */
-static double g_err[N_CASES][4];
+static double g_err[NORM_N_CASES][4];
 
 static double *result_slot(const char *name, const char *what) {
     static const char *const WHAT[4] = {"out", "grad_x", "grad_gamma", "grad_beta"};
-    for (int ci = 0; ci < N_CASES; ci++) {
-        if (strcmp(CASES[ci].name, name) != 0) continue;
+    for (int ci = 0; ci < NORM_N_CASES; ci++) {
+        if (strcmp(NORM_CASES[ci].name, name) != 0) continue;
         for (int k = 0; k < 4; k++)
             if (strcmp(what, WHAT[k]) == 0) return &g_err[ci][k];
     }
@@ -431,17 +351,17 @@ static void test_norm_ops_match_torch(void **state) {
     wb_torch_skip_without_python();
     FILE *tf, *mf;
     wb_torch_open(g_dir, sizeof g_dir, "/tmp/wb_norm_torch_XXXXXX", &tf, &mf);
-    for (int ci = 0; ci < N_CASES; ci++) dump_case(tf, mf, ci);
+    for (int ci = 0; ci < NORM_N_CASES; ci++) dump_case(tf, mf, ci);
     wb_torch_close(tf, mf);
-    for (int ci = 0; ci < N_CASES; ci++)
+    for (int ci = 0; ci < NORM_N_CASES; ci++)
         for (int k = 0; k < 4; k++) g_err[ci][k] = NAN;
 
     wb_torch_run("torch_ops_norm.py", g_dir, result_slot);
 
     double worst_ratio = 0.0;
     const char *worst_name = "-";
-    for (int ci = 0; ci < N_CASES; ci++) {
-        const norm_case *c = &CASES[ci];
+    for (int ci = 0; ci < NORM_N_CASES; ci++) {
+        const norm_case *c = &NORM_CASES[ci];
         const int present[4] = {1, 1, c->has_gamma, c->has_beta};
         for (int k = 0; k < 4; k++) {
             double e = g_err[ci][k];
@@ -456,7 +376,7 @@ static void test_norm_ops_match_torch(void **state) {
             if (e / c->torch_tol > worst_ratio) worst_ratio = e / c->torch_tol, worst_name = c->name;
         }
     }
-    print_message("%d norm/softmax cases match torch; tightest: %s (%.0f%% of its tolerance)\n", N_CASES, worst_name,
+    print_message("%d norm/softmax cases match torch; tightest: %s (%.0f%% of its tolerance)\n", NORM_N_CASES, worst_name,
                   100.0 * worst_ratio);
     remove_dir();
 }

@@ -38,52 +38,14 @@
 
 #define MAX_IN IMG_MAX_IN
 
-/* p: maxpool2d k, stride, pad; avgpool2d k, stride, pad, count_include_pad;
- * resize_bilinear out_h, out_w; conv2d_ex stride_h, stride_w, pad_h, pad_w
- * (n_in 2 = no bias, 3 = with bias). fd: IMG_FD_NONE for torch only (too
- * big, or ties). */
-static const img_case CASES[] = {
-    {"max_k3_s2", "maxpool2d", 1, {IMG_X4(2, 3, 7, 7)}, {3, 2, 0, 0}, IMG_FD_PIECEWISE, 0},   /* stem, blocks B and D */
-    {"max_k3_s1_p1", "maxpool2d", 1, {IMG_X4(2, 2, 5, 6)}, {3, 1, 1, 0}, IMG_FD_PIECEWISE, 0}, /* Mixed_7c's pool branch */
-    {"max_k2_s2_p1", "maxpool2d", 1, {IMG_X4(1, 2, 5, 5)}, {2, 2, 1, 0}, IMG_FD_PIECEWISE, 0}, /* floor with padding */
-    {"max_k3_s2_even", "maxpool2d", 1, {IMG_X4(1, 2, 8, 6)}, {3, 2, 0, 0}, IMG_FD_PIECEWISE, 0}, /* last row/col unused */
-    {"max_ties", "maxpool2d", 1, {IMG_X4(2, 2, 6, 6)}, {3, 1, 1, 0}, IMG_FD_NONE, 1},
-    {"avg_k3_s1_p1_excl", "avgpool2d", 1, {IMG_X4(2, 3, 5, 6)}, {3, 1, 1, 0}, IMG_FD_LINEAR, 0}, /* the FID blocks */
-    {"avg_k3_s1_p1_incl", "avgpool2d", 1, {IMG_X4(2, 3, 5, 6)}, {3, 1, 1, 1}, IMG_FD_LINEAR, 0}, /* torchvision's */
-    {"avg_k3_s2_p1_excl", "avgpool2d", 1, {IMG_X4(1, 2, 7, 8)}, {3, 2, 1, 0}, IMG_FD_LINEAR, 0},
-    {"avg_k2_s2", "avgpool2d", 1, {IMG_X4(2, 2, 4, 6)}, {2, 2, 0, 1}, IMG_FD_LINEAR, 0},
-    {"avg_k4_s3_p2_excl", "avgpool2d", 1, {IMG_X4(1, 2, 9, 7)}, {4, 3, 2, 0}, IMG_FD_LINEAR, 0},
-    {"avg_k4_s3_p2_incl", "avgpool2d", 1, {IMG_X4(1, 2, 9, 7)}, {4, 3, 2, 1}, IMG_FD_LINEAR, 0},
-    {"resize_up", "resize_bilinear", 1, {IMG_X4(2, 3, 5, 7)}, {11, 13, 0, 0}, IMG_FD_LINEAR, 0},
-    {"resize_down", "resize_bilinear", 1, {IMG_X4(1, 2, 9, 8)}, {4, 3, 0, 0}, IMG_FD_LINEAR, 0},
-    {"resize_mixed", "resize_bilinear", 1, {IMG_X4(1, 2, 6, 5)}, {4, 9, 0, 0}, IMG_FD_LINEAR, 0},
-    {"resize_same", "resize_bilinear", 1, {IMG_X4(1, 1, 4, 4)}, {4, 4, 0, 0}, IMG_FD_LINEAR, 0},
-    {"resize_from_1", "resize_bilinear", 1, {IMG_X4(1, 1, 1, 3)}, {3, 5, 0, 0}, IMG_FD_LINEAR, 0},
-    {"resize_32_299", "resize_bilinear", 1, {IMG_X4(1, 2, 32, 32)}, {299, 299, 0, 0}, IMG_FD_NONE, 0}, /* FID input */
-    {"conv_1x7_p03", "conv2d_ex", 3, {IMG_X4(2, 3, 6, 9), IMG_X4(4, 3, 1, 7), IMG_X1(4)}, {1, 1, 0, 3}, IMG_FD_LINEAR, 0},
-    {"conv_7x1_p30", "conv2d_ex", 2, {IMG_X4(1, 3, 9, 6), IMG_X4(2, 3, 7, 1)}, {1, 1, 3, 0}, IMG_FD_LINEAR, 0},
-    {"conv_1x3_p01", "conv2d_ex", 3, {IMG_X4(2, 2, 5, 5), IMG_X4(3, 2, 1, 3), IMG_X1(3)}, {1, 1, 0, 1}, IMG_FD_LINEAR, 0},
-    {"conv_3x1_p10", "conv2d_ex", 3, {IMG_X4(2, 2, 5, 5), IMG_X4(3, 2, 3, 1), IMG_X1(3)}, {1, 1, 1, 0}, IMG_FD_LINEAR, 0},
-    {"conv_3x3_s21_p12", "conv2d_ex", 3, {IMG_X4(1, 2, 7, 6), IMG_X4(3, 2, 3, 3), IMG_X1(3)}, {2, 1, 1, 2}, IMG_FD_LINEAR, 0},
-    {"conv_1x1_s12", "conv2d_ex", 2, {IMG_X4(1, 2, 5, 6), IMG_X4(2, 2, 1, 1)}, {1, 2, 0, 0}, IMG_FD_LINEAR, 0},
-};
-
-#define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 /* Relative error against float64 torch on the same inputs (the measure of
  * tests/torch_exchange.py). These ops sum at most 49 float products or 16
  * cells; an indexing or divisor bug is ≥ 1e-1. */
 #define TORCH_TOL 5e-4
 #define FD_TOL 1e-3 /* |analytic − FD| / max(1, max|FD|) */
 
-static wb_tensor *run_op(wb_graph *g, const img_case *c, wb_tensor **x) {
-    const int *p = c->p;
-    if (strcmp(c->op, "maxpool2d") == 0) return wb_maxpool2d(g, x[0], p[0], p[1], p[2]);
-    if (strcmp(c->op, "avgpool2d") == 0) return wb_avgpool2d(g, x[0], p[0], p[1], p[2], p[3]);
-    if (strcmp(c->op, "resize_bilinear") == 0) return wb_resize_bilinear(g, x[0], p[0], p[1]);
-    return wb_conv2d_ex(g, x[0], x[1], c->n_in > 2 ? x[2] : NULL, p[0], p[1], p[2], p[3]);
-}
 
-static const img_suite SUITE = {CASES, N_CASES, run_op, 0x9001000u};
+static const img_suite SUITE = {IMG_POOL_CASES, IMG_POOL_N_CASES, img_pool_run, IMG_POOL_SEED};
 
 /* ---- finite differences ------------------------------------------------------------ */
 static void test_finite_differences(void **state) {
@@ -103,7 +65,7 @@ static void test_match_torch(void **state) {
     const char *worst_name;
     img_check_torch(&SUITE, "torch_ops_pool.py", "/tmp/wb_pool_torch_XXXXXX", TORCH_TOL, &worst, &worst_name);
     print_message("%d pooling/resize/conv2d_ex cases match torch (output and input gradients); worst %s (%.3g)\n",
-                  N_CASES, worst_name, worst);
+                  IMG_POOL_N_CASES, worst_name, worst);
 }
 
 /* ---- accumulation: one input, several consumers ------------------------------------- */
