@@ -901,13 +901,18 @@ static void test_softmax_rows(void **state) {
     char what[128];
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
-        /* range 0: logits in [−4, 4]; 1: ±80 (e^80 overflows float without the max) */
-        for (int range = 0; range < 2; range++) {
+        /* range 0: logits in [−4, 4]; 1: ±80 (e^80 overflows float without
+         * the max); 2: logits in [−80, −79] and one +80 in the LAST column
+         * of each row: a row max that misses it (a reduction that drops a
+         * warp's value) overflows e^(x − max) and the row becomes NaN */
+        for (int range = 0; range < 3; range++) {
             const float lim = range ? 80.0f : 4.0f;
-            float *hx = host_rand(n, -lim, lim);
-            if (range && cols > 1) { /* row 0: large equal logits */
+            float *hx = range == 2 ? host_rand(n, -80.0f, -79.0f) : host_rand(n, -lim, lim);
+            if (range == 1 && cols > 1) { /* row 0: large equal logits */
                 for (int64_t j = 0; j < cols; j++) hx[j] = 80.0f;
             }
+            if (range == 2)
+                for (int64_t r = 0; r < rows; r++) hx[r * cols + cols - 1] = 80.0f;
             pair x = pair_from(n, hx);
             free(hx);
             pair y = pair_rand(n, -1.0f, 1.0f);
