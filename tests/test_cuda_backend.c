@@ -208,6 +208,27 @@ static void test_table(void **state) {
     assert_non_null(g_gpu->axpby);
     assert_non_null(g_gpu->adam);
     assert_non_null(g_gpu->sum_squares);
+    assert_non_null(g_gpu->im2col);
+    assert_non_null(g_gpu->col2im);
+    assert_non_null(g_gpu->upsample2x);
+    assert_non_null(g_gpu->upsample2x_bwd);
+    assert_non_null(g_gpu->avgpool2x);
+    assert_non_null(g_gpu->avgpool2x_bwd);
+    assert_non_null(g_gpu->maxpool2d);
+    assert_non_null(g_gpu->maxpool2d_bwd);
+    assert_non_null(g_gpu->avgpool2d);
+    assert_non_null(g_gpu->avgpool2d_bwd);
+    assert_non_null(g_gpu->resize_bilinear);
+    assert_non_null(g_gpu->resize_bilinear_bwd);
+    assert_non_null(g_gpu->group_norm);
+    assert_non_null(g_gpu->group_norm_bwd);
+    assert_non_null(g_gpu->softmax_rows);
+    assert_non_null(g_gpu->softmax_rows_bwd);
+    assert_non_null(g_gpu->rng_normal);
+    assert_non_null(g_gpu->rng_uniform);
+    assert_non_null(g_gpu->karras_sigma);
+    assert_non_null(g_gpu->dmd_weight);
+    assert_non_null(g_gpu->dmd_weight_bwd);
 }
 
 static void test_memory(void **state) {
@@ -546,6 +567,488 @@ static void test_sum_squares(void **state) {
     pair_free(&xi);
 }
 
+/* ---- image, norm and diffusion kernels ----------------------------------------- */
+
+/* expect_close, except that non-finite results must match exactly: NaN
+ * against NaN, ±inf against the same infinity (max pooling of −inf / NaN
+ * inputs). */
+static void expect_close_nf(const pair *p, double tol, double scale, const char *what) {
+    size_t bytes = (size_t)p->n * sizeof(float);
+    float *hc = malloc(bytes ? bytes : 1), *hg = malloc(bytes ? bytes : 1);
+    assert_non_null(hc);
+    assert_non_null(hg);
+    g_cpu->download(hc, p->c, bytes);
+    g_gpu->download(hg, p->g, bytes);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < p->n && bad < 0; i++) {
+        if (isnan(hc[i]) || isnan(hg[i])) {
+            if (!(isnan(hc[i]) && isnan(hg[i]))) bad = i;
+            continue;
+        }
+        if (hc[i] == hg[i]) continue; /* equal infinities too */
+        double d = fabs((double)hg[i] - (double)hc[i]);
+        if (!(d <= tol * fmax(scale, fabs((double)hc[i])))) bad = i;
+    }
+    float cv = bad >= 0 ? hc[bad] : 0.0f, gv = bad >= 0 ? hg[bad] : 0.0f;
+    free(hc);
+    free(hg);
+    if (bad >= 0)
+        fail_msg("%s: element %lld of %lld: cpu %.9g cuda %.9g", what, (long long)bad,
+                 (long long)p->n, (double)cv, (double)gv);
+}
+
+static int pool_out(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
+
+static void test_im2col_col2im(void **state) {
+    (void)state;
+    require_cuda();
+    /* c, h, w, kh, kw, sh, sw, pad_h, pad_w */
+    static const int cases[][9] = {
+        {1, 1, 1, 1, 1, 1, 1, 0, 0}, {3, 5, 7, 3, 3, 1, 1, 1, 1}, {2, 8, 6, 3, 2, 2, 1, 1, 0},
+        {2, 9, 9, 1, 7, 1, 1, 0, 3}, {2, 9, 9, 7, 1, 1, 1, 3, 0}, {1, 7, 7, 2, 2, 3, 3, 0, 0},
+        {4, 6, 5, 5, 5, 2, 2, 2, 2}, {3, 11, 10, 3, 3, 2, 3, 1, 1}, {2, 4, 4, 1, 1, 2, 2, 0, 0},
+    };
+    char what[128];
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const int *q = cases[s];
+        const int c = q[0], h = q[1], w = q[2], kh = q[3], kw = q[4], sh = q[5], sw = q[6], ph = q[7], pw = q[8];
+        const int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1;
+        const int64_t ncol = (int64_t)c * kh * kw * ho * wo, nx = (int64_t)c * h * w;
+        pair x = pair_rand(nx, -1.0f, 1.0f);
+        pair col = pair_rand(ncol, -1.0f, 1.0f); /* every element is written */
+        g_cpu->im2col(x.c, c, h, w, kh, kw, sh, sw, ph, pw, col.c);
+        g_gpu->im2col(x.g, c, h, w, kh, kw, sh, sw, ph, pw, col.g);
+        snprintf(what, sizeof what, "im2col case %zu", s);
+        expect_close(&col, 0.0, 1.0, what); /* a copy: exact */
+
+        pair dcol = pair_rand(ncol, -1.0f, 1.0f);
+        pair dx = pair_rand(nx, -1.0f, 1.0f);
+        g_cpu->col2im(dcol.c, c, h, w, kh, kw, sh, sw, ph, pw, dx.c);
+        g_gpu->col2im(dcol.g, c, h, w, kh, kw, sh, sw, ph, pw, dx.g);
+        snprintf(what, sizeof what, "col2im case %zu", s);
+        expect_close(&dx, TOL, red_scale((int64_t)kh * kw + 1, 1.0), what);
+        pair_free(&x);
+        pair_free(&col);
+        pair_free(&dcol);
+        pair_free(&dx);
+    }
+}
+
+static void test_upsample_avgpool2x(void **state) {
+    (void)state;
+    require_cuda();
+    /* planes, h, w (odd sizes: avgpool2x drops the last row / column) */
+    static const int cases[][3] = {{1, 1, 1}, {3, 4, 6}, {2, 7, 5}, {5, 16, 16}, {1, 2, 33}};
+    char what[96];
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const int64_t planes = cases[s][0];
+        const int h = cases[s][1], w = cases[s][2];
+        const int64_t n = planes * h * w, n2 = planes * 4 * h * w, nh = planes * (h / 2) * (w / 2);
+
+        pair x = pair_rand(n, -1.0f, 1.0f);
+        pair y = pair_rand(n2, -1.0f, 1.0f);
+        g_cpu->upsample2x(planes, h, w, x.c, y.c);
+        g_gpu->upsample2x(planes, h, w, x.g, y.g);
+        snprintf(what, sizeof what, "upsample2x %lldx%dx%d", (long long)planes, h, w);
+        expect_close(&y, 0.0, 1.0, what);
+
+        pair dy = pair_rand(n2, -1.0f, 1.0f);
+        pair dx = pair_rand(n, -1.0f, 1.0f);
+        g_cpu->upsample2x_bwd(planes, h, w, dy.c, dx.c);
+        g_gpu->upsample2x_bwd(planes, h, w, dy.g, dx.g);
+        snprintf(what, sizeof what, "upsample2x_bwd %lldx%dx%d", (long long)planes, h, w);
+        expect_close(&dx, TOL, red_scale(5, 1.0), what);
+
+        if (nh > 0) {
+            pair yp = pair_rand(nh, -1.0f, 1.0f);
+            g_cpu->avgpool2x(planes, h, w, x.c, yp.c);
+            g_gpu->avgpool2x(planes, h, w, x.g, yp.g);
+            snprintf(what, sizeof what, "avgpool2x %lldx%dx%d", (long long)planes, h, w);
+            expect_close(&yp, TOL, 1.0, what);
+
+            pair dyp = pair_rand(nh, -1.0f, 1.0f);
+            pair dxp = pair_rand(n, -1.0f, 1.0f);
+            g_cpu->avgpool2x_bwd(planes, h, w, dyp.c, dxp.c);
+            g_gpu->avgpool2x_bwd(planes, h, w, dyp.g, dxp.g);
+            snprintf(what, sizeof what, "avgpool2x_bwd %lldx%dx%d", (long long)planes, h, w);
+            expect_close(&dxp, TOL, 1.0, what);
+            pair_free(&yp);
+            pair_free(&dyp);
+            pair_free(&dxp);
+        }
+        pair_free(&x);
+        pair_free(&y);
+        pair_free(&dy);
+        pair_free(&dx);
+    }
+}
+
+/* planes, h, w, k, stride, pad (pad <= k/2, as the op guarantees) */
+static const int g_pool_cases[][6] = {
+    {2, 5, 5, 3, 1, 1}, {3, 8, 7, 3, 2, 1}, {2, 7, 7, 2, 3, 0}, /* stride > kernel */
+    {1, 1, 1, 1, 1, 0}, {2, 9, 6, 3, 3, 1}, {2, 6, 6, 4, 2, 2}, {1, 10, 13, 5, 2, 2},
+    {4, 4, 4, 2, 2, 0}, {1, 6, 5, 3, 4, 1},
+};
+
+/* Max-pooling inputs: 0 uniform, 1 ties (values in {−1, 0, 1}), 2 uniform
+ * with −inf and NaN sprinkled in, 3 every value −inf. */
+static float *pool_input(int64_t n, int mode) {
+    float *h = host_rand(n, -1.0f, 1.0f);
+    for (int64_t i = 0; i < n; i++) {
+        if (mode == 1) h[i] = (float)((int)floorf(frand(0.0f, 3.0f)) - 1);
+        if (mode == 2) {
+            float r = frand(0.0f, 1.0f);
+            if (r < 0.15f) h[i] = -INFINITY;
+            else if (r < 0.25f) h[i] = NAN;
+        }
+        if (mode == 3) h[i] = -INFINITY;
+    }
+    return h;
+}
+
+static void test_maxpool2d(void **state) {
+    (void)state;
+    require_cuda();
+    char what[128];
+    for (size_t s = 0; s < sizeof g_pool_cases / sizeof g_pool_cases[0]; s++) {
+        const int *q = g_pool_cases[s];
+        const int64_t planes = q[0];
+        const int h = q[1], w = q[2], k = q[3], st = q[4], pad = q[5];
+        const int ho = pool_out(h, k, st, pad), wo = pool_out(w, k, st, pad);
+        const int64_t n = planes * h * w, no = planes * ho * wo;
+        for (int mode = 0; mode < 4; mode++) {
+            float *hx = pool_input(n, mode);
+            pair x = pair_from(n, hx);
+            free(hx);
+            pair y = pair_rand(no, -1.0f, 1.0f);
+            g_cpu->maxpool2d(planes, h, w, k, st, pad, x.c, y.c);
+            g_gpu->maxpool2d(planes, h, w, k, st, pad, x.g, y.g);
+            snprintf(what, sizeof what, "maxpool2d case %zu mode %d", s, mode);
+            expect_close_nf(&y, 0.0, 1.0, what);
+
+            pair dy = pair_rand(no, -1.0f, 1.0f);
+            pair dx = pair_rand(n, -1.0f, 1.0f);
+            g_cpu->maxpool2d_bwd(planes, h, w, k, st, pad, x.c, dy.c, dx.c);
+            g_gpu->maxpool2d_bwd(planes, h, w, k, st, pad, x.g, dy.g, dx.g);
+            snprintf(what, sizeof what, "maxpool2d_bwd case %zu mode %d", s, mode);
+            expect_close(&dx, TOL, red_scale((int64_t)k * k + 1, 1.0), what);
+            pair_free(&x);
+            pair_free(&y);
+            pair_free(&dy);
+            pair_free(&dx);
+        }
+    }
+}
+
+static void test_avgpool2d(void **state) {
+    (void)state;
+    require_cuda();
+    char what[128];
+    for (size_t s = 0; s < sizeof g_pool_cases / sizeof g_pool_cases[0]; s++) {
+        const int *q = g_pool_cases[s];
+        const int64_t planes = q[0];
+        const int h = q[1], w = q[2], k = q[3], st = q[4], pad = q[5];
+        const int ho = pool_out(h, k, st, pad), wo = pool_out(w, k, st, pad);
+        const int64_t n = planes * h * w, no = planes * ho * wo;
+        for (int cip = 0; cip < 2; cip++) {
+            pair x = pair_rand(n, -1.0f, 1.0f);
+            pair y = pair_rand(no, -1.0f, 1.0f);
+            g_cpu->avgpool2d(planes, h, w, k, st, pad, cip, x.c, y.c);
+            g_gpu->avgpool2d(planes, h, w, k, st, pad, cip, x.g, y.g);
+            snprintf(what, sizeof what, "avgpool2d case %zu cip %d", s, cip);
+            expect_close(&y, TOL, 1.0, what);
+
+            pair dy = pair_rand(no, -1.0f, 1.0f);
+            pair dx = pair_rand(n, -1.0f, 1.0f);
+            g_cpu->avgpool2d_bwd(planes, h, w, k, st, pad, cip, dy.c, dx.c);
+            g_gpu->avgpool2d_bwd(planes, h, w, k, st, pad, cip, dy.g, dx.g);
+            snprintf(what, sizeof what, "avgpool2d_bwd case %zu cip %d", s, cip);
+            expect_close(&dx, TOL, red_scale((int64_t)k * k + 1, 1.0), what);
+            pair_free(&x);
+            pair_free(&y);
+            pair_free(&dy);
+            pair_free(&dx);
+        }
+    }
+}
+
+static void test_resize_bilinear(void **state) {
+    (void)state;
+    require_cuda();
+    /* planes, h, w, ho, wo: up, down, same, from 1, to 1, mixed, Inception's 32 -> 75-ish */
+    static const int cases[][5] = {
+        {2, 4, 4, 8, 8}, {2, 8, 8, 4, 4}, {3, 5, 7, 5, 7}, {2, 1, 1, 5, 3}, {1, 5, 3, 1, 1},
+        {2, 7, 5, 13, 3}, {1, 6, 9, 4, 14}, {1, 32, 32, 75, 75}, {1, 9, 10, 2, 3},
+    };
+    char what[128];
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const int64_t planes = cases[s][0];
+        const int h = cases[s][1], w = cases[s][2], ho = cases[s][3], wo = cases[s][4];
+        const int64_t n = planes * h * w, no = planes * ho * wo;
+        pair x = pair_rand(n, -1.0f, 1.0f);
+        pair y = pair_rand(no, -1.0f, 1.0f);
+        g_cpu->resize_bilinear(planes, h, w, ho, wo, x.c, y.c);
+        g_gpu->resize_bilinear(planes, h, w, ho, wo, x.g, y.g);
+        snprintf(what, sizeof what, "resize_bilinear %dx%d -> %dx%d", h, w, ho, wo);
+        expect_close(&y, TOL, 1.0, what);
+
+        /* each input cell receives from ≤ (ho/h + 2)·(wo/w + 2) outputs */
+        const int64_t fan = (int64_t)(ho / h + 2) * (wo / w + 2);
+        pair dy = pair_rand(no, -1.0f, 1.0f);
+        pair dx = pair_rand(n, -1.0f, 1.0f);
+        g_cpu->resize_bilinear_bwd(planes, h, w, ho, wo, dy.c, dx.c);
+        g_gpu->resize_bilinear_bwd(planes, h, w, ho, wo, dy.g, dx.g);
+        snprintf(what, sizeof what, "resize_bilinear_bwd %dx%d -> %dx%d", h, w, ho, wo);
+        expect_close(&dx, TOL, red_scale(fan, 1.0), what);
+        pair_free(&x);
+        pair_free(&y);
+        pair_free(&dy);
+        pair_free(&dx);
+    }
+}
+
+/* n values offset + N(0, 1) (Box–Muller on the private stream). */
+static float *host_normal(int64_t n, float offset) {
+    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(h);
+    for (int64_t i = 0; i < n; i++) {
+        double u1 = (double)frand(0.0f, 1.0f) + 1e-7, u2 = (double)frand(0.0f, 1.0f);
+        h[i] = offset + (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+    return h;
+}
+
+static void test_group_norm(void **state) {
+    (void)state;
+    require_cuda();
+    /* b, c, hw, groups */
+    static const int cases[][4] = {
+        {1, 1, 1, 1}, {2, 4, 9, 2}, {3, 6, 17, 3}, {2, 8, 64, 1}, {2, 32, 16, 32}, {1, 12, 1025, 4},
+    };
+    const float eps = 1e-5f;
+    char what[160];
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const int b = cases[s][0], c = cases[s][1], groups = cases[s][3];
+        const int64_t hw = cases[s][2], n = (int64_t)b * c * hw;
+        /* variant 0: uniform x, with affine; 1: NULL gamma / beta;
+         * 2: x = 1000 + N(0, 1), with affine (the shifted variance) */
+        for (int variant = 0; variant < 3; variant++) {
+            float *hx = variant == 2 ? host_normal(n, 1000.0f) : host_rand(n, -2.0f, 2.0f);
+            pair x = pair_from(n, hx);
+            free(hx);
+            pair gamma = pair_rand(c, 0.5f, 1.5f), beta = pair_rand(c, -1.0f, 1.0f);
+            const int affine = variant != 1;
+            pair y = pair_rand(n, -1.0f, 1.0f);
+            pair mean = pair_rand((int64_t)b * groups, -1.0f, 1.0f), rstd = pair_rand((int64_t)b * groups, -1.0f, 1.0f);
+            g_cpu->group_norm(b, c, hw, groups, x.c, affine ? gamma.c : NULL, affine ? beta.c : NULL, eps, y.c,
+                              mean.c, rstd.c);
+            g_gpu->group_norm(b, c, hw, groups, x.g, affine ? gamma.g : NULL, affine ? beta.g : NULL, eps, y.g,
+                              mean.g, rstd.g);
+            snprintf(what, sizeof what, "group_norm b=%d c=%d hw=%lld g=%d variant %d: ", b, c, (long long)hw,
+                     groups, variant);
+            size_t len = strlen(what);
+            snprintf(what + len, sizeof what - len, "y");
+            expect_close(&y, TOL, 1.0, what);
+            snprintf(what + len, sizeof what - len, "mean");
+            expect_close(&mean, TOL, 1.0, what);
+            snprintf(what + len, sizeof what - len, "rstd");
+            expect_close(&rstd, TOL, 1.0, what);
+
+            /* backward, each backend from its own statistics (as on a tape) */
+            pair dy = pair_rand(n, -1.0f, 1.0f);
+            pair dx = pair_rand(n, -1.0f, 1.0f), dg = pair_rand(c, -1.0f, 1.0f), db = pair_rand(c, -1.0f, 1.0f);
+            const float *gc = affine ? gamma.c : NULL, *gg = affine ? gamma.g : NULL;
+            g_cpu->group_norm_bwd(b, c, hw, groups, x.c, gc, mean.c, rstd.c, dy.c, dx.c, dg.c, db.c);
+            g_gpu->group_norm_bwd(b, c, hw, groups, x.g, gg, mean.g, rstd.g, dy.g, dx.g, dg.g, db.g);
+            snprintf(what + len, sizeof what - len, "bwd dx");
+            expect_close(&dx, TOL, 4.0, what);
+            snprintf(what + len, sizeof what - len, "bwd dgamma");
+            expect_close(&dg, TOL, red_scale((int64_t)b * hw, 3.0), what);
+            snprintf(what + len, sizeof what - len, "bwd dbeta");
+            expect_close(&db, TOL, red_scale((int64_t)b * hw, 1.0), what);
+
+            /* any gradient may be NULL: dx alone, then dgamma and dbeta alone */
+            g_cpu->group_norm_bwd(b, c, hw, groups, x.c, gc, mean.c, rstd.c, dy.c, dx.c, NULL, NULL);
+            g_gpu->group_norm_bwd(b, c, hw, groups, x.g, gg, mean.g, rstd.g, dy.g, dx.g, NULL, NULL);
+            g_cpu->group_norm_bwd(b, c, hw, groups, x.c, gc, mean.c, rstd.c, dy.c, NULL, dg.c, NULL);
+            g_gpu->group_norm_bwd(b, c, hw, groups, x.g, gg, mean.g, rstd.g, dy.g, NULL, dg.g, NULL);
+            g_cpu->group_norm_bwd(b, c, hw, groups, x.c, gc, mean.c, rstd.c, dy.c, NULL, NULL, db.c);
+            g_gpu->group_norm_bwd(b, c, hw, groups, x.g, gg, mean.g, rstd.g, dy.g, NULL, NULL, db.g);
+            snprintf(what + len, sizeof what - len, "bwd (NULLs) dx");
+            expect_close(&dx, TOL, 8.0, what);
+            snprintf(what + len, sizeof what - len, "bwd (NULLs) dgamma");
+            expect_close(&dg, TOL, red_scale((int64_t)b * hw, 6.0), what);
+            snprintf(what + len, sizeof what - len, "bwd (NULLs) dbeta");
+            expect_close(&db, TOL, red_scale((int64_t)b * hw, 2.0), what);
+            pair_free(&x);
+            pair_free(&gamma);
+            pair_free(&beta);
+            pair_free(&y);
+            pair_free(&mean);
+            pair_free(&rstd);
+            pair_free(&dy);
+            pair_free(&dx);
+            pair_free(&dg);
+            pair_free(&db);
+        }
+    }
+}
+
+static void test_softmax_rows(void **state) {
+    (void)state;
+    require_cuda();
+    static const int64_t shapes[][2] = {{1, 1}, {3, 7}, {5, 300}, {2, 1000}, {64, 33}, {3, 4099}};
+    char what[128];
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
+        /* range 0: logits in [−4, 4]; 1: ±80 (e^80 overflows float without
+         * the max); 2: logits in [−80, −79] and one +80 in the LAST column
+         * of each row: a row max that misses it (a reduction that drops a
+         * warp's value) overflows e^(x − max) and the row becomes NaN */
+        for (int range = 0; range < 3; range++) {
+            const float lim = range ? 80.0f : 4.0f;
+            float *hx = range == 2 ? host_rand(n, -80.0f, -79.0f) : host_rand(n, -lim, lim);
+            if (range == 1 && cols > 1) { /* row 0: large equal logits */
+                for (int64_t j = 0; j < cols; j++) hx[j] = 80.0f;
+            }
+            if (range == 2)
+                for (int64_t r = 0; r < rows; r++) hx[r * cols + cols - 1] = 80.0f;
+            pair x = pair_from(n, hx);
+            free(hx);
+            pair y = pair_rand(n, -1.0f, 1.0f);
+            g_cpu->softmax_rows(rows, cols, x.c, y.c);
+            g_gpu->softmax_rows(rows, cols, x.g, y.g);
+            snprintf(what, sizeof what, "softmax_rows %lldx%lld range %d", (long long)rows, (long long)cols, range);
+            expect_close(&y, TOL, 1.0, what);
+
+            pair dy = pair_rand(n, -1.0f, 1.0f);
+            pair dx = pair_rand(n, -1.0f, 1.0f);
+            g_cpu->softmax_rows_bwd(rows, cols, y.c, dy.c, dx.c);
+            g_gpu->softmax_rows_bwd(rows, cols, y.g, dy.g, dx.g);
+            snprintf(what, sizeof what, "softmax_rows_bwd %lldx%lld range %d", (long long)rows, (long long)cols,
+                     range);
+            expect_close(&dx, TOL, 2.0, what);
+            pair_free(&x);
+            pair_free(&y);
+            pair_free(&dy);
+            pair_free(&dx);
+        }
+    }
+}
+
+/* Draws must be the CPU's numbers bit for bit (tolerance 0); the buffer is
+ * 3 floats longer than n and starts random, so a write past n shows. */
+static void test_rng(void **state) {
+    (void)state;
+    require_cuda();
+    static const uint64_t seeds[] = {0, 42, 0x123456789abcdefull};
+    static const uint64_t streams[] = {0, 3, (1ull << 40) + 1};
+    static const uint64_t offsets[] = {0, 1, 7, (1ull << 33) + 5};
+    static const int64_t ns[] = {1, 3, 4, 5, 1023, 4097};
+    char what[160];
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t o = 0; o < 4; o++)
+                for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+                    const int64_t n = ns[k];
+                    for (int normal = 0; normal < 2; normal++) {
+                        pair out = pair_rand(n + 3, -1.0f, 1.0f);
+                        if (normal) {
+                            g_cpu->rng_normal(seeds[a], streams[b], offsets[o], n, out.c);
+                            g_gpu->rng_normal(seeds[a], streams[b], offsets[o], n, out.g);
+                        } else {
+                            g_cpu->rng_uniform(seeds[a], streams[b], offsets[o], n, out.c);
+                            g_gpu->rng_uniform(seeds[a], streams[b], offsets[o], n, out.g);
+                        }
+                        snprintf(what, sizeof what, "rng_%s seed %zu stream %zu offset %llu n %lld",
+                                 normal ? "normal" : "uniform", a, b, (unsigned long long)offsets[o],
+                                 (long long)n);
+                        expect_close(&out, 0.0, 1.0, what);
+                        pair_free(&out);
+                    }
+                }
+}
+
+static void test_karras_sigma(void **state) {
+    (void)state;
+    require_cuda();
+    /* t_min, t_max, sigma_min, sigma_max, rho */
+    static const double cases[][5] = {
+        {0.0, 1.0, 0.002, 80.0, 7.0}, {0.1, 0.9, 0.02, 14.6, 7.0}, {0.25, 0.75, 0.5, 2.0, 1.0}, {0.0, 1.0, 0.01, 10.0, 3.0},
+    };
+    static const int64_t ns[] = {1, 1031};
+    char what[96];
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++)
+        for (size_t k = 0; k < 2; k++) {
+            const int64_t n = ns[k];
+            pair u = pair_rand(n, 0.0f, 1.0f);
+            pair sg = pair_rand(n, -1.0f, 1.0f);
+            g_cpu->karras_sigma(n, u.c, (float)cases[s][0], (float)cases[s][1], cases[s][2], cases[s][3],
+                                cases[s][4], sg.c);
+            g_gpu->karras_sigma(n, u.g, (float)cases[s][0], (float)cases[s][1], cases[s][2], cases[s][3],
+                                cases[s][4], sg.g);
+            snprintf(what, sizeof what, "karras_sigma case %zu n %lld", s, (long long)n);
+            expect_close(&sg, 0.0, 1.0, what);
+            pair_free(&u);
+            pair_free(&sg);
+        }
+}
+
+static void test_dmd_weight(void **state) {
+    (void)state;
+    require_cuda();
+    static const int64_t shapes[][2] = {{1, 1}, {4, 33}, {3, 1000}, {2, 4099}, {5, 7}};
+    char what[128];
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
+        float *hx = host_rand(n, -1.0f, 1.0f), *hd = host_rand(n, -1.0f, 1.0f);
+        /* the last row: a perfect match (x0 == d), where the 1e-8 floor acts */
+        for (int64_t j = 0; j < cols; j++) hd[(rows - 1) * cols + j] = hx[(rows - 1) * cols + j];
+        pair x0 = pair_from(n, hx), d = pair_from(n, hd);
+        free(hx);
+        free(hd);
+        pair sigma = pair_rand(rows, 0.1f, 5.0f);
+        pair w = pair_rand(rows, -1.0f, 1.0f);
+        g_cpu->dmd_weight(rows, cols, x0.c, d.c, sigma.c, w.c);
+        g_gpu->dmd_weight(rows, cols, x0.g, d.g, sigma.g, w.g);
+        snprintf(what, sizeof what, "dmd_weight %lldx%lld", (long long)rows, (long long)cols);
+        expect_close(&w, TOL, 1.0, what);
+
+        pair dw = pair_rand(rows, -1.0f, 1.0f);
+        pair dx0 = pair_rand(n, -1.0f, 1.0f), dd = pair_rand(n, -1.0f, 1.0f), ds = pair_rand(rows, -1.0f, 1.0f);
+        g_cpu->dmd_weight_bwd(rows, cols, x0.c, d.c, sigma.c, dw.c, dx0.c, dd.c, ds.c);
+        g_gpu->dmd_weight_bwd(rows, cols, x0.g, d.g, sigma.g, dw.g, dx0.g, dd.g, ds.g);
+        snprintf(what, sizeof what, "dmd_weight_bwd %lldx%lld: dx0", (long long)rows, (long long)cols);
+        expect_close(&dx0, TOL, 1.0, what);
+        snprintf(what, sizeof what, "dmd_weight_bwd %lldx%lld: dd", (long long)rows, (long long)cols);
+        expect_close(&dd, TOL, 1.0, what);
+        snprintf(what, sizeof what, "dmd_weight_bwd %lldx%lld: dsigma", (long long)rows, (long long)cols);
+        expect_close(&ds, TOL, 1.0, what);
+
+        /* each gradient may be NULL */
+        g_cpu->dmd_weight_bwd(rows, cols, x0.c, d.c, sigma.c, dw.c, dx0.c, NULL, NULL);
+        g_gpu->dmd_weight_bwd(rows, cols, x0.g, d.g, sigma.g, dw.g, dx0.g, NULL, NULL);
+        g_cpu->dmd_weight_bwd(rows, cols, x0.c, d.c, sigma.c, dw.c, NULL, dd.c, NULL);
+        g_gpu->dmd_weight_bwd(rows, cols, x0.g, d.g, sigma.g, dw.g, NULL, dd.g, NULL);
+        g_cpu->dmd_weight_bwd(rows, cols, x0.c, d.c, sigma.c, dw.c, NULL, NULL, ds.c);
+        g_gpu->dmd_weight_bwd(rows, cols, x0.g, d.g, sigma.g, dw.g, NULL, NULL, ds.g);
+        snprintf(what, sizeof what, "dmd_weight_bwd %lldx%lld (NULLs): dx0", (long long)rows, (long long)cols);
+        expect_close(&dx0, TOL, 1.0, what);
+        snprintf(what, sizeof what, "dmd_weight_bwd %lldx%lld (NULLs): dd", (long long)rows, (long long)cols);
+        expect_close(&dd, TOL, 1.0, what);
+        snprintf(what, sizeof what, "dmd_weight_bwd %lldx%lld (NULLs): dsigma", (long long)rows, (long long)cols);
+        expect_close(&ds, TOL, 1.0, what);
+        pair_free(&x0);
+        pair_free(&d);
+        pair_free(&sigma);
+        pair_free(&w);
+        pair_free(&dw);
+        pair_free(&dx0);
+        pair_free(&dd);
+        pair_free(&ds);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *env = getenv("WB_TEST_BACKEND");
     if (argc > 1) g_backend_name = argv[1];
@@ -556,6 +1059,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_binary),      cmocka_unit_test(test_rows_cols),
         cmocka_unit_test(test_sinusoidal),  cmocka_unit_test(test_axpy_axpby),
         cmocka_unit_test(test_adam),        cmocka_unit_test(test_sum_squares),
+        cmocka_unit_test(test_im2col_col2im), cmocka_unit_test(test_upsample_avgpool2x),
+        cmocka_unit_test(test_maxpool2d),   cmocka_unit_test(test_avgpool2d),
+        cmocka_unit_test(test_resize_bilinear), cmocka_unit_test(test_group_norm),
+        cmocka_unit_test(test_softmax_rows), cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_karras_sigma), cmocka_unit_test(test_dmd_weight),
     };
     return cmocka_run_group_tests_name("cuda_backend", tests, group_setup, NULL);
 }

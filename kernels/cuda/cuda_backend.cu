@@ -321,7 +321,6 @@ static void cuda_init_once(void) {
     t->adam = wb_cuda_adam;
     t->sum_squares = wb_cuda_sum_squares;
     /* [image, norm and diffusion kernels] cuda_image.cu, cuda_norm.cu, cuda_diffusion.cu */
-#ifdef WB_CUDA_IMAGE_KERNELS_WIP
     t->im2col = wb_cuda_im2col;
     t->col2im = wb_cuda_col2im;
     t->upsample2x = wb_cuda_upsample2x;
@@ -343,7 +342,6 @@ static void cuda_init_once(void) {
     t->karras_sigma = wb_cuda_karras_sigma;
     t->dmd_weight = wb_cuda_dmd_weight;
     t->dmd_weight_bwd = wb_cuda_dmd_weight_bwd;
-#endif
     /* [end image, norm and diffusion kernels] */
     /* The finite flags live in mapped, pinned host memory: kernels write
      * them and wb_backend_sync reads them after the sync, with no copy. */
