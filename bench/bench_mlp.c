@@ -14,8 +14,13 @@
  * Thread count: whatever OPENBLAS_NUM_THREADS says (the engine itself is
  * single-threaded outside BLAS). Output: one JSON object per line on stdout.
  *
+ * Backend: --backend cpu|cuda|cuda-emu (wb_backend_select; default cpu). The
+ * teacher, the students, their params, graphs and optimisers all live there;
+ * the clock is read only after wb_backend_sync, so queued device work is
+ * inside the interval it belongs to.
+ *
  *   bench_mlp [--bench teacher|distill|all] [--batch B] [--repeats R]
- *             [--teacher-steps N1,N2] [--distill-steps N1,N2]
+ *             [--teacher-steps N1,N2] [--distill-steps N1,N2] [--backend NAME]
  *
  * A separate executable, never a CTest test.
  */
@@ -27,17 +32,21 @@
 
 #include "engine/engine.h"
 #include "core/registry.h"
+#include "wb/backend.h"
 
 typedef struct bench_opts {
     int teacher, distill;
     int64_t batch;
     int repeats;
     int64_t t_n1, t_n2, d_n1, d_n2;
+    const char *backend_name;
+    const wb_backend *be;
 } bench_opts;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_mlp [--bench teacher|distill|all] [--batch B] [--repeats R]\n"
-               "                 [--teacher-steps N1,N2] [--distill-steps N1,N2]\n");
+               "                 [--teacher-steps N1,N2] [--distill-steps N1,N2]\n"
+               "                 [--backend cpu|cuda|cuda-emu]\n");
 }
 
 static int parse_pair(const char *s, int64_t *a, int64_t *b) {
@@ -86,17 +95,34 @@ static void close_quiet_run(wb_run *run, const char *dir) {
     remove_run_dir(dir);
 }
 
-static double time_teacher(wb_dataset *ds, const wb_netspec *spec, int64_t batch, int64_t steps) {
+/* Wait for everything queued on be (a no-op on the synchronous cpu backend);
+ * -1 with wb_last_error() when the device reported a failure. */
+static int sync_backend(const wb_backend *be) {
+    if (wb_backend_sync(be)) {
+        fprintf(stderr, "bench_mlp: %s\n", wb_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static double time_teacher(wb_dataset *ds, const wb_netspec *spec, const wb_backend *be, int64_t batch,
+                           int64_t steps) {
     wb_teacher_config tc;
     wb_teacher_config_default(&tc);
     tc.steps = steps;
     tc.batch = batch;
     tc.log_every = 0;
+    tc.backend = be;
     char dir[1024];
     wb_run run;
     if (open_quiet_run(&run, dir, sizeof dir)) return -1;
+    if (sync_backend(be)) {
+        close_quiet_run(&run, dir);
+        return -1;
+    }
     double t0 = wb_now_seconds();
     wb_teacher *t = wb_teacher_train(ds, spec, &tc, &run);
+    int sync_rc = t ? sync_backend(be) : 0;
     double dt = wb_now_seconds() - t0;
     close_quiet_run(&run, dir);
     if (!t) {
@@ -104,7 +130,7 @@ static double time_teacher(wb_dataset *ds, const wb_netspec *spec, int64_t batch
         return -1;
     }
     wb_teacher_free(t);
-    return dt;
+    return sync_rc ? -1 : dt;
 }
 
 static double time_distill(wb_teacher *teacher, wb_dataset *ds, wb_distill_config *dc, int64_t steps) {
@@ -112,8 +138,13 @@ static double time_distill(wb_teacher *teacher, wb_dataset *ds, wb_distill_confi
     char dir[1024];
     wb_run run;
     if (open_quiet_run(&run, dir, sizeof dir)) return -1;
+    if (sync_backend(teacher->be)) {
+        close_quiet_run(&run, dir);
+        return -1;
+    }
     double t0 = wb_now_seconds();
     wb_student *s = wb_distill(teacher, ds, dc, &run);
+    int sync_rc = s ? sync_backend(teacher->be) : 0;
     double dt = wb_now_seconds() - t0;
     close_quiet_run(&run, dir);
     if (!s) {
@@ -121,7 +152,7 @@ static double time_distill(wb_teacher *teacher, wb_dataset *ds, wb_distill_confi
         return -1;
     }
     wb_student_free(s);
-    return dt;
+    return sync_rc ? -1 : dt;
 }
 
 /* Fastest of `repeats` runs of each length; per-iteration ms from the
@@ -144,12 +175,13 @@ static double per_iter_ms(timed_fn fn, void *ctx, int64_t n1, int64_t n2, int re
 typedef struct teacher_ctx {
     wb_dataset *ds;
     const wb_netspec *spec;
+    const wb_backend *be;
     int64_t batch;
 } teacher_ctx;
 
 static double teacher_fn(void *ctx, int64_t steps) {
     teacher_ctx *c = ctx;
-    return time_teacher(c->ds, c->spec, c->batch, steps);
+    return time_teacher(c->ds, c->spec, c->be, c->batch, steps);
 }
 
 typedef struct distill_ctx {
@@ -169,9 +201,10 @@ static const char *threads_label(void) {
 }
 
 static void print_result(const char *bench, const bench_opts *o, double ms, double setup_ms, int64_t n1, int64_t n2) {
-    printf("{\"impl\": \"workbench\", \"bench\": \"%s\", \"threads\": \"%s\", \"batch\": %lld, "
-           "\"ms_per_iter\": %.4f, \"setup_ms\": %.1f, \"n1\": %lld, \"n2\": %lld, \"repeats\": %d}\n",
-           bench, threads_label(), (long long)o->batch, ms, setup_ms, (long long)n1, (long long)n2, o->repeats);
+    printf("{\"impl\": \"workbench\", \"bench\": \"%s\", \"backend\": \"%s\", \"threads\": \"%s\", "
+           "\"batch\": %lld, \"ms_per_iter\": %.4f, \"setup_ms\": %.1f, \"n1\": %lld, \"n2\": %lld, "
+           "\"repeats\": %d}\n",
+           bench, wb_backend_name(o->be), threads_label(), (long long)o->batch, ms, setup_ms, (long long)n1, (long long)n2, o->repeats);
     fflush(stdout);
 }
 
@@ -201,7 +234,7 @@ static wb_config_owned *mlp_config(const wb_plugin_desc *mlp) {
 
 int main(int argc, char **argv) {
     bench_opts o = {.teacher = 1, .distill = 1, .batch = 256, .repeats = 3,
-                    .t_n1 = 200, .t_n2 = 1200, .d_n1 = 50, .d_n2 = 350};
+                    .t_n1 = 200, .t_n2 = 1200, .d_n1 = 50, .d_n2 = 350, .backend_name = "cpu"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -222,6 +255,8 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(a, "--batch") == 0) {
             o.batch = atoll(v);
+        } else if (strcmp(a, "--backend") == 0) {
+            o.backend_name = v;
         } else if (strcmp(a, "--repeats") == 0) {
             o.repeats = atoi(v);
         } else if (strcmp(a, "--teacher-steps") == 0) {
@@ -243,6 +278,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_mlp: need 1 <= batch <= 4096 and repeats >= 1\n");
         return 2;
     }
+    o.be = wb_backend_select(o.backend_name);
+    if (!o.be) {
+        fprintf(stderr, "bench_mlp: --backend %s: %s\n", o.backend_name, wb_last_error());
+        return 1;
+    }
 
     wb_registry *reg = wb_registry_new();
     if (!reg) return 1;
@@ -261,7 +301,7 @@ int main(int argc, char **argv) {
     int rc = spec.cfg ? 0 : 1;
 
     if (!rc && o.teacher) {
-        teacher_ctx tc = {ds, &spec, o.batch};
+        teacher_ctx tc = {ds, &spec, o.be, o.batch};
         double setup, ms = per_iter_ms(teacher_fn, &tc, o.t_n1, o.t_n2, o.repeats, &setup);
         if (ms < 0) rc = 1;
         else print_result("teacher_dsm", &o, ms, setup, o.t_n1, o.t_n2);
@@ -274,6 +314,7 @@ int main(int argc, char **argv) {
         tcfg.steps = 300;
         tcfg.batch = o.batch;
         tcfg.log_every = 0;
+        tcfg.backend = o.be;
         char dir[1024];
         wb_run run;
         wb_teacher *teacher = NULL;
@@ -291,6 +332,7 @@ int main(int argc, char **argv) {
         dc.ratio_net.desc = mlp;
         dc.ratio_net.cfg = mlp_config(mlp);
         dc.batch = o.batch;
+        dc.backend = o.be;
         dc.fake_updates = 1;
         dc.ratio_updates = 1;
         dc.log_every = 0;

@@ -2,7 +2,7 @@
  * the per-iteration cost, on the `unet` net plugin as the experiments' cpu
  * profile builds it (experiments/lib/common.lua: channels 16, multipliers
  * 1,2,2, attention at 16×16, one block per level, positional embedding, no
- * dropout; or the plugin's `tiny` preset), of
+ * dropout; or the plugin's `tiny` or `cifar10-ddpmpp` preset), of
  *
  *   unet_teacher_dsm  : one EDM DSM teacher step (wb_teacher_train), batch 32,
  *                       lr 2e-3, EMA 0.995;
@@ -18,6 +18,15 @@
  * Shapes: x (B, 1, 32, 32) — Fashion-MNIST padded to 32×32 (random images
  * when the Debian dataset is missing; the cost does not depend on pixels),
  * σ (B), c_noise (B), gan-head features (B, 16|32|32, 32|16|8, 32|16|8).
+ * --preset cifar10-ddpmpp is EDM's DDPM++ CIFAR-10 network (55.7 M
+ * parameters): x (B, 3, 32, 32), random images (no CIFAR-10 here; the cost
+ * does not depend on pixels), dropout 0 like every preset here.
+ *
+ * Backend: --backend cpu|cuda|cuda-emu (wb_backend_select; default cpu):
+ * nets, params, graphs and optimisers all live there. Before each clock
+ * stamp the wrapper waits for the backend (its sync entry), so a stamp
+ * never lands before the device finished the previous step. Parameter
+ * counts are taken on the cpu backend (they do not depend on it).
  *
  * Timing: the engine's own loops run W + N + 1 steps on a dataset wrapper
  * whose sample() stamps the clock; both loops draw exactly one batch of data
@@ -33,9 +42,9 @@
  * parameter counts (denoiser, encoder-only classifier, gan head) that
  * bench/torch_unet.py must reproduce.
  *
- *   bench_unet [--bench teacher|kl|dijs|distill|all] [--preset cpu|tiny]
- *              [--threads T] [--warmup W] [--iters N] [--teacher-batch B]
- *              [--distill-batch B] [--data DIR] [--params-only]
+ *   bench_unet [--bench teacher|kl|dijs|distill|all] [--preset cpu|tiny|cifar10-ddpmpp]
+ *              [--backend cpu|cuda|cuda-emu] [--threads T] [--warmup W] [--iters N]
+ *              [--teacher-batch B] [--distill-batch B] [--data DIR] [--params-only]
  *
  * A separate executable, never a CTest test.
  */
@@ -46,6 +55,7 @@
 #include "engine/engine.h"
 #include "engine/images.h"
 #include "core/registry.h"
+#include "wb/backend.h"
 
 /* OpenBLAS's own thread control (cblas.h of the pthreads build). */
 void openblas_set_num_threads(int num_threads);
@@ -55,32 +65,45 @@ int openblas_get_num_threads(void);
 
 typedef struct bench_opts {
     int teacher, kl, dijs, params_only, threads;
-    const char *preset, *data;
+    const char *preset, *data, *backend_name;
     int64_t warmup, iters, teacher_batch, distill_batch;
+    int channels; /* image channels: 1 (Fashion-MNIST), 3 for cifar10-ddpmpp */
+    const wb_backend *be;
 } bench_opts;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: bench_unet [--bench teacher|kl|dijs|distill|all] [--preset cpu|tiny] [--threads T]\n"
-               "                  [--warmup W] [--iters N] [--teacher-batch B] [--distill-batch B]\n"
-               "                  [--data DIR] [--params-only]\n");
+    fprintf(f, "usage: bench_unet [--bench teacher|kl|dijs|distill|all] [--preset cpu|tiny|cifar10-ddpmpp]\n"
+               "                  [--backend cpu|cuda|cuda-emu] [--threads T] [--warmup W] [--iters N]\n"
+               "                  [--teacher-batch B] [--distill-batch B] [--data DIR] [--params-only]\n");
 }
 
 /* ---- a dataset that stamps the clock at every draw ------------------------------- */
 typedef struct timed_ds {
     wb_dataset base; /* first: the engine sees a wb_dataset */
     wb_dataset *inner;
+    const wb_backend *be; /* waited for before each stamp */
     double *stamps;
     int64_t n, cap;
 } timed_ds;
 
+/* Wait for the work queued on be without consuming its status: the raw sync
+ * entry (NULL on the synchronous cpu backend). A failure it reports is left
+ * sticky, as wb_backend_sync would record it, for the engine to report. */
+static void wait_backend(const wb_backend *be) {
+    if (be && be->sync && be->sync(be) && be->status && !be->status->failed)
+        wb_backend_fail(be, "sync: the device reported an error");
+}
+
 static int timed_sample(wb_dataset *ds, wb_rng *rng, int64_t n, float *out) {
     timed_ds *t = (timed_ds *)ds;
+    wait_backend(t->be);
     if (t->n < t->cap) t->stamps[t->n++] = wb_now_seconds();
     return t->inner->sample(t->inner, rng, n, out);
 }
 
-static void timed_init(timed_ds *t, wb_dataset *inner, int64_t cap) {
+static void timed_init(timed_ds *t, wb_dataset *inner, const wb_backend *be, int64_t cap) {
     memset(t, 0, sizeof *t);
+    t->be = be;
     t->base = *inner;
     t->base.sample = timed_sample;
     t->base.destroy = NULL;
@@ -99,12 +122,12 @@ static int random_sample(wb_dataset *ds, wb_rng *rng, int64_t n, float *out) {
 
 static void random_destroy(wb_dataset *ds) { free(ds); }
 
-static wb_dataset *random_images(int res) {
+static wb_dataset *random_images(int channels, int res) {
     wb_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return NULL;
     snprintf(ds->name, sizeof ds->name, "random-images");
-    ds->shape = (wb_net_shape){.channels = 1, .height = res, .width = res, .out_channels = 1};
-    ds->dim = (int64_t)res * res;
+    ds->shape = (wb_net_shape){.channels = channels, .height = res, .width = res, .out_channels = channels};
+    ds->dim = (int64_t)channels * res * res;
     ds->sample = random_sample;
     ds->destroy = random_destroy;
     return ds;
@@ -156,8 +179,8 @@ static const wb_plugin_desc *find_plugin(wb_registry *reg, wb_plugin_kind kind, 
 }
 
 /* The cpu profile's net, {"unet", channels = 16, multipliers = {1, 2, 2},
- * attn_resolutions = {16}}, or {"unet", preset = "tiny"}; encoder_only for
- * the classifier backbone. */
+ * attn_resolutions = {16}}, or {"unet", preset = "tiny" | "cifar10-ddpmpp"}
+ * (dropout stays 0); encoder_only for the classifier backbone. */
 static wb_config_owned *unet_config(const wb_plugin_desc *unet, const char *preset, int encoder_only) {
     wb_config_owned *c = wb_config_new(unet);
     int rc = !c;
@@ -202,7 +225,7 @@ static int count_params(const wb_netspec *den, const wb_netspec *clf, const wb_p
     wb_params *hp = wb_params_new(wb_backend_cpu());
     int rc = -1;
     if (a && b && hc && hp && wb_config_set_string(hc, "feature", "enc32,enc16,enc8") == 0) {
-        wb_ratio_env env = {.data = *shape, .teacher = a};
+        wb_ratio_env env = {.data = *shape, .teacher = a, .backend = wb_backend_cpu()};
         char err[512] = {0};
         void *self = gan_head->ratio->create(&hc->cfg, &env, hp, err, sizeof err);
         if (self) {
@@ -225,10 +248,10 @@ static int count_params(const wb_netspec *den, const wb_netspec *clf, const wb_p
 
 static void print_result(const char *bench, const bench_opts *o, int64_t batch, const step_times *st,
                          const char *data, int64_t params, int64_t ratio_params) {
-    printf("{\"impl\": \"workbench\", \"bench\": \"%s\", \"preset\": \"%s\", \"threads\": \"%d\", "
-           "\"blas_threads\": %d, \"batch\": %lld, \"ms_per_iter\": %.3f, \"mean_ms\": %.3f, \"min_ms\": %.3f, "
+    printf("{\"impl\": \"workbench\", \"bench\": \"%s\", \"backend\": \"%s\", \"preset\": \"%s\", "
+           "\"threads\": \"%d\", \"blas_threads\": %d, \"batch\": %lld, \"ms_per_iter\": %.3f, \"mean_ms\": %.3f, \"min_ms\": %.3f, "
            "\"max_ms\": %.3f, \"iters\": %lld, \"warmup\": %lld, \"data\": \"%s\", \"params\": %lld",
-           bench, o->preset, o->threads > 0 ? o->threads : openblas_get_num_threads(), openblas_get_num_threads(),
+           bench, wb_backend_name(o->be), o->preset, o->threads > 0 ? o->threads : openblas_get_num_threads(), openblas_get_num_threads(),
            (long long)batch, st->median, st->mean, st->min, st->max, (long long)o->iters, (long long)o->warmup, data,
            (long long)params);
     if (ratio_params >= 0)
@@ -250,6 +273,7 @@ static int run_distill(const bench_opts *o, wb_teacher *teacher, wb_dataset *ds,
     if (backbone) dc.ratio_net = *backbone;
     dc.steps = o->warmup + o->iters + 1;
     dc.batch = o->distill_batch;
+    dc.backend = o->be;
     dc.lr_gen = 1e-4f;
     dc.lr_fake = 1e-3f;
     dc.lr_ratio = 1e-3f;
@@ -261,7 +285,7 @@ static int run_distill(const bench_opts *o, wb_teacher *teacher, wb_dataset *ds,
     dc.eval_samples = 0;
     dc.quiet = 1;
     timed_ds tds;
-    timed_init(&tds, ds, dc.steps + 8);
+    timed_init(&tds, ds, o->be, dc.steps + 8);
     int rc = -1;
     if (dc.divergence_cfg && tds.stamps) {
         wb_student *s = wb_distill(teacher, &tds.base, &dc, NULL);
@@ -279,15 +303,19 @@ static int run_benches(const bench_opts *o, const wb_netspec *den, const wb_nets
                        const param_counts *pc, const wb_plugin_desc *kl, const wb_plugin_desc *dijs,
                        const wb_plugin_desc *gan_head, const wb_plugin_desc *clf) {
     int rc = 0;
-    /* Fashion-MNIST padded to 32×32, as the cpu profile (random images without it) */
-    wb_image_options opt;
-    wb_image_options_default(&opt);
-    opt.pad_to = 32;
-    wb_dataset *ds = wb_images_open("fashion-mnist", o->data, &opt);
+    /* Fashion-MNIST padded to 32×32, as the cpu profile (random images without
+     * it); random 3-channel images for cifar10-ddpmpp. */
+    wb_dataset *ds = NULL;
     const char *data = "fashion-mnist";
+    if (o->channels == 1) {
+        wb_image_options opt;
+        wb_image_options_default(&opt);
+        opt.pad_to = 32;
+        ds = wb_images_open("fashion-mnist", o->data, &opt);
+        if (!ds) fprintf(stderr, "bench_unet: %s: random images instead\n", wb_last_error());
+    }
     if (!ds) {
-        fprintf(stderr, "bench_unet: %s: random images instead\n", wb_last_error());
-        ds = random_images(32);
+        ds = random_images(o->channels, 32);
         data = "synthetic";
     }
     if (!ds) return 1;
@@ -301,8 +329,9 @@ static int run_benches(const bench_opts *o, const wb_netspec *den, const wb_nets
     tc.ema_decay = 0.995f;
     tc.log_every = 0;
     tc.quiet = 1;
+    tc.backend = o->be;
     timed_ds tds;
-    timed_init(&tds, ds, tc.steps + 8);
+    timed_init(&tds, ds, o->be, tc.steps + 8);
     wb_teacher *teacher = tds.stamps ? wb_teacher_train(&tds.base, den, &tc, NULL) : NULL;
     step_times st;
     if (!teacher) {
@@ -353,7 +382,8 @@ static int parse_bench(bench_opts *o, const char *v) {
 
 int main(int argc, char **argv) {
     bench_opts o = {.teacher = 1, .kl = 1, .dijs = 1, .preset = "cpu", .data = FASHION_MNIST_DIR,
-                    .warmup = 3, .iters = 10, .teacher_batch = 32, .distill_batch = 16};
+                    .warmup = 3, .iters = 10, .teacher_batch = 32, .distill_batch = 16,
+                    .backend_name = "cpu", .channels = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -376,6 +406,8 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(a, "--preset") == 0) {
             o.preset = v;
+        } else if (strcmp(a, "--backend") == 0) {
+            o.backend_name = v;
         } else if (strcmp(a, "--threads") == 0) {
             o.threads = atoi(v);
         } else if (strcmp(a, "--warmup") == 0) {
@@ -393,8 +425,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (strcmp(o.preset, "cpu") != 0 && strcmp(o.preset, "tiny") != 0) {
-        fprintf(stderr, "bench_unet: --preset is cpu or tiny\n");
+    if (strcmp(o.preset, "cifar10-ddpmpp") == 0) {
+        o.channels = 3;
+    } else if (strcmp(o.preset, "cpu") != 0 && strcmp(o.preset, "tiny") != 0) {
+        fprintf(stderr, "bench_unet: --preset is cpu, tiny or cifar10-ddpmpp\n");
         return 2;
     }
     if (o.warmup < 0 || o.iters < 1 || o.teacher_batch < 1 || o.distill_batch < 1 || o.distill_batch > 2048 ||
@@ -403,6 +437,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (o.threads > 0) openblas_set_num_threads(o.threads);
+    if (!o.params_only && !(o.be = wb_backend_select(o.backend_name))) {
+        fprintf(stderr, "bench_unet: --backend %s: %s\n", o.backend_name, wb_last_error());
+        return 1;
+    }
 
     wb_registry *reg = wb_registry_new();
     if (!reg) return 1;
@@ -417,7 +455,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     wb_netspec den = {unet, unet_config(unet, o.preset, 0)}, backbone = {unet, unet_config(unet, o.preset, 1)};
-    wb_net_shape shape = {.channels = 1, .height = 32, .width = 32, .out_channels = 1};
+    wb_net_shape shape = {.channels = o.channels, .height = 32, .width = 32, .out_channels = o.channels};
     param_counts pc;
     if (!den.cfg || !backbone.cfg || count_params(&den, &backbone, gan_head, &shape, &pc)) {
         wb_config_free(den.cfg);
@@ -425,9 +463,9 @@ int main(int argc, char **argv) {
         wb_registry_free(reg);
         return 1;
     }
-    printf("{\"impl\": \"workbench\", \"bench\": \"params\", \"preset\": \"%s\", \"unet\": %lld, "
-           "\"classifier\": %lld, \"gan_head\": %lld}\n",
-           o.preset, (long long)pc.unet, (long long)pc.classifier, (long long)pc.gan_head);
+    printf("{\"impl\": \"workbench\", \"bench\": \"params\", \"preset\": \"%s\", \"channels\": %d, "
+           "\"unet\": %lld, \"classifier\": %lld, \"gan_head\": %lld}\n",
+           o.preset, o.channels, (long long)pc.unet, (long long)pc.classifier, (long long)pc.gan_head);
     fflush(stdout);
     int rc = o.params_only ? 0 : run_benches(&o, &den, &backbone, &pc, kl, dijs, gan_head, clf);
     wb_config_free(den.cfg);

@@ -7,11 +7,13 @@
 #
 #   bench/run.sh [BUILD_DIR]        default BUILD_DIR: <repo>/build
 #   env: THREADS="1 2"  REPEATS=3  PYTHON=/usr/bin/python3
+#        DEVICE=cpu|cuda  where both sides run (default cpu): bench_mlp/bench_unet
+#                         --backend DEVICE, torch_*.py --device DEVICE
 #        SUITES="mlp unet"  which benchmarks (mlp: teacher_dsm, distill_js;
 #                           unet: unet_teacher_dsm, unet_distill_kl, unet_distill_dijs)
 #        BENCH_ARGS=...  extra arguments for bench_mlp (e.g. --bench teacher)
 #        TORCH_ARGS=...  extra arguments for torch_mlp.py
-#        UNET_PRESET=cpu (or tiny)  UNET_WARMUP=3  UNET_ITERS=10
+#        UNET_PRESET=cpu (or tiny, cifar10-ddpmpp)  UNET_WARMUP=3  UNET_ITERS=10
 #        UNET_ARGS=...   extra arguments for bench_unet AND torch_unet.py (both
 #                        take --bench teacher|kl|dijs|distill|all,
 #                        --teacher-batch, --distill-batch)
@@ -39,6 +41,11 @@ repeats="${REPEATS:-3}"
 python="${PYTHON:-/usr/bin/python3}"
 omp_wait="${OMP_WAIT_POLICY:-PASSIVE}"
 suites="${SUITES:-mlp unet}"
+device="${DEVICE:-cpu}"
+case "$device" in
+cpu | cuda) ;;
+*) echo "run.sh: DEVICE is cpu or cuda, not '$device'" >&2; exit 2 ;;
+esac
 unet_preset="${UNET_PRESET:-cpu}"
 unet_common="--preset $unet_preset --warmup ${UNET_WARMUP:-3} --iters ${UNET_ITERS:-10} ${UNET_ARGS:-}"
 
@@ -62,6 +69,10 @@ have_torch=0
 if [ -x "$python" ] && "$python" -c "import torch" >/dev/null 2>&1; then
     have_torch=1
     torch_version="$("$python" -c "import torch; print(torch.__version__)")"
+    if [ "$device" = cuda ] && ! "$python" -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
+        echo "run.sh: DEVICE=cuda but torch $torch_version sees no CUDA device: running the workbench side alone" >&2
+        have_torch=0
+    fi
 else
     echo "run.sh: torch is not importable by $python: running the workbench side alone" >&2
 fi
@@ -96,7 +107,7 @@ run_pair() {
     while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wb_cmd+=("$1"); shift; done
     shift
     th_cmd=("$@")
-    echo "== $suite, threads $t: workbench" >&2
+    echo "== $suite, threads $t, $device: workbench" >&2
     if ! wb_out="$(OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t OMP_WAIT_POLICY=$omp_wait "${wb_cmd[@]}")"; then
         echo "run.sh: $(basename "${wb_cmd[0]}") failed at $t thread(s)" >&2
         status=1
@@ -124,12 +135,12 @@ for t in $threads; do
         case "$suite" in
         mlp)
             # shellcheck disable=SC2086
-            run_pair mlp "$t" "$bench" --repeats "$repeats" ${BENCH_ARGS:-} \
-                -- "$here/torch_mlp.py" --threads "$t" --repeats "$repeats" ${TORCH_ARGS:-} ;;
+            run_pair mlp "$t" "$bench" --backend "$device" --repeats "$repeats" ${BENCH_ARGS:-} \
+                -- "$here/torch_mlp.py" --device "$device" --threads "$t" --repeats "$repeats" ${TORCH_ARGS:-} ;;
         unet)
             # shellcheck disable=SC2086
-            run_pair unet "$t" "$bench_unet" --threads "$t" $unet_common \
-                -- "$here/torch_unet.py" --threads "$t" $unet_common --expect-params "$expect" ;;
+            run_pair unet "$t" "$bench_unet" --backend "$device" --threads "$t" $unet_common \
+                -- "$here/torch_unet.py" --device "$device" --threads "$t" $unet_common --expect-params "$expect" ;;
         *)
             echo "run.sh: unknown suite '$suite' (mlp, unet)" >&2
             status=1 ;;
@@ -139,6 +150,7 @@ done
 
 [ "${#rows[@]}" -gt 0 ] || exit 1
 echo
+echo "device: $device"
 printf '%-18s %7s %14s %10s %16s\n' benchmark threads workbench_ms torch_ms torch/workbench
 for r in "${rows[@]}"; do
     set -- $r

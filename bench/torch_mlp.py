@@ -28,7 +28,10 @@ h = concat(x_in, emb); 3 × SiLU(Linear(·,128)); output Linear; output layer
 zero-initialised. EDM preconditioning with σ_data = 0.5.
 
 Run with the system interpreter (Debian's python3-torch):
-    /usr/bin/python3 bench/torch_mlp.py --threads 1
+    /usr/bin/python3 bench/torch_mlp.py --threads 1 [--device cpu|cuda]
+--device cuda puts nets, data and optimisers on the GPU (TF32 off for
+matmuls and cuDNN, cudnn.benchmark on) and synchronises before every clock
+reading.
 Prints one JSON object per benchmark on stdout. Never a test.
 """
 import argparse
@@ -44,6 +47,27 @@ import torch.nn.functional as F
 
 SIGMA_DATA = 0.5
 SIGMA_MIN, SIGMA_MAX, KARRAS_RHO = 0.002, 80.0, 7.0
+DEV = torch.device("cpu")  # set by setup_device (--device); every tensor of a step lives there
+
+
+def setup_device(name):
+    """Select the device of every net, tensor and optimiser; cuda: TF32 off (the
+    workbench computes in plain float32 unless WB_CUDA_TF32=1), cudnn.benchmark on."""
+    global DEV
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch %s sees no CUDA device" % torch.__version__)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    DEV = torch.device(name)
+    return DEV
+
+
+def dev_sync():
+    """Wait for queued device work before the clock is read (no-op on cpu)."""
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
 
 
 # ---- the mlp net ------------------------------------------------------------------
@@ -101,14 +125,14 @@ class Ring8Imbalanced:
     def __init__(self, scale=1.0, std=0.05):
         w = torch.tensor([0.30, 0.20, 0.15, 0.10, 0.08, 0.07, 0.05, 0.05], dtype=torch.float64)
         ang = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
-        self.means = (scale * torch.stack([torch.cos(ang), torch.sin(ang)], 1)).float()
-        self.cumulative = torch.cumsum(w, 0).float()
+        self.means = (scale * torch.stack([torch.cos(ang), torch.sin(ang)], 1)).float().to(DEV)
+        self.cumulative = torch.cumsum(w, 0).float().to(DEV)
         self.cumulative[-1] = 2.0  # u < 1 always lands in a mode
         self.std = std
 
     def sample(self, n):
-        k = torch.searchsorted(self.cumulative, torch.rand(n), right=True)
-        return self.means[k] + self.std * torch.randn(n, 2)
+        k = torch.searchsorted(self.cumulative, torch.rand(n, device=DEV), right=True)
+        return self.means[k] + self.std * torch.randn(n, 2, device=DEV)
 
 
 def karras_sigma(u):
@@ -139,7 +163,7 @@ def make_adam(params, lr, beta1, foreach):
 class Teacher:
     def __init__(self, data, batch, foreach, lr=2e-3, ema_decay=0.999):
         self.data, self.b, self.ema_decay = data, batch, ema_decay
-        self.net = MLP()
+        self.net = MLP().to(DEV)
         self.params = list(self.net.parameters())
         self.ema = [p.detach().clone() for p in self.params]
         self.opt = make_adam(self.params, lr, 0.9, foreach)
@@ -149,8 +173,8 @@ class Teacher:
         self.step_no += 1
         b = self.b
         x0 = self.data.sample(b)
-        sigma = torch.exp(-1.2 + 1.2 * torch.randn(b))
-        xt = x0 + sigma[:, None] * torch.randn(b, 2)
+        sigma = torch.exp(-1.2 + 1.2 * torch.randn(b, device=DEV))
+        xt = x0 + sigma[:, None] * torch.randn(b, 2, device=DEV)
         s2 = sigma * sigma
         lam = (s2 + SIGMA_DATA ** 2) / (s2 * SIGMA_DATA ** 2)
         d = denoise(self.net, xt, sigma)
@@ -163,7 +187,7 @@ class Teacher:
 
     def finish(self):
         """The teacher IS the EMA: a frozen copy of the net with the EMA weights."""
-        net = MLP()
+        net = MLP().to(DEV)
         with torch.no_grad():
             for p, e in zip(net.parameters(), self.ema):
                 p.copy_(e)
@@ -177,32 +201,32 @@ class Distiller:
                  beta1=0.5, sigma_init=2.5, t_min=0.02, t_max=0.6, ema_decay=0.99):
         self.teacher, self.data, self.b = teacher_net, data, batch
         self.sigma_init, self.t_min, self.t_max, self.ema_decay = sigma_init, t_min, t_max, ema_decay
-        self.gen, self.fake = MLP(), MLP()
+        self.gen, self.fake = MLP().to(DEV), MLP().to(DEV)
         self.gen.load_state_dict(teacher_net.state_dict())
         self.fake.load_state_dict(teacher_net.state_dict())
         self.gen.requires_grad_(True)
         self.fake.requires_grad_(True)
-        self.backbone = MLP(out_dim=1)
+        self.backbone = MLP(out_dim=1).to(DEV)
         self.gen_params = list(self.gen.parameters())
         self.gen_ema = [p.detach().clone() for p in self.gen_params]
         self.opt_gen = make_adam(self.gen_params, lr_gen, beta1, foreach)
         self.opt_fake = make_adam(self.fake.parameters(), lr_fake, beta1, foreach)
         self.opt_ratio = make_adam(self.backbone.parameters(), lr_ratio, beta1, foreach)
-        self.target = torch.cat([torch.ones(batch), torch.zeros(batch)])
+        self.target = torch.cat([torch.ones(batch, device=DEV), torch.zeros(batch, device=DEV)])
         self.step_no = 0
 
     def draw_sigma(self, n):
-        return karras_sigma(self.t_min + (self.t_max - self.t_min) * torch.rand(n))
+        return karras_sigma(self.t_min + (self.t_max - self.t_min) * torch.rand(n, device=DEV))
 
     def step(self):
         self.step_no += 1
         b, n = self.b, self.b * 2
         stats = {}
         # 1. generator update
-        z = torch.randn(b, 2)
+        z = torch.randn(b, 2, device=DEV)
         sigma = self.draw_sigma(b)
-        noise = torch.randn(b, 2)
-        s_init = torch.full((b,), self.sigma_init)
+        noise = torch.randn(b, 2, device=DEV)
+        s_init = torch.full((b,), self.sigma_init, device=DEV)
         with torch.no_grad():
             x0 = denoise(self.gen, self.sigma_init * z, s_init)
             xt = x0 + sigma[:, None] * noise
@@ -237,8 +261,8 @@ class Distiller:
         ema_update(self.gen_ema, self.gen_params, ema_decay_warm(self.ema_decay, self.step_no))
         check(all(bool(torch.isfinite(p).all()) for p in self.gen_params), "generator weights")
         # 3. fake score: EDM DSM on sg(x_0)
-        sig_f = torch.exp(-1.2 + 1.2 * torch.randn(b))
-        xt_f = x0 + sig_f[:, None] * torch.randn(b, 2)
+        sig_f = torch.exp(-1.2 + 1.2 * torch.randn(b, device=DEV))
+        xt_f = x0 + sig_f[:, None] * torch.randn(b, 2, device=DEV)
         sf2 = sig_f * sig_f
         lam = (sf2 + SIGMA_DATA ** 2) / (sf2 * SIGMA_DATA ** 2)
         den = denoise(self.fake, xt_f, sig_f)
@@ -251,7 +275,7 @@ class Distiller:
         # 4. classifier: BCE, real = 1, student = 0, on 2B noisy samples
         x_real = self.data.sample(b)
         sigma2 = self.draw_sigma(2 * b)
-        xb = torch.cat([x_real, x0], dim=0) + sigma2[:, None] * torch.randn(2 * b, 2)
+        xb = torch.cat([x_real, x0], dim=0) + sigma2[:, None] * torch.randn(2 * b, 2, device=DEV)
         lr_ = classifier_logit(self.backbone, xb, sigma2)
         loss_r = F.binary_cross_entropy_with_logits(lr_, self.target)
         self.opt_ratio.zero_grad(set_to_none=False)
@@ -269,9 +293,11 @@ def time_per_iter(fn, warmup, iters, repeats):
         fn()
     best = float("inf")
     for _ in range(repeats):
+        dev_sync()
         t0 = time.perf_counter()
         for _ in range(iters):
             fn()
+        dev_sync()
         best = min(best, (time.perf_counter() - t0) / iters)
     return 1e3 * best
 
@@ -287,14 +313,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--adam-foreach", choices=["on", "off"], default="on",
                     help="torch.optim.Adam(foreach=...): 'on' is the faster on CPU here")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
+    setup_device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     foreach = args.adam_foreach == "on"
     data = Ring8Imbalanced()
 
     def report(bench, ms, iters):
-        print(json.dumps({"impl": "torch", "bench": bench, "threads": str(args.threads), "batch": args.batch,
+        print(json.dumps({"impl": "torch", "bench": bench, "device": args.device, "threads": str(args.threads),
+                          "batch": args.batch,
                           "ms_per_iter": round(ms, 4), "iters": iters, "repeats": args.repeats,
                           "torch": torch.__version__, "adam_foreach": foreach}), flush=True)
 

@@ -57,8 +57,18 @@ counts bench_unet reports (`--expect-params`, which run.sh passes) or, run
 alone, against the table below, and the script exits with status 3 when one
 differs.
 
+--preset cifar10-ddpmpp is EDM's DDPM++ CIFAR-10 network (the plugin's preset
+of that name: model_channels 128, channel_mult [2,2,2], num_blocks 4, attention
+at 16, positional embedding) on x (B, 3, 32, 32) random images, dropout 0 on
+both sides (EDM trains it with 0.13; timing without it, like the plugin's
+default): 55,732,739 parameters, as bench_unet reports.
+
+--device cuda runs everything on the GPU (TF32 off for matmuls and cuDNN, as
+the workbench's default; cudnn.benchmark on) and synchronises before every
+clock reading.
+
 Run with the system interpreter (Debian's python3-torch):
-    /usr/bin/python3 bench/torch_unet.py --threads 1 [--bench teacher|kl|dijs|all]
+    /usr/bin/python3 bench/torch_unet.py --threads 1 [--bench teacher|kl|dijs|all] [--device cpu|cuda]
 Prints one JSON object per benchmark on stdout. Never a test.
 """
 import argparse
@@ -75,7 +85,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # the EDM constants and the step helpers both benchmarks share (same folder)
-from torch_mlp import SIGMA_DATA, check, ema_decay_warm, ema_update, karras_sigma  # noqa: E402
+from torch_mlp import SIGMA_DATA, check, dev_sync, ema_decay_warm, ema_update, karras_sigma, setup_device  # noqa: E402
+DEV = torch.device("cpu")  # main() sets it from --device (torch_mlp.setup_device)
 SQRT1_2 = 0.70710678118654752440
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -85,12 +96,15 @@ PRESETS = {
     "cpu": dict(channels=16, mult=(1, 2, 2), blocks=1, attn_res=(16,)),
     "tiny": dict(channels=32, mult=(1, 2, 2), blocks=1, attn_res=(16,)),
     "small": dict(channels=64, mult=(1, 2, 2), blocks=2, attn_res=(16,)),
+    # EDM's --arch=ddpmpp for CIFAR-10 (3-channel 32×32; dropout 0 here, see above)
+    "cifar10-ddpmpp": dict(in_ch=3, out_ch=3, channels=128, mult=(2, 2, 2), blocks=4, attn_res=(16,)),
 }
 # Parameter counts of the plugin at 1×32×32 (from `bench_unet --params-only`):
 # denoiser, encoder-only classifier (out 1), gan-head on enc32,enc16,enc8.
 EXPECTED_PARAMS = {
     "cpu": (317121, 126321, 10497),
     "tiny": (1259393, 500961, 20737),
+    "cifar10-ddpmpp": (55732739, 22521089, 98561),  # at 3×32×32
 }
 
 
@@ -308,9 +322,11 @@ def classifier_logit(backbone, x, sigma):
 
 # ---- data: Fashion-MNIST padded to 32×32 (host/engine/images.c), else random images -----------
 class Images:
-    def __init__(self, path, res=32):
+    def __init__(self, path, res=32, channels=1):
         self.synthetic = False
         try:
+            if channels != 1:
+                raise OSError("Fashion-MNIST has 1 channel, the net wants %d" % channels)
             with gzip.open(os.path.join(path, "train-images-idx3-ubyte.gz"), "rb") as f:
                 raw = f.read()
             n, h, w = (int.from_bytes(raw[o:o + 4], "big") for o in (4, 8, 12))
@@ -321,11 +337,12 @@ class Images:
         except OSError as e:
             print("torch_unet.py: %s (%s): random images instead" % (path, e), file=sys.stderr)
             self.synthetic = True
-            self.u8 = torch.randint(0, 256, (1000, 1, res, res), dtype=torch.uint8)
+            self.u8 = torch.randint(0, 256, (1000, channels, res, res), dtype=torch.uint8)
+        self.u8 = self.u8.to(DEV)
 
     def sample(self, n):
         """Uniform with replacement, converted when drawn: x/127.5 − 1."""
-        return self.u8[torch.randint(self.u8.shape[0], (n,))].float() / 127.5 - 1.0
+        return self.u8[torch.randint(self.u8.shape[0], (n,), device=DEV)].float() / 127.5 - 1.0
 
 
 def all_finite(tensors):
@@ -338,7 +355,7 @@ def make_adam(params, lr, beta1):
 
 def dsm_loss(net, x0, sigma):
     """EDM DSM: mean(λ(σ)·(D(x_0 + σ·n, σ) − x_0)²)."""
-    xt = x0 + sigma[:, None, None, None] * torch.randn_like(x0)
+    xt = x0 + sigma[:, None, None, None] * torch.randn_like(x0)  # on x0's device
     s2 = sigma * sigma
     lam = ((s2 + SIGMA_DATA ** 2) / (s2 * SIGMA_DATA ** 2))[:, None, None, None]
     return (lam * (denoise(net, xt, sigma) - x0).square()).mean()
@@ -348,7 +365,7 @@ def dsm_loss(net, x0, sigma):
 class Teacher:
     def __init__(self, arch, data, batch, lr=2e-3, ema_decay=0.995):
         self.arch, self.data, self.b, self.ema_decay = arch, data, batch, ema_decay
-        self.net = UNet(**arch)
+        self.net = UNet(**arch).to(DEV)
         self.params = list(self.net.parameters())
         self.ema = [p.detach().clone() for p in self.params]
         self.opt = make_adam(self.params, lr, 0.9)
@@ -357,7 +374,7 @@ class Teacher:
     def step(self):
         self.step_no += 1
         x0 = self.data.sample(self.b)
-        sigma = torch.exp(-1.2 + 1.2 * torch.randn(self.b))
+        sigma = torch.exp(-1.2 + 1.2 * torch.randn(self.b, device=DEV))
         loss = dsm_loss(self.net, x0, sigma)
         self.opt.zero_grad(set_to_none=False)
         loss.backward()
@@ -368,7 +385,7 @@ class Teacher:
     def finish(self):
         """The teacher IS the EMA. Its weights keep requires_grad = True, as the
         engine leaves the teacher's params trainable (see the module doc)."""
-        net = UNet(**self.arch)
+        net = UNet(**self.arch).to(DEV)
         with torch.no_grad():
             for p, e in zip(net.parameters(), self.ema):
                 p.copy_(e)
@@ -386,27 +403,28 @@ class Distiller:
         self.score_free = divergence == "dijs"
         self.sigma_fixed = 2.5 if self.score_free else 0.0  # WB_TIME_AUTO
         self.teacher.requires_grad_(False)  # frozen, as in host/engine/distill.c
-        self.gen = UNet(**arch)
+        self.in_ch = arch.get("in_ch", 1)
+        self.gen = UNet(**arch).to(DEV)
         self.gen.load_state_dict(teacher.state_dict())
         self.gen_params = list(self.gen.parameters())
         self.gen_ema = [p.detach().clone() for p in self.gen_params]
         self.opt_gen = make_adam(self.gen_params, lr_gen, beta1)
         if self.score_free:
             self.fake = None
-            self.backbone = UNet(**dict(arch, encoder_only=True))
+            self.backbone = UNet(**dict(arch, encoder_only=True, out_ch=1)).to(DEV)
             self.ratio_params = list(self.backbone.parameters())
         else:
-            self.fake = UNet(**arch)
+            self.fake = UNet(**arch).to(DEV)
             self.fake.load_state_dict(teacher.state_dict())
             self.opt_fake = make_adam(self.fake.parameters(), lr_fake, beta1)
             self.names = ["enc%d" % (32 >> lv) for lv in range(3)]
             feats = {}
             with torch.no_grad():
-                teacher(torch.zeros(1, 1, 32, 32), torch.zeros(1), feats)
-            self.head = GanHead(sum(feats[n].shape[1] for n in self.names))
+                teacher(torch.zeros(1, self.in_ch, 32, 32, device=DEV), torch.zeros(1, device=DEV), feats)
+            self.head = GanHead(sum(feats[n].shape[1] for n in self.names)).to(DEV)
             self.ratio_params = list(self.head.parameters())
         self.opt_ratio = make_adam(self.ratio_params, lr_ratio, beta1)
-        self.target = torch.cat([torch.ones(batch), torch.zeros(batch)])
+        self.target = torch.cat([torch.ones(batch, device=DEV), torch.zeros(batch, device=DEV)])
         self.step_no = 0
 
     def ratio_logit(self, x, sigma):
@@ -420,22 +438,22 @@ class Distiller:
 
     def draw_sigma(self, n):
         if self.sigma_fixed > 0:
-            return torch.full((n,), self.sigma_fixed)
-        return karras_sigma(self.t_min + (self.t_max - self.t_min) * torch.rand(n))
+            return torch.full((n,), self.sigma_fixed, device=DEV)
+        return karras_sigma(self.t_min + (self.t_max - self.t_min) * torch.rand(n, device=DEV))
 
     def generate(self, z):
-        return denoise(self.gen, self.sigma_init * z, torch.full((self.b,), self.sigma_init))
+        return denoise(self.gen, self.sigma_init * z, torch.full((self.b,), self.sigma_init, device=DEV))
 
     def step(self):
         self.step_no += 1
         b = self.b
-        shape = (b, 1, 32, 32)
-        n = b * 1024
+        shape = (b, self.in_ch, 32, 32)
+        n = b * self.in_ch * 1024
         stats = {}
         # 1. generator update
-        z = torch.randn(shape)
+        z = torch.randn(shape, device=DEV)
         sigma = self.draw_sigma(b)
-        noise = torch.randn(shape)
+        noise = torch.randn(shape, device=DEV)
         with torch.no_grad():
             x0 = self.generate(z)
             xt = x0 + sigma[:, None, None, None] * noise
@@ -459,7 +477,7 @@ class Distiller:
         need_grad_l = bool((w_l != 0).any())
         grad_l = None
         if need_grad_l:
-            logit_t.backward(torch.ones(b))
+            logit_t.backward(torch.ones(b, device=DEV))
             grad_l = xt_leaf.grad
         del logit_t
         s2 = sigma * sigma
@@ -481,7 +499,7 @@ class Distiller:
         check(all_finite(self.gen_params), "generator weights")
         # 2. fake score: EDM DSM on sg(x_0)
         if not self.score_free:
-            loss_f = dsm_loss(self.fake, x0, torch.exp(-1.2 + 1.2 * torch.randn(b)))
+            loss_f = dsm_loss(self.fake, x0, torch.exp(-1.2 + 1.2 * torch.randn(b, device=DEV)))
             self.opt_fake.zero_grad(set_to_none=False)
             loss_f.backward()
             stats["fake_loss"] = loss_f.item()
@@ -491,7 +509,8 @@ class Distiller:
         self.trainable(self.ratio_params, True)
         x_real = self.data.sample(b)
         sigma2 = self.draw_sigma(2 * b)
-        xb = torch.cat([x_real, x0], dim=0) + sigma2[:, None, None, None] * torch.randn(2 * b, 1, 32, 32)
+        xb = torch.cat([x_real, x0], dim=0) + sigma2[:, None, None, None] * torch.randn(2 * b, self.in_ch, 32, 32,
+                                                                                         device=DEV)
         lr_ = self.ratio_logit(xb, sigma2)
         loss_r = F.binary_cross_entropy_with_logits(lr_, self.target)
         self.opt_ratio.zero_grad(set_to_none=False)
@@ -509,8 +528,10 @@ def per_step_ms(fn, warmup, iters):
         fn()
     times = []
     for _ in range(iters):
+        dev_sync()
         t0 = time.perf_counter()
         fn()
+        dev_sync()
         times.append(1e3 * (time.perf_counter() - t0))
     return times
 
@@ -529,23 +550,27 @@ def main():
     ap.add_argument("--expect-params", default="",
                     help="DENOISER,CLASSIFIER,GAN_HEAD from `bench_unet --params-only`; exit 3 on a mismatch")
     ap.add_argument("--params-only", action="store_true", help="print the parameter counts and stop")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
+    global DEV
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     arch = dict(PRESETS[args.preset])
+    in_ch = arch.get("in_ch", 1)
 
-    # parameter counts: denoiser, encoder-only classifier, gan head
+    # parameter counts (on the cpu: they do not depend on the device): denoiser,
+    # encoder-only classifier (out 1), gan head
     den = UNet(**arch)
     feats = {}
     with torch.no_grad():
-        den(torch.zeros(1, 1, 32, 32), torch.zeros(1), feats)
-    counts = (count(den), count(UNet(**dict(arch, encoder_only=True))),
+        den(torch.zeros(1, in_ch, 32, 32), torch.zeros(1), feats)
+    counts = (count(den), count(UNet(**dict(arch, encoder_only=True, out_ch=1))),
               count(GanHead(sum(feats["enc%d" % (32 >> lv)].shape[1] for lv in range(3)))))
     if args.expect_params:
         want, source = tuple(int(v) for v in args.expect_params.split(",")), "bench_unet --params-only"
     else:
         want, source = EXPECTED_PARAMS.get(args.preset), "EXPECTED_PARAMS"
-    print(json.dumps({"impl": "torch", "bench": "params", "preset": args.preset, "unet": counts[0],
+    print(json.dumps({"impl": "torch", "bench": "params", "preset": args.preset, "channels": in_ch, "unet": counts[0],
                       "classifier": counts[1], "gan_head": counts[2]}), flush=True)
     if want is None or len(want) != 3 or tuple(want) != counts:
         print("torch_unet.py: PARAMETER COUNT MISMATCH for preset %s: torch %s, workbench %s (%s): "
@@ -554,11 +579,13 @@ def main():
         return 3
     if args.params_only:
         return 0
-
-    data = Images(args.data)
+    del den
+    DEV = setup_device(args.device)
+    data = Images(args.data, channels=in_ch)
 
     def report(bench, batch, times, extra=None):
-        out = {"impl": "torch", "bench": bench, "preset": args.preset, "threads": str(args.threads),
+        out = {"impl": "torch", "bench": bench, "device": args.device, "preset": args.preset,
+               "threads": str(args.threads),
                "batch": batch, "ms_per_iter": round(statistics.median(times), 3),
                "mean_ms": round(statistics.fmean(times), 3), "min_ms": round(min(times), 3),
                "max_ms": round(max(times), 3), "iters": len(times), "warmup": args.warmup,
