@@ -14,6 +14,7 @@
 --
 -- Run:   build/workbench run experiments/quickstart.lua [key=value ...]
 -- e.g.   build/workbench run experiments/quickstart.lua steps=3000 out=results/long
+--        build/workbench run experiments/quickstart.lua backend=cuda   (on a GPU)
 local wb = require "wb"
 
 local args = wb.args{
@@ -37,7 +38,9 @@ local args = wb.args{
   sba_lambda = 0.5,
   out = "results/quickstart",
   quiet = false,
+  backend = "",         -- cpu | cuda | cuda-emu | auto; empty: $WB_BACKEND, else cpu
 }
+local backend = args.backend ~= "" and args.backend or nil
 
 local t_start = os.clock()
 local data = wb.data.gmm2d{ preset = args.preset }
@@ -47,7 +50,7 @@ wb.mkdir(args.out)
 local teacher = wb.teacher{
   data = data, net = { "mlp", widths = { 128, 128, 128 } },
   steps = args.teacher_steps, batch = args.batch, seed = args.seed,
-  run = args.out .. "/runs/teacher", quiet = args.quiet,
+  run = args.out .. "/runs/teacher", quiet = args.quiet, backend = backend,
 }
 
 local eval_opts = { n = args.n_eval, reference_n = args.n_eval, seed = 1, sample_seed = 2 }
@@ -78,7 +81,7 @@ local common = {
   time_weight = args.time_weight,
   ratio = { "classifier", net = { "mlp", widths = { 128, 128, 128 } } },
   eval_samples = args.eval_every > 0 and 500 or 0, log_every = args.eval_every,
-  quiet = args.quiet,
+  quiet = args.quiet, backend = backend,
 }
 local function with(extra)
   local t = {}

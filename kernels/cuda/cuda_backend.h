@@ -60,8 +60,23 @@ WB_CUDA_HIDDEN void wb_cuda_launched(const char *op);
  * WB_CUDA_MAX_BLOCKS blocks. Kernels use grid-stride loops, so the cap only
  * bounds launch size: 4096·256 ≈ 1M threads already exceeds the resident
  * capacity of an H100 (132 SMs · 2048 threads), so larger grids buy nothing. */
+#ifdef WB_CUDA_EMU
+/* On the CPU emulation every thread is a fiber and every barrier a round of
+ * switches: blocks of 2 warps (still two, so the cross-warp steps of every
+ * reduction run) and at most 64 of them do the same work with far fewer
+ * switches. Grid-stride loops make both invisible to the results, except
+ * the order of block reductions (within float rounding of the GPU's). */
+#define WB_CUDA_BLOCK 64
+#define WB_CUDA_MAX_BLOCKS 64
+#else
 #define WB_CUDA_BLOCK 256
 #define WB_CUDA_MAX_BLOCKS 4096
+#endif
+
+/* for (i = this thread's first index; i < n; i += every thread of the grid) */
+#define WB_GRID_STRIDE(i, n)                                                     \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);    \
+         i += (int64_t)blockDim.x * gridDim.x)
 
 static inline unsigned wb_cuda_grid(int64_t n) {
     int64_t g = (n + WB_CUDA_BLOCK - 1) / WB_CUDA_BLOCK;
@@ -141,6 +156,18 @@ WB_CUDA_HIDDEN void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x,
 WB_CUDA_HIDDEN void wb_cuda_sum_cols(int64_t rows, int64_t cols, const float *x, float *y,
                                      int accumulate);
 WB_CUDA_HIDDEN double wb_cuda_sum_squares(int64_t n, const float *x);
+/* Thread 0's v, handed to every thread of the block. The second barrier
+ * lets the next call rewrite the slot only after everyone has read it.
+ * Every thread of the block must call it. */
+template <typename T> __device__ T wb_cuda_block_bcast(T v) {
+    __shared__ T slot;
+    if (threadIdx.x == 0) slot = v;
+    __syncthreads();
+    const T r = slot;
+    __syncthreads();
+    return r;
+}
+
 /* cuda_conv_cudnn.cu: fused convolutions through cuDNN (device builds only) */
 #if defined(WB_HAVE_CUDNN) && !defined(WB_CUDA_EMU)
 WB_CUDA_HIDDEN int wb_cuda_conv_ctx_new(void **ctx);

@@ -25,10 +25,6 @@
 #define WB_PHILOX_FN static __host__ __device__ inline
 #include "philox.h"
 
-#define WB_GRID_STRIDE(i, n)                                                     \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);    \
-         i += (int64_t)blockDim.x * gridDim.x)
-
 /* Plain rounded products and sums on the device: nvcc would otherwise
  * contract a·b + c into one fma, which rounds once where the CPU rounds
  * twice, and karras_sigma must reproduce the CPU's numbers exactly. (The
@@ -44,17 +40,6 @@
 #define DMUL(a, b) ((a) * (b))
 #define DADD(a, b) ((a) + (b))
 #endif
-
-/* Thread 0's v, handed to every thread of the block (the second barrier lets
- * the next call rewrite the slot only after everyone has read it). */
-template <typename T> static __device__ T block_bcast(T v) {
-    __shared__ T slot;
-    if (threadIdx.x == 0) slot = v;
-    __syncthreads();
-    const T r = slot;
-    __syncthreads();
-    return r;
-}
 
 /* ---- Philox draws --------------------------------------------------------------- */
 static __global__ void k_rng(int normal, uint64_t seed, uint64_t stream, uint64_t offset, int64_t n,
@@ -113,7 +98,7 @@ static __device__ double row_mad(int64_t cols, const float *x0, const float *d) 
     double s = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += fabs((double)(x0[j] - d[j]));
     s = wb_cuda_block_sum(s);
-    return block_bcast(threadIdx.x == 0 ? s / (double)cols : 0.0);
+    return wb_cuda_block_bcast(threadIdx.x == 0 ? s / (double)cols : 0.0);
 }
 
 /* w_i = σ_i² / max(mad_i, 1e-8) */

@@ -16,10 +16,6 @@
 #include "cuda/cuda_backend.h"
 #include "wb/elementwise.h"
 
-#define WB_GRID_STRIDE(i, n)                                                     \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);    \
-         i += (int64_t)blockDim.x * gridDim.x)
-
 /* ---- scalar definitions of the unary ops ----------------------------------- *
  * f(x) and f'(x) for each wb_unary_op. y = f(x) is passed so the derivatives
  * that are cheapest in terms of the output (exp, sigmoid, tanh, sqrt) reuse

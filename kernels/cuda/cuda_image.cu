@@ -26,10 +26,6 @@
 
 #include "cuda/cuda_backend.h"
 
-#define WB_GRID_STRIDE(i, n)                                                     \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);    \
-         i += (int64_t)blockDim.x * gridDim.x)
-
 /* Output size of a pooling / convolution axis: the CPU's formula, C's
  * truncating division included. */
 static __host__ __device__ inline int out_size(int in, int k, int stride, int pad) {

@@ -29,17 +29,6 @@ static unsigned rows_grid(int64_t rows) {
     return rows < WB_CUDA_MAX_BLOCKS ? (unsigned)rows : WB_CUDA_MAX_BLOCKS;
 }
 
-/* Thread 0's v, handed to every thread of the block. The second barrier
- * lets the next call rewrite the slot only after everyone has read it. */
-template <typename T> static __device__ T block_bcast(T v) {
-    __shared__ T slot;
-    if (threadIdx.x == 0) slot = v;
-    __syncthreads();
-    const T r = slot;
-    __syncthreads();
-    return r;
-}
-
 /* Maximum of v over the block (blockDim.x a multiple of 32), valid in
  * EVERY thread; the combine is the CPU's `a > b ? a : b`. Warp shuffles,
  * one value per warp through shared memory, then a broadcast. */
@@ -59,7 +48,7 @@ static __device__ float block_max(float v) {
             v = o > v ? o : v;
         }
     }
-    return block_bcast(v); /* its barriers also protect warp_max from the next call */
+    return wb_cuda_block_bcast(v); /* its barriers also protect warp_max from the next call */
 }
 
 /* ---- group norm forward ----------------------------------------------------------- *
@@ -95,8 +84,8 @@ static __global__ void k_group_norm(int b, int c, int64_t hw, int groups, const 
             mean[bg] = (float)mu;
             rstd[bg] = (float)r;
         }
-        mu = block_bcast(mu);
-        r = block_bcast(r);
+        mu = wb_cuda_block_bcast(mu);
+        r = wb_cuda_block_bcast(r);
         const float muf = (float)mu;
         for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
             const int ch = gi * cg + (int)(i / hw);
@@ -118,31 +107,26 @@ void wb_cuda_group_norm(int b, int c, int64_t hw, int groups, const float *x, co
 }
 
 /* ---- group norm backward ---------------------------------------------------------- *
- * dγ[ch] += Σ_n rstd·Σ_hw dy·(x − μ) and dβ[ch] += Σ_n Σ_hw dy: one block
- * per channel (channel-outer, as the CPU: one accumulator per channel,
- * samples in order). */
+ * dγ[ch] += Σ_n rstd_n·Σ_hw dy·(x − μ_n) and dβ[ch] += Σ_n Σ_hw dy: one
+ * block per channel whose threads stride over all B·HW values of the
+ * channel, each term (rstd_n folded in) accumulated in double, then two
+ * fixed-order block sums — two reductions per channel rather than two per
+ * (sample, channel); in double the regrouping is far below float rounding. */
 static __global__ void k_group_norm_bwd_affine(int b, int c, int64_t hw, int groups, const float *x,
                                                const float *mean, const float *rstd, const float *dy,
                                                float *dgamma, float *dbeta) {
     const int cg = c / groups;
     for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
         const int gi = (int)(ch / cg);
-        double sg = 0.0, sb = 0.0; /* thread 0's running totals */
-        for (int n = 0; n < b; n++) {
-            const int64_t off = ((int64_t)n * c + ch) * hw;
+        double sg = 0.0, sb = 0.0;
+        for (int64_t i = threadIdx.x; i < (int64_t)b * hw; i += blockDim.x) {
+            const int64_t n = i / hw, off = (n * c + ch) * hw + (i - n * hw);
             const float mu = mean[n * groups + gi];
-            double sdy = 0.0, sdyx = 0.0;
-            for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) {
-                sdy += dy[off + i];
-                sdyx += dy[off + i] * (x[off + i] - mu);
-            }
-            sdy = wb_cuda_block_sum(sdy);
-            sdyx = wb_cuda_block_sum(sdyx);
-            if (threadIdx.x == 0) {
-                sg += sdyx * rstd[n * groups + gi];
-                sb += sdy;
-            }
+            sb += dy[off];
+            sg += (double)(dy[off] * (x[off] - mu)) * rstd[n * groups + gi];
         }
+        sg = wb_cuda_block_sum(sg);
+        sb = wb_cuda_block_sum(sb);
         if (threadIdx.x == 0) {
             if (dgamma) dgamma[ch] += (float)sg;
             if (dbeta) dbeta[ch] += (float)sb;
@@ -179,8 +163,8 @@ static __global__ void k_group_norm_bwd_dx(int b, int c, int64_t hw, int groups,
             mg = (float)(sg / (double)m);
             mgx = (float)(sgx / (double)m);
         }
-        mg = block_bcast(mg);
-        mgx = block_bcast(mgx);
+        mg = wb_cuda_block_bcast(mg);
+        mgx = wb_cuda_block_bcast(mgx);
         const float rf = (float)r;
         for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
             const float gm = gamma ? gamma[gi * cg + (int)(i / hw)] : 1.0f;
@@ -225,7 +209,7 @@ static __global__ void k_softmax_rows(int64_t rows, int64_t cols, const float *x
             s += e;
         }
         s = wb_cuda_block_sum(s);
-        const float inv = block_bcast(threadIdx.x == 0 ? (float)(1.0 / s) : 0.0f);
+        const float inv = wb_cuda_block_bcast(threadIdx.x == 0 ? (float)(1.0 / s) : 0.0f);
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) yr[j] *= inv;
     }
 }
@@ -239,7 +223,7 @@ static __global__ void k_softmax_rows_bwd(int64_t rows, int64_t cols, const floa
         double dot = 0.0;
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) dot += (double)dyr[j] * yr[j];
         dot = wb_cuda_block_sum(dot);
-        const float d = block_bcast(threadIdx.x == 0 ? (float)dot : 0.0f);
+        const float d = wb_cuda_block_bcast(threadIdx.x == 0 ? (float)dot : 0.0f);
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) dxr[j] += yr[j] * (dyr[j] - d);
     }
 }

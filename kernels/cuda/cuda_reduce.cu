@@ -28,10 +28,29 @@ static __global__ void k_sum_rows(int64_t rows, int64_t cols, const float *x, fl
     }
 }
 
+/* Short rows (bias gradients: one row per (image, channel) of a few dozen
+ * pixels): one thread per row, summing in order in double, as the CPU
+ * does. Many short rows keep every thread busy with no barrier at all. */
+static __global__ void k_sum_rows_short(int64_t rows, int64_t cols, const float *x, float *y) {
+    WB_GRID_STRIDE(r, rows) {
+        const float *row = x + r * cols;
+        double s = 0.0;
+        for (int64_t c = 0; c < cols; c++) s += row[c];
+        y[r] = (float)s;
+    }
+}
+
+#define SHORT_ROW 128 /* at most this many columns: a thread per row */
+
 void wb_cuda_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
     if (rows <= 0) return;
     if (cols <= 0) { /* empty rows sum to 0 */
         wb_cuda_check(cudaMemset(y, 0, (size_t)rows * sizeof(float)), "sum_rows");
+        return;
+    }
+    if (cols <= SHORT_ROW && rows >= 2 * WB_CUDA_BLOCK) {
+        WB_CUDA_LAUNCH(k_sum_rows_short, wb_cuda_grid(rows), WB_CUDA_BLOCK, 0)(rows, cols, x, y);
+        wb_cuda_launched("sum_rows");
         return;
     }
     unsigned grid = rows < WB_CUDA_MAX_BLOCKS ? (unsigned)rows : WB_CUDA_MAX_BLOCKS;

@@ -18,7 +18,7 @@ local wb = require "wb"
 local args = wb.args{
   backend = "cuda-emu",
   steps = 20,           -- teacher steps and distillation steps
-  tol = 2e-3,
+  tol = 1e-4,
   images = true,        -- the UNet half (needs Fashion-MNIST: dataset-fashion-mnist)
 }
 

@@ -109,15 +109,17 @@ double shfl(double v, int src_lane, int mode, unsigned width);
 int shfl(int v, int src_lane, int mode, unsigned width);
 unsigned ballot(int predicate);
 /* Runs body for every thread of every block of the launch. */
-void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body,
+            const char *kernel = nullptr);
 
 template <typename F> struct launcher {
     F *kernel;
     dim3 grid, block;
     size_t shmem;
+    const char *name;
     template <typename... A> void operator()(A... args) const {
         F *k = kernel;
-        launch(grid, block, shmem, [=]() { k(args...); });
+        launch(grid, block, shmem, [=]() { k(args...); }, name);
     }
 };
 } // namespace wb_emu
@@ -186,6 +188,6 @@ static inline int atomicExch(int *a, int v) {
 }
 
 #define WB_CUDA_LAUNCH(kernel, grid, block, shmem)                                                     \
-    (wb_emu::launcher<decltype(kernel)>{kernel, dim3(grid), dim3(block), (size_t)(shmem)})
+    (wb_emu::launcher<decltype(kernel)>{kernel, dim3(grid), dim3(block), (size_t)(shmem), #kernel})
 
 #endif

@@ -13,6 +13,7 @@
  * cudaGetLastError reports it. WB_EMU_SCHEDULE=reverse runs each round's
  * fibers in reverse order, which makes a missing __syncthreads visible.
  */
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -62,6 +63,7 @@ struct fiber {
     state_t state;
     int lane, warp;
     unsigned linear;
+    unsigned bank; /* which of the two exchange banks this lane's next shuffle uses */
 };
 
 /* One block's fibers. Kept for the whole process (per host thread) so
@@ -78,8 +80,11 @@ struct block_run {
 #endif
     const std::function<void()> *body = nullptr;
     fiber *running = nullptr;
-    /* warp exchange: one slot per lane (values widened to 8 bytes) */
-    std::vector<unsigned long long> slots;
+    /* warp exchange: two banks of one slot per lane (values widened to 8
+     * bytes). Consecutive shuffles of a warp use alternate banks, so one
+     * barrier per shuffle suffices: no lane can reach the next use of a
+     * bank before every lane has passed the shuffle in between. */
+    std::vector<unsigned long long> slots[2];
 };
 
 const size_t STACK_BYTES = 64 * 1024;
@@ -115,7 +120,9 @@ void fiber_main() {
     __builtin_unreachable();
 }
 
+extern unsigned long long g_waits;
 void block_wait(state_t s) {
+    g_waits++;
     fiber *f = g_run->running;
     f->state = s;
     to_scheduler(f);
@@ -165,7 +172,8 @@ void run_fiber(block_run &r, fiber &f) {
 bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
     unsigned n = block.x * block.y * block.z;
     r.fibers.resize(n);
-    r.slots.assign(n, 0);
+    r.slots[0].assign(n, 0);
+    r.slots[1].assign(n, 0);
     for (unsigned t = 0; t < n; t++) {
         fiber &f = r.fibers[t];
         f.linear = t;
@@ -176,16 +184,32 @@ bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
         f.lane = (int)(t % 32);
         f.warp = (int)(t / 32);
         f.state = RUNNABLE;
+        f.bank = 0;
         fiber_start(r, f, t);
     }
     bool rev = reverse_schedule();
+    const unsigned warps = (n + 31) / 32;
     for (;;) {
-        bool ran = false;
-        for (unsigned k = 0; k < n; k++) {
-            fiber &f = r.fibers[rev ? n - 1 - k : k];
-            if (f.state != RUNNABLE) continue;
-            run_fiber(r, f);
-            ran = true;
+        /* Each warp in turn runs until none of its lanes can go on: a warp
+         * barrier that every live lane of the warp has reached is released
+         * at once and the warp goes on; a lane at the block barrier waits
+         * for the other warps. */
+        for (unsigned wi = 0; wi < warps; wi++) {
+            unsigned w = rev ? warps - 1 - wi : wi;
+            unsigned lo = w * 32, hi = lo + 32 < n ? lo + 32 : n;
+            for (;;) {
+                for (unsigned k = lo; k < hi; k++) {
+                    fiber &f = r.fibers[rev ? hi - 1 - (k - lo) : k];
+                    if (f.state == RUNNABLE) run_fiber(r, f);
+                }
+                unsigned alive = 0, waiting = 0;
+                for (unsigned t = lo; t < hi; t++) {
+                    if (r.fibers[t].state != DONE) alive++;
+                    if (r.fibers[t].state == AT_WARP_BARRIER) waiting++;
+                }
+                if (alive == 0 || waiting != alive) break;
+                for (unsigned t = lo; t < hi; t++) r.fibers[t].state = RUNNABLE;
+            }
         }
         current = nullptr;
         unsigned live = 0, at_block = 0;
@@ -194,30 +218,14 @@ bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
             if (f.state == AT_BLOCK_BARRIER) at_block++;
         }
         if (live == 0) return true;
-        /* release every warp whose live lanes all wait at the warp barrier */
-        bool released = false;
-        unsigned warps = (n + 31) / 32;
-        for (unsigned w = 0; w < warps; w++) {
-            unsigned lo = w * 32, hi = lo + 32 < n ? lo + 32 : n, waiting = 0, alive = 0;
-            for (unsigned t = lo; t < hi; t++) {
-                if (r.fibers[t].state != DONE) alive++;
-                if (r.fibers[t].state == AT_WARP_BARRIER) waiting++;
-            }
-            if (alive > 0 && waiting == alive) {
-                for (unsigned t = lo; t < hi; t++)
-                    if (r.fibers[t].state == AT_WARP_BARRIER) r.fibers[t].state = RUNNABLE;
-                released = true;
-            }
-        }
-        if (released) continue;
-        if (at_block == live) {
-            for (auto &f : r.fibers)
-                if (f.state == AT_BLOCK_BARRIER) f.state = RUNNABLE;
-            continue;
-        }
-        if (!ran) return false;
+        /* every warp is stuck: released by the block barrier, or a deadlock
+         * (a barrier some live thread of the block or warp never reaches) */
+        if (at_block != live) return false;
+        for (auto &f : r.fibers)
+            if (f.state == AT_BLOCK_BARRIER) f.state = RUNNABLE;
     }
 }
+
 
 block_run *the_run() {
     static thread_local block_run *run = nullptr;
@@ -234,7 +242,47 @@ block_run *the_run() {
 
 } // namespace
 
-void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body) {
+namespace {
+/* WB_EMU_STATS=1: per kernel, launches, threads run and barrier waits,
+ * printed to stderr at exit (where the emulation spends its time). */
+struct kernel_stats {
+    const char *kernel;
+    unsigned long long launches, threads, waits;
+};
+std::vector<kernel_stats> *g_stats = nullptr;
+unsigned long long g_waits = 0;
+
+void print_stats() {
+    std::vector<kernel_stats> &v = *g_stats;
+    std::sort(v.begin(), v.end(), [](const kernel_stats &a, const kernel_stats &b) { return a.waits > b.waits; });
+    fprintf(stderr, "cuda-emu: %-40s %10s %12s %12s\n", "kernel", "launches", "threads", "waits");
+    for (const kernel_stats &k : v) {
+        fprintf(stderr, "cuda-emu: %-40.40s %10llu %12llu %12llu\n", k.kernel ? k.kernel : "?", k.launches,
+                k.threads, k.waits);
+    }
+}
+
+kernel_stats *stats_for(const char *kernel) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("WB_EMU_STATS");
+        on = e && strcmp(e, "1") == 0;
+        if (on) {
+            g_stats = new std::vector<kernel_stats>;
+            atexit(print_stats);
+        }
+    }
+    if (!on) return nullptr;
+    for (kernel_stats &k : *g_stats)
+        if (k.kernel == kernel || (k.kernel && kernel && strcmp(k.kernel, kernel) == 0)) return &k;
+    g_stats->push_back({kernel, 0, 0, 0});
+    return &g_stats->back();
+}
+} // namespace
+
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body, const char *kernel) {
+    kernel_stats *st = stats_for(kernel);
+    unsigned long long waits0 = g_waits;
     (void)shared_bytes;
     if (block.x * block.y * block.z == 0 || block.x * block.y * block.z > MAX_THREADS || grid.x * grid.y * grid.z == 0) {
         set_error(cudaErrorInvalidValue, "invalid configuration argument");
@@ -261,6 +309,11 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
                     return;
                 }
     g_run = nullptr;
+    if (st) {
+        st->launches++;
+        st->threads += (unsigned long long)grid.x * grid.y * grid.z * block.x * block.y * block.z;
+        st->waits += g_waits - waits0;
+    }
 }
 
 void syncthreads() { block_wait(AT_BLOCK_BARRIER); }
@@ -272,7 +325,9 @@ unsigned long long exchange(unsigned long long v, int arg, int mode, unsigned wi
     block_run *r = g_run;
     fiber *f = r->running;
     unsigned base = (unsigned)f->warp * 32, lane = (unsigned)f->lane;
-    r->slots[base + lane] = v;
+    std::vector<unsigned long long> &slot = r->slots[f->bank];
+    f->bank ^= 1u;
+    slot[base + lane] = v;
     block_wait(AT_WARP_BARRIER);
     unsigned seg = lane / width * width, in = lane % width, src = in;
     switch (mode) {
@@ -281,9 +336,7 @@ unsigned long long exchange(unsigned long long v, int arg, int mode, unsigned wi
     case 2: src = in >= (unsigned)arg ? in - (unsigned)arg : in; break;
     case 3: src = (in ^ (unsigned)arg) < width ? in ^ (unsigned)arg : in; break;
     }
-    unsigned long long out = r->slots[base + seg + src];
-    block_wait(AT_WARP_BARRIER);
-    return out;
+    return slot[base + seg + src];
 }
 } // namespace
 
@@ -309,12 +362,13 @@ unsigned ballot(int p) {
     block_run *r = g_run;
     fiber *f = r->running;
     unsigned base = (unsigned)f->warp * 32;
-    r->slots[base + (unsigned)f->lane] = p ? 1 : 0;
+    std::vector<unsigned long long> &slot = r->slots[f->bank];
+    f->bank ^= 1u;
+    slot[base + (unsigned)f->lane] = p ? 1 : 0;
     block_wait(AT_WARP_BARRIER);
     unsigned bits = 0;
     for (unsigned l = 0; l < 32 && base + l < r->fibers.size(); l++)
-        if (r->fibers[base + l].state != DONE && r->slots[base + l]) bits |= 1u << l;
-    block_wait(AT_WARP_BARRIER);
+        if (r->fibers[base + l].state != DONE && slot[base + l]) bits |= 1u << l;
     return bits;
 }
 
