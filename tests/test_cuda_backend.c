@@ -168,7 +168,8 @@ static int group_setup(void **state) {
         const char *why = wb_last_error();
         if (!why || !why[0]) why = "(no reason given)";
         snprintf(reason, sizeof reason, "%s", why);
-        if (strcmp(g_backend_name, "cuda") != 0) { /* the emulation is always there: never a skip */
+        const char *require = getenv("WB_REQUIRE_DEVICE"); /* scripts/gpu_check.sh: no device is a failure */
+        if (strcmp(g_backend_name, "cuda") != 0 || (require && strcmp(require, "1") == 0)) {
             fprintf(stderr, "backend %s unavailable: %s\n", g_backend_name, reason);
             return -1;
         }
@@ -194,6 +195,7 @@ static void test_table(void **state) {
     assert_non_null(g_gpu->copy);
     assert_non_null(g_gpu->fill);
     assert_non_null(g_gpu->gemm);
+    assert_non_null(g_gpu->gemm_batched);
     assert_non_null(g_gpu->unary);
     assert_non_null(g_gpu->unary_bwd);
     assert_non_null(g_gpu->binary);
@@ -306,6 +308,53 @@ static void test_gemm(void **state) {
                         pair_free(&c);
                     }
     }
+}
+
+/* k = 0: C = β·C on both backends (β = 0 clears even NaN), for gemm and
+ * every matrix of gemm_batched, leading dimension and stride padding kept. */
+static void test_gemm_k0_and_batched(void **state) {
+    (void)state;
+    require_cuda();
+    char what[128];
+    for (int bi = 0; bi < 3; bi++) {
+        const float beta = bi == 0 ? 0.0f : bi == 1 ? 1.0f : -2.5f;
+        const int m = 5, n = 7, ldc = 9;
+        float *h = host_rand((int64_t)m * ldc, -1.0f, 1.0f);
+        h[3] = NAN; /* beta = 0 must clear it, as BLAS does */
+        pair c = pair_from((int64_t)m * ldc, h);
+        free(h);
+        pair a = pair_rand(8, -1.0f, 1.0f), b = pair_rand(8, -1.0f, 1.0f);
+        g_cpu->gemm(0, 0, m, n, 0, 0.7f, a.c, 1, b.c, n, beta, c.c, ldc);
+        g_gpu->gemm(0, 0, m, n, 0, 0.7f, a.g, 1, b.g, n, beta, c.g, ldc);
+        snprintf(what, sizeof what, "gemm k=0 beta=%g", (double)beta);
+        if (beta != 0.0f) { /* NaN stays NaN on both: compare the rest */
+            float one = 0.0f;
+            g_cpu->upload(c.c + 3, &one, sizeof one);
+            g_gpu->upload(c.g + 3, &one, sizeof one);
+        }
+        expect_close(&c, 0.0, 1.0, what);
+        pair_free(&a);
+        pair_free(&b);
+        pair_free(&c);
+    }
+    /* strided batches: shared A (stride 0), padded leading dimensions, k = 0 and k > 0 */
+    for (int k = 0; k <= 6; k += 6)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int batch = 3, m = 4, n = 5, pad = 2;
+                const int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+                const int64_t sa = 0, sb = (int64_t)(tb ? n : k) * ldb + 3, sc = (int64_t)m * ldc + 1;
+                pair a = pair_rand((int64_t)(ta ? k : m) * lda + 1, -1.0f, 1.0f);
+                pair b = pair_rand(sb * batch + 1, -1.0f, 1.0f);
+                pair c = pair_rand(sc * batch, -1.0f, 1.0f);
+                g_cpu->gemm_batched(batch, ta, tb, m, n, k, 0.5f, a.c, lda, sa, b.c, ldb, sb, 0.25f, c.c, ldc, sc);
+                g_gpu->gemm_batched(batch, ta, tb, m, n, k, 0.5f, a.g, lda, sa, b.g, ldb, sb, 0.25f, c.g, ldc, sc);
+                snprintf(what, sizeof what, "gemm_batched k=%d ta=%d tb=%d", k, ta, tb);
+                expect_close(&c, TOL_GEMM, red_scale(k, 1.0), what);
+                pair_free(&a);
+                pair_free(&b);
+                pair_free(&c);
+            }
 }
 
 static void test_unary(void **state) {
@@ -1055,7 +1104,7 @@ int main(int argc, char **argv) {
     else if (env && env[0]) g_backend_name = env;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),       cmocka_unit_test(test_memory),
-        cmocka_unit_test(test_gemm),        cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_gemm),        cmocka_unit_test(test_gemm_k0_and_batched),        cmocka_unit_test(test_unary),
         cmocka_unit_test(test_binary),      cmocka_unit_test(test_rows_cols),
         cmocka_unit_test(test_sinusoidal),  cmocka_unit_test(test_axpy_axpby),
         cmocka_unit_test(test_adam),        cmocka_unit_test(test_sum_squares),

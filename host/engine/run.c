@@ -147,6 +147,15 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
     move_items(rest, root);
     cJSON_AddStringToObject(build, "workbench_version", wb_build_version());
     cJSON_AddStringToObject(build, "commit", wb_build_commit());
+    /* the environment variables that change a backend's numbers, as set */
+    static const char *const numerics_env[] = {"WB_CONV", "WB_CUDA_TF32", "WB_CUDA_SYNC", "WB_EMU_SCHEDULE"};
+    cJSON *env = NULL;
+    for (size_t i = 0; i < sizeof numerics_env / sizeof numerics_env[0]; i++) {
+        const char *v = getenv(numerics_env[i]);
+        if (!v || !v[0]) continue;
+        if (!env && !(env = cJSON_AddObjectToObject(build, "environment"))) goto oom;
+        cJSON_AddStringToObject(env, numerics_env[i], v);
+    }
     for (const cJSON *it = run->origin ? run->origin->child : NULL; it; it = it->next) {
         cJSON *copy = cJSON_Duplicate(it, 1);
         if (!copy) goto oom;

@@ -8,14 +8,19 @@
  *   - inside a block every CUDA thread is a fiber with its own stack; the
  *     scheduler runs each fiber until it reaches a barrier or returns;
  *   - __syncthreads() is a block barrier (threads that returned count as
- *     arrived); warp shuffles and votes are a barrier among the live lanes
- *     of one warp of 32, so a shuffle inside `if (warp == 0)` works while
- *     the other warps wait elsewhere; a barrier nobody can pass is reported
- *     (cudaGetLastError) instead of hanging;
- *   - WB_EMU_SCHEDULE=reverse runs the fibers of each round in reverse
- *     order: a kernel that forgot a __syncthreads reads shared memory before
- *     it is written, and its test fails;
- *   - `__shared__` is `static`: one copy, which the block running at the
+ *     arrived, as on sm_70+); live threads waiting at two different
+ *     __syncthreads() calls are a divergent barrier, reported as a launch
+ *     failure (undefined behaviour on a GPU); warp shuffles and votes are a
+ *     barrier among the live lanes of one warp of 32, so a shuffle inside
+ *     `if (warp == 0)` works while the other warps wait elsewhere; a
+ *     barrier nobody can pass is reported (cudaGetLastError) instead of
+ *     hanging;
+ *   - each warp runs until it reaches a barrier; WB_EMU_SCHEDULE=reverse
+ *     runs warps and lanes last to first: a kernel that forgot a
+ *     __syncthreads reads poisoned or stale shared memory in one order or
+ *     the other, and its test fails;
+ *   - `__shared__` is `static` (in one section, poisoned before each
+ *     block): one copy, which the block running at the
  *     time owns (blocks never overlap); device memory is host memory.
  * What a CPU cannot tell apart from a GPU — memory coalescing, timing,
  * cuDNN — is only tested on a device (scripts/gpu_check.sh, issue 8).
@@ -36,7 +41,12 @@ using std::isnan;
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+/* Every __shared__ variable lands in one ELF section, so the runtime can
+ * poison all of shared memory (0xff bytes: NaN floats, −1 integers) before
+ * each block, as a GPU leaves it undefined: a kernel that reads shared
+ * memory before writing it, or without the barrier in between, reads
+ * poison instead of a previous block's matching values. */
+#define __shared__ static __attribute__((section("wb_emu_shared")))
 
 struct dim3 {
     unsigned x, y, z;
@@ -103,7 +113,8 @@ struct fiber_info {
     dim3 thread_idx, block_idx, block_dim, grid_dim;
 };
 extern fiber_info *current; /* the fiber running now */
-void syncthreads();
+void syncthreads(const char *site);
+void set_reverse_schedule(int reverse); /* tests: override WB_EMU_SCHEDULE */
 float shfl(float v, int src_lane, int mode, unsigned width); /* mode 0 idx, 1 down, 2 up, 3 xor */
 double shfl(double v, int src_lane, int mode, unsigned width);
 int shfl(int v, int src_lane, int mode, unsigned width);
@@ -130,7 +141,11 @@ template <typename F> struct launcher {
 #define gridDim (wb_emu::current->grid_dim)
 #define warpSize 32
 
-static inline void __syncthreads(void) { wb_emu::syncthreads(); }
+/* A macro, so each __syncthreads() in the source is told apart by its
+ * file and line (the divergent-barrier check). */
+#define WB_EMU_STR2(x) #x
+#define WB_EMU_STR(x) WB_EMU_STR2(x)
+#define __syncthreads() wb_emu::syncthreads(__FILE__ ":" WB_EMU_STR(__LINE__))
 template <typename T> static inline T __shfl_sync(unsigned mask, T v, int lane, int width = 32) {
     (void)mask;
     return wb_emu::shfl(v, lane, 0, (unsigned)width);

@@ -24,6 +24,11 @@
 
 #include "cuda_runtime.h"
 
+/* The bounds of the section every __shared__ variable is in (defined by the
+ * linker; weak: a program with no kernel has no such section). */
+extern "C" char __start_wb_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_wb_emu_shared[] __attribute__((weak, visibility("hidden")));
+
 namespace wb_emu {
 
 fiber_info *current = nullptr;
@@ -64,6 +69,7 @@ struct fiber {
     int lane, warp;
     unsigned linear;
     unsigned bank; /* which of the two exchange banks this lane's next shuffle uses */
+    const char *site; /* the __syncthreads() this fiber waits at: "file:line" */
 };
 
 /* One block's fibers. Kept for the whole process (per host thread) so
@@ -128,14 +134,15 @@ void block_wait(state_t s) {
     to_scheduler(f);
 }
 
-/* WB_EMU_SCHEDULE=reverse runs each round's fibers last to first. */
+/* WB_EMU_SCHEDULE=reverse runs warps, and the lanes of each warp, last to
+ * first; set_reverse_schedule overrides it (tests). */
+int g_reverse = -1;
 bool reverse_schedule() {
-    static int rev = -1;
-    if (rev < 0) {
+    if (g_reverse < 0) {
         const char *e = getenv("WB_EMU_SCHEDULE");
-        rev = e && strcmp(e, "reverse") == 0;
+        g_reverse = e && strcmp(e, "reverse") == 0;
     }
-    return rev == 1;
+    return g_reverse == 1;
 }
 
 void fiber_start(block_run &r, fiber &f, unsigned t) {
@@ -168,8 +175,18 @@ void run_fiber(block_run &r, fiber &f) {
 #endif
 }
 
-/* Runs one block; false on deadlock. */
-bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
+/* Every __shared__ variable (the section the header puts them in); the
+ * linker defines the bounds. Poisoned before each block. */
+void poison_shared() {
+    char *lo = __start_wb_emu_shared, *hi = __stop_wb_emu_shared;
+    if (lo && hi > lo) memset(lo, 0xff, (size_t)(hi - lo));
+}
+
+enum block_outcome { BLOCK_DONE, BLOCK_DEADLOCK, BLOCK_DIVERGENT };
+
+/* Runs one block. */
+block_outcome run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
+    poison_shared();
     unsigned n = block.x * block.y * block.z;
     r.fibers.resize(n);
     r.slots[0].assign(n, 0);
@@ -185,6 +202,7 @@ bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
         f.warp = (int)(t / 32);
         f.state = RUNNABLE;
         f.bank = 0;
+        f.site = nullptr;
         fiber_start(r, f, t);
     }
     bool rev = reverse_schedule();
@@ -217,10 +235,16 @@ bool run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
             if (f.state != DONE) live++;
             if (f.state == AT_BLOCK_BARRIER) at_block++;
         }
-        if (live == 0) return true;
+        if (live == 0) return BLOCK_DONE;
         /* every warp is stuck: released by the block barrier, or a deadlock
          * (a barrier some live thread of the block or warp never reaches) */
-        if (at_block != live) return false;
+        if (at_block != live) return BLOCK_DEADLOCK;
+        const char *site = nullptr;
+        for (auto &f : r.fibers)
+            if (f.state == AT_BLOCK_BARRIER) {
+                if (site && f.site != site && strcmp(f.site, site) != 0) return BLOCK_DIVERGENT;
+                site = f.site;
+            }
         for (auto &f : r.fibers)
             if (f.state == AT_BLOCK_BARRIER) f.state = RUNNABLE;
     }
@@ -302,9 +326,13 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++)
-                if (!run_block(*r, grid, block, dim3(bx, by, bz))) {
+                if (block_outcome o = run_block(*r, grid, block, dim3(bx, by, bz))) {
                     set_error(cudaErrorLaunchFailure,
-                              "emulated launch: deadlock, a barrier not every live thread of the block or warp reaches");
+                              o == BLOCK_DIVERGENT
+                                  ? "emulated launch: divergent __syncthreads, live threads of a block wait at "
+                                    "different barriers"
+                                  : "emulated launch: deadlock, a barrier not every live thread of the block or "
+                                    "warp reaches");
                     g_run = nullptr;
                     return;
                 }
@@ -316,7 +344,12 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     }
 }
 
-void syncthreads() { block_wait(AT_BLOCK_BARRIER); }
+void syncthreads(const char *site) {
+    g_run->running->site = site;
+    block_wait(AT_BLOCK_BARRIER);
+}
+
+void set_reverse_schedule(int reverse) { g_reverse = reverse ? 1 : 0; }
 
 namespace {
 /* Publish v, wait for the warp, read the source lane, wait again (so the
