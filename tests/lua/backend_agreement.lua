@@ -68,6 +68,16 @@ check("mlp teacher, 20 steps (Heun)", cpu.teacher, other.teacher)
 check("mlp student kl, 20 steps", cpu.kl, other.kl)
 check("mlp student dijs, 20 steps", cpu.dijs, other.dijs)
 
+-- the same seed gives the same numbers run to run on the backend, bit for bit
+-- (no atomics in any reduction; deterministic cuDNN/cuBLAS algorithms)
+local again = mlp_run(args.backend)
+for _, k in ipairs{ "teacher", "kl", "dijs" } do
+  local e = max_rel(other[k], again[k], "rerun " .. k)
+  print(("%-34s %s twice: %s"):format("mlp " .. k .. " rerun", args.backend, e == 0 and "bit-identical ok" or
+        ("FAIL (%.3g)"):format(e)))
+  if e ~= 0 then failures = failures + 1 end
+end
+
 -- ---- images: tiny UNet teacher and students -----------------------------------------
 if args.images then
   local data = wb.data.images{ kind = "fashion-mnist", resize_to = 8, max_images = 256 }
