@@ -226,6 +226,67 @@ static void test_ratio_init_from_teacher(void **state) {
     assert_true(copied > 0 && copied < total); /* the encoder, not the scalar head */
 }
 
+/* ---- run directories: the grid option, the resolved architecture ------------------------- */
+/* grid = N puts N images in samples.png (a PNG N/8 rows high), grid = 0
+ * writes none and removes an older run's; config.json records the
+ * architecture a preset resolved to next to the params it was given. */
+static int png_size(const char *path, unsigned *w, unsigned *h) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    unsigned char b[24];
+    size_t got = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (got != sizeof b) return -1;
+    *w = (unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19];
+    *h = (unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23];
+    return 0;
+}
+
+static void test_grid_and_resolved_architecture(void **state) {
+    (void)state;
+    result r = run_script(
+        "local wb = require 'wb'\n"
+        "local ds = wb.data.images{kind = 'cifar10', path = 'cifar', resize_to = 8}\n"
+        "local net = {'unet', channels = 8, multipliers = {1, 2}, attn_resolutions = {1}}\n"
+        "local t = wb.teacher{data = ds, net = net, steps = 1, batch = 2, quiet = true, run = 'runs/g4', grid = 4}\n"
+        "wb.teacher{data = ds, net = net, steps = 1, batch = 2, quiet = true, run = 'runs/g4', grid = 0}\n"
+        "wb.teacher{data = ds, net = net, steps = 1, batch = 2, quiet = true, run = 'runs/g16', grid = 16}\n"
+        "local s = wb.distill{teacher = t, data = ds, divergence = 'dijs', steps = 1, batch = 2, quiet = true,\n"
+        "  ratio = {'classifier', net = {'unet', preset = 'tiny', encoder_only = true}}, run = 'runs/d0', grid = 0}\n"
+        "print('ok')\n"
+        "local ok, err = pcall(wb.teacher, {data = ds, net = net, steps = 1, grid = -1})\n"
+        "print(ok, err)\n");
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "ok\n", r);
+    WB_EXPECT_IN(r.out, "false\t", r);
+    WB_EXPECT_IN(r.out, "'grid'", r);
+    wb_test_result_free(&r);
+    char path[600];
+    struct stat st;
+    unsigned w = 0, h = 0;
+    snprintf(path, sizeof path, "%s/runs/g4/samples.png", g_dir);
+    assert_int_equal(stat(path, &st), -1); /* the grid = 0 re-run removed the grid = 4 figure */
+    snprintf(path, sizeof path, "%s/runs/g16/samples.png", g_dir);
+    assert_int_equal(png_size(path, &w, &h), 0);
+    print_message("grid = 16 on 8x8 images: samples.png %ux%u\n", w, h);
+    assert_true(w > h && h > 0); /* 8 per row: two rows */
+    snprintf(path, sizeof path, "%s/runs/d0/samples.png", g_dir);
+    assert_int_equal(stat(path, &st), -1);
+    snprintf(path, sizeof path, "%s/runs/d0/config.json", g_dir);
+    char *text = wb_test_slurp(path);
+    assert_non_null(text);
+    /* the tiny preset's architecture, not the parameter defaults */
+    const char *res = strstr(text, "\"resolved\":");
+    if (!res || !strstr(res, "\"channels\":\t32") || !strstr(res, "\"encoder_only\":\ttrue"))
+        fail_msg("config.json has no resolved tiny architecture:\n%s", text);
+    free(text);
+    snprintf(path, sizeof path, "%s/runs/g16/config.json", g_dir);
+    text = wb_test_slurp(path);
+    assert_non_null(text);
+    if (!strstr(text, "\"resolved\":") || !strstr(text, "\"channels\":\t8")) fail_msg("config.json:\n%s", text);
+    free(text);
+}
+
 /* ---- errors ------------------------------------------------------------------------------- */
 #define IMG "local wb = require 'wb'\n"
 
@@ -314,6 +375,7 @@ int main(void) {
         cmocka_unit_test(test_cifar_sampling),
         cmocka_unit_test(test_cifar_teacher_distill),
         cmocka_unit_test(test_ratio_init_from_teacher),
+        cmocka_unit_test(test_grid_and_resolved_architecture),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fashion_mnist),
     };

@@ -124,16 +124,19 @@ static void test_checkpoint_and_samples(void **state) {
     wb_safetensors_close(f);
     wb_params_free(ps);
 
-    /* images: a grid; 2-D data without a title: no figure */
+    /* images: a grid of `grid` images; grid = 0: none, and an older one goes;
+     * 2-D data without a title: no figure */
     wb_dataset images = {.name = "img", .shape = {.channels = 1, .height = 4, .width = 4}, .dim = 16};
-    wb_run_samples s = {.sample = fake_images, .user = &images.dim, .data = &images};
+    wb_run_samples s = {.sample = fake_images, .user = &images.dim, .data = &images, .grid = 64};
     assert_int_equal(wb_run_write_samples(&run, &s), 0);
     snprintf(path, sizeof path, "%s/samples.png", g_dir);
     assert_true(exists(path));
-    unlink(path);
+    s.grid = 0;
+    assert_int_equal(wb_run_write_samples(&run, &s), 0);
+    assert_false(exists(path));
     wb_dataset *ring = wb_gmm2d_new("ring8", 2.0, 0.05);
     assert_non_null(ring);
-    s = (wb_run_samples){.sample = fake_images, .user = &ring->dim, .data = ring};
+    s = (wb_run_samples){.sample = fake_images, .user = &ring->dim, .data = ring, .grid = 64};
     assert_int_equal(wb_run_write_samples(&run, &s), 0);
     assert_false(exists(path));
     wb_rng data_rng;

@@ -78,9 +78,9 @@ static int write_config(const distiller *d, wb_run *run) {
     cJSON_AddStringToObject(root, "dataset", d->ds->name);
     cJSON_AddItemToObject(root, "divergence", wb_plugin_json(c->divergence, c->divergence_cfg));
     cJSON *ratio = wb_plugin_json(c->ratio, c->ratio_cfg);
-    if (d->backbone) cJSON_AddItemToObject(ratio, "net", wb_plugin_json(c->ratio_net.desc, c->ratio_net.cfg));
+    if (d->backbone) cJSON_AddItemToObject(ratio, "net", wb_net_json(d->backbone, c->ratio_net.cfg));
     cJSON_AddItemToObject(root, "ratio", ratio);
-    cJSON_AddItemToObject(root, "generator_net", wb_plugin_json(d->gen->desc, d->teacher->net ? d->teacher->spec.cfg : c->gen_net.cfg));
+    cJSON_AddItemToObject(root, "generator_net", wb_net_json(d->gen, d->teacher->net ? d->teacher->spec.cfg : c->gen_net.cfg));
     cJSON_AddStringToObject(root, "teacher", d->teacher->net ? "trained" : "exact");
     /* which teacher: students of different teachers must not share a row */
     cJSON_AddStringToObject(root, "teacher_source", d->teacher->source);
@@ -387,7 +387,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         wb_rng data_rng;
         wb_rng_init(&data_rng, c->seed + 1, STREAM_EVAL);
         wb_run_samples fig = {.sample = ema_samples, .user = s, .data = ds, .title = title, .label = "student",
-                              .sample_seed = c->seed + 3, .data_rng = &data_rng};
+                              .sample_seed = c->seed + 3, .data_rng = &data_rng, .grid = c->grid};
         if (wb_run_save_checkpoint(run, stores, n_stores, meta, 3) || wb_run_write_samples(run, &fig)) failed = 1;
     }
     free(eval_ref);

@@ -110,6 +110,7 @@ typedef struct wb_teacher_config {
     int quiet;             /* no progress line                                   */
     int log_every;
     const wb_backend *backend; /* NULL: wb_backend_select(NULL) ($WB_BACKEND, else cpu) */
+    int grid;              /* images in a run's samples.png (image data); 0: no samples.png */
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
 
@@ -178,6 +179,7 @@ typedef struct wb_distill_config {
     int log_every;
     int64_t eval_samples;      /* samples for the per-log MMD (0 = none)      */
     int quiet;                 /* no progress line                             */
+    int grid;                  /* images in a run's samples.png; 0: no samples.png */
     /* Mid-run evaluation (metric against images seen): every eval_every
      * steps and after the last, on_eval(eval_user, student, step, &value) is
      * called with the student as it stands (sample it with use_ema = 1).

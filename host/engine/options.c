@@ -35,6 +35,9 @@ static const wb_option teacher_rows[] = {
     {"backend", WB_OPT_BACKEND, WB_OPT_FIELD(T, backend), 0, 0, BACKEND_CHOICES, NULL, 0, "`$WB_BACKEND`, else `cpu`",
      "where the teacher trains (and an exact teacher's students); `auto`: cuda when available", 0},
     {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(T, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0},
+    {"grid", WB_OPT_INT, WB_OPT_FIELD(T, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
+     "images in a `run`'s samples.png (image data: 18-step Heun from a fixed seed, 8 per row); `0`: no samples.png",
+     64},
 };
 #undef T
 
@@ -93,6 +96,8 @@ static const wb_option distill_rows[] = {
     {"backend", WB_OPT_BACKEND, WB_OPT_FIELD(D, backend), 0, 0, BACKEND_CHOICES, NULL, 0, "the teacher's",
      "where the student trains; it must be the teacher's", 0},
     {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0},
+    {"grid", WB_OPT_INT, WB_OPT_FIELD(D, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
+     "images in a `run`'s samples.png (image data; 2-D data: the scatter); `0`: no samples.png", 64},
 };
 #undef D
 

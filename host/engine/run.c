@@ -112,6 +112,18 @@ cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg) {
     return o;
 }
 
+cJSON *wb_net_json(const wb_net *net, const wb_config_owned *cfg) {
+    cJSON *o = wb_plugin_json(net->desc, cfg);
+    const wb_net_fns *fns = net->desc->net;
+    if (!o || !fns || !fns->describe) return o;
+    char text[4096];
+    cJSON *resolved = fns->describe(net->self, text, sizeof text) == 0 ? cJSON_Parse(text) : NULL;
+    /* a plugin's describe that fails or writes no JSON object leaves just the params */
+    if (resolved && cJSON_IsObject(resolved)) cJSON_AddItemToObject(o, "resolved", resolved);
+    else cJSON_Delete(resolved);
+    return o;
+}
+
 int wb_write_json_atomic(const char *dir, const char *name, cJSON *root) {
     char *text = cJSON_Print(root);
     char path[1200];
@@ -232,12 +244,19 @@ int wb_run_write_samples(wb_run *run, const wb_run_samples *s) {
     snprintf(path, sizeof path, "%s/samples.png", run->dir);
     const wb_dataset *ds = s->data;
     int rc = -1;
+    if (s->grid <= 0) { /* asked for none: an older run's figure must not pass for this one's */
+        if (unlink(path) != 0 && errno != ENOENT) {
+            wb_set_error("%s: %s", path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
     if (ds->dim != 2) { /* images */
-        const int n = 64;
+        const int n = s->grid;
         float *xs = malloc((size_t)(n * ds->dim) * sizeof(float));
         if (!xs) wb_set_error("%s: out of memory", path);
         else if (!s->sample(s->user, n, WB_GRID_SEED, xs))
-            rc = wb_png_image_grid(path, xs, n, ds->shape.channels, ds->shape.height, ds->shape.width, 8, 2);
+            rc = wb_png_image_grid(path, xs, n, ds->shape.channels, ds->shape.height, ds->shape.width, n < 8 ? n : 8, 2);
         free(xs);
         return rc;
     }

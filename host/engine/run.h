@@ -17,6 +17,9 @@ struct cJSON;
 /* ---- config.json -------------------------------------------------------------- */
 /* {"name", "version", "params": {...}} of a plugin and its resolved parameters. */
 struct cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg);
+/* A net's entry: wb_plugin_json, plus "resolved" — the architecture the
+ * instance built (presets applied), when its plugin describes itself. */
+struct cJSON *wb_net_json(const wb_net *net, const wb_config_owned *cfg);
 /* DIR/name as the JSON text of root plus a newline, written atomically. */
 int wb_write_json_atomic(const char *dir, const char *name, struct cJSON *root);
 /* Writes root as run->dir/config.json, after adding what every config
@@ -60,6 +63,7 @@ typedef struct wb_run_samples {
     const char *label;     /* 2-D: legend of the samples ("student")             */
     uint64_t sample_seed;  /* 2-D: seed of the scattered samples                 */
     wb_rng *data_rng;      /* 2-D: draws the data points shown beside them       */
+    int grid;              /* images: how many in the grid; 0: no samples.png (any data) */
 } wb_run_samples;
 int wb_run_write_samples(wb_run *run, const wb_run_samples *s);
 

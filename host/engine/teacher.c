@@ -102,7 +102,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         cJSON_AddStringToObject(root, "kind", "teacher");
         cJSON_AddStringToObject(root, "backend", wb_backend_name(t->be));
         cJSON_AddStringToObject(root, "dataset", ds->name);
-        cJSON_AddItemToObject(root, "net", wb_plugin_json(spec->desc, spec->cfg));
+        cJSON_AddItemToObject(root, "net", wb_net_json(t->net, spec->cfg));
         wb_options_record(&wb_teacher_options, cfg, root); /* one number per row of engine/options.c */
         cJSON_AddStringToObject(root, "init", cfg->init && cfg->init[0] ? cfg->init : "random");
         int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
@@ -193,7 +193,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         if (run) { /* the checkpoint, and for images a Heun sample grid (2-D: no figure) */
             wb_named_params stores[1] = {{"teacher.", t->net->params}};
             const char *meta[] = {"kind", "teacher", "net", spec->desc->name};
-            wb_run_samples grid = {.sample = heun_samples, .user = t, .data = ds};
+            wb_run_samples grid = {.sample = heun_samples, .user = t, .data = ds, .grid = cfg->grid};
             if (wb_run_save_checkpoint(run, stores, 1, meta, 2) || wb_run_write_samples(run, &grid)) failed = 1;
         }
     } else if (prog.enabled) {

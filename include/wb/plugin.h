@@ -153,6 +153,13 @@ typedef struct wb_net_fns {
      * NULL; when given, the net fills the activations it exposes. */
     wb_tensor *(*forward)(void *self, wb_graph *g, wb_tensor *x_in, wb_tensor *c_noise,
                           wb_tensor *labels, wb_features *feats);
+    /* ---- appended after the first release (a smaller struct_size reads as NULL) */
+    /* OPTIONAL. The architecture this instance resolved — presets applied,
+     * defaults filled — as one JSON object of numbers, strings and arrays
+     * (e.g. {"channels": 128, "multipliers": [2, 2, 2]}) written into out,
+     * NUL-terminated: 0, or -1 when it does not fit. The host records it in
+     * the run's config.json as "resolved" beside the given "params". */
+    int (*describe)(void *self, char *out, size_t out_len);
 } wb_net_fns;
 
 /* ---- ratio estimators ------------------------------------------------------ */
@@ -303,6 +310,12 @@ WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void);
     {                                                                                              \
         .struct_size = (uint32_t)sizeof(wb_net_fns), .create = (create_), .destroy = (destroy_),   \
         .forward = (forward_),                                                                     \
+    }
+/* ... and the optional describe entry */
+#define WB_NET_FNS_DESCRIBED(create_, destroy_, forward_, describe_)                               \
+    {                                                                                              \
+        .struct_size = (uint32_t)sizeof(wb_net_fns), .create = (create_), .destroy = (destroy_),   \
+        .forward = (forward_), .describe = (describe_),                                            \
     }
 #define WB_RATIO_FNS(wants_backbone_, create_, destroy_, logit_)                                   \
     {                                                                                              \

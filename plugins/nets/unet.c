@@ -500,7 +500,31 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
     return wb_conv2d(g, norm_silu(g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
 }
 
-static const wb_net_fns unet_fns = WB_NET_FNS(unet_create, unet_destroy, unet_forward);
+/* The architecture as built (after the preset), for config.json. */
+static int unet_describe(void *self, char *out, size_t out_len) {
+    const unet *u = self;
+    size_t n = 0;
+    int w;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        w = snprintf(out + n, n < out_len ? out_len - n : 0, __VA_ARGS__);                         \
+        if (w < 0 || (size_t)w >= (n < out_len ? out_len - n : 0)) return -1;                      \
+        n += (size_t)w;                                                                            \
+    } while (0)
+    PUT("{\"channels\": %d, \"multipliers\": [", u->channels);
+    for (int l = 0; l < u->levels; l++) PUT("%s%lld", l ? ", " : "", (long long)u->mult[l]);
+    PUT("], \"blocks\": %d, \"attn_resolutions\": [", u->n_blocks);
+    for (int i = 0; i < u->n_attn; i++) PUT("%s%lld", i ? ", " : "", (long long)u->attn_res[i]);
+    PUT("], \"emb_mult\": %d, \"heads\": %d, \"dropout\": %g, \"embedding\": \"%s\", "
+        "\"encoder_only\": %s, \"in_channels\": %d, \"out_channels\": %d, \"resolution\": [%d, %d]}",
+        u->emb_mult, u->heads, (double)u->dropout, u->fourier ? "fourier" : "positional",
+        u->encoder_only ? "true" : "false", u->shape.channels, u->shape.out_channels, u->shape.height,
+        u->shape.width);
+#undef PUT
+    return 0;
+}
+
+static const wb_net_fns unet_fns = WB_NET_FNS_DESCRIBED(unet_create, unet_destroy, unet_forward, unet_describe);
 
 static const wb_plugin_desc unet_desc = WB_NET_DESC(
     "unet", "1.0.0", NULL,
