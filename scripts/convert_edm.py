@@ -11,9 +11,18 @@ safetensors, executing nothing the pickle contains (scripts/edm_pickle.py).
       source file and its sha256, the class tree, constructor arguments (JSON)
       — a file any safetensors reader loads, with nothing executable in it
 
-What this does not do yet (issue 9): rename and re-lay EDM's tensors into the
-`unet` plugin's layout (its qkv rows, its embedding convention), which needs
-the plugin to compute exactly what EDM's SongUNet computes first.
+  /usr/bin/python3 scripts/convert_edm.py convert SNAPSHOT.pkl OUT.safetensors [--key ema]
+      an EDMPrecond(SongUNet) network — DDPM++: positional or Fourier noise
+      embedding, 'standard' encoder and decoder, resample filter [1, 1] —
+      as a workbench teacher checkpoint: `teacher.` + the `unet` plugin's
+      names, qkv rows re-laid from EDM's (channel, q|k|v) interleaving into
+      q, k, v thirds, Fourier frequencies times 2π as the plugin stores them;
+      the net spec to load it with is printed and stored in the metadata
+      (`unet_spec`), with the source file's sha256. Load it with
+      wb.teacher{data = ..., net = SPEC, init = OUT, steps = 0}.
+
+Not converted yet (an error says so): NCSN++ (residual encoder, [1,3,3,1]
+filter), EDM's ADM (DhariwalUNet), VPPrecond / VEPrecond.
 
 Exit status 1 with a message naming the file and the refused global, for a
 pickle that asks for anything but tensors and containers.
@@ -126,6 +135,136 @@ def cmd_dump(args):
     return 0
 
 
+SONG_UNET_DEFAULTS = dict(label_dim=0, augment_dim=0, model_channels=128, channel_mult=[1, 2, 2, 2],
+                          channel_mult_emb=4, num_blocks=4, attn_resolutions=[16], dropout=0.10, label_dropout=0,
+                          embedding_type="positional", channel_mult_noise=1, encoder_type="standard",
+                          decoder_type="standard", resample_filter=[1, 1])
+
+
+class NotConvertible(Exception):
+    pass
+
+
+def unet_spec_of(precond):
+    """The `unet` net spec (a Lua table's fields) equivalent to EDM's
+    EDMPrecond(SongUNet) — or NotConvertible saying what is missing."""
+    if not isinstance(precond, edm_pickle.Persistent) or precond.class_name != "EDMPrecond":
+        name = getattr(precond, "class_name", type(precond).__name__)
+        raise NotConvertible("the network is %s: only EDMPrecond converts yet (VPPrecond / VEPrecond: not yet)" % name)
+    pk = precond.init_kwargs
+    if float(pk.get("sigma_data", 0.5)) != 0.5:
+        raise NotConvertible("sigma_data = %s: the workbench's EDM preconditioning uses 0.5" % pk.get("sigma_data"))
+    model = (precond.state.get("_modules") or {}).get("model")
+    if not isinstance(model, edm_pickle.Persistent) or model.class_name != "SongUNet":
+        raise NotConvertible("EDMPrecond wraps %s: only SongUNet converts yet (DhariwalUNet / ADM: not yet)" %
+                             getattr(model, "class_name", type(model).__name__))
+    c = dict(SONG_UNET_DEFAULTS, **model.init_kwargs)
+    if c["encoder_type"] != "standard" or c["decoder_type"] != "standard" or list(c["resample_filter"]) != [1, 1]:
+        raise NotConvertible("SongUNet with encoder_type %r, decoder_type %r, resample_filter %r (NCSN++): the unet "
+                             "plugin has the DDPM++ form only yet" % (c["encoder_type"], c["decoder_type"],
+                                                                      list(c["resample_filter"])))
+    if c["img_resolution"] >> (len(c["channel_mult"]) - 1) < 1:
+        raise NotConvertible("img_resolution %d too small for %d levels" % (c["img_resolution"], len(c["channel_mult"])))
+    spec = {
+        "channels": int(c["model_channels"]),
+        "multipliers": [int(m) for m in c["channel_mult"]],
+        "blocks": int(c["num_blocks"]),
+        "attn_resolutions": [int(r) for r in c["attn_resolutions"]] or [0],
+        "dropout": float(c["dropout"]),
+        "embedding": "positional" if c["embedding_type"] == "positional" else "fourier",
+        "embedding_convention": "edm",
+        "emb_mult": int(c["channel_mult_emb"]),
+        "noise_mult": int(c["channel_mult_noise"]),
+        "augment_dim": int(c["augment_dim"]),
+    }
+    shape = {"resolution": int(c["img_resolution"]), "in_channels": int(c["in_channels"]),
+             "out_channels": int(c["out_channels"]), "label_dim": int(c["label_dim"])}
+    return spec, shape
+
+
+def lua_spec(spec):
+    def val(v):
+        if isinstance(v, list):
+            return "{ %s }" % ", ".join(str(x) for x in v)
+        if isinstance(v, str):
+            return '"%s"' % v
+        return repr(v)
+    return '{ "unet", %s }' % ", ".join("%s = %s" % (k, val(v)) for k, v in spec.items())
+
+
+def workbench_names(sd):
+    """EDM's SongUNet state dict (names under `model.`) -> the unet plugin's,
+    re-laid where the layouts differ."""
+    import re
+    import math
+    import torch
+    out, dropped = {}, []
+    for name, t in sd.items():
+        if not name.startswith("model."):
+            raise NotConvertible("tensor %s is not under model." % name)
+        n = name[len("model."):]
+        if n.endswith(".resample_filter"):
+            f = torch.tensor([[0.25, 0.25], [0.25, 0.25]])
+            if t.reshape(-1).shape != f.reshape(-1).shape or not torch.allclose(t.reshape(2, 2).float(), f):
+                raise NotConvertible("%s is not the [1, 1] filter" % name)
+            dropped.append(name)
+            continue
+        m = re.match(r"^(enc|dec)\.(\d+)x(\d+)_(.+)$", n)
+        if m:
+            if m.group(2) != m.group(3):
+                raise NotConvertible("%s: non-square resolution" % name)
+            n = "%s%s.%s" % (m.group(1), m.group(2), m.group(4))
+        elif not re.match(r"^map_(layer0|layer1|label|augment|noise)\.", n):
+            raise NotConvertible("tensor %s has no place in the unet plugin" % name)
+        t = t.detach().float()
+        if n == "map_noise.freqs":
+            t = (2 * math.pi * t).float()  # the plugin stores 2π·f (EDM multiplies in the forward)
+        if re.search(r"\.qkv\.(weight|bias)$", n):
+            c3 = t.shape[0]
+            if c3 % 3:
+                raise NotConvertible("%s: %d rows is not 3·C" % (name, c3))
+            # EDM: row (c·3 + j) is channel c of q (j = 0), k (1), v (2); the plugin: row j·C + c
+            t = t.reshape(c3 // 3, 3, *t.shape[1:]).transpose(0, 1).reshape(c3, *t.shape[1:]).contiguous()
+        out["teacher." + n] = t
+    return out, dropped
+
+
+def cmd_convert(args):
+    top = edm_pickle.load(args.snapshot)
+    nets = dict(networks(top))
+    if args.key not in nets:
+        print("%s: no network '%s' (networks: %s)" % (args.snapshot, args.key, ", ".join(nets) or "none"),
+              file=sys.stderr)
+        return 1
+    precond = nets[args.key]
+    try:
+        spec, shape = unet_spec_of(precond)
+        tensors, dropped = workbench_names(edm_pickle.state_dict(precond))
+    except NotConvertible as e:
+        print("convert_edm: %s: %s" % (args.snapshot, e), file=sys.stderr)
+        return 1
+    meta = {
+        "kind": "teacher",
+        "net": "unet",
+        "format": "workbench",
+        "converted_from": os.path.basename(args.snapshot),
+        "source_sha256": edm_pickle.file_sha256(args.snapshot),
+        "network": args.key,
+        "precond": precond.class_name,
+        "sigma_data": "0.5",
+        "unet_spec": json.dumps(spec, sort_keys=True),
+        "data_shape": json.dumps(shape, sort_keys=True),
+        "classes": json.dumps(describe(precond), sort_keys=True),
+    }
+    write_safetensors(args.out, tensors, meta)
+    print("%s: %d tensors (%d values) -> %s (dropped: %d fixed resample filters)" %
+          (args.snapshot, len(tensors), sum(t.numel() for t in tensors.values()), args.out, len(dropped)))
+    print("data: %dx%dx%d images%s" % (shape["in_channels"], shape["resolution"], shape["resolution"],
+                                        ", %d labels" % shape["label_dim"] if shape["label_dim"] else ""))
+    print("net = %s" % lua_spec(spec))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -135,9 +274,13 @@ def main(argv=None):
     p.add_argument("snapshot")
     p.add_argument("out")
     p.add_argument("--key", default="ema", help="which network of the snapshot (default: ema)")
+    p = sub.add_parser("convert", help="an EDMPrecond(SongUNet) network as a workbench teacher checkpoint")
+    p.add_argument("snapshot")
+    p.add_argument("out")
+    p.add_argument("--key", default="ema", help="which network of the snapshot (default: ema)")
     args = ap.parse_args(argv)
     try:
-        return cmd_inspect(args) if args.cmd == "inspect" else cmd_dump(args)
+        return {"inspect": cmd_inspect, "dump": cmd_dump, "convert": cmd_convert}[args.cmd](args)
     except (edm_pickle.RefusedPickle, OSError, Exception) as e:  # one line, naming the file, for any failure
         if isinstance(e, KeyboardInterrupt):
             raise

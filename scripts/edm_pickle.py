@@ -14,6 +14,8 @@ and maps every other callable it allows to an inert stand-in:
   torch._utils._rebuild_tensor_v2 / _rebuild_parameter(_with_state)
   torch.storage._load_from_bytes                      -> torch.load(weights_only=True)
   collections.OrderedDict, torch.Size, torch dtypes, dnnlib.util.EasyDict (-> dict)
+  numpy scalars and dtypes (EDM keeps e.g. skip_scale = np.sqrt(0.5)) -> Python numbers
+  numpy arrays (numpy's own _reconstruct of a plain ndarray)
 
 Anything else — os.system, builtins.eval, any other function of EDM's
 modules — is refused with an UnpicklingError naming it.
@@ -27,6 +29,7 @@ import hashlib
 import io
 import pickle
 
+import numpy
 import torch
 
 
@@ -103,6 +106,28 @@ def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):
     return data
 
 
+def _numpy_scalar(dtype, data=None):
+    # numpy.core.multiarray.scalar(dtype, bytes): the number those bytes hold
+    if not isinstance(dtype, numpy.dtype) or dtype.hasobject or not isinstance(data, (bytes, bytearray)):
+        raise RefusedPickle("numpy scalar of dtype %r: only plain numeric scalars are read" % (dtype,))
+    return numpy.frombuffer(bytes(data), dtype=dtype, count=1)[0].item()
+
+
+def _numpy_dtype(spec, align=False, copy=True):
+    if not isinstance(spec, str):
+        raise RefusedPickle("numpy dtype %r: only named dtypes are read" % (spec,))
+    d = numpy.dtype(spec)
+    if d.hasobject:
+        raise RefusedPickle("numpy dtype %r holds Python objects" % (spec,))
+    return d
+
+
+def _numpy_reconstruct(cls, shape, dtype_char):
+    if cls is not numpy.ndarray:
+        raise RefusedPickle("numpy _reconstruct of %r: only plain arrays are read" % (cls,))
+    return numpy.ndarray.__new__(numpy.ndarray, shape, dtype_char)
+
+
 _ALLOWED = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
@@ -112,6 +137,12 @@ _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch", "Size"): tuple,
     ("dnnlib.util", "EasyDict"): dict,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _numpy_dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy", "ndarray"): numpy.ndarray,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
 }

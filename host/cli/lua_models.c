@@ -6,6 +6,7 @@
  * (data, teacher, net and plugin specs, on_eval, run) are handled here.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +98,63 @@ static int teacher_sample(lua_State *L) {
     uint64_t seed = (uint64_t)wb_lua_get_int(L, o, "Teacher:sample", "seed", 0, 0, INT64_MAX);
     samples_ud *s = wb_lua_samples_push_shaped(L, n, &t->t->shape);
     if (wb_teacher_sample(t->t, n, steps, seed, s->x)) luaL_error(L, "Teacher:sample: %s", wb_last_error());
+    return 1;
+}
+
+/* teacher:denoise(x, sigma): D(x; σ) of the teacher (EDM preconditioning
+ * included) for every row of the Samples x; sigma is one number for all
+ * rows or an array of one per row. */
+static int teacher_denoise(lua_State *L) {
+    teacher_ud *t = check_teacher(L, 1);
+    samples_ud *x = wb_lua_check_samples(L, 2);
+    const wb_net_shape *sh = &t->t->shape;
+    int64_t dim = (int64_t)sh->channels * sh->height * sh->width;
+    if (x->dim != dim)
+        return luaL_error(L, "Teacher:denoise: samples of dim %I, the teacher's data has dim %I", (lua_Integer)x->dim,
+                          (lua_Integer)dim);
+    int64_t n = x->n;
+    float *sigma = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!sigma) return luaL_error(L, "Teacher:denoise: out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        if (lua_isnumber(L, 3)) {
+            v = lua_tonumber(L, 3);
+        } else {
+            if (!lua_istable(L, 3)) {
+                free(sigma);
+                return luaL_argerror(L, 3, "sigma: a number or an array of one per sample");
+            }
+            lua_rawgeti(L, 3, (lua_Integer)i + 1);
+            int ok = lua_isnumber(L, -1);
+            v = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+            if (!ok) {
+                free(sigma);
+                return luaL_error(L, "Teacher:denoise: sigma[%I] is not a number (want %I of them)", (lua_Integer)i + 1,
+                                  (lua_Integer)n);
+            }
+        }
+        if (!(v > 0) || !isfinite(v)) {
+            free(sigma);
+            return luaL_error(L, "Teacher:denoise: sigma must be > 0 and finite (row %I: %f)", (lua_Integer)i + 1, v);
+        }
+        sigma[i] = (float)v;
+    }
+    samples_ud *out = wb_lua_samples_push_shaped(L, n, sh);
+    wb_graph *g = wb_graph_new(t->t->be);
+    int rc = -1;
+    if (g) {
+        wb_graph_set_grad(g, 0);
+        int64_t xs[4] = {n, sh->channels, sh->height, sh->width};
+        int image = sh->height > 1 || sh->width > 1;
+        if (!image) xs[1] = dim;
+        wb_tensor *d = NULL;
+        wb_tensor *xt = wb_from_host(g, image ? 4 : 2, xs, x->x), *st = wb_from_host(g, 1, &n, sigma);
+        if (xt && st && !wb_teacher_denoise(t->t, g, xt, st, &d) && d) rc = wb_to_host(d, out->x);
+        wb_graph_free(g);
+    }
+    free(sigma);
+    if (rc) return luaL_error(L, "Teacher:denoise: %s", wb_last_error());
     return 1;
 }
 
@@ -401,7 +459,7 @@ static int l_distill(lua_State *L) {
 /* ---- registration ------------------------------------------------------------------------- */
 void wb_lua_open_models(lua_State *L, int module, int registry) {
     static const luaL_Reg teacher_meta[] = {{"__gc", teacher_gc}, {"__tostring", teacher_tostring}, {NULL, NULL}};
-    static const luaL_Reg teacher_methods[] = {{"sample", teacher_sample}, {NULL, NULL}};
+    static const luaL_Reg teacher_methods[] = {{"sample", teacher_sample}, {"denoise", teacher_denoise}, {NULL, NULL}};
     static const luaL_Reg student_meta[] = {{"__gc", student_gc}, {"__tostring", student_tostring}, {NULL, NULL}};
     static const luaL_Reg student_methods[] = {{"sample", student_sample}, {NULL, NULL}};
     wb_lua_new_class(L, TEACHER_TNAME, teacher_meta, teacher_methods, teacher_index);

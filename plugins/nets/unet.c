@@ -27,10 +27,16 @@
  * Features (wb_features): "enc<R>" is the last encoder activation at
  * resolution R (e.g. enc32, enc16, enc8), "mid" the bottleneck output.
  *
+ * Noise embedding (embedding_convention): `edm` is SongUNet's exactly —
+ * [sin(t·f), cos(t·f)] halves, positional f_i = (1/10000)^(i/(h−1)) (EDM's
+ * endpoint=True), Fourier f ~ N(0, 16²)·2π — so EDM's checkpoints convert
+ * by renaming and re-laying qkv rows (scripts/convert_edm.py); the EDM
+ * presets take it. `workbench-1.0` (every unet before 1.1.0, and still the
+ * custom/tiny/small default, so their checkpoints keep their meaning) is
+ * [cos, sin] with f_i = 10000^(-i/h), Fourier as interleaved (cos, sin)
+ * pairs: the same parameter count, a different function of the weights.
+ *
  * Differences from SongUNet, all deliberate:
- *   - PosEmb is wb_sinusoidal, f_i = 10000^(-i/h) without EDM's endpoint
- *     (f_{h-1} = 1/10000) and in [cos, sin] order: a fixed re-parameterisation
- *     of what the first Linear sees, same parameter count.
  *   - Fourier frequencies (N(0, 16²)·2π) are a parameter, because a store
  *     cannot hold a buffer; the forward detaches them, so their gradient is
  *     always 0 and Adam leaves them unchanged (decoupled weight decay would
@@ -76,6 +82,9 @@ typedef struct ublock {
 typedef struct unet {
     wb_net_shape shape;
     int levels, n_blocks, channels, emb_mult, heads, encoder_only, fourier;
+    int edm_embedding;                    /* 1: EDM's [sin, cos] / endpoint layout, 0: workbench-1.0 */
+    int noise_mult, augment_dim;
+    float *pos_freqs;                     /* positional, edm: (noise_ch/2) host frequencies */
     int64_t mult[WB_MAX_INTS];
     int64_t attn_res[WB_MAX_INTS];
     int n_attn;
@@ -83,6 +92,7 @@ typedef struct unet {
     wb_rng rng;                           /* dropout masks */
     wb_tensor *fourier_freq;              /* (noise_ch/2), fourier only */
     lin map_label, map0, map1, conv_in, head;
+    wb_tensor *map_augment;               /* (noise_ch, augment_dim), no bias; NULL without */
     gnorm out_norm;
     lin out_conv;
     ublock *enc, *mid, *dec;
@@ -105,6 +115,14 @@ static const wb_param_spec unet_params[] = {
     WB_PARAM_INT("emb_mult", 4, 1, 64, "embedding width = channels·emb_mult (channel_mult_emb)"),
     WB_PARAM_INT("heads", 1, 1, 64, "attention heads (DDPM++: 1)"),
     WB_PARAM_BOOL("encoder_only", 0, "classifier: encoder + bottleneck, pooled, linear to (B, out_channels, 1, 1)"),
+    WB_PARAM_STRING("embedding_convention", "auto", "auto|edm|workbench-1.0",
+                    "noise-embedding layout: edm = EDM's SongUNet exactly ([sin, cos]; positional frequencies "
+                    "10000^(-i/(h-1))), workbench-1.0 = [cos, sin] with 10000^(-i/h) (Fourier: interleaved "
+                    "pairs), as every unet before 1.1.0; auto: edm for the EDM presets, else workbench-1.0"),
+    WB_PARAM_INT("noise_mult", 1, 1, 16, "noise-embedding width = channels·noise_mult (EDM channel_mult_noise)"),
+    WB_PARAM_INT("augment_dim", 0, 0, 64,
+                 "EDM's augmentation-label input width (its CIFAR-10 nets: 9); the weight loads, the labels are "
+                 "zero here (no augmentation), as at EDM's inference"),
 };
 
 /* ---- construction --------------------------------------------------------------- */
@@ -232,6 +250,7 @@ static void unet_destroy(void *self) {
     free(u->enc);
     free(u->mid);
     free(u->dec);
+    free(u->pos_freqs);
     free(u);
 }
 
@@ -252,11 +271,17 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
     u->dropout = (float)wb_config_number(cfg, "dropout", 0.0);
     u->encoder_only = wb_config_bool(cfg, "encoder_only", 0);
     u->fourier = strcmp(wb_config_string(cfg, "embedding", "positional"), "fourier") == 0;
+    u->noise_mult = (int)wb_config_int(cfg, "noise_mult", 1);
+    u->augment_dim = (int)wb_config_int(cfg, "augment_dim", 0);
     const char *preset = wb_config_string(cfg, "preset", "custom");
     if (apply_preset(u, preset)) {
         snprintf(err, err_len, "unknown preset '%s' (custom|tiny|small|cifar10-ddpmpp)", preset);
         goto fail;
     }
+    /* The EDM presets compute what EDM's network computes; the others keep
+     * the layout every checkpoint before unet 1.1.0 was trained with. */
+    const char *conv = wb_config_string(cfg, "embedding_convention", "auto");
+    u->edm_embedding = strcmp(conv, "edm") == 0 || (strcmp(conv, "auto") == 0 && strcmp(preset, "cifar10-ddpmpp") == 0);
     if (u->levels < 1 || u->levels > UNET_MAX_LEVELS) {
         snprintf(err, err_len, "multipliers: %d levels, want 1..%d", u->levels, UNET_MAX_LEVELS);
         goto fail;
@@ -286,7 +311,19 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
 
     /* Mapping network: noise (and label) embedding of width C, then two
      * Linear+SiLU to the block-conditioning width C·emb_mult. */
-    int64_t noise_ch = u->channels, emb_ch = (int64_t)u->channels * u->emb_mult;
+    int64_t noise_ch = (int64_t)u->channels * u->noise_mult, emb_ch = (int64_t)u->channels * u->emb_mult;
+    if (u->edm_embedding && !u->fourier) {
+        /* EDM's PositionalEmbedding(endpoint=True): f_i = (1/10000)^(i/(h−1)),
+         * the exponent a float division as in torch */
+        int64_t half = noise_ch / 2;
+        u->pos_freqs = malloc((size_t)(half > 0 ? half : 1) * sizeof(float));
+        if (!u->pos_freqs) {
+            snprintf(err, err_len, "out of memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < half; i++)
+            u->pos_freqs[i] = powf(1e-4f, half > 1 ? (float)i / (float)(half - 1) : 0.0f);
+    }
     if (u->fourier) {
         int64_t half = noise_ch / 2;
         /* EDM: freqs ~ N(0, 16²), used as cos/sin(2π·f·t); 2π folded in. */
@@ -295,6 +332,10 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
         if (!u->fourier_freq) u->failed = 1;
     }
     if (shape->label_dim > 0) u->map_label = make_linear(u, params, "map_label", shape->label_dim, noise_ch, 1.0f);
+    if (u->augment_dim > 0) {
+        int64_t as[2] = {noise_ch, u->augment_dim};
+        u->map_augment = add_weight(u, params, "map_augment.weight", 2, as, 1.0f);
+    }
     u->map0 = make_linear(u, params, "map_layer0", noise_ch, emb_ch, 1.0f);
     u->map1 = make_linear(u, params, "map_layer1", emb_ch, emb_ch, 1.0f);
 
@@ -419,21 +460,39 @@ static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *e
     return b->attn ? attention(u, g, h, b) : h;
 }
 
+/* [sin(tf), cos(tf)] halves of tf (B, h): EDM's layout (its embeddings give
+ * [cos, sin], which SongUNet swaps). wb_sinusoidal at dim 2 (its only
+ * frequency is 1) gives interleaved (cos, sin) pairs of every t·f. */
+static wb_tensor *sin_cos_halves(wb_graph *g, wb_tensor *tf) {
+    int64_t B = tf->shape[0], h = tf->shape[1], flat = B * h, hs[2] = {B, h};
+    wb_tensor *cs = wb_sinusoidal(g, wb_reshape(g, tf, 1, &flat), 2, 1.0f); /* (B·h, 2) */
+    wb_tensor *c = wb_reshape(g, wb_slice1(g, cs, 0, 1), 2, hs), *sn = wb_reshape(g, wb_slice1(g, cs, 1, 1), 2, hs);
+    return wb_concat(g, sn, c);
+}
+
 static wb_tensor *embed(unet *u, wb_graph *g, wb_tensor *c_noise, wb_tensor *labels) {
-    int64_t B = c_noise->numel, noise_ch = u->channels;
+    int64_t B = c_noise->numel, noise_ch = (int64_t)u->channels * u->noise_mult, half = noise_ch / 2;
+    int64_t bs[2] = {B, 1}, fs[2] = {1, half};
     wb_tensor *e;
     if (u->fourier) {
-        /* cos/sin(t·f) via wb_sinusoidal at dim 2 (its only frequency is 1)
-         * on every t·f_i, giving interleaved [cos, sin] pairs. */
-        int64_t bs[2] = {B, 1}, half = noise_ch / 2, fs[2] = {1, half}, flat = B * half, es[2] = {B, 2 * half};
         wb_tensor *tf = wb_mul(g, wb_reshape(g, c_noise, 2, bs), wb_reshape(g, wb_detach(g, u->fourier_freq), 2, fs));
-        e = wb_reshape(g, wb_sinusoidal(g, wb_reshape(g, tf, 1, &flat), 2, 1.0f), 2, es);
+        if (u->edm_embedding) {
+            e = sin_cos_halves(g, tf);
+        } else { /* workbench-1.0: interleaved [cos, sin] pairs */
+            int64_t flat = B * half, es[2] = {B, 2 * half};
+            e = wb_reshape(g, wb_sinusoidal(g, wb_reshape(g, tf, 1, &flat), 2, 1.0f), 2, es);
+        }
+    } else if (u->edm_embedding) {
+        wb_tensor *f = wb_from_host(g, 2, fs, u->pos_freqs);
+        e = sin_cos_halves(g, wb_mul(g, wb_reshape(g, c_noise, 2, bs), f));
     } else {
         e = wb_sinusoidal(g, c_noise, (int)noise_ch, 10000.0f);
     }
     if (labels && u->shape.label_dim > 0) /* EDM scales one-hot labels by √label_dim */
         e = wb_add(g, e, wb_linear(g, wb_scale(g, labels, sqrtf((float)u->shape.label_dim)), u->map_label.w,
                                    u->map_label.b));
+    /* map_augment: EDM adds it only with augmentation labels, which are
+     * zero here (no augmentation pipeline), as at its inference */
     e = wb_silu(g, wb_linear(g, e, u->map0.w, u->map0.b));
     return wb_silu(g, wb_linear(g, e, u->map1.w, u->map1.b));
 }
@@ -515,9 +574,11 @@ static int unet_describe(void *self, char *out, size_t out_len) {
     for (int l = 0; l < u->levels; l++) PUT("%s%lld", l ? ", " : "", (long long)u->mult[l]);
     PUT("], \"blocks\": %d, \"attn_resolutions\": [", u->n_blocks);
     for (int i = 0; i < u->n_attn; i++) PUT("%s%lld", i ? ", " : "", (long long)u->attn_res[i]);
-    PUT("], \"emb_mult\": %d, \"heads\": %d, \"dropout\": %g, \"embedding\": \"%s\", "
+    PUT("], \"emb_mult\": %d, \"noise_mult\": %d, \"augment_dim\": %d, \"embedding_convention\": \"%s\", ",
+        u->emb_mult, u->noise_mult, u->augment_dim, u->edm_embedding ? "edm" : "workbench-1.0");
+    PUT("\"heads\": %d, \"dropout\": %g, \"embedding\": \"%s\", "
         "\"encoder_only\": %s, \"in_channels\": %d, \"out_channels\": %d, \"resolution\": [%d, %d]}",
-        u->emb_mult, u->heads, (double)u->dropout, u->fourier ? "fourier" : "positional",
+        u->heads, (double)u->dropout, u->fourier ? "fourier" : "positional",
         u->encoder_only ? "true" : "false", u->shape.channels, u->shape.out_channels, u->shape.height,
         u->shape.width);
 #undef PUT
@@ -527,7 +588,7 @@ static int unet_describe(void *self, char *out, size_t out_len) {
 static const wb_net_fns unet_fns = WB_NET_FNS_DESCRIBED(unet_create, unet_destroy, unet_forward, unet_describe);
 
 static const wb_plugin_desc unet_desc = WB_NET_DESC(
-    "unet", "1.0.0", NULL,
+    "unet", "1.1.0", NULL,
     "EDM DDPM++ UNet (SongUNet family: presets tiny|small|cifar10-ddpmpp, attention, encoder_only "
     "classifier); features enc<R>, mid",
     WB_PARAMS(unet_params), &unet_fns);

@@ -1,0 +1,162 @@
+"""tests/test_edm_parity.py — an EDM network, converted, computes in the
+workbench what it computes in EDM's layout: our PyTorch twin of EDM's
+EDMPrecond(SongUNet) (tests/edm_twin.py) with random weights is saved as an
+EDM-style snapshot, converted by scripts/convert_edm.py, loaded by
+`wb.teacher{init = ..., steps = 0}` and D(x; σ) compared at σ from 0.002 to
+80 (max |workbench − twin| / max |twin| per σ ≤ 1e-5; the twin in float64).
+Cases: DDPM++ (positional embedding, attention, augment_dim 9, dropout
+0.13) and the same UNet with Fourier embedding and channel_mult_noise 2.
+Also: a converted file refuses to load into a net of another shape, and
+a VPPrecond network is refused by the converter, saying why.
+
+Run: /usr/bin/python3 tests/test_edm_parity.py WORKBENCH   ("N passed, M failed";
+"SKIP: ..." without torch)
+"""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+try:
+    import torch
+except ImportError:
+    print("SKIP: torch not installed for %s" % sys.executable)
+    sys.exit(0)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import edm_twin  # noqa: E402
+
+CONVERT = os.path.join(os.path.dirname(HERE), "scripts", "convert_edm.py")
+TOL = 1e-5
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: " + what)
+
+
+def write_png(path, w, h):
+    """An RGB PNG (the png-folder data set only lends its shape)."""
+    raw = b"".join(b"\x00" + bytes((x * 13 + y * 7) % 256 for x in range(w * 3)) for y in range(h))
+
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+LUA = r'''
+local wb = require "wb"
+local args = wb.args{ dir = "", spec = "", init = "" }
+local data = wb.data.images{ kind = "png-folder", path = args.dir .. "/png" }
+local spec = assert(load("return " .. args.spec))()
+local t = wb.teacher{ data = data, net = spec, init = args.init, steps = 0, quiet = true }
+local rows, sigmas = {}, {}
+for line in io.lines(args.dir .. "/x.txt") do
+  local row = {}
+  for v in line:gmatch("%S+") do row[#row + 1] = tonumber(v) end
+  sigmas[#sigmas + 1] = table.remove(row, 1)
+  rows[#rows + 1] = row
+end
+local d = t:denoise(wb.samples(rows), sigmas)
+local f = assert(io.open(args.dir .. "/d.txt", "w"))
+for i = 1, d:n() do
+  local out = {}
+  for j = 1, d:dim() do out[j] = ("%.9g"):format(d:get(i, j)) end
+  f:write(table.concat(out, " "), "\n")
+end
+f:close()
+print("denoised", d:n(), d:dim())
+'''
+
+
+def run_case(workbench, d, name, **kw):
+    torch.manual_seed(1234)
+    net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2],
+                              num_blocks=1, attn_resolutions=[8], dropout=0.13, **kw)
+    pkl = os.path.join(d, name + ".pkl")
+    st = os.path.join(d, name + ".safetensors")
+    edm_twin.save_snapshot(pkl, net)
+    p = subprocess.run([sys.executable, CONVERT, "convert", pkl, st], capture_output=True, text=True)
+    check(p.returncode == 0, "%s: convert failed: %s" % (name, p.stderr))
+    if p.returncode:
+        return
+    spec_line = [l for l in p.stdout.splitlines() if l.startswith("net = ")]
+    check(len(spec_line) == 1, "%s: convert prints the net spec:\n%s" % (name, p.stdout))
+    spec = spec_line[0][len("net = "):]
+    # the reference: the twin in float64
+    torch.manual_seed(7)
+    sigmas = torch.tensor([0.002, 0.02, 0.2, 2.0, 20.0, 80.0], dtype=torch.float64)
+    x = torch.randn(len(sigmas), 3, 16, 16, dtype=torch.float64) * (sigmas.reshape(-1, 1, 1, 1) ** 2 + 0.25).sqrt()
+    x32 = x.float().double()  # what the workbench reads (float32)
+    with torch.no_grad():
+        ref = net.double()(x32, sigmas)
+    with open(os.path.join(d, "x.txt"), "w") as f:
+        for i in range(len(sigmas)):
+            f.write("%.9g " % float(sigmas[i]) + " ".join("%.9g" % v for v in x32[i].reshape(-1).tolist()) + "\n")
+    p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + spec, "init=" + st],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, "%s: workbench failed:\n%s%s" % (name, p.stdout, p.stderr))
+    if p.returncode:
+        return
+    got = torch.tensor([[float(v) for v in line.split()] for line in open(os.path.join(d, "d.txt"))],
+                       dtype=torch.float64).reshape(ref.shape)
+    worst = 0.0
+    for i in range(len(sigmas)):
+        e = float((got[i] - ref[i]).abs().max() / ref[i].abs().max())
+        worst = max(worst, e)
+        check(e <= TOL, "%s: sigma %g: D differs by %.3g of its scale (tolerance %g)" % (name, sigmas[i], e, TOL))
+    print("%s: D(x; sigma) over sigma in [0.002, 80] matches the EDM twin to %.3g (tolerance %g)" % (name, worst, TOL))
+    return spec, st
+
+
+def main():
+    if len(sys.argv) < 2:
+        print("usage: test_edm_parity.py WORKBENCH")
+        return 2
+    workbench = sys.argv[1]
+    d = tempfile.mkdtemp(prefix="wb_edm_parity_")
+    os.makedirs(os.path.join(d, "png"))
+    write_png(os.path.join(d, "png", "a.png"), 16, 16)
+    with open(os.path.join(d, "parity.lua"), "w") as f:
+        f.write(LUA)
+    r = run_case(workbench, d, "ddpmpp", augment_dim=9)
+    run_case(workbench, d, "fourier", embedding_type="fourier", channel_mult_noise=2)
+
+    # the converted file in a net of another shape: refused, naming the tensor
+    if r:
+        spec, st = r
+        wrong = spec.replace("channels = 16", "channels = 8")
+        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + wrong, "init=" + st],
+                           capture_output=True, text=True)
+        check(p.returncode != 0 and st in p.stderr, "a net of another shape refuses the file, naming it: %s" % p.stderr)
+
+    # VPPrecond: refused, saying what converts
+    net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2], num_blocks=1,
+                              attn_resolutions=[8])
+    net.edm_class = "VPPrecond"
+    pkl = os.path.join(d, "vp.pkl")
+    edm_twin.save_snapshot(pkl, net)
+    p = subprocess.run([sys.executable, CONVERT, "convert", pkl, os.path.join(d, "vp.safetensors")],
+                       capture_output=True, text=True)
+    check(p.returncode == 1 and "VPPrecond" in p.stderr and "only EDMPrecond" in p.stderr,
+          "VPPrecond refused: %s" % p.stderr)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
