@@ -253,6 +253,8 @@ def cmd_convert(args):
         "precond": precond.class_name,
         "sigma_data": "0.5",
         "unet_spec": json.dumps(spec, sort_keys=True),
+        # what the workbench checks before loading (host/engine/run.c, wb_net_check_checkpoint)
+        "net_resolved": json.dumps({"embedding_convention": "edm", "heads": 1}, sort_keys=True),
         "data_shape": json.dumps(shape, sort_keys=True),
         "classes": json.dumps(describe(precond), sort_keys=True),
     }

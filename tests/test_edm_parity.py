@@ -143,6 +143,29 @@ def main():
         p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + wrong, "init=" + st],
                            capture_output=True, text=True)
         check(p.returncode != 0 and st in p.stderr, "a net of another shape refuses the file, naming it: %s" % p.stderr)
+        # the same shapes with the other embedding: refused, naming the key
+        other = spec.replace('embedding_convention = "edm"', 'embedding_convention = "workbench-1.0"')
+        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + other, "init=" + st],
+                           capture_output=True, text=True)
+        check(p.returncode != 0 and "embedding_convention" in p.stderr and '"edm"' in p.stderr,
+              "a workbench-1.0 net refuses an edm checkpoint: %s" % p.stderr)
+        # a checkpoint from before nets recorded their layout (no net_resolved): unet 1.0's embedding
+        legacy = os.path.join(d, "legacy.safetensors")
+        with open(st, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(n))
+            data = f.read()
+        header["__metadata__"].pop("net_resolved")
+        text = json.dumps(header).encode()
+        with open(legacy, "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text + data)
+        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + spec,
+                            "init=" + legacy], capture_output=True, text=True)
+        check(p.returncode != 0 and "unet 1.0" in p.stderr and "workbench-1.0" in p.stderr,
+              "an edm net refuses a pre-1.1 checkpoint, saying why: %s" % p.stderr)
+        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + other,
+                            "init=" + legacy], capture_output=True, text=True)
+        check(p.returncode == 0, "a workbench-1.0 net loads a pre-1.1 checkpoint: %s" % p.stderr)
 
     # VPPrecond: refused, saying what converts
     net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2], num_blocks=1,

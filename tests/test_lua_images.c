@@ -255,11 +255,20 @@ static void test_grid_and_resolved_architecture(void **state) {
         "  ratio = {'classifier', net = {'unet', preset = 'tiny', encoder_only = true}}, run = 'runs/d0', grid = 0}\n"
         "print('ok')\n"
         "local ok, err = pcall(wb.teacher, {data = ds, net = net, steps = 1, grid = -1})\n"
-        "print(ok, err)\n");
+        "print(ok, err)\n"
+        "local edm = {'unet', channels = 8, multipliers = {1, 2}, attn_resolutions = {1}, embedding_convention = 'edm'}\n"
+        "local ok2, err2 = pcall(wb.teacher, {data = ds, net = edm, steps = 0, init = 'runs/g16/checkpoint.safetensors'})\n"
+        "print('edm', ok2, err2)\n"
+        "local again = wb.teacher{data = ds, net = net, steps = 0, init = 'runs/g16/checkpoint.safetensors', quiet = true}\n"
+        "print('same net loads', again ~= nil)\n");
     WB_EXPECT_STATUS(r, 0);
     WB_EXPECT_IN(r.out, "ok\n", r);
     WB_EXPECT_IN(r.out, "false\t", r);
     WB_EXPECT_IN(r.out, "'grid'", r);
+    /* the checkpoint records its net's embedding; another one is refused, saying which */
+    WB_EXPECT_IN(r.out, "edm\tfalse\t", r);
+    WB_EXPECT_IN(r.out, "embedding_convention = \"workbench-1.0\", this one \"edm\"", r);
+    WB_EXPECT_IN(r.out, "same net loads\ttrue\n", r);
     wb_test_result_free(&r);
     char path[600];
     struct stat st;

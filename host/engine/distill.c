@@ -382,13 +382,17 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         if (d->fake) stores[n_stores++] = (wb_named_params){"fake.", d->fake->params};
         char steps[32], title[128];
         snprintf(steps, sizeof steps, "%lld", (long long)s->steps_done);
-        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps};
+        char *resolved = wb_net_describe(s->gen);
+        const char *meta[] = {"kind", "distill", "divergence", c->divergence->name, "steps", steps,
+                              "net_resolved", resolved};
         snprintf(title, sizeof title, "%s (%lld steps)", c->divergence->name, (long long)s->steps_done);
         wb_rng data_rng;
         wb_rng_init(&data_rng, c->seed + 1, STREAM_EVAL);
         wb_run_samples fig = {.sample = ema_samples, .user = s, .data = ds, .title = title, .label = "student",
                               .sample_seed = c->seed + 3, .data_rng = &data_rng, .grid = c->grid};
-        if (wb_run_save_checkpoint(run, stores, n_stores, meta, 3) || wb_run_write_samples(run, &fig)) failed = 1;
+        if (wb_run_save_checkpoint(run, stores, n_stores, meta, resolved ? 4 : 3) || wb_run_write_samples(run, &fig))
+            failed = 1;
+        free(resolved);
     }
     free(eval_ref);
     free(eval_x);

@@ -24,6 +24,7 @@
 #include "core/wb_internal.h"
 #include "engine/engine.h"
 #include "engine/run.h"
+#include "wb/safetensors.h"
 #include "report/plot.h"
 
 double wb_now_seconds(void) {
@@ -112,12 +113,74 @@ cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *cfg) {
     return o;
 }
 
+char *wb_net_describe(const wb_net *net) {
+    const wb_net_fns *fns = net && net->desc ? net->desc->net : NULL;
+    if (!fns || !fns->describe) return NULL;
+    char *text = malloc(4096);
+    if (!text) return NULL;
+    if (fns->describe(net->self, text, 4096) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* The keys of a net's description that change what its weights compute
+ * without changing any tensor's shape: a checkpoint must agree on them
+ * (the loader checks names and shapes). */
+static const char *const function_keys[] = {"embedding_convention", "heads"};
+
+int wb_net_check_checkpoint(const wb_net *net, const char *path) {
+    char *mine = wb_net_describe(net);
+    if (!mine) return 0; /* a net that does not describe itself: names and shapes only */
+    wb_st_file *f = wb_safetensors_open(path);
+    if (!f) { /* the loader reports the file's own problem */
+        free(mine);
+        wb_clear_error();
+        return 0;
+    }
+    cJSON *a = cJSON_Parse(mine);
+    const char *theirs = wb_safetensors_meta(f, "net_resolved");
+    cJSON *b = theirs ? cJSON_Parse(theirs) : NULL;
+    int rc = 0;
+    for (size_t i = 0; a && i < sizeof function_keys / sizeof function_keys[0] && rc == 0; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, function_keys[i]);
+        const cJSON *y = b ? cJSON_GetObjectItemCaseSensitive(b, function_keys[i]) : NULL;
+        if (!x) continue;
+        char *xs = cJSON_PrintUnformatted(x), *ys = y ? cJSON_PrintUnformatted(y) : NULL;
+        if (y && !cJSON_Compare(x, y, 1)) {
+            wb_set_error("%s: its %s net has %s = %s, this one %s: the weights would compute another function "
+                         "(set %s = %s on the net to load it)",
+                         path, net->desc->name, function_keys[i], ys, xs, function_keys[i], ys);
+            rc = -1;
+        } else if (!b && strcmp(function_keys[i], "embedding_convention") == 0 && cJSON_IsString(x) &&
+                   strcmp(x->valuestring, "workbench-1.0") != 0) {
+            /* written before nets recorded what they resolved: unet < 1.1.0 */
+            wb_set_error("%s records no net_resolved: written by unet 1.0, whose noise embedding is "
+                         "embedding_convention = \"workbench-1.0\"; this net uses %s (the EDM presets' default): "
+                         "set embedding_convention = \"workbench-1.0\" on the net to load it",
+                         path, xs);
+            rc = -1;
+        }
+        free(xs);
+        free(ys);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    wb_safetensors_close(f);
+    free(mine);
+    return rc;
+}
+
 cJSON *wb_net_json(const wb_net *net, const wb_config_owned *cfg) {
     cJSON *o = wb_plugin_json(net->desc, cfg);
-    const wb_net_fns *fns = net->desc->net;
-    if (!o || !fns || !fns->describe) return o;
-    char text[4096];
-    cJSON *resolved = fns->describe(net->self, text, sizeof text) == 0 ? cJSON_Parse(text) : NULL;
+    char *text = wb_net_describe(net);
+    if (!o || !text) {
+        free(text);
+        return o;
+    }
+    cJSON *resolved = cJSON_Parse(text);
+    free(text);
     /* a plugin's describe that fails or writes no JSON object leaves just the params */
     if (resolved && cJSON_IsObject(resolved)) cJSON_AddItemToObject(o, "resolved", resolved);
     else cJSON_Delete(resolved);

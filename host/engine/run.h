@@ -20,6 +20,14 @@ struct cJSON *wb_plugin_json(const wb_plugin_desc *desc, const wb_config_owned *
 /* A net's entry: wb_plugin_json, plus "resolved" — the architecture the
  * instance built (presets applied), when its plugin describes itself. */
 struct cJSON *wb_net_json(const wb_net *net, const wb_config_owned *cfg);
+/* The net's own description (wb_net_fns.describe, JSON), malloc'd, or NULL. */
+char *wb_net_describe(const wb_net *net);
+/* 0 when the checkpoint at path may initialise net: the keys of the net's
+ * description that change its function without changing a shape
+ * (embedding_convention, heads) agree with the checkpoint's "net_resolved"
+ * metadata; a file without it was written before nets recorded it (unet
+ * 1.0: workbench-1.0 embedding). -1 with wb_last_error() saying why. */
+int wb_net_check_checkpoint(const wb_net *net, const char *path);
 /* DIR/name as the JSON text of root plus a newline, written atomically. */
 int wb_write_json_atomic(const char *dir, const char *name, struct cJSON *root);
 /* Writes root as run->dir/config.json, after adding what every config

@@ -87,6 +87,11 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         /* A teacher checkpoint ("teacher." keys) or a student's ("gen_ema."):
          * any trained denoiser of the same architecture can be a start. */
         wb_named_params as_teacher = {"teacher.", t->net->params}, as_student = {"gen_ema.", t->net->params};
+        if (wb_net_check_checkpoint(t->net, cfg->init)) {
+            wb_set_error("teacher init: %s", wb_last_error());
+            wb_teacher_free(t);
+            return NULL;
+        }
         if (wb_safetensors_load(cfg->init, &as_teacher, 1, 1)) {
             char first[600];
             snprintf(first, sizeof first, "%s", wb_last_error());
@@ -192,9 +197,12 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         t->train_seconds = wb_now_seconds() - t0;
         if (run) { /* the checkpoint, and for images a Heun sample grid (2-D: no figure) */
             wb_named_params stores[1] = {{"teacher.", t->net->params}};
-            const char *meta[] = {"kind", "teacher", "net", spec->desc->name};
+            char *resolved = wb_net_describe(t->net);
+            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "net_resolved", resolved};
             wb_run_samples grid = {.sample = heun_samples, .user = t, .data = ds, .grid = cfg->grid};
-            if (wb_run_save_checkpoint(run, stores, 1, meta, 2) || wb_run_write_samples(run, &grid)) failed = 1;
+            if (wb_run_save_checkpoint(run, stores, 1, meta, resolved ? 3 : 2) || wb_run_write_samples(run, &grid))
+                failed = 1;
+            free(resolved);
         }
     } else if (prog.enabled) {
         fprintf(stderr, "\n");
