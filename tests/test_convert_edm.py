@@ -246,6 +246,37 @@ def main():
         check(meta.get("source_sha256") == edm_pickle.file_sha256(pkl) and meta.get("names") == "edm",
               "metadata: %r" % meta)
         check("EDMPrecond" in meta.get("classes", ""), "metadata names the classes")
+    # pytorch-fid's Inception weights: a torchvision-layout state dict (fc of 1008
+    # classes, as pytorch-fid's) saved with torch.save -> safetensors, same tensors
+    try:
+        import torchvision
+        net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, num_classes=1008)
+    except Exception as e:  # an older torchvision spells it pretrained=False
+        try:
+            net = torchvision.models.inception_v3(pretrained=False, aux_logits=True, init_weights=False,
+                                                  num_classes=1008)
+        except Exception:
+            net = None
+            print("SKIP: Inception conversion (torchvision: %s)" % e)
+    if net is not None:
+        pth = os.path.join(d, "pt_inception.pth")
+        torch.save(net.state_dict(), pth)
+        out = os.path.join(d, "pt_inception.safetensors")
+        p = subprocess.run([sys.executable, os.path.join(SCRIPTS, "convert_inception.py"), pth, out],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, "convert_inception: %s" % p.stderr)
+        if p.returncode == 0:
+            tensors, meta = read_safetensors(out)
+            want = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+            check(set(tensors) == set(want), "inception names: %d vs %d" % (len(tensors), len(want)))
+            check(all(torch.equal(tensors[k], v.float()) for k, v in want.items() if k in tensors), "inception values")
+            check(meta.get("source_sha256") == edm_pickle.file_sha256(pth), "inception metadata: %r" % meta)
+        bad = os.path.join(d, "not_inception.pth")
+        torch.save({"w": torch.zeros(3)}, bad)
+        p = subprocess.run([sys.executable, os.path.join(SCRIPTS, "convert_inception.py"), bad,
+                            os.path.join(d, "bad.safetensors")], capture_output=True, text=True)
+        check(p.returncode == 1 and "not pytorch-fid's Inception" in p.stderr and bad in p.stderr,
+              "a non-Inception .pth is refused: %s" % p.stderr)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
