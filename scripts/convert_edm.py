@@ -12,8 +12,9 @@ safetensors, executing nothing the pickle contains (scripts/edm_pickle.py).
       — a file any safetensors reader loads, with nothing executable in it
 
   /usr/bin/python3 scripts/convert_edm.py convert SNAPSHOT.pkl OUT.safetensors [--key ema]
-      an EDMPrecond(SongUNet) network — DDPM++: positional or Fourier noise
-      embedding, 'standard' encoder and decoder, resample filter [1, 1] —
+      an EDMPrecond(SongUNet) network — DDPM++ or NCSN++: positional or
+      Fourier noise embedding, standard or residual encoder, standard
+      decoder, resample filter [1, 1] or [1, 3, 3, 1] —
       as a workbench teacher checkpoint: `teacher.` + the `unet` plugin's
       names, qkv rows re-laid from EDM's (channel, q|k|v) interleaving into
       q, k, v thirds, Fourier frequencies times 2π as the plugin stores them;
@@ -21,8 +22,8 @@ safetensors, executing nothing the pickle contains (scripts/edm_pickle.py).
       (`unet_spec`), with the source file's sha256. Load it with
       wb.teacher{data = ..., net = SPEC, init = OUT, steps = 0}.
 
-Not converted yet (an error says so): NCSN++ (residual encoder, [1,3,3,1]
-filter), EDM's ADM (DhariwalUNet), VPPrecond / VEPrecond.
+Not converted yet (an error says so): EDM's ADM (DhariwalUNet), VPPrecond /
+VEPrecond, SongUNet's 'skip' encoder/decoder.
 
 Exit status 1 with a message naming the file and the refused global, for a
 pickle that asks for anything but tensors and containers.
@@ -159,10 +160,12 @@ def unet_spec_of(precond):
         raise NotConvertible("EDMPrecond wraps %s: only SongUNet converts yet (DhariwalUNet / ADM: not yet)" %
                              getattr(model, "class_name", type(model).__name__))
     c = dict(SONG_UNET_DEFAULTS, **model.init_kwargs)
-    if c["encoder_type"] != "standard" or c["decoder_type"] != "standard" or list(c["resample_filter"]) != [1, 1]:
-        raise NotConvertible("SongUNet with encoder_type %r, decoder_type %r, resample_filter %r (NCSN++): the unet "
-                             "plugin has the DDPM++ form only yet" % (c["encoder_type"], c["decoder_type"],
-                                                                      list(c["resample_filter"])))
+    if c["encoder_type"] not in ("standard", "residual") or c["decoder_type"] != "standard" or \
+            list(c["resample_filter"]) not in ([1, 1], [1, 3, 3, 1]):
+        raise NotConvertible("SongUNet with encoder_type %r, decoder_type %r, resample_filter %r: the unet plugin has "
+                             "EDM's DDPM++ and NCSN++ forms (standard|residual encoder, standard decoder, filter "
+                             "[1, 1] or [1, 3, 3, 1])" % (c["encoder_type"], c["decoder_type"],
+                                                          list(c["resample_filter"])))
     if c["img_resolution"] >> (len(c["channel_mult"]) - 1) < 1:
         raise NotConvertible("img_resolution %d too small for %d levels" % (c["img_resolution"], len(c["channel_mult"])))
     spec = {
@@ -176,6 +179,8 @@ def unet_spec_of(precond):
         "emb_mult": int(c["channel_mult_emb"]),
         "noise_mult": int(c["channel_mult_noise"]),
         "augment_dim": int(c["augment_dim"]),
+        "resample": "box" if list(c["resample_filter"]) == [1, 1] else "fir",
+        "encoder": c["encoder_type"],
     }
     shape = {"resolution": int(c["img_resolution"]), "in_channels": int(c["in_channels"]),
              "out_channels": int(c["out_channels"]), "label_dim": int(c["label_dim"])}
@@ -204,9 +209,14 @@ def workbench_names(sd):
             raise NotConvertible("tensor %s is not under model." % name)
         n = name[len("model."):]
         if n.endswith(".resample_filter"):
-            f = torch.tensor([[0.25, 0.25], [0.25, 0.25]])
-            if t.reshape(-1).shape != f.reshape(-1).shape or not torch.allclose(t.reshape(2, 2).float(), f):
-                raise NotConvertible("%s is not the [1, 1] filter" % name)
+            # the plugin's fixed filters: EDM's normalised outer products of [1, 1] or [1, 3, 3, 1]
+            ok = False
+            for taps in ([1.0, 1.0], [1.0, 3.0, 3.0, 1.0]):
+                f = torch.tensor(taps)
+                f = f.ger(f) / f.sum().square()
+                ok = ok or (t.numel() == f.numel() and torch.allclose(t.reshape(f.shape).float(), f))
+            if not ok:
+                raise NotConvertible("%s is neither EDM's [1, 1] nor its [1, 3, 3, 1] filter" % name)
             dropped.append(name)
             continue
         m = re.match(r"^(enc|dec)\.(\d+)x(\d+)_(.+)$", n)

@@ -1,6 +1,7 @@
-"""tests/edm_twin.py — our own PyTorch twin of EDM's SongUNet (the DDPM++
-family: positional or Fourier noise embedding, 'standard' encoder and
-decoder, resample filter [1, 1]) and of EDMPrecond, written from the
+"""tests/edm_twin.py — our own PyTorch twin of EDM's SongUNet (DDPM++ and
+NCSN++: positional or Fourier noise embedding, 'standard' or 'residual'
+encoder, 'standard' decoder, resample filter [1, 1] or [1, 3, 3, 1]) and of
+EDMPrecond, written from the
 published architecture (Karras et al. 2022, Song et al. 2021) with EDM's
 state-dict names and layout — so a converter test can make an EDM-style
 snapshot without EDM's code. Also: pickling these modules the way EDM's
@@ -54,11 +55,13 @@ class Conv2d(Persisted):
     down: the filter, stride 2 — then the kernel×kernel convolution."""
     edm_class = "Conv2d"
 
-    def __init__(self, in_channels, out_channels, kernel, bias=True, up=False, down=False, resample_filter=(1, 1)):
+    def __init__(self, in_channels, out_channels, kernel, bias=True, up=False, down=False, resample_filter=(1, 1),
+                 fused_resample=False):
         super().__init__()
         self.remember(in_channels=in_channels, out_channels=out_channels, kernel=kernel, bias=bias, up=up, down=down,
-                      resample_filter=list(resample_filter))
+                      resample_filter=list(resample_filter), fused_resample=fused_resample)
         self.in_channels, self.out_channels, self.up, self.down = in_channels, out_channels, up, down
+        self.fused_resample = fused_resample
         fan = in_channels * kernel * kernel
         self.weight = torch.nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel) /
                                          math.sqrt(max(fan, 1))) if kernel else None
@@ -70,6 +73,11 @@ class Conv2d(Persisted):
     def forward(self, x):
         w, f = self.weight, self.resample_filter
         f_pad = (f.shape[-1] - 1) // 2 if f is not None else 0
+        if self.fused_resample and self.down and w is not None:
+            # the convolution padded by both, then the filter at stride 2
+            x = F.conv2d(x, w, padding=w.shape[-1] // 2 + f_pad)
+            x = F.conv2d(x, f.tile([self.out_channels, 1, 1, 1]), groups=self.out_channels, stride=2)
+            return x + self.bias.reshape(1, -1, 1, 1) if self.bias is not None else x
         if self.up:
             x = F.conv_transpose2d(x, f.mul(4).tile([self.in_channels, 1, 1, 1]), groups=self.in_channels, stride=2,
                                    padding=f_pad)
@@ -176,7 +184,8 @@ class SongUNet(Persisted):
         super().__init__()
         self.remember(img_resolution=img_resolution, in_channels=in_channels, out_channels=out_channels, **kw)
         c = dict(SONG_UNET_DEFAULTS, **kw)
-        assert c["encoder_type"] == "standard" and c["decoder_type"] == "standard" and list(c["resample_filter"]) == [1, 1]
+        assert c["encoder_type"] in ("standard", "residual") and c["decoder_type"] == "standard"
+        rf = list(c["resample_filter"])
         mc, mult, nb = c["model_channels"], c["channel_mult"], c["num_blocks"]
         emb_ch, noise_ch = mc * c["channel_mult_emb"], mc * c["channel_mult_noise"]
         self.map_noise = PositionalEmbedding(noise_ch, endpoint=True) if c["embedding_type"] == "positional" \
@@ -185,9 +194,9 @@ class SongUNet(Persisted):
         self.map_augment = Linear(c["augment_dim"], noise_ch, bias=False) if c["augment_dim"] else None
         self.map_layer0 = Linear(noise_ch, emb_ch)
         self.map_layer1 = Linear(emb_ch, emb_ch)
-        bk = dict(emb_channels=emb_ch)
+        bk = dict(emb_channels=emb_ch, resample_filter=rf)
         self.enc = torch.nn.ModuleDict()
-        cout = in_channels
+        cout = caux = in_channels
         for level, m in enumerate(mult):
             res = img_resolution >> level
             if level == 0:
@@ -195,11 +204,15 @@ class SongUNet(Persisted):
                 self.enc["%dx%d_conv" % (res, res)] = Conv2d(cin, cout, 3)
             else:
                 self.enc["%dx%d_down" % (res, res)] = UNetBlock(cout, cout, down=True, **bk)
+                if c["encoder_type"] == "residual":
+                    self.enc["%dx%d_aux_residual" % (res, res)] = Conv2d(caux, cout, 3, down=True, resample_filter=rf,
+                                                                        fused_resample=True)
+                    caux = cout
             for idx in range(nb):
                 cin, cout = cout, mc * m
                 self.enc["%dx%d_block%d" % (res, res, idx)] = UNetBlock(cin, cout, attention=res in c["attn_resolutions"],
                                                                        **bk)
-        skips = [b.out_channels for name, b in self.enc.items()]
+        skips = [b.out_channels for name, b in self.enc.items() if "aux" not in name]
         self.dec = torch.nn.ModuleDict()
         for level, m in reversed(list(enumerate(mult))):
             res = img_resolution >> level
@@ -224,9 +237,13 @@ class SongUNet(Persisted):
         emb = F.silu(self.map_layer0(emb))
         emb = F.silu(self.map_layer1(emb))
         skips = []
+        aux = x
         for name, block in self.enc.items():
-            x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
-            skips.append(x)
+            if "aux_residual" in name:
+                x = skips[-1] = aux = (x + block(aux)) / np.sqrt(2)
+            else:
+                x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
+                skips.append(x)
         aux, tmp = None, None
         for name, block in self.dec.items():
             if "aux_norm" in name:

@@ -83,9 +83,9 @@ print("denoised", d:n(), d:dim())
 '''
 
 
-def run_case(workbench, d, name, **kw):
+def run_case(workbench, d, name, levels=2, **kw):
     torch.manual_seed(1234)
-    net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2],
+    net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2, 2][:levels],
                               num_blocks=1, attn_resolutions=[8], dropout=0.13, **kw)
     pkl = os.path.join(d, name + ".pkl")
     st = os.path.join(d, name + ".safetensors")
@@ -135,6 +135,9 @@ def main():
         f.write(LUA)
     r = run_case(workbench, d, "ddpmpp", augment_dim=9)
     run_case(workbench, d, "fourier", embedding_type="fourier", channel_mult_noise=2)
+    # NCSN++: Fourier embedding, residual encoder, the [1, 3, 3, 1] filter (3 levels: two FIR downs and ups)
+    run_case(workbench, d, "ncsnpp", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
+             resample_filter=[1, 3, 3, 1], levels=3)
 
     # the converted file in a net of another shape: refused, naming the tensor
     if r:

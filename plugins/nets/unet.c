@@ -84,6 +84,8 @@ typedef struct unet {
     int levels, n_blocks, channels, emb_mult, heads, encoder_only, fourier;
     int edm_embedding;                    /* 1: EDM's [sin, cos] / endpoint layout, 0: workbench-1.0 */
     int noise_mult, augment_dim;
+    int fir, residual;                    /* resample [1,3,3,1]; NCSN++'s residual encoder */
+    lin *aux_res;                         /* residual encoder: one 3×3 conv per level > 0 */
     float *pos_freqs;                     /* positional, edm: (noise_ch/2) host frequencies */
     int64_t mult[WB_MAX_INTS];
     int64_t attn_res[WB_MAX_INTS];
@@ -102,7 +104,7 @@ typedef struct unet {
 } unet;
 
 static const wb_param_spec unet_params[] = {
-    WB_PARAM_STRING("preset", "custom", "custom|tiny|small|cifar10-ddpmpp",
+    WB_PARAM_STRING("preset", "custom", "custom|tiny|small|cifar10-ddpmpp|cifar10-ncsnpp",
                     "architecture preset; overrides channels, multipliers, blocks, attn_resolutions, emb_mult, "
                     "embedding"),
     WB_PARAM_INT("channels", 32, 4, 4096, "model channels (EDM model_channels)"),
@@ -120,6 +122,11 @@ static const wb_param_spec unet_params[] = {
                     "10000^(-i/(h-1))), workbench-1.0 = [cos, sin] with 10000^(-i/h) (Fourier: interleaved "
                     "pairs), as every unet before 1.1.0; auto: edm for the EDM presets, else workbench-1.0"),
     WB_PARAM_INT("noise_mult", 1, 1, 16, "noise-embedding width = channels·noise_mult (EDM channel_mult_noise)"),
+    WB_PARAM_STRING("resample", "box", "box|fir",
+                    "2× resampling: box = EDM's filter [1, 1] (2×2 mean, nearest), fir = [1, 3, 3, 1] (NCSN++)"),
+    WB_PARAM_STRING("encoder", "standard", "standard|residual",
+                    "standard (DDPM++) or residual (NCSN++: a FIR-downsampled 3×3 conv of the input per level, "
+                    "averaged into the encoder path)"),
     WB_PARAM_INT("augment_dim", 0, 0, 64,
                  "EDM's augmentation-label input width (its CIFAR-10 nets: 9); the weight loads, the labels are "
                  "zero here (no augmentation), as at EDM's inference"),
@@ -238,6 +245,13 @@ static int apply_preset(unet *u, const char *preset) {
         u->channels = 128, u->levels = 3, u->n_blocks = 4, u->emb_mult = 4, u->fourier = 0;
         u->mult[0] = 2, u->mult[1] = 2, u->mult[2] = 2;
         u->n_attn = 1, u->attn_res[0] = 16;
+    } else if (strcmp(preset, "cifar10-ncsnpp") == 0) {
+        /* EDM's --arch=ncsnpp: Fourier embedding, channel_mult_noise 2,
+         * residual encoder, resample filter [1, 3, 3, 1] */
+        u->channels = 128, u->levels = 3, u->n_blocks = 4, u->emb_mult = 4, u->fourier = 1;
+        u->mult[0] = 2, u->mult[1] = 2, u->mult[2] = 2;
+        u->n_attn = 1, u->attn_res[0] = 16;
+        u->noise_mult = 2, u->fir = 1, u->residual = 1;
     } else if (strcmp(preset, "custom") != 0) {
         return -1;
     }
@@ -251,6 +265,7 @@ static void unet_destroy(void *self) {
     free(u->mid);
     free(u->dec);
     free(u->pos_freqs);
+    free(u->aux_res);
     free(u);
 }
 
@@ -273,15 +288,18 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
     u->fourier = strcmp(wb_config_string(cfg, "embedding", "positional"), "fourier") == 0;
     u->noise_mult = (int)wb_config_int(cfg, "noise_mult", 1);
     u->augment_dim = (int)wb_config_int(cfg, "augment_dim", 0);
+    u->fir = strcmp(wb_config_string(cfg, "resample", "box"), "fir") == 0;
+    u->residual = strcmp(wb_config_string(cfg, "encoder", "standard"), "residual") == 0;
     const char *preset = wb_config_string(cfg, "preset", "custom");
     if (apply_preset(u, preset)) {
-        snprintf(err, err_len, "unknown preset '%s' (custom|tiny|small|cifar10-ddpmpp)", preset);
+        snprintf(err, err_len, "unknown preset '%s' (custom|tiny|small|cifar10-ddpmpp|cifar10-ncsnpp)", preset);
         goto fail;
     }
     /* The EDM presets compute what EDM's network computes; the others keep
      * the layout every checkpoint before unet 1.1.0 was trained with. */
     const char *conv = wb_config_string(cfg, "embedding_convention", "auto");
-    u->edm_embedding = strcmp(conv, "edm") == 0 || (strcmp(conv, "auto") == 0 && strcmp(preset, "cifar10-ddpmpp") == 0);
+    u->edm_embedding = strcmp(conv, "edm") == 0 ||
+                       (strcmp(conv, "auto") == 0 && strncmp(preset, "cifar10-", 8) == 0); /* the EDM presets */
     if (u->levels < 1 || u->levels > UNET_MAX_LEVELS) {
         snprintf(err, err_len, "multipliers: %d levels, want 1..%d", u->levels, UNET_MAX_LEVELS);
         goto fail;
@@ -352,7 +370,12 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
         goto fail;
     }
     char p[64];
-    int cout = shape->channels, e = 0;
+    int cout = shape->channels, e = 0, caux = shape->channels;
+    u->aux_res = calloc((size_t)u->levels, sizeof *u->aux_res);
+    if (!u->aux_res) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     for (int l = 0; l < u->levels; l++) {
         int res = shape->height >> l;
         if (l == 0) {
@@ -362,6 +385,11 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
         } else {
             snprintf(p, sizeof p, "enc%d.down", res);
             make_block(u, params, &u->enc[e++], p, cout, cout, 0, 1, 0);
+            if (u->residual) { /* EDM's aux_residual: Conv2d(caux -> cout, 3×3, FIR down, fused) */
+                snprintf(p, sizeof p, "enc%d.aux_residual", res);
+                u->aux_res[l] = make_conv(u, params, p, caux, cout, 3, 1.0f);
+                caux = cout;
+            }
         }
         skips[n_skips++] = cout;
         for (int i = 0; i < u->n_blocks; i++) {
@@ -422,7 +450,33 @@ static wb_tensor *norm_silu(wb_graph *g, wb_tensor *x, const gnorm *n) {
     return wb_silu(g, wb_group_norm(g, x, n->groups, n->gamma, n->beta, 1e-6f));
 }
 
-static wb_tensor *resample(wb_graph *g, wb_tensor *x, const ublock *b) {
+/* Depthwise 2-D filtering with one k×k filter for every channel: the
+ * (B, C, H, W) planes as (B·C, 1, H, W), one single-channel convolution. */
+static wb_tensor *depthwise(wb_graph *g, wb_tensor *x, const float *f2, int k, int stride, int pad) {
+    if (!x) return NULL;
+    int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t ps[4] = {B * C, 1, H, W}, fs[4] = {1, 1, k, k};
+    wb_tensor *y = wb_conv2d_ex(g, wb_reshape(g, x, 4, ps), wb_from_host(g, 4, fs, f2), NULL, stride, stride, pad, pad);
+    if (!y) return NULL;
+    int64_t ys[4] = {B, C, y->shape[2], y->shape[3]};
+    return wb_reshape(g, y, 4, ys);
+}
+
+/* EDM's resample_filter [1, 3, 3, 1] (NCSN++), normalised: down is its
+ * outer product /64, stride 2, zero padding 1; up is the transposed
+ * convolution with 4× that filter — which equals nearest 2× up-sampling
+ * followed by [1, 2, 1]⊗[1, 2, 1]/16 with zero padding 1 (checked against
+ * EDM's form by tests/test_edm_parity.py). */
+static const float FIR_DOWN[16] = {1 / 64.f, 3 / 64.f, 3 / 64.f, 1 / 64.f, 3 / 64.f, 9 / 64.f, 9 / 64.f, 3 / 64.f,
+                                   3 / 64.f, 9 / 64.f, 9 / 64.f, 3 / 64.f, 1 / 64.f, 3 / 64.f, 3 / 64.f, 1 / 64.f};
+static const float FIR_UP[9] = {1 / 16.f, 2 / 16.f, 1 / 16.f, 2 / 16.f, 4 / 16.f, 2 / 16.f, 1 / 16.f, 2 / 16.f, 1 / 16.f};
+
+static wb_tensor *resample(const unet *u, wb_graph *g, wb_tensor *x, const ublock *b) {
+    if (u->fir) {
+        if (b->down) return depthwise(g, x, FIR_DOWN, 4, 2, 1);
+        if (b->up) return depthwise(g, wb_upsample2x(g, x), FIR_UP, 3, 1, 1);
+        return x;
+    }
     if (b->down) return wb_avgpool2x(g, x);
     if (b->up) return wb_upsample2x(g, x);
     return x;
@@ -450,12 +504,12 @@ static wb_tensor *attention(unet *u, wb_graph *g, wb_tensor *x, const ublock *b)
 static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *emb, const ublock *b) {
     if (!x) return NULL;
     int64_t B = x->shape[0];
-    wb_tensor *h = wb_conv2d(g, resample(g, norm_silu(g, x, &b->norm0), b), b->conv0.w, b->conv0.b, 1, 1);
+    wb_tensor *h = wb_conv2d(g, resample(u, g, norm_silu(g, x, &b->norm0), b), b->conv0.w, b->conv0.b, 1, 1);
     int64_t as[4] = {B, b->cout, 1, 1};
     h = wb_add(g, h, wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as));
     h = wb_dropout(g, norm_silu(g, h, &b->norm1), u->dropout, &u->rng);
     h = wb_conv2d(g, h, b->conv1.w, b->conv1.b, 1, 1);
-    wb_tensor *s = b->skip.w ? wb_conv2d(g, resample(g, x, b), b->skip.w, b->skip.b, 1, 0) : x;
+    wb_tensor *s = b->skip.w ? wb_conv2d(g, resample(u, g, x, b), b->skip.w, b->skip.b, 1, 0) : x;
     h = wb_scale(g, wb_add(g, h, s), UNET_SQRT1_2);
     return b->attn ? attention(u, g, h, b) : h;
 }
@@ -527,8 +581,16 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
     wb_tensor *skips[UNET_MAX_LEVELS * (UNET_MAX_BLOCKS + 1)];
     int n_skips = 0, e = 0;
     wb_tensor *h = NULL;
+    wb_tensor *aux = x_in; /* residual encoder: the input, downsampled level by level */
     for (int l = 0; l < u->levels; l++) {
         h = l == 0 ? wb_conv2d(g, x_in, u->conv_in.w, u->conv_in.b, 1, 1) : block_forward(u, g, h, emb, &u->enc[e++]);
+        if (l > 0 && u->residual) {
+            /* EDM's fused 3×3 conv + FIR down: conv with padding 1 + 1, then the
+             * filter at stride 2 without padding; h = aux = (h + that)/√2 */
+            wb_tensor *r = wb_conv2d(g, aux, u->aux_res[l].w, u->aux_res[l].b, 1, 2);
+            r = depthwise(g, r, FIR_DOWN, 4, 2, 0);
+            h = aux = wb_scale(g, wb_add(g, h, r), UNET_SQRT1_2);
+        }
         skips[n_skips++] = h;
         for (int i = 0; i < u->n_blocks; i++) {
             h = block_forward(u, g, h, emb, &u->enc[e++]);
@@ -576,6 +638,7 @@ static int unet_describe(void *self, char *out, size_t out_len) {
     for (int i = 0; i < u->n_attn; i++) PUT("%s%lld", i ? ", " : "", (long long)u->attn_res[i]);
     PUT("], \"emb_mult\": %d, \"noise_mult\": %d, \"augment_dim\": %d, \"embedding_convention\": \"%s\", ",
         u->emb_mult, u->noise_mult, u->augment_dim, u->edm_embedding ? "edm" : "workbench-1.0");
+    PUT("\"resample\": \"%s\", \"encoder\": \"%s\", ", u->fir ? "fir" : "box", u->residual ? "residual" : "standard");
     PUT("\"heads\": %d, \"dropout\": %g, \"embedding\": \"%s\", "
         "\"encoder_only\": %s, \"in_channels\": %d, \"out_channels\": %d, \"resolution\": [%d, %d]}",
         u->heads, (double)u->dropout, u->fourier ? "fourier" : "positional",
