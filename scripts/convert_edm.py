@@ -19,11 +19,12 @@ safetensors, executing nothing the pickle contains (scripts/edm_pickle.py).
       names, qkv rows re-laid from EDM's (channel, q|k|v) interleaving into
       q, k, v thirds, Fourier frequencies times 2π as the plugin stores them;
       the net spec to load it with is printed and stored in the metadata
-      (`unet_spec`), with the source file's sha256. Load it with
-      wb.teacher{data = ..., net = SPEC, init = OUT, steps = 0}.
+      (`unet_spec`), with the preconditioning (EDMPrecond / VPPrecond /
+      VEPrecond -> precond = edm | vp | ve) and the source file's sha256.
+      Load it with wb.teacher{data = ..., net = SPEC, precond = P, init = OUT, steps = 0}.
 
-Not converted yet (an error says so): EDM's ADM (DhariwalUNet), VPPrecond /
-VEPrecond, SongUNet's 'skip' encoder/decoder.
+Not converted yet (an error says so): EDM's ADM (DhariwalUNet), SongUNet's
+'skip' encoder/decoder.
 
 Exit status 1 with a message naming the file and the refused global, for a
 pickle that asks for anything but tensors and containers.
@@ -149,16 +150,21 @@ class NotConvertible(Exception):
 def unet_spec_of(precond):
     """The `unet` net spec (a Lua table's fields) equivalent to EDM's
     EDMPrecond(SongUNet) — or NotConvertible saying what is missing."""
-    if not isinstance(precond, edm_pickle.Persistent) or precond.class_name != "EDMPrecond":
+    kinds = {"EDMPrecond": "edm", "VPPrecond": "vp", "VEPrecond": "ve"}
+    if not isinstance(precond, edm_pickle.Persistent) or precond.class_name not in kinds:
         name = getattr(precond, "class_name", type(precond).__name__)
-        raise NotConvertible("the network is %s: only EDMPrecond converts yet (VPPrecond / VEPrecond: not yet)" % name)
+        raise NotConvertible("the network is %s: only EDMPrecond, VPPrecond and VEPrecond convert" % name)
     pk = precond.init_kwargs
-    if float(pk.get("sigma_data", 0.5)) != 0.5:
+    if precond.class_name == "EDMPrecond" and float(pk.get("sigma_data", 0.5)) != 0.5:
         raise NotConvertible("sigma_data = %s: the workbench's EDM preconditioning uses 0.5" % pk.get("sigma_data"))
+    if precond.class_name == "VPPrecond":
+        for k, v in (("beta_d", 19.9), ("beta_min", 0.1), ("M", 1000)):
+            if float(pk.get(k, v)) != v:
+                raise NotConvertible("VPPrecond with %s = %s: the workbench's VP preconditioning uses %s" % (k, pk[k], v))
     model = (precond.state.get("_modules") or {}).get("model")
     if not isinstance(model, edm_pickle.Persistent) or model.class_name != "SongUNet":
-        raise NotConvertible("EDMPrecond wraps %s: only SongUNet converts yet (DhariwalUNet / ADM: not yet)" %
-                             getattr(model, "class_name", type(model).__name__))
+        raise NotConvertible("%s wraps %s: only SongUNet converts yet (DhariwalUNet / ADM: not yet)" %
+                             (precond.class_name, getattr(model, "class_name", type(model).__name__)))
     c = dict(SONG_UNET_DEFAULTS, **model.init_kwargs)
     if c["encoder_type"] not in ("standard", "residual") or c["decoder_type"] != "standard" or \
             list(c["resample_filter"]) not in ([1, 1], [1, 3, 3, 1]):
@@ -183,7 +189,8 @@ def unet_spec_of(precond):
         "encoder": c["encoder_type"],
     }
     shape = {"resolution": int(c["img_resolution"]), "in_channels": int(c["in_channels"]),
-             "out_channels": int(c["out_channels"]), "label_dim": int(c["label_dim"])}
+             "out_channels": int(c["out_channels"]), "label_dim": int(c["label_dim"]),
+             "precond": kinds[precond.class_name]}
     return spec, shape
 
 
@@ -260,8 +267,8 @@ def cmd_convert(args):
         "converted_from": os.path.basename(args.snapshot),
         "source_sha256": edm_pickle.file_sha256(args.snapshot),
         "network": args.key,
-        "precond": precond.class_name,
-        "sigma_data": "0.5",
+        "precond": shape["precond"],
+        "precond_class": precond.class_name,
         "unet_spec": json.dumps(spec, sort_keys=True),
         # what the workbench checks before loading (host/engine/run.c, wb_net_check_checkpoint)
         "net_resolved": json.dumps({"embedding_convention": "edm", "heads": 1}, sort_keys=True),
@@ -274,6 +281,7 @@ def cmd_convert(args):
     print("data: %dx%dx%d images%s" % (shape["in_channels"], shape["resolution"], shape["resolution"],
                                         ", %d labels" % shape["label_dim"] if shape["label_dim"] else ""))
     print("net = %s" % lua_spec(spec))
+    print("precond = %s" % shape["precond"])
     return 0
 
 

@@ -332,3 +332,35 @@ def save_snapshot(path, net, marker=None):
     finally:
         remove_fake_persistence()
         Persisted.marker_src = ""
+
+
+class VPPrecond(EDMPrecond):
+    """EDM's VP preconditioning (β_d 19.9, β_min 0.1, M 1000)."""
+    edm_class = "VPPrecond"
+
+    def __init__(self, img_resolution, img_channels, label_dim=0, beta_d=19.9, beta_min=0.1, M=1000, **model_kwargs):
+        super().__init__(img_resolution, img_channels, label_dim=label_dim, **model_kwargs)
+        self.remember(img_resolution=img_resolution, img_channels=img_channels, label_dim=label_dim, beta_d=beta_d,
+                      beta_min=beta_min, M=M, model_type="SongUNet", **model_kwargs)
+        self.beta_d, self.beta_min, self.M = beta_d, beta_min, M
+
+    def forward(self, x, sigma, class_labels=None):
+        sigma = sigma.reshape(-1, 1, 1, 1)
+        c_out = -sigma
+        c_in = 1 / (sigma ** 2 + 1).sqrt()
+        sigma_inv = ((self.beta_min ** 2 + 2 * self.beta_d * (1 + sigma ** 2).log()).sqrt() - self.beta_min) / self.beta_d
+        c_noise = (self.M - 1) * sigma_inv
+        return x + c_out * self.model(c_in * x, c_noise.flatten(), class_labels)
+
+
+class VEPrecond(EDMPrecond):
+    edm_class = "VEPrecond"
+
+    def __init__(self, img_resolution, img_channels, label_dim=0, **model_kwargs):
+        super().__init__(img_resolution, img_channels, label_dim=label_dim, **model_kwargs)
+        self.remember(img_resolution=img_resolution, img_channels=img_channels, label_dim=label_dim,
+                      model_type="SongUNet", **model_kwargs)
+
+    def forward(self, x, sigma, class_labels=None):
+        sigma = sigma.reshape(-1, 1, 1, 1)
+        return x + sigma * self.model(x, (0.5 * sigma).log().flatten(), class_labels)

@@ -60,10 +60,10 @@ def write_png(path, w, h):
 
 LUA = r'''
 local wb = require "wb"
-local args = wb.args{ dir = "", spec = "", init = "" }
+local args = wb.args{ dir = "", spec = "", init = "", precond = "edm" }
 local data = wb.data.images{ kind = "png-folder", path = args.dir .. "/png" }
 local spec = assert(load("return " .. args.spec))()
-local t = wb.teacher{ data = data, net = spec, init = args.init, steps = 0, quiet = true }
+local t = wb.teacher{ data = data, net = spec, init = args.init, steps = 0, quiet = true, precond = args.precond }
 local rows, sigmas = {}, {}
 for line in io.lines(args.dir .. "/x.txt") do
   local row = {}
@@ -83,10 +83,11 @@ print("denoised", d:n(), d:dim())
 '''
 
 
-def run_case(workbench, d, name, levels=2, **kw):
+def run_case(workbench, d, name, levels=2, precond="edm", **kw):
     torch.manual_seed(1234)
-    net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2, 2][:levels],
-                              num_blocks=1, attn_resolutions=[8], dropout=0.13, **kw)
+    cls = {"edm": edm_twin.EDMPrecond, "vp": edm_twin.VPPrecond, "ve": edm_twin.VEPrecond}[precond]
+    net = cls(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2, 2][:levels],
+              num_blocks=1, attn_resolutions=[8], dropout=0.13, **kw)
     pkl = os.path.join(d, name + ".pkl")
     st = os.path.join(d, name + ".safetensors")
     edm_twin.save_snapshot(pkl, net)
@@ -97,6 +98,7 @@ def run_case(workbench, d, name, levels=2, **kw):
     spec_line = [l for l in p.stdout.splitlines() if l.startswith("net = ")]
     check(len(spec_line) == 1, "%s: convert prints the net spec:\n%s" % (name, p.stdout))
     spec = spec_line[0][len("net = "):]
+    check(("precond = %s" % precond) in p.stdout, "%s: convert names the preconditioning:\n%s" % (name, p.stdout))
     # the reference: the twin in float64
     torch.manual_seed(7)
     sigmas = torch.tensor([0.002, 0.02, 0.2, 2.0, 20.0, 80.0], dtype=torch.float64)
@@ -107,8 +109,8 @@ def run_case(workbench, d, name, levels=2, **kw):
     with open(os.path.join(d, "x.txt"), "w") as f:
         for i in range(len(sigmas)):
             f.write("%.9g " % float(sigmas[i]) + " ".join("%.9g" % v for v in x32[i].reshape(-1).tolist()) + "\n")
-    p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + spec, "init=" + st],
-                       capture_output=True, text=True)
+    p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + spec, "init=" + st,
+                        "precond=" + precond], capture_output=True, text=True)
     check(p.returncode == 0, "%s: workbench failed:\n%s%s" % (name, p.stdout, p.stderr))
     if p.returncode:
         return
@@ -138,6 +140,10 @@ def main():
     # NCSN++: Fourier embedding, residual encoder, the [1, 3, 3, 1] filter (3 levels: two FIR downs and ups)
     run_case(workbench, d, "ncsnpp", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
              resample_filter=[1, 3, 3, 1], levels=3)
+    # EDM's VP and VE preconditioning (its DDPM++ VP and NCSN++ VE configurations)
+    run_case(workbench, d, "vp", precond="vp")
+    run_case(workbench, d, "ve", precond="ve", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
+             resample_filter=[1, 3, 3, 1])
 
     # the converted file in a net of another shape: refused, naming the tensor
     if r:
@@ -170,16 +176,16 @@ def main():
                             "init=" + legacy], capture_output=True, text=True)
         check(p.returncode == 0, "a workbench-1.0 net loads a pre-1.1 checkpoint: %s" % p.stderr)
 
-    # VPPrecond: refused, saying what converts
+    # another preconditioning class: refused, saying what converts
     net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2], num_blocks=1,
                               attn_resolutions=[8])
-    net.edm_class = "VPPrecond"
+    net.edm_class = "iDDPMPrecond"
     pkl = os.path.join(d, "vp.pkl")
     edm_twin.save_snapshot(pkl, net)
     p = subprocess.run([sys.executable, CONVERT, "convert", pkl, os.path.join(d, "vp.safetensors")],
                        capture_output=True, text=True)
-    check(p.returncode == 1 and "VPPrecond" in p.stderr and "only EDMPrecond" in p.stderr,
-          "VPPrecond refused: %s" % p.stderr)
+    check(p.returncode == 1 and "iDDPMPrecond" in p.stderr and "only EDMPrecond, VPPrecond and VEPrecond" in p.stderr,
+          "iDDPMPrecond refused: %s" % p.stderr)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

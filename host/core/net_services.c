@@ -50,9 +50,47 @@ wb_tensor *wb_edm_c_noise(wb_graph *g, wb_tensor *sigma) {
     return wb_scale(g, wb_log(g, sigma), 0.25f);
 }
 
+/* EDM's VPPrecond and VEPrecond (its defaults: β_d = 19.9, β_min = 0.1,
+ * M = 1000), as ops on σ broadcasting against x:
+ *   VP: D = x − σ·F(x/√(σ²+1), (M−1)·(√(β_min² + 2β_d·ln(1+σ²)) − β_min)/β_d)
+ *   VE: D = x + σ·F(x, ln(σ/2)) */
+#define VP_BETA_D 19.9f
+#define VP_BETA_MIN 0.1f
+#define VP_M 1000.0f
+
+static wb_tensor *denoise_vp_ve(wb_net *net, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor *labels,
+                                wb_features *feats) {
+    int64_t bs[4] = {sigma->numel, 1, 1, 1};
+    wb_tensor *s = wb_reshape(g, sigma, x->ndim < 4 ? x->ndim : 4, bs); /* (B, 1[, 1, 1]) */
+    wb_tensor *x_in, *c_noise, *c_out;
+    if (net->precond == WB_PRECOND_VP) {
+        wb_tensor *s2p1 = wb_add_scalar(g, wb_square(g, sigma), 1.0f);
+        x_in = wb_div(g, x, wb_sqrt(g, wb_reshape(g, s2p1, x->ndim < 4 ? x->ndim : 4, bs)));
+        wb_tensor *inv = wb_add_scalar(g, wb_sqrt(g, wb_add_scalar(g, wb_scale(g, wb_log(g, s2p1), 2.0f * VP_BETA_D),
+                                                                   VP_BETA_MIN * VP_BETA_MIN)),
+                                       -VP_BETA_MIN);
+        c_noise = wb_scale(g, inv, (VP_M - 1.0f) / VP_BETA_D);
+        c_out = wb_scale(g, s, -1.0f);
+    } else {
+        x_in = x;
+        c_noise = wb_log(g, wb_scale(g, sigma, 0.5f));
+        c_out = s;
+    }
+    wb_tensor *f = wb_net_forward(net, g, x_in, c_noise, labels, feats);
+    if (f && !wb_same_shape(f, x)) {
+        char s1[64], s2[64];
+        wb_set_error("net '%s': output %s does not match input %s", net->desc->name, wb_shape_str(f, s1, sizeof s1),
+                     wb_shape_str(x, s2, sizeof s2));
+        return NULL;
+    }
+    return wb_add(g, x, wb_mul(g, f, c_out));
+}
+
 wb_tensor *wb_net_denoise(wb_net *net, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor *labels,
                           wb_features *feats) {
     if (!x || !sigma || check_sigma(sigma, x)) return NULL;
+    if (net->precond == WB_PRECOND_VP || net->precond == WB_PRECOND_VE)
+        return denoise_vp_ve(net, g, x, sigma, labels, feats);
     wb_edm_coefs c;
     if (wb_edm_precond(g, sigma, x->ndim, WB_SIGMA_DATA, &c)) return NULL;
     wb_tensor *f = wb_net_forward(net, g, wb_mul(g, x, c.c_in), c.c_noise, labels, feats);

@@ -209,11 +209,14 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     wb_rng_init(&rng, c->seed, STREAM_GEN_INIT);
     s->gen = wb_net_new(gen_spec, &ds->shape, be, &rng);
     if (!s->gen || (c->init_from_teacher && wb_params_copy(s->gen->params, teacher->net->params))) failed = 1;
+    /* the generator and the fake score start as the teacher: its preconditioning too */
+    if (s->gen && teacher->net) s->gen->precond = teacher->net->precond;
     d->gen = s->gen;
     if (!failed && !d->score_free) {
         wb_rng_init(&rng, c->seed, STREAM_FAKE_INIT);
         d->fake = wb_net_new(gen_spec, &ds->shape, be, &rng);
         if (!d->fake || (teacher->net && wb_params_copy(d->fake->params, teacher->net->params))) failed = 1;
+        if (d->fake && teacher->net) d->fake->precond = teacher->net->precond;
     }
     /* The teacher is frozen: its weights never get gradients. Backward still
      * runs through it to the input (∇_x l for a head on its features), but

@@ -111,6 +111,7 @@ typedef struct wb_teacher_config {
     int log_every;
     const wb_backend *backend; /* NULL: wb_backend_select(NULL) ($WB_BACKEND, else cpu) */
     int grid;              /* images in a run's samples.png (image data); 0: no samples.png */
+    int precond;           /* wb_precond: EDM (default), VP or VE — how D wraps the net */
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
 

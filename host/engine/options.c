@@ -15,6 +15,7 @@
 
 /* ---- the rows ---------------------------------------------------------------------------- */
 #define T wb_teacher_config
+static const int precond_values[] = {WB_PRECOND_EDM, WB_PRECOND_VP, WB_PRECOND_VE};
 static const wb_option teacher_rows[] = {
     {"steps", WB_OPT_INT, WB_OPT_FIELD(T, steps), 0, INT64_MAX, NULL, NULL, 0, NULL,
      "Adam steps of EDM denoising score matching (`0` with `init`: just load the checkpoint)", 4000},
@@ -38,6 +39,9 @@ static const wb_option teacher_rows[] = {
     {"grid", WB_OPT_INT, WB_OPT_FIELD(T, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
      "images in a `run`'s samples.png (image data: 18-step Heun from a fixed seed, 8 per row); `0`: no samples.png",
      64},
+    {"precond", WB_OPT_ENUM, WB_OPT_FIELD(T, precond), 0, 0, "edm|vp|ve", precond_values, 0, NULL,
+     "the denoiser's preconditioning, EDM's EDMPrecond / VPPrecond / VEPrecond; the students' generator and fake "
+     "score inherit it (training keeps EDM's σ distribution and loss weight)", 0},
 };
 #undef T
 

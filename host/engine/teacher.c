@@ -17,6 +17,7 @@
 #include "engine/metrics.h"
 #include "engine/run.h"
 #include "core/wb_internal.h"
+#include "wb/safetensors.h"
 
 #define SIGMA_DATA 0.5f
 #define STREAM_TEACHER_INIT 11
@@ -59,6 +60,28 @@ static float ema_decay_at(float decay, int64_t step) {
     return warm < decay ? warm : decay;
 }
 
+static const char *precond_name(wb_precond p) { return p == WB_PRECOND_VP ? "vp" : p == WB_PRECOND_VE ? "ve" : "edm"; }
+
+/* A checkpoint's weights are trained for one preconditioning: its "precond"
+ * metadata (absent: EDM's, as before VP/VE existed) must be the teacher's. */
+static int check_precond(const char *path, wb_precond want) {
+    wb_st_file *f = wb_safetensors_open(path);
+    if (!f) { /* the loader reports the file's own problem */
+        wb_clear_error();
+        return 0;
+    }
+    const char *have = wb_safetensors_meta(f, "precond");
+    int rc = 0;
+    if (strcmp(have ? have : "edm", precond_name(want)) != 0) {
+        wb_set_error("%s was trained with precond = \"%s\"%s, this teacher has \"%s\": set precond = \"%s\"", path,
+                     have ? have : "edm", have ? "" : " (no precond recorded: EDM's)", precond_name(want),
+                     have ? have : "edm");
+        rc = -1;
+    }
+    wb_safetensors_close(f);
+    return rc;
+}
+
 wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_teacher_config *cfg, wb_run *run) {
     if (cfg->steps < 0 || cfg->batch < 1) {
         wb_set_error("teacher: steps (%lld) must be >= 0 and batch (%lld) >= 1", (long long)cfg->steps,
@@ -83,11 +106,12 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_teacher_free(t);
         return NULL;
     }
+    t->net->precond = (wb_precond)cfg->precond;
     if (cfg->init && cfg->init[0]) {
         /* A teacher checkpoint ("teacher." keys) or a student's ("gen_ema."):
          * any trained denoiser of the same architecture can be a start. */
         wb_named_params as_teacher = {"teacher.", t->net->params}, as_student = {"gen_ema.", t->net->params};
-        if (wb_net_check_checkpoint(t->net, cfg->init)) {
+        if (wb_net_check_checkpoint(t->net, cfg->init) || check_precond(cfg->init, t->net->precond)) {
             wb_set_error("teacher init: %s", wb_last_error());
             wb_teacher_free(t);
             return NULL;
@@ -198,9 +222,10 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         if (run) { /* the checkpoint, and for images a Heun sample grid (2-D: no figure) */
             wb_named_params stores[1] = {{"teacher.", t->net->params}};
             char *resolved = wb_net_describe(t->net);
-            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "net_resolved", resolved};
+            const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "precond", precond_name(t->net->precond),
+                                  "net_resolved", resolved};
             wb_run_samples grid = {.sample = heun_samples, .user = t, .data = ds, .grid = cfg->grid};
-            if (wb_run_save_checkpoint(run, stores, 1, meta, resolved ? 3 : 2) || wb_run_write_samples(run, &grid))
+            if (wb_run_save_checkpoint(run, stores, 1, meta, resolved ? 4 : 3) || wb_run_write_samples(run, &grid))
                 failed = 1;
             free(resolved);
         }

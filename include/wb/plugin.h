@@ -219,18 +219,28 @@ typedef struct wb_plugin_library {
 typedef const wb_plugin_library *(*wb_plugin_entry_fn)(void);
 
 /* ---- host services a plugin may call (from libwb) ------------------------- */
-/* A net instance: descriptor + plugin state + its parameter store. */
+/* A net instance: descriptor + plugin state + its parameter store. Made
+ * only by the host (fields may be appended). */
+typedef enum {
+    WB_PRECOND_EDM = 0, /* EDM's EDMPrecond (σ_data = 0.5): the default        */
+    WB_PRECOND_VP,      /* EDM's VPPrecond (β_d 19.9, β_min 0.1, M 1000)        */
+    WB_PRECOND_VE,      /* EDM's VEPrecond                                      */
+} wb_precond;
 struct wb_net {
     const wb_plugin_desc *desc;
     void *self;
     wb_params *params;
     wb_net_shape shape;
+    wb_precond precond; /* how wb_net_denoise wraps F (set by the host)   */
 };
 /* F(x_in, c_noise[, labels]) with optional feature capture. */
 wb_tensor *wb_net_forward(wb_net *net, wb_graph *g, wb_tensor *x_in, wb_tensor *c_noise,
                           wb_tensor *labels, wb_features *feats);
-/* EDM preconditioning (σ_data = 0.5):
- *   D(x, σ) = c_skip·x + c_out·F(c_in·x, ln(σ)/4);  x (B, ...), sigma (B). */
+/* The net's preconditioning (net->precond; EDM's by default, σ_data = 0.5):
+ *   D(x, σ) = c_skip·x + c_out·F(c_in·x, c_noise);  x (B, ...), sigma (B)
+ *   EDM: c_skip = σd²/(σ²+σd²), c_out = σσd/√(σ²+σd²), c_in = 1/√(σ²+σd²), c_noise = ln(σ)/4
+ *   VP:  c_skip = 1, c_out = −σ, c_in = 1/√(σ²+1), c_noise = (M−1)·σ⁻¹_VP(σ)
+ *   VE:  c_skip = 1, c_out = σ,  c_in = 1,         c_noise = ln(σ/2) */
 wb_tensor *wb_net_denoise(wb_net *net, wb_graph *g, wb_tensor *x, wb_tensor *sigma,
                           wb_tensor *labels, wb_features *feats);
 /* c_in·x and c_noise for a plugin that calls wb_net_forward itself. */
