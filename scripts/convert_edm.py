@@ -23,8 +23,8 @@ safetensors, executing nothing the pickle contains (scripts/edm_pickle.py).
       VEPrecond -> precond = edm | vp | ve) and the source file's sha256.
       Load it with wb.teacher{data = ..., net = SPEC, precond = P, init = OUT, steps = 0}.
 
-Not converted yet (an error says so): EDM's ADM (DhariwalUNet), SongUNet's
-'skip' encoder/decoder.
+EDM's ADM (DhariwalUNet) converts to the `adm` net plugin. Not converted
+(an error says so): SongUNet's 'skip' encoder/decoder.
 
 Exit status 1 with a message naming the file and the refused global, for a
 pickle that asks for anything but tensors and containers.
@@ -143,6 +143,11 @@ SONG_UNET_DEFAULTS = dict(label_dim=0, augment_dim=0, model_channels=128, channe
                           decoder_type="standard", resample_filter=[1, 1])
 
 
+DHARIWAL_UNET_DEFAULTS = dict(label_dim=0, augment_dim=0, model_channels=192, channel_mult=[1, 2, 3, 4],
+                              channel_mult_emb=4, num_blocks=3, attn_resolutions=[32, 16, 8], dropout=0.10,
+                              label_dropout=0)
+
+
 class NotConvertible(Exception):
     pass
 
@@ -162,9 +167,24 @@ def unet_spec_of(precond):
             if float(pk.get(k, v)) != v:
                 raise NotConvertible("VPPrecond with %s = %s: the workbench's VP preconditioning uses %s" % (k, pk[k], v))
     model = (precond.state.get("_modules") or {}).get("model")
-    if not isinstance(model, edm_pickle.Persistent) or model.class_name != "SongUNet":
-        raise NotConvertible("%s wraps %s: only SongUNet converts yet (DhariwalUNet / ADM: not yet)" %
+    if not isinstance(model, edm_pickle.Persistent) or model.class_name not in ("SongUNet", "DhariwalUNet"):
+        raise NotConvertible("%s wraps %s: only SongUNet and DhariwalUNet convert" %
                              (precond.class_name, getattr(model, "class_name", type(model).__name__)))
+    if model.class_name == "DhariwalUNet":
+        c = dict(DHARIWAL_UNET_DEFAULTS, **model.init_kwargs)
+        spec = {
+            "channels": int(c["model_channels"]),
+            "multipliers": [int(m) for m in c["channel_mult"]],
+            "blocks": int(c["num_blocks"]),
+            "attn_resolutions": [int(r) for r in c["attn_resolutions"]] or [0],
+            "dropout": float(c["dropout"]),
+            "emb_mult": int(c["channel_mult_emb"]),
+            "augment_dim": int(c["augment_dim"]),
+        }
+        shape = {"resolution": int(c["img_resolution"]), "in_channels": int(c["in_channels"]),
+                 "out_channels": int(c["out_channels"]), "label_dim": int(c["label_dim"]),
+                 "precond": kinds[precond.class_name], "net": "adm"}
+        return spec, shape
     c = dict(SONG_UNET_DEFAULTS, **model.init_kwargs)
     if c["encoder_type"] not in ("standard", "residual") or c["decoder_type"] != "standard" or \
             list(c["resample_filter"]) not in ([1, 1], [1, 3, 3, 1]):
@@ -190,18 +210,18 @@ def unet_spec_of(precond):
     }
     shape = {"resolution": int(c["img_resolution"]), "in_channels": int(c["in_channels"]),
              "out_channels": int(c["out_channels"]), "label_dim": int(c["label_dim"]),
-             "precond": kinds[precond.class_name]}
+             "precond": kinds[precond.class_name], "net": "unet"}
     return spec, shape
 
 
-def lua_spec(spec):
+def lua_spec(spec, net="unet"):
     def val(v):
         if isinstance(v, list):
             return "{ %s }" % ", ".join(str(x) for x in v)
         if isinstance(v, str):
             return '"%s"' % v
         return repr(v)
-    return '{ "unet", %s }' % ", ".join("%s = %s" % (k, val(v)) for k, v in spec.items())
+    return '{ "%s", %s }' % (net, ", ".join("%s = %s" % (k, val(v)) for k, v in spec.items()))
 
 
 def workbench_names(sd):
@@ -231,7 +251,7 @@ def workbench_names(sd):
             if m.group(2) != m.group(3):
                 raise NotConvertible("%s: non-square resolution" % name)
             n = "%s%s.%s" % (m.group(1), m.group(2), m.group(4))
-        elif not re.match(r"^map_(layer0|layer1|label|augment|noise)\.", n):
+        elif not re.match(r"^(map_(layer0|layer1|label|augment|noise)|out_norm|out_conv)\.", n):
             raise NotConvertible("tensor %s has no place in the unet plugin" % name)
         t = t.detach().float()
         if n == "map_noise.freqs":
@@ -262,7 +282,7 @@ def cmd_convert(args):
         return 1
     meta = {
         "kind": "teacher",
-        "net": "unet",
+        "net": shape["net"],
         "format": "workbench",
         "converted_from": os.path.basename(args.snapshot),
         "source_sha256": edm_pickle.file_sha256(args.snapshot),
@@ -271,7 +291,8 @@ def cmd_convert(args):
         "precond_class": precond.class_name,
         "unet_spec": json.dumps(spec, sort_keys=True),
         # what the workbench checks before loading (host/engine/run.c, wb_net_check_checkpoint)
-        "net_resolved": json.dumps({"embedding_convention": "edm", "heads": 1}, sort_keys=True),
+        "net_resolved": json.dumps({"embedding_convention": "edm" if shape["net"] == "unet" else "workbench-1.0",
+                                    "heads": 1}, sort_keys=True),
         "data_shape": json.dumps(shape, sort_keys=True),
         "classes": json.dumps(describe(precond), sort_keys=True),
     }
@@ -280,7 +301,7 @@ def cmd_convert(args):
           (args.snapshot, len(tensors), sum(t.numel() for t in tensors.values()), args.out, len(dropped)))
     print("data: %dx%dx%d images%s" % (shape["in_channels"], shape["resolution"], shape["resolution"],
                                         ", %d labels" % shape["label_dim"] if shape["label_dim"] else ""))
-    print("net = %s" % lua_spec(spec))
+    print("net = %s" % lua_spec(spec, shape["net"]))
     print("precond = %s" % shape["precond"])
     return 0
 

@@ -257,15 +257,125 @@ class SongUNet(Persisted):
         return aux
 
 
+class ADMBlock(Persisted):
+    """DhariwalUNet's residual block: EDM's UNetBlock with its defaults —
+    adaptive scale (affine gives scale and shift), skip_scale 1, eps 1e-5,
+    the skip a pure resampling when the width stays, one head per 64
+    channels (none below 64)."""
+    edm_class = "UNetBlock"
+
+    def __init__(self, in_channels, out_channels, emb_channels, up=False, down=False, attention=False):
+        super().__init__()
+        self.remember(in_channels=in_channels, out_channels=out_channels, emb_channels=emb_channels, up=up, down=down,
+                      attention=attention, channels_per_head=64)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.num_heads = out_channels // 64 if attention else 0
+        self.norm0 = GroupNorm(in_channels)
+        self.conv0 = Conv2d(in_channels, out_channels, 3, up=up, down=down)
+        self.affine = Linear(emb_channels, out_channels * 2)
+        self.norm1 = GroupNorm(out_channels)
+        self.conv1 = Conv2d(out_channels, out_channels, 3)
+        self.skip = None
+        if out_channels != in_channels or up or down:
+            kernel = 1 if out_channels != in_channels else 0
+            self.skip = Conv2d(in_channels, out_channels, kernel, up=up, down=down)
+        if self.num_heads:
+            self.norm2 = GroupNorm(out_channels)
+            self.qkv = Conv2d(out_channels, out_channels * 3, 1)
+            self.proj = Conv2d(out_channels, out_channels, 1)
+
+    def forward(self, x, emb):
+        orig = x
+        x = self.conv0(F.silu(self.norm0(x)))
+        params = self.affine(emb).unsqueeze(2).unsqueeze(3)
+        scale, shift = params.chunk(chunks=2, dim=1)
+        x = F.silu(torch.addcmul(shift, self.norm1(x), scale + 1))
+        x = self.conv1(x)
+        x = x + (self.skip(orig) if self.skip is not None else orig)
+        if self.num_heads:
+            n = self.num_heads
+            q, k, v = self.qkv(self.norm2(x)).reshape(x.shape[0] * n, x.shape[1] // n, 3, -1).unbind(2)
+            w = torch.einsum("ncq,nck->nqk", q, k / np.sqrt(q.shape[1])).softmax(dim=2)
+            a = torch.einsum("nqk,nck->ncq", w, v)
+            x = self.proj(a.reshape(*x.shape)) + x
+        return x
+
+
+class DhariwalUNet(Persisted):
+    edm_class = "DhariwalUNet"
+
+    def __init__(self, img_resolution, in_channels, out_channels, label_dim=0, augment_dim=0, model_channels=192,
+                 channel_mult=(1, 2, 3, 4), channel_mult_emb=4, num_blocks=3, attn_resolutions=(32, 16, 8),
+                 dropout=0.10, label_dropout=0):
+        super().__init__()
+        self.remember(img_resolution=img_resolution, in_channels=in_channels, out_channels=out_channels,
+                      label_dim=label_dim, augment_dim=augment_dim, model_channels=model_channels,
+                      channel_mult=list(channel_mult), channel_mult_emb=channel_mult_emb, num_blocks=num_blocks,
+                      attn_resolutions=list(attn_resolutions), dropout=dropout)
+        emb_ch = model_channels * channel_mult_emb
+        self.map_noise = PositionalEmbedding(model_channels)
+        self.map_augment = Linear(augment_dim, model_channels, bias=False) if augment_dim else None
+        self.map_layer0 = Linear(model_channels, emb_ch)
+        self.map_layer1 = Linear(emb_ch, emb_ch)
+        self.map_label = Linear(label_dim, emb_ch, bias=False) if label_dim else None
+        self.enc = torch.nn.ModuleDict()
+        cout = in_channels
+        for level, m in enumerate(channel_mult):
+            res = img_resolution >> level
+            if level == 0:
+                cin, cout = cout, model_channels * m
+                self.enc["%dx%d_conv" % (res, res)] = Conv2d(cin, cout, 3)
+            else:
+                self.enc["%dx%d_down" % (res, res)] = ADMBlock(cout, cout, emb_ch, down=True)
+            for idx in range(num_blocks):
+                cin, cout = cout, model_channels * m
+                self.enc["%dx%d_block%d" % (res, res, idx)] = ADMBlock(cin, cout, emb_ch,
+                                                                      attention=res in attn_resolutions)
+        skips = [b.out_channels for b in self.enc.values()]
+        self.dec = torch.nn.ModuleDict()
+        for level, m in reversed(list(enumerate(channel_mult))):
+            res = img_resolution >> level
+            if level == len(channel_mult) - 1:
+                self.dec["%dx%d_in0" % (res, res)] = ADMBlock(cout, cout, emb_ch, attention=True)
+                self.dec["%dx%d_in1" % (res, res)] = ADMBlock(cout, cout, emb_ch)
+            else:
+                self.dec["%dx%d_up" % (res, res)] = ADMBlock(cout, cout, emb_ch, up=True)
+            for idx in range(num_blocks + 1):
+                cin, cout = cout + skips.pop(), model_channels * m
+                self.dec["%dx%d_block%d" % (res, res, idx)] = ADMBlock(cin, cout, emb_ch,
+                                                                      attention=res in attn_resolutions)
+        self.out_norm = GroupNorm(cout)
+        self.out_conv = Conv2d(cout, out_channels, 3)
+
+    def forward(self, x, noise_labels, class_labels=None):
+        emb = self.map_noise(noise_labels)
+        emb = F.silu(self.map_layer0(emb))
+        emb = self.map_layer1(emb)
+        if self.map_label is not None:
+            emb = emb + self.map_label(class_labels)
+        emb = F.silu(emb)
+        skips = []
+        for block in self.enc.values():
+            x = block(x, emb) if isinstance(block, ADMBlock) else block(x)
+            skips.append(x)
+        for block in self.dec.values():
+            if x.shape[1] != block.in_channels:
+                x = torch.cat([x, skips.pop()], dim=1)
+            x = block(x, emb)
+        return self.out_conv(F.silu(self.out_norm(x)))
+
+
 class EDMPrecond(Persisted):
     edm_class = "EDMPrecond"
 
-    def __init__(self, img_resolution, img_channels, label_dim=0, sigma_data=0.5, **model_kwargs):
+    def __init__(self, img_resolution, img_channels, label_dim=0, sigma_data=0.5, model_type="SongUNet",
+                 **model_kwargs):
         super().__init__()
         self.remember(img_resolution=img_resolution, img_channels=img_channels, label_dim=label_dim,
-                      sigma_data=sigma_data, model_type="SongUNet", **model_kwargs)
+                      sigma_data=sigma_data, model_type=model_type, **model_kwargs)
         self.sigma_data = sigma_data
-        self.model = SongUNet(img_resolution, img_channels, img_channels, label_dim=label_dim, **model_kwargs)
+        cls = {"SongUNet": SongUNet, "DhariwalUNet": DhariwalUNet}[model_type]
+        self.model = cls(img_resolution, img_channels, img_channels, label_dim=label_dim, **model_kwargs)
 
     def forward(self, x, sigma, class_labels=None):
         sigma = sigma.reshape(-1, 1, 1, 1)

@@ -83,11 +83,15 @@ print("denoised", d:n(), d:dim())
 '''
 
 
-def run_case(workbench, d, name, levels=2, precond="edm", **kw):
+def run_case(workbench, d, name, levels=2, precond="edm", adm=False, **kw):
     torch.manual_seed(1234)
     cls = {"edm": edm_twin.EDMPrecond, "vp": edm_twin.VPPrecond, "ve": edm_twin.VEPrecond}[precond]
-    net = cls(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2, 2][:levels],
-              num_blocks=1, attn_resolutions=[8], dropout=0.13, **kw)
+    if adm:  # attention at 16 and 8 (64 and 128 channels: 1 and 2 heads)
+        net = cls(img_resolution=16, img_channels=3, model_channels=64, channel_mult=[1, 2], num_blocks=1,
+                  attn_resolutions=[16, 8], dropout=0.1, **kw)
+    else:
+        net = cls(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2, 2][:levels],
+                  num_blocks=1, attn_resolutions=[8], dropout=0.13, **kw)
     pkl = os.path.join(d, name + ".pkl")
     st = os.path.join(d, name + ".safetensors")
     edm_twin.save_snapshot(pkl, net)
@@ -140,6 +144,8 @@ def main():
     # NCSN++: Fourier embedding, residual encoder, the [1, 3, 3, 1] filter (3 levels: two FIR downs and ups)
     run_case(workbench, d, "ncsnpp", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
              resample_filter=[1, 3, 3, 1], levels=3)
+    # EDM's ADM (DhariwalUNet): 64 and 128 channels, so one- and two-head attention; class labels
+    run_case(workbench, d, "adm", model_type="DhariwalUNet", adm=True)
     # EDM's VP and VE preconditioning (its DDPM++ VP and NCSN++ VE configurations)
     run_case(workbench, d, "vp", precond="vp")
     run_case(workbench, d, "ve", precond="ve", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",

@@ -3,13 +3,13 @@
  * (the fixtures in <build>/test_fixtures), and resolved configurations.
  *
  * What is checked:
- *   - the build's plugin folder yields exactly the 18 shipped plugins (14
+ *   - the build's plugin folder yields exactly the 19 shipped plugins (14
  *     divergences, classifier, gan-head, mlp, unet), each findable by kind and
  *     name, with no errors; loading the folder again adds nothing;
  *   - every fixture is rejected, and the message (wb_last_error() and the
  *     registry's error list) names the file and the reason: ABI 999 vs 1, a
  *     missing entry symbol, a NULL required 'weights', a duplicate 'kl'
- *     naming the library that registered it first; after all that the 18
+ *     naming the library that registered it first; after all that the 19
  *     good plugins are still there and work (kl's weights are called);
  *   - a folder mixing good and bad libraries, plus a non-ELF *.so, a non-.so
  *     file and a library two levels deep: the return value counts exactly the
@@ -59,7 +59,7 @@
 static const char *const DIVERGENCES[] = {"lr",  "kl", "be",  "ls",       "sba",  "rkl",  "srkl",
                                           "js",  "sh", "fkl", "jeffreys", "dikl", "dijs", "dirm"};
 #define N_DIVERGENCES ((int)(sizeof DIVERGENCES / sizeof DIVERGENCES[0]))
-#define N_SHIPPED 18 /* 14 divergences + classifier + gan-head + mlp + unet */
+#define N_SHIPPED 19 /* 14 divergences + classifier + gan-head + mlp + unet + adm */
 
 /* Fails with both strings shown when needle is not in hay. */
 #define EXPECT_IN(hay, needle)                                                                     \
@@ -103,7 +103,7 @@ static void test_shipped_plugins(void **state) {
     }
     assert_int_equal(n_div, N_DIVERGENCES);
     assert_int_equal(n_ratio, 2);
-    assert_int_equal(n_net, 2);
+    assert_int_equal(n_net, 3);
     for (int i = 0; i < N_DIVERGENCES; i++) {
         const wb_plugin_info *info = wb_registry_find(reg, WB_KIND_DIVERGENCE, DIVERGENCES[i]);
         if (!info) fail_msg("divergence '%s' not loaded", DIVERGENCES[i]);

@@ -74,7 +74,7 @@ typedef struct gnorm {
 } gnorm;
 
 typedef struct ublock {
-    int cin, cout, up, down, attn;
+    int cin, cout, up, down, attn, heads;
     gnorm norm0, norm1, norm2;
     lin conv0, affine, conv1, skip, qkv, proj; /* skip.w / qkv.w NULL when absent */
 } ublock;
@@ -85,6 +85,8 @@ typedef struct unet {
     int edm_embedding;                    /* 1: EDM's [sin, cos] / endpoint layout, 0: workbench-1.0 */
     int noise_mult, augment_dim;
     int fir, residual;                    /* resample [1,3,3,1]; NCSN++'s residual encoder */
+    int adm;                              /* EDM's DhariwalUNet (plugin `adm`), else SongUNet */
+    float gn_eps, skip_scale;             /* SongUNet: 1e-6, √½; ADM: 1e-5, 1 */
     lin *aux_res;                         /* residual encoder: one 3×3 conv per level > 0 */
     float *pos_freqs;                     /* positional, edm: (noise_ch/2) host frequencies */
     int64_t mult[WB_MAX_INTS];
@@ -204,15 +206,19 @@ static void make_block(unet *u, wb_params *ps, ublock *b, const char *prefix, in
     snprintf(p, sizeof p, "%s.conv0", prefix);
     b->conv0 = make_conv(u, ps, p, cin, cout, 3, 1.0f);
     snprintf(p, sizeof p, "%s.affine", prefix);
-    b->affine = make_linear(u, ps, p, emb_ch, cout, 1.0f);
+    b->affine = make_linear(u, ps, p, emb_ch, (int64_t)cout * (u->adm ? 2 : 1), 1.0f); /* ADM: scale and shift */
     snprintf(p, sizeof p, "%s.norm1", prefix);
     b->norm1 = make_norm(u, ps, p, cout);
     snprintf(p, sizeof p, "%s.conv1", prefix);
     b->conv1 = make_conv(u, ps, p, cout, cout, 3, 1e-5f);
-    if (cout != cin || up || down) {
+    /* ADM resamples the skip without a projection when the width stays */
+    if (cout != cin || ((up || down) && !u->adm)) {
         snprintf(p, sizeof p, "%s.skip", prefix);
         b->skip = make_conv(u, ps, p, cin, cout, 1, 1.0f);
     }
+    /* ADM: one head per 64 channels, none (no attention at all) below 64 */
+    b->heads = u->adm ? cout / 64 : u->heads;
+    if (u->adm && b->heads == 0) b->attn = attn = 0;
     if (attn) {
         snprintf(p, sizeof p, "%s.norm2", prefix);
         b->norm2 = make_norm(u, ps, p, cout);
@@ -269,14 +275,43 @@ static void unet_destroy(void *self) {
     free(u);
 }
 
+/* EDM's --arch=adm (DhariwalUNet), ImageNet-64 (its train.py): model
+ * channels 192, channel_mult [1,2,3,4], 3 blocks, attention at 32, 16, 8. */
+static int apply_adm_preset(unet *u, const char *preset) {
+    if (strcmp(preset, "imagenet64-adm") == 0) {
+        u->channels = 192, u->levels = 4, u->n_blocks = 3, u->emb_mult = 4;
+        u->mult[0] = 1, u->mult[1] = 2, u->mult[2] = 3, u->mult[3] = 4;
+        u->n_attn = 3, u->attn_res[0] = 32, u->attn_res[1] = 16, u->attn_res[2] = 8;
+    } else if (strcmp(preset, "custom") != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void *create(const wb_config *cfg, const wb_net_shape *shape, wb_params *params, char *err, size_t err_len,
+                    int adm);
+
 static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_params *params, char *err,
                          size_t err_len) {
+    return create(cfg, shape, params, err, err_len, 0);
+}
+
+static void *adm_create(const wb_config *cfg, const wb_net_shape *shape, wb_params *params, char *err,
+                        size_t err_len) {
+    return create(cfg, shape, params, err, err_len, 1);
+}
+
+static void *create(const wb_config *cfg, const wb_net_shape *shape, wb_params *params, char *err, size_t err_len,
+                    int adm) {
     unet *u = calloc(1, sizeof *u);
     if (!u) {
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
     u->shape = *shape;
+    u->adm = adm;
+    u->gn_eps = adm ? 1e-5f : 1e-6f;
+    u->skip_scale = adm ? 1.0f : UNET_SQRT1_2;
     u->channels = (int)wb_config_int(cfg, "channels", 32);
     u->levels = wb_config_ints(cfg, "multipliers", u->mult, WB_MAX_INTS);
     u->n_blocks = (int)wb_config_int(cfg, "blocks", 1);
@@ -291,8 +326,9 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
     u->fir = strcmp(wb_config_string(cfg, "resample", "box"), "fir") == 0;
     u->residual = strcmp(wb_config_string(cfg, "encoder", "standard"), "residual") == 0;
     const char *preset = wb_config_string(cfg, "preset", "custom");
-    if (apply_preset(u, preset)) {
-        snprintf(err, err_len, "unknown preset '%s' (custom|tiny|small|cifar10-ddpmpp|cifar10-ncsnpp)", preset);
+    if (adm ? apply_adm_preset(u, preset) : apply_preset(u, preset)) {
+        snprintf(err, err_len, "unknown preset '%s' (%s)", preset,
+                 adm ? "custom|imagenet64-adm" : "custom|tiny|small|cifar10-ddpmpp|cifar10-ncsnpp");
         goto fail;
     }
     /* The EDM presets compute what EDM's network computes; the others keep
@@ -300,6 +336,7 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
     const char *conv = wb_config_string(cfg, "embedding_convention", "auto");
     u->edm_embedding = strcmp(conv, "edm") == 0 ||
                        (strcmp(conv, "auto") == 0 && strncmp(preset, "cifar10-", 8) == 0); /* the EDM presets */
+    if (adm) u->edm_embedding = 0; /* DhariwalUNet: [cos, sin], 10000^(-i/h) — wb_sinusoidal's own layout */
     if (u->levels < 1 || u->levels > UNET_MAX_LEVELS) {
         snprintf(err, err_len, "multipliers: %d levels, want 1..%d", u->levels, UNET_MAX_LEVELS);
         goto fail;
@@ -319,7 +356,7 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
     }
     for (int l = 0; l < u->levels; l++) {
         int64_t c = (int64_t)u->channels * u->mult[l];
-        if (has_attn(u, shape->height >> l) && c % u->heads) {
+        if (!adm && has_attn(u, shape->height >> l) && c % u->heads) {
             snprintf(err, err_len, "heads = %d does not divide %lld channels at resolution %d", u->heads,
                      (long long)c, shape->height >> l);
             goto fail;
@@ -349,7 +386,12 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
                                         16.0f * 2.0f * (float)UNET_PI);
         if (!u->fourier_freq) u->failed = 1;
     }
-    if (shape->label_dim > 0) u->map_label = make_linear(u, params, "map_label", shape->label_dim, noise_ch, 1.0f);
+    if (shape->label_dim > 0 && !adm) u->map_label = make_linear(u, params, "map_label", shape->label_dim, noise_ch, 1.0f);
+    if (shape->label_dim > 0 && adm) { /* ADM: into the embedding width, no bias */
+        int64_t ls[2] = {emb_ch, shape->label_dim};
+        u->map_label.w = add_weight(u, params, "map_label.weight", 2, ls, 1.0f);
+        u->map_label.b = NULL;
+    }
     if (u->augment_dim > 0) {
         int64_t as[2] = {noise_ch, u->augment_dim};
         u->map_augment = add_weight(u, params, "map_augment.weight", 2, as, 1.0f);
@@ -378,10 +420,11 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
     }
     for (int l = 0; l < u->levels; l++) {
         int res = shape->height >> l;
-        if (l == 0) {
+        if (l == 0) { /* ADM's first conv is already level 0's width */
+            int c0 = u->channels * (adm ? (int)u->mult[0] : 1);
             snprintf(p, sizeof p, "enc%d.conv", res);
-            u->conv_in = make_conv(u, params, p, cout, u->channels, 3, 1.0f);
-            cout = u->channels;
+            u->conv_in = make_conv(u, params, p, cout, c0, 3, 1.0f);
+            cout = c0;
         } else {
             snprintf(p, sizeof p, "enc%d.down", res);
             make_block(u, params, &u->enc[e++], p, cout, cout, 0, 1, 0);
@@ -424,12 +467,15 @@ static void *unet_create(const wb_config *cfg, const wb_net_shape *shape, wb_par
                 int cin = cout + skips[--n_skips];
                 cout = u->channels * (int)u->mult[l];
                 snprintf(p, sizeof p, "dec%d.block%d", res, i);
-                make_block(u, params, &u->dec[d++], p, cin, cout, 0, 0, i == u->n_blocks && has_attn(u, res));
+                /* SongUNet attends in the last block of a level, ADM in every one */
+                make_block(u, params, &u->dec[d++], p, cin, cout, 0, 0, (adm || i == u->n_blocks) && has_attn(u, res));
             }
         }
-        snprintf(p, sizeof p, "dec%d.aux_norm", shape->height);
+        if (adm) snprintf(p, sizeof p, "out_norm");
+        else snprintf(p, sizeof p, "dec%d.aux_norm", shape->height);
         u->out_norm = make_norm(u, params, p, cout);
-        snprintf(p, sizeof p, "dec%d.aux_conv", shape->height);
+        if (adm) snprintf(p, sizeof p, "out_conv");
+        else snprintf(p, sizeof p, "dec%d.aux_conv", shape->height);
         u->out_conv = make_conv(u, params, p, cout, shape->out_channels, 3, 0.0f);
     }
     if (u->failed) {
@@ -446,8 +492,8 @@ fail:
 
 /* ---- forward --------------------------------------------------------------------- */
 
-static wb_tensor *norm_silu(wb_graph *g, wb_tensor *x, const gnorm *n) {
-    return wb_silu(g, wb_group_norm(g, x, n->groups, n->gamma, n->beta, 1e-6f));
+static wb_tensor *norm_silu(const unet *u, wb_graph *g, wb_tensor *x, const gnorm *n) {
+    return wb_silu(g, wb_group_norm(g, x, n->groups, n->gamma, n->beta, u->gn_eps));
 }
 
 /* Depthwise 2-D filtering with one k×k filter for every channel: the
@@ -487,8 +533,8 @@ static wb_tensor *resample(const unet *u, wb_graph *g, wb_tensor *x, const ubloc
 static wb_tensor *attention(unet *u, wb_graph *g, wb_tensor *x, const ublock *b) {
     if (!x) return NULL;
     int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int64_t nh = u->heads, d = C / nh;
-    wb_tensor *qkv = wb_conv2d(g, wb_group_norm(g, x, b->norm2.groups, b->norm2.gamma, b->norm2.beta, 1e-6f),
+    int64_t nh = b->heads, d = C / nh;
+    wb_tensor *qkv = wb_conv2d(g, wb_group_norm(g, x, b->norm2.groups, b->norm2.gamma, b->norm2.beta, u->gn_eps),
                                b->qkv.w, b->qkv.b, 1, 0);
     int64_t hs[3] = {B * nh, d, H * W};
     wb_tensor *q = wb_reshape(g, wb_slice1(g, qkv, 0, C), 3, hs);
@@ -498,19 +544,30 @@ static wb_tensor *attention(unet *u, wb_graph *g, wb_tensor *x, const ublock *b)
     wb_tensor *a = wb_bmm(g, v, w, 0, 1);                                                    /* (N, d, HW)  */
     int64_t xs[4] = {B, C, H, W};
     wb_tensor *y = wb_conv2d(g, wb_reshape(g, a, 4, xs), b->proj.w, b->proj.b, 1, 0);
-    return wb_scale(g, wb_add(g, y, x), UNET_SQRT1_2);
+    wb_tensor *r = wb_add(g, y, x);
+    return u->skip_scale != 1.0f ? wb_scale(g, r, u->skip_scale) : r;
 }
 
 static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *emb, const ublock *b) {
     if (!x) return NULL;
     int64_t B = x->shape[0];
-    wb_tensor *h = wb_conv2d(g, resample(u, g, norm_silu(g, x, &b->norm0), b), b->conv0.w, b->conv0.b, 1, 1);
-    int64_t as[4] = {B, b->cout, 1, 1};
-    h = wb_add(g, h, wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as));
-    h = wb_dropout(g, norm_silu(g, h, &b->norm1), u->dropout, &u->rng);
+    wb_tensor *h = wb_conv2d(g, resample(u, g, norm_silu(u, g, x, &b->norm0), b), b->conv0.w, b->conv0.b, 1, 1);
+    if (u->adm) { /* adaptive scale: h = SiLU(shift + GN(h)·(scale + 1)) */
+        int64_t as[4] = {B, 2 * (int64_t)b->cout, 1, 1};
+        wb_tensor *ss = wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as);
+        wb_tensor *scale = wb_slice1(g, ss, 0, b->cout), *shift = wb_slice1(g, ss, b->cout, b->cout);
+        wb_tensor *n = wb_group_norm(g, h, b->norm1.groups, b->norm1.gamma, b->norm1.beta, u->gn_eps);
+        h = wb_silu(g, wb_add(g, shift, wb_mul(g, n, wb_add_scalar(g, scale, 1.0f))));
+        h = wb_dropout(g, h, u->dropout, &u->rng);
+    } else {
+        int64_t as[4] = {B, b->cout, 1, 1};
+        h = wb_add(g, h, wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as));
+        h = wb_dropout(g, norm_silu(u, g, h, &b->norm1), u->dropout, &u->rng);
+    }
     h = wb_conv2d(g, h, b->conv1.w, b->conv1.b, 1, 1);
-    wb_tensor *s = b->skip.w ? wb_conv2d(g, resample(u, g, x, b), b->skip.w, b->skip.b, 1, 0) : x;
-    h = wb_scale(g, wb_add(g, h, s), UNET_SQRT1_2);
+    wb_tensor *s = b->skip.w ? wb_conv2d(g, resample(u, g, x, b), b->skip.w, b->skip.b, 1, 0) : resample(u, g, x, b);
+    h = wb_add(g, h, s);
+    if (u->skip_scale != 1.0f) h = wb_scale(g, h, u->skip_scale);
     return b->attn ? attention(u, g, h, b) : h;
 }
 
@@ -541,6 +598,11 @@ static wb_tensor *embed(unet *u, wb_graph *g, wb_tensor *c_noise, wb_tensor *lab
         e = sin_cos_halves(g, wb_mul(g, wb_reshape(g, c_noise, 2, bs), f));
     } else {
         e = wb_sinusoidal(g, c_noise, (int)noise_ch, 10000.0f);
+    }
+    if (u->adm) { /* ADM: SiLU(map1(SiLU(map0(e))) + map_label(labels)) */
+        e = wb_linear(g, wb_silu(g, wb_linear(g, e, u->map0.w, u->map0.b)), u->map1.w, u->map1.b);
+        if (labels && u->shape.label_dim > 0) e = wb_add(g, e, wb_linear(g, labels, u->map_label.w, NULL));
+        return wb_silu(g, e);
     }
     if (labels && u->shape.label_dim > 0) /* EDM scales one-hot labels by √label_dim */
         e = wb_add(g, e, wb_linear(g, wb_scale(g, labels, sqrtf((float)u->shape.label_dim)), u->map_label.w,
@@ -607,7 +669,7 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
     if (u->encoder_only) {
         /* Global average pool: (B, C, H, W) -> (B·C, HW) -> mean per row. */
         int64_t C = h->shape[1], rows[2] = {B * C, h->shape[2] * h->shape[3]}, bc[2] = {B, C};
-        wb_tensor *p = wb_mean_rows(g, wb_reshape(g, norm_silu(g, h, &u->out_norm), 2, rows));
+        wb_tensor *p = wb_mean_rows(g, wb_reshape(g, norm_silu(u, g, h, &u->out_norm), 2, rows));
         wb_tensor *y = wb_linear(g, wb_reshape(g, p, 2, bc), u->head.w, u->head.b);
         int64_t ys[4] = {B, s->out_channels, 1, 1};
         return wb_reshape(g, y, 4, ys);
@@ -618,7 +680,7 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
         for (int i = 0; i <= u->n_blocks; i++)
             h = block_forward(u, g, wb_concat(g, h, skips[--n_skips]), emb, &u->dec[d++]);
     }
-    return wb_conv2d(g, norm_silu(g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
+    return wb_conv2d(g, norm_silu(u, g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
 }
 
 /* The architecture as built (after the preset), for config.json. */
@@ -656,7 +718,29 @@ static const wb_plugin_desc unet_desc = WB_NET_DESC(
     "classifier); features enc<R>, mid",
     WB_PARAMS(unet_params), &unet_fns);
 
-static const wb_plugin_desc *const unet_list[] = {&unet_desc};
+static const wb_param_spec adm_params[] = {
+    WB_PARAM_STRING("preset", "custom", "custom|imagenet64-adm",
+                    "architecture preset; overrides channels, multipliers, blocks, attn_resolutions, emb_mult"),
+    WB_PARAM_INT("channels", 192, 4, 4096, "model channels (EDM model_channels)"),
+    WB_PARAM_INTS("multipliers", "1,2,3,4", 1, 64, "channel multiplier per resolution level (channel_mult)"),
+    WB_PARAM_INT("blocks", 3, 1, UNET_MAX_BLOCKS, "residual blocks per level (num_blocks)"),
+    WB_PARAM_INTS("attn_resolutions", "32,16,8", 0, 65536,
+                  "resolutions whose blocks attend (one head per 64 channels; none below 64)"),
+    WB_PARAM_NUMBER("dropout", 0.1, 0, 0.99, "dropout before each block's second conv (EDM ImageNet-64: 0.1)"),
+    WB_PARAM_INT("emb_mult", 4, 1, 64, "embedding width = channels·emb_mult (channel_mult_emb)"),
+    WB_PARAM_INT("augment_dim", 0, 0, 64, "EDM's augmentation-label input width; loaded, labels zero here"),
+    WB_PARAM_BOOL("encoder_only", 0, "classifier: encoder + bottleneck, pooled, linear to (B, out_channels, 1, 1)"),
+};
+
+static const wb_net_fns adm_fns = WB_NET_FNS_DESCRIBED(adm_create, unet_destroy, unet_forward, unet_describe);
+
+static const wb_plugin_desc adm_desc = WB_NET_DESC(
+    "adm", "1.0.0", NULL,
+    "EDM's ADM UNet (DhariwalUNet: adaptive-scale blocks, multi-head attention, class labels; preset "
+    "imagenet64-adm); features enc<R>, mid",
+    WB_PARAMS(adm_params), &adm_fns);
+
+static const wb_plugin_desc *const unet_list[] = {&unet_desc, &adm_desc};
 static const wb_plugin_library unet_library = WB_LIBRARY(unet_list);
 
 WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void) { return &unet_library; }
