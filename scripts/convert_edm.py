@@ -306,6 +306,105 @@ def cmd_convert(args):
     return 0
 
 
+CHECK_SIGMAS = [0.002, 0.02, 0.2, 2.0, 20.0, 80.0]
+
+
+def write_png(path, w, h, channels=3):
+    """A w×h PNG (gray for 1 channel, else RGB): a data set of that shape."""
+    import zlib
+    c = 1 if channels == 1 else 3
+    raw = b"".join(b"\x00" + bytes((x * 13 + y * 7) % 256 for x in range(w * c)) for y in range(h))
+
+    def chunk(kind, data):
+        out = struct.pack(">I", len(data)) + kind + data
+        return out + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def cmd_check(args):
+    """The snapshot's weights in our PyTorch twin of its architecture
+    (scripts/edm_twin.py, float64) against the converted file in the
+    workbench, D(x; σ) at fixed inputs over σ ∈ [0.002, 80]."""
+    import subprocess
+    import tempfile
+    import torch
+    import edm_twin
+    top = edm_pickle.load(args.snapshot)
+    nets = dict(networks(top))
+    if args.key not in nets:
+        print("%s: no network '%s'" % (args.snapshot, args.key), file=sys.stderr)
+        return 1
+    precond = nets[args.key]
+    spec, shape = unet_spec_of(precond)
+    twin = edm_twin.from_snapshot(precond).double().eval()
+    res, ch = shape["resolution"], shape["in_channels"]
+    g = torch.Generator().manual_seed(7)
+    sig = torch.tensor(CHECK_SIGMAS, dtype=torch.float64)
+    x = (torch.randn(len(sig), ch, res, res, generator=g, dtype=torch.float64) *
+         (sig.reshape(-1, 1, 1, 1) ** 2 + 0.25).sqrt()).float().double()
+    labels = None
+    if shape["label_dim"]:
+        labels = torch.zeros(len(sig), shape["label_dim"], dtype=torch.float64)
+        labels[torch.arange(len(sig)), torch.arange(len(sig)) % shape["label_dim"]] = 1
+    with torch.no_grad():
+        ref = twin(x, sig, labels) if labels is not None else twin(x, sig)
+    d = tempfile.mkdtemp(prefix="wb_edm_check_")
+    with open(os.path.join(d, "x.txt"), "w") as f:
+        for i in range(len(sig)):
+            f.write("%.9g " % float(sig[i]) + " ".join("%.9g" % v for v in x[i].reshape(-1).tolist()) + "\n")
+    with open(os.path.join(d, "check.lua"), "w") as f:
+        f.write(CHECK_LUA)
+    os.makedirs(os.path.join(d, "png"))
+    write_png(os.path.join(d, "png", "shape.png"), res, res, ch)
+    p = subprocess.run([args.workbench, "run", os.path.join(d, "check.lua"), "dir=" + d, "init=" + args.converted,
+                        "res=%d" % res, "ch=%d" % ch, "labels=%d" % shape["label_dim"]],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        print("convert_edm check: the workbench failed:\n%s%s" % (p.stdout, p.stderr), file=sys.stderr)
+        return 1
+    got = torch.tensor([[float(v) for v in line.split()] for line in open(os.path.join(d, "d.txt"))],
+                       dtype=torch.float64).reshape(ref.shape)
+    worst = 0.0
+    print("parity of %s (workbench) with %s in our PyTorch twin (float64):" % (args.converted, args.snapshot))
+    for i in range(len(sig)):
+        e = float((got[i] - ref[i]).abs().max() / ref[i].abs().max())
+        worst = max(worst, e)
+        print("  sigma %-6g max |D_wb - D_twin| / max |D_twin| = %.3g" % (float(sig[i]), e))
+    ok = worst <= args.tol
+    print("%s: worst %.3g (tolerance %g)" % ("ok" if ok else "FAILED", worst, args.tol))
+    return 0 if ok else 1
+
+
+# The workbench side of `check`: the converted teacher, data of the right
+# shape made on the fly (a one-image PNG folder: only its geometry matters),
+# D(x; σ) of the rows of x.txt (σ first on each line) into d.txt.
+CHECK_LUA = r'''
+local wb = require "wb"
+local args = wb.args{ dir = "", init = "", res = 32, ch = 3, labels = 0 }
+local info = wb.checkpoint_info(args.init)
+local data = wb.data.images{ kind = "png-folder", path = args.dir .. "/png", channels = args.ch }
+local t = wb.teacher{ data = data, net = info.net, precond = info.precond, init = args.init, steps = 0, quiet = true }
+local xs, sigmas = {}, {}
+for line in io.lines(args.dir .. "/x.txt") do
+  local row = {}
+  for v in line:gmatch("%S+") do row[#row + 1] = tonumber(v) end
+  sigmas[#sigmas + 1] = table.remove(row, 1)
+  xs[#xs + 1] = row
+end
+local d = t:denoise(wb.samples(xs), sigmas)
+local f = assert(io.open(args.dir .. "/d.txt", "w"))
+for i = 1, d:n() do
+  local out = {}
+  for j = 1, d:dim() do out[j] = ("%.9g"):format(d:get(i, j)) end
+  f:write(table.concat(out, " "), "\n")
+end
+f:close()
+'''
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -315,13 +414,20 @@ def main(argv=None):
     p.add_argument("snapshot")
     p.add_argument("out")
     p.add_argument("--key", default="ema", help="which network of the snapshot (default: ema)")
+    p = sub.add_parser("check", help="parity of a converted file with the snapshot, in our PyTorch twin")
+    p.add_argument("snapshot")
+    p.add_argument("converted")
+    p.add_argument("--workbench", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                      "build", "workbench"))
+    p.add_argument("--key", default="ema")
+    p.add_argument("--tol", type=float, default=1e-5)
     p = sub.add_parser("convert", help="an EDMPrecond(SongUNet) network as a workbench teacher checkpoint")
     p.add_argument("snapshot")
     p.add_argument("out")
     p.add_argument("--key", default="ema", help="which network of the snapshot (default: ema)")
     args = ap.parse_args(argv)
     try:
-        return {"inspect": cmd_inspect, "dump": cmd_dump, "convert": cmd_convert}[args.cmd](args)
+        return {"inspect": cmd_inspect, "dump": cmd_dump, "convert": cmd_convert, "check": cmd_check}[args.cmd](args)
     except (edm_pickle.RefusedPickle, OSError, Exception) as e:  # one line, naming the file, for any failure
         if isinstance(e, KeyboardInterrupt):
             raise

@@ -29,6 +29,7 @@ except ImportError:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import edm_twin  # noqa: E402
 
 CONVERT = os.path.join(os.path.dirname(HERE), "scripts", "convert_edm.py")
@@ -192,8 +193,43 @@ def main():
                        capture_output=True, text=True)
     check(p.returncode == 1 and "iDDPMPrecond" in p.stderr and "only EDMPrecond, VPPrecond and VEPrecond" in p.stderr,
           "iDDPMPrecond refused: %s" % p.stderr)
+    readme_path(workbench, d)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
+
+
+def readme_path(workbench, d):
+    """The README's "Distil EDM's teacher" commands, as written, on a
+    converted random-weight snapshot and CIFAR-10-format files we make."""
+    repo = os.path.dirname(HERE)
+    cifar = os.path.join(d, "cifar")
+    os.makedirs(cifar)
+    g = torch.Generator().manual_seed(3)
+    for name in ["data_batch_%d.bin" % i for i in range(1, 6)] + ["test_batch.bin"]:
+        with open(os.path.join(cifar, name), "wb") as f:
+            for r in range(16):
+                f.write(bytes([r % 10]) + bytes(torch.randint(0, 256, (3072,), generator=g).tolist()))
+    torch.manual_seed(5)
+    net = edm_twin.EDMPrecond(img_resolution=16, img_channels=3, model_channels=16, channel_mult=[1, 2],
+                              num_blocks=1, attn_resolutions=[8], dropout=0.13)
+    snap = os.path.join(d, "network-snapshot.pkl")
+    edm_twin.save_snapshot(snap, net)
+    st = os.path.join(d, "edm.safetensors")
+    for cmd in (["convert", snap, st], ["check", snap, st, "--workbench", workbench]):
+        p = subprocess.run([sys.executable, CONVERT] + cmd, capture_output=True, text=True)
+        check(p.returncode == 0, "README path: convert_edm.py %s: %s%s" % (cmd[0], p.stdout, p.stderr))
+    check("ok: worst" in p.stdout, "check prints its verdict:\n" + p.stdout)
+    out = os.path.join(d, "edm_run")
+    p = subprocess.run([workbench, "run", os.path.join(repo, "experiments", "edm_teacher.lua"), "teacher=" + st,
+                        "data=" + cifar, "resize=16", "divergence=kl", "steps=2", "batch=4", "n=16",
+                        "classifier_steps=5", "grid=4", "quiet=true", "out=" + out], capture_output=True, text=True)
+    check(p.returncode == 0, "README path: experiments/edm_teacher.lua: %s%s" % (p.stdout, p.stderr))
+    csv = os.path.join(out, "table.csv")
+    rows = open(csv).read().splitlines() if os.path.exists(csv) else []
+    check(len(rows) == 3 and rows[1].lstrip('"').startswith("teacher (Heun, edm)") and rows[2].startswith("kl student"),
+          "README path: the table: %r" % rows)
+    check(os.path.exists(os.path.join(out, "teacher", "samples.png")) and
+          os.path.exists(os.path.join(out, "kl", "checkpoint.safetensors")), "README path: the run directories")
 
 
 if __name__ == "__main__":

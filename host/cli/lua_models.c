@@ -20,6 +20,7 @@
 #include "cli/lua_types.h"
 #include "cli/lua_wb.h"
 #include "engine/options.h"
+#include "wb/safetensors.h"
 
 /* ---- runs ----------------------------------------------------------------------------------- */
 /* Opens run dir `dir` (NULL: no run) into *run; returns the pointer the
@@ -456,6 +457,65 @@ static int l_distill(lua_State *L) {
     return 1;
 }
 
+/* ---- wb.checkpoint_info(path) ------------------------------------------------------------- */
+/* A JSON value as a Lua value (objects as tables, arrays as sequences). */
+static void push_json(lua_State *L, const cJSON *j) {
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        lua_newtable(L);
+        int i = 1;
+        for (const cJSON *c = j->child; c; c = c->next) {
+            push_json(L, c);
+            if (cJSON_IsArray(j)) lua_rawseti(L, -2, i++);
+            else lua_setfield(L, -2, c->string);
+        }
+    } else if (cJSON_IsBool(j)) {
+        lua_pushboolean(L, cJSON_IsTrue(j));
+    } else if (cJSON_IsNumber(j)) {
+        double v = j->valuedouble;
+        if (v == (double)(lua_Integer)v) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, v);
+    } else if (cJSON_IsString(j)) {
+        lua_pushstring(L, j->valuestring);
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+/* What a checkpoint says about itself: { meta = {key = value, ...} for the
+ * metadata keys the workbench and its converters write, net = the net spec
+ * of a converted file ({"unet", channels = ...}, from unet_spec), precond }. */
+static int l_checkpoint_info(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    wb_st_file *f = wb_safetensors_open(path);
+    if (!f) return luaL_error(L, "wb.checkpoint_info: %s", wb_last_error());
+    static const char *const keys[] = {"kind", "net", "precond", "unet_spec", "net_resolved", "data_shape",
+                                       "converted_from", "source_sha256", "commit", "divergence", "steps", "format"};
+    lua_newtable(L);
+    lua_newtable(L);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = wb_safetensors_meta(f, keys[i]);
+        if (v) {
+            lua_pushstring(L, v);
+            lua_setfield(L, -2, keys[i]);
+        }
+    }
+    lua_setfield(L, -2, "meta");
+    const char *precond = wb_safetensors_meta(f, "precond");
+    lua_pushstring(L, precond ? precond : "edm");
+    lua_setfield(L, -2, "precond");
+    const char *spec = wb_safetensors_meta(f, "unet_spec"), *net = wb_safetensors_meta(f, "net");
+    cJSON *j = spec ? cJSON_Parse(spec) : NULL;
+    if (j && cJSON_IsObject(j)) {
+        push_json(L, j);
+        lua_pushstring(L, net ? net : "unet");
+        lua_rawseti(L, -2, 1);
+        lua_setfield(L, -2, "net");
+    }
+    cJSON_Delete(j);
+    wb_safetensors_close(f);
+    return 1;
+}
+
 /* ---- registration ------------------------------------------------------------------------- */
 void wb_lua_open_models(lua_State *L, int module, int registry) {
     static const luaL_Reg teacher_meta[] = {{"__gc", teacher_gc}, {"__tostring", teacher_tostring}, {NULL, NULL}};
@@ -465,6 +525,7 @@ void wb_lua_open_models(lua_State *L, int module, int registry) {
     wb_lua_new_class(L, TEACHER_TNAME, teacher_meta, teacher_methods, teacher_index);
     wb_lua_new_class(L, STUDENT_TNAME, student_meta, student_methods, student_index);
 
-    static const luaL_Reg funcs[] = {{"teacher", l_teacher}, {"distill", l_distill}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"teacher", l_teacher}, {"distill", l_distill},
+                                     {"checkpoint_info", l_checkpoint_info}, {NULL, NULL}};
     wb_lua_set_funcs(L, module, registry, funcs);
 }

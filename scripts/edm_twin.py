@@ -1,13 +1,14 @@
-"""tests/edm_twin.py — our own PyTorch twin of EDM's SongUNet (DDPM++ and
-NCSN++: positional or Fourier noise embedding, 'standard' or 'residual'
-encoder, 'standard' decoder, resample filter [1, 1] or [1, 3, 3, 1]) and of
-EDMPrecond, written from the
-published architecture (Karras et al. 2022, Song et al. 2021) with EDM's
-state-dict names and layout — so a converter test can make an EDM-style
-snapshot without EDM's code. Also: pickling these modules the way EDM's
+"""scripts/edm_twin.py — our own PyTorch implementation of EDM's networks,
+written from the published architecture (Karras et al. 2022; Song et al.
+2021; Dhariwal & Nichol 2021) with EDM's state-dict names and layout:
+SongUNet (DDPM++ and NCSN++: positional or Fourier noise embedding, standard
+or residual encoder, standard decoder, resample filter [1, 1] or
+[1, 3, 3, 1]), DhariwalUNet (ADM), and the EDMPrecond / VPPrecond /
+VEPrecond wrappers. No EDM code: it is what `convert_edm.py check` runs an
+EDM snapshot's weights in (loaded as data) to compare with the workbench,
+and what the tests build EDM-style snapshots from — pickled the way EDM's
 torch_utils.persistence does (each network a call of
-_reconstruct_persistent_obj(meta) carrying source text), for
-tests/test_edm_parity.py and tests/test_convert_edm.py.
+_reconstruct_persistent_obj(meta) carrying source text).
 
 Shapes: x (B, C, H, W), sigma (B); D(x; σ) (B, C, H, W).
 """
@@ -425,6 +426,28 @@ def _persistent_reduce(self, protocol):
 
 
 Persisted.__reduce_ex__ = _persistent_reduce
+
+
+def from_snapshot(precond):
+    """The twin of a snapshot's network (an edm_pickle.Persistent precond),
+    built from its recorded constructor arguments, with its weights."""
+    import collections
+    import edm_pickle
+    kinds = {"EDMPrecond": EDMPrecond, "VPPrecond": VPPrecond, "VEPrecond": VEPrecond}
+    kw = dict(precond.init_kwargs)
+    for k in ("use_fp16", "sigma_min", "sigma_max"):
+        kw.pop(k, None)
+    if precond.class_name != "EDMPrecond":
+        kw.pop("sigma_data", None)
+    net = kinds[precond.class_name](**kw)
+    sd = edm_pickle.state_dict(precond)
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd]
+    if missing:
+        raise ValueError("the snapshot lacks %d tensors of the architecture it records (first: %s)" %
+                         (len(missing), missing[0]))
+    net.load_state_dict(collections.OrderedDict((k, sd[k]) for k in own), strict=True)
+    return net
 
 
 def save_snapshot(path, net, marker=None):
