@@ -47,26 +47,7 @@ def check(cond, what):
 
 
 # ---- a stand-in for EDM's persistence module, importable while pickling --------------
-def install_fake_persistence():
-    pers = types.ModuleType("torch_utils.persistence")
-
-    def _reconstruct_persistent_obj(meta):  # what loading EDM's pickle normally runs
-        exec(compile(meta["module_src"], "<pickled module>", "exec"), {})
-        return None
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    pers._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    pkg = types.ModuleType("torch_utils")
-    pkg.persistence = pers
-    sys.modules["torch_utils"] = pkg
-    sys.modules["torch_utils.persistence"] = pers
-    return pers
-
-
-def remove_fake_persistence():
-    sys.modules.pop("torch_utils.persistence", None)
-    sys.modules.pop("torch_utils", None)
+from edm_twin import install_fake_persistence, remove_fake_persistence  # noqa: E402
 
 
 class PersistentLike(torch.nn.Module):

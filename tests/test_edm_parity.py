@@ -19,7 +19,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 
 try:
     import torch
@@ -31,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import edm_twin  # noqa: E402
+from convert_edm import write_png  # noqa: E402
 
 CONVERT = os.path.join(os.path.dirname(HERE), "scripts", "convert_edm.py")
 TOL = 1e-5
@@ -44,19 +44,6 @@ def check(cond, what):
     else:
         failed += 1
         print("FAIL: " + what)
-
-
-def write_png(path, w, h):
-    """An RGB PNG (the png-folder data set only lends its shape)."""
-    raw = b"".join(b"\x00" + bytes((x * 13 + y * 7) % 256 for x in range(w * 3)) for y in range(h))
-
-    def chunk(kind, data):
-        c = struct.pack(">I", len(data)) + kind + data
-        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
-                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 LUA = r'''
