@@ -194,7 +194,7 @@ static int plan_make(conv_plan *p, const wb_conv_geom *g) {
     TRY(cudnnSetConvolution2dDescriptor(p->conv, g->ph, g->pw, g->sh, g->sw, 1, 1, CUDNN_CROSS_CORRELATION,
                                         CUDNN_DATA_FLOAT),
         "convolution descriptor");
-    TRY(cudnnSetConvolutionMathType(p->conv, env_tf32() ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH),
+    TRY(cudnnSetConvolutionMathType(p->conv, env_tf32() ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
         "math type");
     int n, c, h, w; /* our output shape must be cuDNN's */
     TRY(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w), "output shape");
