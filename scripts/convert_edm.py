@@ -324,11 +324,45 @@ def write_png(path, w, h, channels=3):
                 chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def check_inputs(res, ch):
+    """The fixed inputs of `check`: x (len(CHECK_SIGMAS), ch, res, res), float32
+    values held in float64 (what the workbench reads), and σ."""
+    import torch
+    g = torch.Generator().manual_seed(7)
+    sig = torch.tensor(CHECK_SIGMAS, dtype=torch.float64)
+    x = (torch.randn(len(sig), ch, res, res, generator=g, dtype=torch.float64) *
+         (sig.reshape(-1, 1, 1, 1) ** 2 + 0.25).sqrt()).float().double()
+    return x, sig
+
+
+def prepare_check_dir(d, x, sig):
+    """A folder the workbench side of `check` runs in: check.lua, x.txt (σ then
+    the row on each line) and a one-image PNG folder of x's geometry."""
+    with open(os.path.join(d, "x.txt"), "w") as f:
+        for i in range(len(sig)):
+            f.write("%.9g " % float(sig[i]) + " ".join("%.9g" % v for v in x[i].reshape(-1).tolist()) + "\n")
+    with open(os.path.join(d, "check.lua"), "w") as f:
+        f.write(CHECK_LUA)
+    os.makedirs(os.path.join(d, "png"), exist_ok=True)
+    write_png(os.path.join(d, "png", "shape.png"), x.shape[3], x.shape[2], x.shape[1])
+
+
+def run_check_lua(workbench, d, converted, ch, spec="", precond=""):
+    """The workbench side: D(x; σ) of x.txt into d.txt with the converted file
+    (spec / precond override what the file records). The CompletedProcess."""
+    import subprocess
+    cmd = [workbench, "run", os.path.join(d, "check.lua"), "dir=" + d, "init=" + converted, "ch=%d" % ch]
+    if spec:
+        cmd.append("spec=" + spec)
+    if precond:
+        cmd.append("precond=" + precond)
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
 def cmd_check(args):
     """The snapshot's weights in our PyTorch twin of its architecture
     (scripts/edm_twin.py, float64) against the converted file in the
     workbench, D(x; σ) at fixed inputs over σ ∈ [0.002, 80]."""
-    import subprocess
     import tempfile
     import torch
     import edm_twin
@@ -339,29 +373,17 @@ def cmd_check(args):
         return 1
     precond = nets[args.key]
     spec, shape = unet_spec_of(precond)
-    twin = edm_twin.from_snapshot(precond).double().eval()
-    res, ch = shape["resolution"], shape["in_channels"]
-    g = torch.Generator().manual_seed(7)
-    sig = torch.tensor(CHECK_SIGMAS, dtype=torch.float64)
-    x = (torch.randn(len(sig), ch, res, res, generator=g, dtype=torch.float64) *
-         (sig.reshape(-1, 1, 1, 1) ** 2 + 0.25).sqrt()).float().double()
-    labels = None
     if shape["label_dim"]:
-        labels = torch.zeros(len(sig), shape["label_dim"], dtype=torch.float64)
-        labels[torch.arange(len(sig)), torch.arange(len(sig)) % shape["label_dim"]] = 1
+        print("convert_edm check: %s is class-conditional (%d labels): teacher:denoise takes no labels yet, so "
+              "check cannot compare it" % (args.snapshot, shape["label_dim"]), file=sys.stderr)
+        return 1
+    twin = edm_twin.from_snapshot(precond).double().eval()
+    x, sig = check_inputs(shape["resolution"], shape["in_channels"])
     with torch.no_grad():
-        ref = twin(x, sig, labels) if labels is not None else twin(x, sig)
+        ref = twin(x, sig)
     d = tempfile.mkdtemp(prefix="wb_edm_check_")
-    with open(os.path.join(d, "x.txt"), "w") as f:
-        for i in range(len(sig)):
-            f.write("%.9g " % float(sig[i]) + " ".join("%.9g" % v for v in x[i].reshape(-1).tolist()) + "\n")
-    with open(os.path.join(d, "check.lua"), "w") as f:
-        f.write(CHECK_LUA)
-    os.makedirs(os.path.join(d, "png"))
-    write_png(os.path.join(d, "png", "shape.png"), res, res, ch)
-    p = subprocess.run([args.workbench, "run", os.path.join(d, "check.lua"), "dir=" + d, "init=" + args.converted,
-                        "res=%d" % res, "ch=%d" % ch, "labels=%d" % shape["label_dim"]],
-                       capture_output=True, text=True)
+    prepare_check_dir(d, x, sig)
+    p = run_check_lua(args.workbench, d, args.converted, shape["in_channels"])
     if p.returncode != 0:
         print("convert_edm check: the workbench failed:\n%s%s" % (p.stdout, p.stderr), file=sys.stderr)
         return 1
@@ -380,13 +402,16 @@ def cmd_check(args):
 
 # The workbench side of `check`: the converted teacher, data of the right
 # shape made on the fly (a one-image PNG folder: only its geometry matters),
-# D(x; σ) of the rows of x.txt (σ first on each line) into d.txt.
+# D(x; σ) of the rows of x.txt (σ first on each line) into d.txt. spec= and
+# precond= override what the file records (the tests load it into other nets).
 CHECK_LUA = r'''
 local wb = require "wb"
-local args = wb.args{ dir = "", init = "", res = 32, ch = 3, labels = 0 }
+local args = wb.args{ dir = "", init = "", ch = 3, spec = "", precond = "" }
 local info = wb.checkpoint_info(args.init)
+local net = args.spec ~= "" and assert(load("return " .. args.spec))() or info.net
+local precond = args.precond ~= "" and args.precond or info.precond
 local data = wb.data.images{ kind = "png-folder", path = args.dir .. "/png", channels = args.ch }
-local t = wb.teacher{ data = data, net = info.net, precond = info.precond, init = args.init, steps = 0, quiet = true }
+local t = wb.teacher{ data = data, net = net, precond = precond, init = args.init, steps = 0, quiet = true }
 local xs, sigmas = {}, {}
 for line in io.lines(args.dir .. "/x.txt") do
   local row = {}

@@ -471,10 +471,11 @@ class VPPrecond(EDMPrecond):
     """EDM's VP preconditioning (β_d 19.9, β_min 0.1, M 1000)."""
     edm_class = "VPPrecond"
 
-    def __init__(self, img_resolution, img_channels, label_dim=0, beta_d=19.9, beta_min=0.1, M=1000, **model_kwargs):
-        super().__init__(img_resolution, img_channels, label_dim=label_dim, **model_kwargs)
+    def __init__(self, img_resolution, img_channels, label_dim=0, beta_d=19.9, beta_min=0.1, M=1000,
+                 model_type="SongUNet", **model_kwargs):
+        super().__init__(img_resolution, img_channels, label_dim=label_dim, model_type=model_type, **model_kwargs)
         self.remember(img_resolution=img_resolution, img_channels=img_channels, label_dim=label_dim, beta_d=beta_d,
-                      beta_min=beta_min, M=M, model_type="SongUNet", **model_kwargs)
+                      beta_min=beta_min, M=M, model_type=model_type, **model_kwargs)
         self.beta_d, self.beta_min, self.M = beta_d, beta_min, M
 
     def forward(self, x, sigma, class_labels=None):
@@ -489,10 +490,10 @@ class VPPrecond(EDMPrecond):
 class VEPrecond(EDMPrecond):
     edm_class = "VEPrecond"
 
-    def __init__(self, img_resolution, img_channels, label_dim=0, **model_kwargs):
-        super().__init__(img_resolution, img_channels, label_dim=label_dim, **model_kwargs)
+    def __init__(self, img_resolution, img_channels, label_dim=0, model_type="SongUNet", **model_kwargs):
+        super().__init__(img_resolution, img_channels, label_dim=label_dim, model_type=model_type, **model_kwargs)
         self.remember(img_resolution=img_resolution, img_channels=img_channels, label_dim=label_dim,
-                      model_type="SongUNet", **model_kwargs)
+                      model_type=model_type, **model_kwargs)
 
     def forward(self, x, sigma, class_labels=None):
         sigma = sigma.reshape(-1, 1, 1, 1)

@@ -9,6 +9,10 @@ Cases: DDPM++ (positional embedding, attention, augment_dim 9, dropout
 Also: a converted file refuses to load into a net of another shape, and
 a VPPrecond network is refused by the converter, saying why.
 
+The comparison is scripts/convert_edm.py check itself (the snapshot's
+weights rebuilt in the twin from the pickle as data), so the user's parity
+report is what is tested.
+
 Run: /usr/bin/python3 tests/test_edm_parity.py WORKBENCH   ("N passed, M failed";
 "SKIP: ..." without torch)
 """
@@ -30,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 import edm_twin  # noqa: E402
-from convert_edm import write_png  # noqa: E402
+import convert_edm  # noqa: E402
 
 CONVERT = os.path.join(os.path.dirname(HERE), "scripts", "convert_edm.py")
 TOL = 1e-5
@@ -44,31 +48,6 @@ def check(cond, what):
     else:
         failed += 1
         print("FAIL: " + what)
-
-
-LUA = r'''
-local wb = require "wb"
-local args = wb.args{ dir = "", spec = "", init = "", precond = "edm" }
-local data = wb.data.images{ kind = "png-folder", path = args.dir .. "/png" }
-local spec = assert(load("return " .. args.spec))()
-local t = wb.teacher{ data = data, net = spec, init = args.init, steps = 0, quiet = true, precond = args.precond }
-local rows, sigmas = {}, {}
-for line in io.lines(args.dir .. "/x.txt") do
-  local row = {}
-  for v in line:gmatch("%S+") do row[#row + 1] = tonumber(v) end
-  sigmas[#sigmas + 1] = table.remove(row, 1)
-  rows[#rows + 1] = row
-end
-local d = t:denoise(wb.samples(rows), sigmas)
-local f = assert(io.open(args.dir .. "/d.txt", "w"))
-for i = 1, d:n() do
-  local out = {}
-  for j = 1, d:dim() do out[j] = ("%.9g"):format(d:get(i, j)) end
-  f:write(table.concat(out, " "), "\n")
-end
-f:close()
-print("denoised", d:n(), d:dim())
-'''
 
 
 def run_case(workbench, d, name, levels=2, precond="edm", adm=False, **kw):
@@ -91,29 +70,12 @@ def run_case(workbench, d, name, levels=2, precond="edm", adm=False, **kw):
     check(len(spec_line) == 1, "%s: convert prints the net spec:\n%s" % (name, p.stdout))
     spec = spec_line[0][len("net = "):]
     check(("precond = %s" % precond) in p.stdout, "%s: convert names the preconditioning:\n%s" % (name, p.stdout))
-    # the reference: the twin in float64
-    torch.manual_seed(7)
-    sigmas = torch.tensor([0.002, 0.02, 0.2, 2.0, 20.0, 80.0], dtype=torch.float64)
-    x = torch.randn(len(sigmas), 3, 16, 16, dtype=torch.float64) * (sigmas.reshape(-1, 1, 1, 1) ** 2 + 0.25).sqrt()
-    x32 = x.float().double()  # what the workbench reads (float32)
-    with torch.no_grad():
-        ref = net.double()(x32, sigmas)
-    with open(os.path.join(d, "x.txt"), "w") as f:
-        for i in range(len(sigmas)):
-            f.write("%.9g " % float(sigmas[i]) + " ".join("%.9g" % v for v in x32[i].reshape(-1).tolist()) + "\n")
-    p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + spec, "init=" + st,
-                        "precond=" + precond], capture_output=True, text=True)
-    check(p.returncode == 0, "%s: workbench failed:\n%s%s" % (name, p.stdout, p.stderr))
-    if p.returncode:
-        return
-    got = torch.tensor([[float(v) for v in line.split()] for line in open(os.path.join(d, "d.txt"))],
-                       dtype=torch.float64).reshape(ref.shape)
-    worst = 0.0
-    for i in range(len(sigmas)):
-        e = float((got[i] - ref[i]).abs().max() / ref[i].abs().max())
-        worst = max(worst, e)
-        check(e <= TOL, "%s: sigma %g: D differs by %.3g of its scale (tolerance %g)" % (name, sigmas[i], e, TOL))
-    print("%s: D(x; sigma) over sigma in [0.002, 80] matches the EDM twin to %.3g (tolerance %g)" % (name, worst, TOL))
+    # the parity report: the snapshot's weights in the twin (float64) against the workbench, per sigma
+    p = subprocess.run([sys.executable, CONVERT, "check", pkl, st, "--workbench", workbench, "--tol", str(TOL)],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, "%s: convert_edm.py check:\n%s%s" % (name, p.stdout, p.stderr))
+    worst = [l for l in p.stdout.splitlines() if "worst" in l]
+    print("%s: %s" % (name, worst[0] if worst else "no verdict"))
     return spec, st
 
 
@@ -123,10 +85,9 @@ def main():
         return 2
     workbench = sys.argv[1]
     d = tempfile.mkdtemp(prefix="wb_edm_parity_")
-    os.makedirs(os.path.join(d, "png"))
-    write_png(os.path.join(d, "png", "a.png"), 16, 16)
-    with open(os.path.join(d, "parity.lua"), "w") as f:
-        f.write(LUA)
+    # the workbench side of `check`, for loads into other nets than the file records
+    x, sig = convert_edm.check_inputs(16, 3)
+    convert_edm.prepare_check_dir(d, x, sig)
     r = run_case(workbench, d, "ddpmpp", augment_dim=9)
     run_case(workbench, d, "fourier", embedding_type="fourier", channel_mult_noise=2)
     # NCSN++: Fourier embedding, residual encoder, the [1, 3, 3, 1] filter (3 levels: two FIR downs and ups)
@@ -143,13 +104,11 @@ def main():
     if r:
         spec, st = r
         wrong = spec.replace("channels = 16", "channels = 8")
-        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + wrong, "init=" + st],
-                           capture_output=True, text=True)
+        p = convert_edm.run_check_lua(workbench, d, st, 3, spec=wrong)
         check(p.returncode != 0 and st in p.stderr, "a net of another shape refuses the file, naming it: %s" % p.stderr)
         # the same shapes with the other embedding: refused, naming the key
         other = spec.replace('embedding_convention = "edm"', 'embedding_convention = "workbench-1.0"')
-        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + other, "init=" + st],
-                           capture_output=True, text=True)
+        p = convert_edm.run_check_lua(workbench, d, st, 3, spec=other)
         check(p.returncode != 0 and "embedding_convention" in p.stderr and '"edm"' in p.stderr,
               "a workbench-1.0 net refuses an edm checkpoint: %s" % p.stderr)
         # a checkpoint from before nets recorded their layout (no net_resolved): unet 1.0's embedding
@@ -162,12 +121,10 @@ def main():
         text = json.dumps(header).encode()
         with open(legacy, "wb") as f:
             f.write(struct.pack("<Q", len(text)) + text + data)
-        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + spec,
-                            "init=" + legacy], capture_output=True, text=True)
+        p = convert_edm.run_check_lua(workbench, d, legacy, 3, spec=spec)
         check(p.returncode != 0 and "unet 1.0" in p.stderr and "workbench-1.0" in p.stderr,
               "an edm net refuses a pre-1.1 checkpoint, saying why: %s" % p.stderr)
-        p = subprocess.run([workbench, "run", os.path.join(d, "parity.lua"), "dir=" + d, "spec=" + other,
-                            "init=" + legacy], capture_output=True, text=True)
+        p = convert_edm.run_check_lua(workbench, d, legacy, 3, spec=other)
         check(p.returncode == 0, "a workbench-1.0 net loads a pre-1.1 checkpoint: %s" % p.stderr)
 
     # another preconditioning class: refused, saying what converts
