@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "wb/tensor.h"
+#include "cli/process_tuning.h"
 
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
@@ -83,6 +84,7 @@ static float *filled(int64_t n, float v) {
 }
 
 int main(int argc, char **argv) {
+    wb_process_tuning(argv); /* OMP_WAIT_POLICY, OPENBLAS_CORETYPE: as the workbench runs */
     int threads = 0, warmup = 3, iters = 15;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--threads") == 0) threads = atoi(argv[i + 1]);

@@ -33,6 +33,7 @@
 #include "engine/engine.h"
 #include "core/registry.h"
 #include "wb/backend.h"
+#include "cli/process_tuning.h"
 
 typedef struct bench_opts {
     int teacher, distill;
@@ -233,6 +234,7 @@ static wb_config_owned *mlp_config(const wb_plugin_desc *mlp) {
 }
 
 int main(int argc, char **argv) {
+    wb_process_tuning(argv); /* OMP_WAIT_POLICY, OPENBLAS_CORETYPE: as the workbench runs */
     bench_opts o = {.teacher = 1, .distill = 1, .batch = 256, .repeats = 3,
                     .t_n1 = 200, .t_n2 = 1200, .d_n1 = 50, .d_n2 = 350, .backend_name = "cpu"};
     for (int i = 1; i < argc; i++) {

@@ -4,6 +4,10 @@
  * 1,2,2, attention at 16×16, one block per level, positional embedding, no
  * dropout; or the plugin's `tiny` or `cifar10-ddpmpp` preset), of
  *
+ *   unet_forward      : one denoiser evaluation D(x; σ) without gradients
+ *                       (wb_net_denoise, EDM preconditioning), batch = the
+ *                       teacher batch, σ log-spaced over [0.002, 80] — what
+ *                       sampling with the teacher costs per step;
  *   unet_teacher_dsm  : one EDM DSM teacher step (wb_teacher_train), batch 32,
  *                       lr 2e-3, EMA 0.995;
  *   unet_distill_kl   : one distillation iteration (wb_distill), batch 16,
@@ -38,24 +42,29 @@
  *
  * Threads: --threads T calls openblas_set_num_threads(T) (the engine is
  * single-threaded outside OpenBLAS); without it OPENBLAS_NUM_THREADS rules.
+ * Memory: every line carries peak_rss_mb, the process's peak resident set
+ * so far (getrusage): run one --bench per process to compare peaks.
  * Output: one JSON object per line on stdout, `--params-only` just the
  * parameter counts (denoiser, encoder-only classifier, gan head) that
  * bench/torch_unet.py must reproduce.
  *
- *   bench_unet [--bench teacher|kl|dijs|distill|all] [--preset cpu|tiny|cifar10-ddpmpp]
+ *   bench_unet [--bench forward|teacher|kl|dijs|distill|all] [--preset cpu|tiny|cifar10-ddpmpp]
  *              [--backend cpu|cuda|cuda-emu] [--threads T] [--warmup W] [--iters N]
  *              [--teacher-batch B] [--distill-batch B] [--data DIR] [--params-only]
  *
  * A separate executable, never a CTest test.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "engine/engine.h"
 #include "engine/images.h"
 #include "core/registry.h"
 #include "wb/backend.h"
+#include "cli/process_tuning.h"
 
 /* OpenBLAS's own thread control (cblas.h of the pthreads build). */
 void openblas_set_num_threads(int num_threads);
@@ -64,7 +73,7 @@ int openblas_get_num_threads(void);
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef struct bench_opts {
-    int teacher, kl, dijs, params_only, threads;
+    int forward, teacher, kl, dijs, params_only, threads;
     const char *preset, *data, *backend_name;
     int64_t warmup, iters, teacher_batch, distill_batch;
     int channels; /* image channels: 1 (Fashion-MNIST), 3 for cifar10-ddpmpp */
@@ -72,7 +81,7 @@ typedef struct bench_opts {
 } bench_opts;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: bench_unet [--bench teacher|kl|dijs|distill|all] [--preset cpu|tiny|cifar10-ddpmpp]\n"
+    fprintf(f, "usage: bench_unet [--bench forward|teacher|kl|dijs|distill|all] [--preset cpu|tiny|cifar10-ddpmpp]\n"
                "                  [--backend cpu|cuda|cuda-emu] [--threads T] [--warmup W] [--iters N]\n"
                "                  [--teacher-batch B] [--distill-batch B] [--data DIR] [--params-only]\n");
 }
@@ -256,6 +265,8 @@ static void print_result(const char *bench, const bench_opts *o, int64_t batch, 
            (long long)params);
     if (ratio_params >= 0)
         printf(", \"ratio_params\": %lld", (long long)ratio_params);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) printf(", \"peak_rss_mb\": %.1f", (double)ru.ru_maxrss / 1024.0);
     printf("}\n");
     fflush(stdout);
 }
@@ -298,6 +309,60 @@ static int run_distill(const bench_opts *o, wb_teacher *teacher, wb_dataset *ds,
     return rc;
 }
 
+/* W + N evaluations of D(x; σ) with gradients off, each in a reset graph;
+ * statistics of the last N (wall clock around the call, after a backend
+ * wait). */
+static int run_forward(const bench_opts *o, const wb_netspec *den, int channels, step_times *st) {
+    const int64_t b = o->teacher_batch, dim = (int64_t)channels * 32 * 32;
+    wb_net_shape shape = {.channels = channels, .height = 32, .width = 32, .out_channels = channels};
+    wb_rng rng;
+    wb_rng_init(&rng, 7, 0);
+    wb_net *net = wb_net_new(den, &shape, o->be, &rng);
+    wb_graph *g = wb_graph_new(o->be);
+    float *x = malloc((size_t)(b * dim) * sizeof(float)), *sigma = malloc((size_t)b * sizeof(float));
+    double *ms = malloc((size_t)(o->warmup + o->iters) * sizeof(double));
+    int rc = -1;
+    if (!net || !g || !x || !sigma || !ms) {
+        fprintf(stderr, "bench_unet: forward: %s\n", wb_last_error());
+        goto done;
+    }
+    wb_graph_set_grad(g, 0);
+    wb_rng_normal(&rng, x, b * dim);
+    for (int64_t i = 0; i < b; i++) /* log-spaced over EDM's [0.002, 80] */
+        sigma[i] = (float)(0.002 * pow(80.0 / 0.002, b > 1 ? (double)i / (double)(b - 1) : 0.5));
+    for (int64_t i = 0; i < b * dim; i++) x[i] *= 1.0f + sigma[i / dim];
+    const int64_t xs[4] = {b, channels, 32, 32};
+    for (int64_t it = 0; it < o->warmup + o->iters; it++) {
+        wb_graph_reset(g);
+        wait_backend(o->be);
+        double t0 = wb_now_seconds();
+        wb_tensor *d = wb_net_denoise(net, g, wb_from_host(g, 4, xs, x), wb_from_host(g, 1, &b, sigma), NULL, NULL);
+        if (!d) {
+            fprintf(stderr, "bench_unet: forward: %s\n", wb_last_error());
+            goto done;
+        }
+        wait_backend(o->be);
+        ms[it] = 1e3 * (wb_now_seconds() - t0);
+    }
+    double *last = ms + o->warmup, sum = 0;
+    for (int64_t i = 0; i < o->iters; i++) sum += last[i];
+    qsort(last, (size_t)o->iters, sizeof(double), cmp_double);
+    st->median = o->iters % 2 ? last[o->iters / 2] : 0.5 * (last[o->iters / 2 - 1] + last[o->iters / 2]);
+    st->mean = sum / (double)o->iters;
+    st->min = last[0];
+    st->max = last[o->iters - 1];
+    fprintf(stderr, "bench_unet: forward arena high-water %.1f MB, parameters %.1f MB\n",
+            (double)wb_graph_arena_bytes(g) / 1048576.0, (double)wb_params_numel(net->params) * 4.0 / 1048576.0);
+    rc = 0;
+done:
+    free(ms);
+    free(x);
+    free(sigma);
+    wb_graph_free(g);
+    wb_net_free(net);
+    return rc;
+}
+
 /* Teacher, then the distillations with it; 0 on success. */
 static int run_benches(const bench_opts *o, const wb_netspec *den, const wb_netspec *backbone,
                        const param_counts *pc, const wb_plugin_desc *kl, const wb_plugin_desc *dijs,
@@ -320,6 +385,16 @@ static int run_benches(const bench_opts *o, const wb_netspec *den, const wb_nets
     }
     if (!ds) return 1;
 
+    step_times st;
+    if (o->forward) {
+        if (run_forward(o, den, o->channels, &st)) rc = 1;
+        else print_result("unet_forward", o, o->teacher_batch, &st, "synthetic", pc->unet, -1);
+    }
+    if (rc || !(o->teacher || o->kl || o->dijs)) {
+        wb_dataset_free(ds);
+        return rc;
+    }
+
     /* The teacher: benchmarked, then the teacher of both distillations. */
     wb_teacher_config tc;
     wb_teacher_config_default(&tc);
@@ -333,7 +408,6 @@ static int run_benches(const bench_opts *o, const wb_netspec *den, const wb_nets
     timed_ds tds;
     timed_init(&tds, ds, o->be, tc.steps + 8);
     wb_teacher *teacher = tds.stamps ? wb_teacher_train(&tds.base, den, &tc, NULL) : NULL;
-    step_times st;
     if (!teacher) {
         fprintf(stderr, "bench_unet: teacher: %s\n", wb_last_error());
         rc = 1;
@@ -374,14 +448,16 @@ static int run_benches(const bench_opts *o, const wb_netspec *den, const wb_nets
 
 static int parse_bench(bench_opts *o, const char *v) {
     int all = strcmp(v, "all") == 0, distill = strcmp(v, "distill") == 0;
+    o->forward = all || strcmp(v, "forward") == 0;
     o->teacher = all || strcmp(v, "teacher") == 0;
     o->kl = all || distill || strcmp(v, "kl") == 0;
     o->dijs = all || distill || strcmp(v, "dijs") == 0;
-    return o->teacher || o->kl || o->dijs ? 0 : -1;
+    return o->forward || o->teacher || o->kl || o->dijs ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
-    bench_opts o = {.teacher = 1, .kl = 1, .dijs = 1, .preset = "cpu", .data = FASHION_MNIST_DIR,
+    wb_process_tuning(argv); /* OMP_WAIT_POLICY, OPENBLAS_CORETYPE: as the workbench runs */
+    bench_opts o = {.forward = 1, .teacher = 1, .kl = 1, .dijs = 1, .preset = "cpu", .data = FASHION_MNIST_DIR,
                     .warmup = 3, .iters = 10, .teacher_batch = 32, .distill_batch = 16,
                     .backend_name = "cpu", .channels = 1};
     for (int i = 1; i < argc; i++) {

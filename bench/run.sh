@@ -24,6 +24,13 @@
 #                         holds a core, as on a shared 2-core machine.
 #        WB_CONV=auto|im2col|dnnl  the workbench's CPU convolution path
 #                         (bench/README.md, "oneDNN vs BLAS convolution")
+#        OPENBLAS_CORETYPE  OpenBLAS's kernel family, for BOTH sides; unset,
+#                         the one the workbench picks (`workbench version`,
+#                         host/cli/process_tuning.h), so torch's BLAS calls get
+#                         the same kernels
+#
+# The table also has each side's peak resident memory (peak_rss_mb: the
+# process's peak, so with one --bench per run it is that benchmark's).
 #
 # The UNet parameter counts of both sides are compared first (bench_unet
 # --params-only, passed to torch_unet.py --expect-params); a mismatch is a
@@ -77,8 +84,16 @@ else
     echo "run.sh: torch is not importable by $python: running the workbench side alone" >&2
 fi
 
-# "bench ms" pairs out of the JSON lines
+# "bench ms" pairs out of the JSON lines; "bench MB" for the peak memory
 extract() { sed -n 's/.*"bench": "\([^"]*\)".*"ms_per_iter": \([0-9.eE+-]*\).*/\1 \2/p'; }
+extract_rss() { sed -n 's/.*"bench": "\([^"]*\)".*"peak_rss_mb": \([0-9.eE+-]*\).*/\1 \2/p'; }
+
+# One BLAS kernel family for both sides (see the header).
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$build/workbench" ]; then
+    core="$("$build/workbench" version 2>/dev/null | sed -n 's/^blas *OpenBLAS, \([A-Za-z0-9]*\) kernels.*/\1/p')"
+    [ -n "$core" ] && export OPENBLAS_CORETYPE="$core"
+fi
+echo "== OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset, OpenBLAS decides} for both sides" >&2
 
 rows=()
 status=0
@@ -123,10 +138,13 @@ run_pair() {
         fi
         echo "$th_out"
     fi
+    local wrss trss
     while read -r name ms; do
         [ -n "$name" ] || continue
         tms="$(printf '%s\n' "$th_out" | extract | awk -v n="$name" '$1 == n { print $2 }')"
-        rows+=("$name $t $ms ${tms:-n/a}")
+        wrss="$(printf '%s\n' "$wb_out" | extract_rss | awk -v n="$name" '$1 == n { print $2 }')"
+        trss="$(printf '%s\n' "$th_out" | extract_rss | awk -v n="$name" '$1 == n { print $2 }')"
+        rows+=("$name $t $ms ${tms:-n/a} ${wrss:-n/a} ${trss:-n/a}")
     done < <(printf '%s\n' "$wb_out" | extract)
 }
 
@@ -151,11 +169,12 @@ done
 [ "${#rows[@]}" -gt 0 ] || exit 1
 echo
 echo "device: $device"
-printf '%-18s %7s %14s %10s %16s\n' benchmark threads workbench_ms torch_ms torch/workbench
+printf '%-18s %7s %14s %10s %16s %12s %12s\n' benchmark threads workbench_ms torch_ms torch/workbench wb_peak_MB \
+    torch_peak_MB
 for r in "${rows[@]}"; do
     set -- $r
     if [ "$4" = "n/a" ]; then ratio="n/a"; else ratio="$(awk -v a="$4" -v b="$3" 'BEGIN { printf "%.2f", a / b }')"; fi
-    printf '%-18s %7s %14.3f %10s %16s\n' "$1" "$2" "$3" "$4" "$ratio"
+    printf '%-18s %7s %14.3f %10s %16s %12s %12s\n' "$1" "$2" "$3" "$4" "$ratio" "$5" "$6"
 done
 [ "$have_torch" = 1 ] || echo "(torch not importable by $python: workbench side only)"
 exit "$status"

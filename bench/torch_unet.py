@@ -76,6 +76,7 @@ import gzip
 import json
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -538,7 +539,7 @@ def per_step_ms(fn, warmup, iters):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bench", choices=["teacher", "kl", "dijs", "distill", "all"], default="all",
+    ap.add_argument("--bench", choices=["forward", "teacher", "kl", "dijs", "distill", "all"], default="all",
                     help="distill = kl and dijs")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
@@ -591,7 +592,26 @@ def main():
                "max_ms": round(max(times), 3), "iters": len(times), "warmup": args.warmup,
                "data": "synthetic" if data.synthetic else "fashion-mnist", "torch": torch.__version__}
         out.update(extra or {})
+        # peak resident set of the process so far (ru_maxrss is KiB on Linux):
+        # run one --bench per process to compare peaks
+        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
         print(json.dumps(out), flush=True)
+
+    if args.bench in ("forward", "all"):
+        # D(x; σ) without gradients, σ log-spaced over [0.002, 80] (bench_unet's unet_forward)
+        b = args.teacher_batch
+        net = UNet(**arch).to(DEV).eval()
+        sigma = torch.tensor([0.002 * (80.0 / 0.002) ** (i / (b - 1) if b > 1 else 0.5) for i in range(b)],
+                             device=DEV)
+        x = torch.randn(b, in_ch, 32, 32, device=DEV) * (1.0 + sigma[:, None, None, None])
+
+        def forward():
+            with torch.no_grad():
+                denoise(net, x, sigma)
+        report("unet_forward", b, per_step_ms(forward, args.warmup, args.iters), {"params": counts[0]})
+        del net
+        if args.bench == "forward":
+            return 0
 
     # the teacher: benchmarked, and then the (briefly trained) teacher of the distillations
     t = Teacher(arch, data, args.teacher_batch)

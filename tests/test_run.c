@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "wb/cpu.h"
 #include "wb/atomic_file.h"
 #include "core/buildinfo.h"
 #include "wb/safetensors.h"
@@ -61,12 +62,18 @@ static void test_config_order(void **state) {
     char *text = wb_test_slurp(path);
     cJSON *back = cJSON_Parse(text);
     assert_non_null(back);
-    const char *order[] = {"kind", "workbench_version", "commit", "backend", "script", "args", "steps", "dataset"};
+    const char *order[] = {"kind", "workbench_version", "commit", "blas", "backend", "script", "args", "steps",
+                           "dataset"};
     const cJSON *it = back->child;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++, it = it->next) {
         assert_non_null(it);
+        /* "environment" (after "blas") only when a numerics variable is set,
+         * as CTest sets the thread counts */
+        if (strcmp(it->string, "environment") == 0 && strcmp(order[i], "backend") == 0) it = it->next;
         assert_string_equal(it->string, order[i]);
     }
+    const cJSON *blas = cJSON_GetObjectItemCaseSensitive(back, "blas");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(blas, "core")->valuestring, wb_cpu_blas_core());
     assert_null(it);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(back, "commit")->valuestring, wb_build_commit());
     assert_int_equal(text[strlen(text) - 1], '\n');

@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "engine/options.h"
 #include "cli/lua_wb.h"
+#include "cli/process_tuning.h"
 #include "core/registry.h"
 #include "report/results_table.h"
 #include "wb/tensor.h"
@@ -423,6 +424,7 @@ static int cmd_version(void) {
     printf("workbench %s\n", wb_build_version());
     printf("commit    %s\n", wb_build_commit());
     printf("lua       %s\n", LUA_RELEASE);
+    printf("blas      OpenBLAS, %s kernels, %s threads\n", wb_cpu_blas_core(), wb_cpu_blas_threading());
     const wb_backend *cpu = wb_backend_select("cpu");
     printf("backends  %s", cpu ? wb_backend_name(cpu) : "cpu (unavailable)");
     const wb_backend *cuda = wb_backend_cuda();
@@ -431,24 +433,8 @@ static int cmd_version(void) {
     return EXIT_SUCCESS;
 }
 
-#ifdef WB_HAVE_DNNL
-/* oneDNN's convolutions run on libgomp, whose worker threads spin after
- * every parallel region unless OMP_WAIT_POLICY=PASSIVE; between two
- * convolutions OpenBLAS's own threads then fight spinning ones for the same
- * cores (measured: 2-4x slower steps on 2 cores). libgomp reads the
- * variable once, when it is loaded — before main — so the executable sets
- * it and runs itself again, once. A user's own setting is left alone. */
-static void passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with libgomp's default (correct, maybe slower) */
-}
-#endif
-
 int main(int argc, char **argv) {
-#ifdef WB_HAVE_DNNL
-    passive_openmp(argv);
-#endif
+    wb_process_tuning(argv); /* may run this executable again, once */
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

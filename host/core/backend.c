@@ -145,3 +145,10 @@ void wb_backend_clear(const wb_backend *be) {
         if (st->finite_flags) st->finite_flags[i] = 0;
     st->n_finite_checks = 0;
 }
+
+void *wb_backend_alloc_zeroed(const wb_backend *be, size_t bytes) {
+    if (be->alloc_zeroed) return be->alloc_zeroed(bytes);
+    void *p = be->alloc(bytes);
+    if (p && bytes >= sizeof(float)) be->fill(p, (int64_t)(bytes / sizeof(float)), 0.0f);
+    return p;
+}

@@ -97,17 +97,23 @@ wb_tensor *wb_params_add(wb_params *ps, const char *name, int ndim, const int64_
 int wb_params_finalize(wb_params *ps, wb_rng *rng) {
     if (ps->finalized) return 0;
     size_t bytes = (size_t)(ps->numel ? ps->numel : 1) * sizeof(float);
-    ps->data = ps->be->alloc(bytes);
-    ps->grad = ps->be->alloc(bytes);
+    /* zeroed without touching where the backend can (wb/backend.h): the
+     * gradient of a net that is never trained, and zero-initialised
+     * weights, then cost no resident memory */
+    ps->data = wb_backend_alloc_zeroed(ps->be, bytes);
+    ps->grad = wb_backend_alloc_zeroed(ps->be, bytes);
     if (!ps->data || !ps->grad) {
         wb_set_error("params: out of memory (%zu bytes)", bytes);
         return -1;
     }
-    ps->be->fill(ps->data, ps->numel, 0.0f);
-    ps->be->fill(ps->grad, ps->numel, 0.0f);
-    float *host = malloc(bytes);
-    if (!host) return -1;
-    memset(host, 0, bytes);
+    /* initial values are drawn on the host: straight into the buffer on the
+     * CPU backend, else into a staging copy uploaded once */
+    int direct = ps->be->device == WB_DEVICE_CPU;
+    float *host = direct ? ps->data : calloc(1, bytes);
+    if (!host) {
+        wb_set_error("params: out of memory (%zu bytes of staging)", bytes);
+        return -1;
+    }
     for (int i = 0; i < ps->n; i++) {
         param_entry *p = ps->entries[i];
         float *dst = host + p->offset;
@@ -131,8 +137,10 @@ int wb_params_finalize(wb_params *ps, wb_rng *rng) {
         p->tensor.data = ps->data + p->offset;
         p->tensor.grad = ps->grad + p->offset;
     }
-    wb_backend_upload(ps->be, ps->data, host, bytes);
-    free(host);
+    if (!direct) {
+        wb_backend_upload(ps->be, ps->data, host, bytes);
+        free(host);
+    }
     ps->finalized = 1;
     return 0;
 }
@@ -258,15 +266,13 @@ wb_adam *wb_adam_new(wb_params *ps, float lr, float beta1, float beta2, float ep
     opt->weight_decay = weight_decay;
     opt->decoupled = decoupled;
     size_t bytes = (size_t)(ps->numel ? ps->numel : 1) * sizeof(float);
-    opt->m = ps->be->alloc(bytes);
-    opt->v = ps->be->alloc(bytes);
+    opt->m = wb_backend_alloc_zeroed(ps->be, bytes);
+    opt->v = wb_backend_alloc_zeroed(ps->be, bytes);
     if (!opt->m || !opt->v) {
         wb_adam_free(opt);
         wb_set_error("adam: out of memory");
         return NULL;
     }
-    ps->be->fill(opt->m, ps->numel, 0.0f);
-    ps->be->fill(opt->v, ps->numel, 0.0f);
     return opt;
 }
 

@@ -93,6 +93,67 @@ static void arena_reset(wb_arena *a) {
     a->total_used = 0;
 }
 
+/* ---- scopes ------------------------------------------------------------------ */
+wb_scope wb_scope_begin(wb_graph *g) {
+    wb_scope s = {0};
+    if (!g) return s;
+    s.chunk = g->data.chunks;
+    s.used = g->data.chunks ? g->data.chunks->used : 0;
+    s.total = g->data.total_used;
+    s.tape_len = g->n_tape;
+    s.backward_count = g->n_backward;
+    return s;
+}
+
+/* Copy `bytes` from src down to dst < src in pieces no longer than the gap,
+ * so no single copy overlaps (the backends' copy is memcpy-like). */
+static void copy_down(const wb_backend *be, char *dst, const char *src, size_t bytes) {
+    size_t gap = (size_t)(src - dst);
+    for (size_t off = 0; off < bytes; off += gap) be->copy(dst + off, src + off, bytes - off < gap ? bytes - off : gap);
+}
+
+wb_tensor *wb_scope_end(wb_graph *g, wb_scope scope, wb_tensor *keep) {
+    wb_arena *a = g ? &g->data : NULL;
+    wb_arena_chunk *mark = scope.chunk;
+    /* nothing to release: recorded nodes reference the scope's tensors, a
+     * backward ran inside it (its gradient buffers live there), or the scope
+     * began before the arena had memory */
+    if (!a || !mark || g->n_tape != scope.tape_len || g->n_backward != scope.backward_count) return keep;
+    /* keep's data, if it was made inside the scope: in the chunk that is
+     * current now, at or above the mark when that is still the mark's chunk */
+    char *kd = keep ? (char *)keep->data : NULL;
+    size_t kbytes = keep ? (((size_t)keep->numel * sizeof(float) + WB_ALIGN - 1) & ~(size_t)(WB_ALIGN - 1)) : 0;
+    wb_arena_chunk *cur = a->chunks;
+    int inside = kd && kd >= cur->base && kd < cur->base + cur->used && (cur != mark || kd >= mark->base + scope.used);
+    if (keep && kd && !inside) {
+        /* from outside the scope, or from an older chunk of it: is it below
+         * the mark? then the scope can go entirely */
+        int below = 0;
+        for (wb_arena_chunk *c = mark; c && !below; c = c->next)
+            if (kd >= c->base && kd < c->base + (c == mark ? scope.used : c->used)) below = 1;
+        if (!below) return keep; /* somewhere we cannot account for: keep all */
+        kbytes = 0;
+    }
+    if (kbytes && mark->size - scope.used < kbytes) return keep; /* no room at the mark */
+    char *dst = mark->base + scope.used;
+    if (kbytes && kd != dst) {
+        if (cur == mark) copy_down(g->be, dst, kd, kbytes);
+        else g->be->copy(dst, kd, kbytes);
+        keep->data = (float *)dst;
+    }
+    /* chunks made inside the scope go (first steps only: after a reset the
+     * arena is one chunk of the high-water size) */
+    while (a->chunks != mark) {
+        wb_arena_chunk *c = a->chunks;
+        a->chunks = c->next;
+        c->next = NULL;
+        arena_free_chunks(a, c);
+    }
+    mark->used = scope.used + kbytes;
+    a->total_used = scope.total + kbytes;
+    return keep;
+}
+
 /* ---- graph ------------------------------------------------------------------ */
 wb_graph *wb_graph_new(const wb_backend *be) {
     if (!be) {
@@ -118,6 +179,7 @@ void wb_graph_free(wb_graph *g) {
     arena_free_chunks(&g->data, g->data.chunks);
     arena_free_chunks(&g->meta, g->meta.chunks);
     free(g->tape);
+    free(g->free_grads);
     free(g);
 }
 
@@ -125,7 +187,10 @@ void wb_graph_reset(wb_graph *g) {
     arena_reset(&g->data);
     arena_reset(&g->meta);
     g->n_tape = 0;
+    g->n_free_grads = 0;
 }
+
+void wb_graph_retain_grads(wb_graph *g, int enabled) { g->retain_grads = enabled != 0; }
 
 void wb_graph_set_grad(wb_graph *g, int enabled) { g->grad_enabled = enabled != 0; }
 int wb_graph_grad_enabled(const wb_graph *g) { return g->grad_enabled; }
@@ -219,11 +284,49 @@ const char *wb_shape_str(const wb_tensor *t, char *buf, size_t n) {
     return buf;
 }
 
+static size_t grad_bytes(const wb_tensor *t) {
+    size_t bytes = (size_t)t->numel * sizeof(float);
+    return (bytes + WB_ALIGN - 1) & ~(size_t)(WB_ALIGN - 1);
+}
+
 float *wb_ensure_grad(wb_graph *g, wb_tensor *t) {
     if (t->grad) return t->grad;
-    t->grad = wb_arena_alloc(&g->data, (size_t)t->numel * sizeof(float));
+    size_t bytes = grad_bytes(t);
+    /* newest dead buffer of exactly this size first: it is the one most
+     * likely still in cache */
+    for (int i = g->n_free_grads - 1; i >= 0; i--) {
+        if (g->free_grads[i].bytes != bytes) continue;
+        t->grad = g->free_grads[i].ptr;
+        g->free_grads[i] = g->free_grads[--g->n_free_grads];
+        break;
+    }
+    if (!t->grad) t->grad = wb_arena_alloc(&g->data, (size_t)t->numel * sizeof(float));
     if (t->grad) g->be->fill(t->grad, t->numel, 0.0f);
     return t->grad;
+}
+
+/* After node n's backward nothing reads n->out's gradient again (the tape is
+ * in topological order: every consumer of n->out came later and has run),
+ * so its buffer joins the free list — the backward then holds the
+ * gradients of one "front" of the graph at a time, not of every
+ * intermediate, as torch does for non-leaf tensors. A full list just keeps
+ * the buffer (the arena still owns it). */
+static void release_grad(wb_graph *g, wb_tensor *out) {
+    if (!out->grad || out->numel == 0) return;
+    if (g->n_free_grads == g->cap_free_grads) {
+        int cap = g->cap_free_grads ? 2 * g->cap_free_grads : 64;
+        struct wb_grad_block *grown = realloc(g->free_grads, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            out->grad = NULL;
+            return;
+        }
+        g->free_grads = grown;
+        g->cap_free_grads = cap;
+    }
+    g->free_grads[g->n_free_grads].ptr = out->grad;
+    g->free_grads[g->n_free_grads].bytes = grad_bytes(out);
+    g->n_free_grads++;
+    out->grad = NULL;
 }
 
 /* ---- backward --------------------------------------------------------------- */
@@ -236,6 +339,7 @@ int wb_backward(wb_graph *g, wb_tensor *root, const wb_tensor *seed) {
         wb_set_error("backward: root does not require grad (nothing trainable upstream)");
         return -1;
     }
+    g->n_backward++;
     /* Intermediate grads from an earlier backward on this tape would leak
      * into this one; leaves (params, inputs) keep accumulating, as in torch. */
     for (int i = 0; i < g->n_tape; i++) g->tape[i]->out->grad = NULL;
@@ -265,6 +369,7 @@ int wb_backward(wb_graph *g, wb_tensor *root, const wb_tensor *seed) {
         g->bwd_failed = 0;
         n->backward(g, n);
         if (g->bwd_failed) return -1;
+        if (!g->retain_grads) release_grad(g, n->out);
     }
     return 0;
 }

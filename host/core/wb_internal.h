@@ -49,6 +49,13 @@ struct wb_graph {
     int grad_enabled;
     void *conv_ctx;   /* be->conv_ctx_new's context: fused convolutions; NULL = im2col */
     int bwd_failed;   /* a backward rule failed (message in wb_last_error()) */
+    /* Gradient buffers of intermediate tensors whose backward has run: dead
+     * for the rest of the step, so wb_ensure_grad hands them out again (exact
+     * byte size only) instead of growing the arena. Emptied by reset. */
+    struct wb_grad_block { float *ptr; size_t bytes; } *free_grads;
+    int n_free_grads, cap_free_grads;
+    int retain_grads; /* wb_graph_retain_grads: keep every intermediate grad */
+    int n_backward;   /* wb_backward calls so far (wb_scope_end checks it) */
 };
 
 void *wb_arena_alloc(wb_arena *a, size_t bytes);

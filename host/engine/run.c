@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 
+#include "wb/cpu.h"
 #include "wb/atomic_file.h"
 #include "core/buildinfo.h"
 #include "core/wb_internal.h"
@@ -222,8 +223,16 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
     move_items(rest, root);
     cJSON_AddStringToObject(build, "workbench_version", wb_build_version());
     cJSON_AddStringToObject(build, "commit", wb_build_commit());
+    /* the BLAS kernels as loaded (a kernel family changes GEMM's last digits) */
+    cJSON *blas = cJSON_AddObjectToObject(build, "blas");
+    if (!blas) goto oom;
+    cJSON_AddStringToObject(blas, "library", "OpenBLAS");
+    cJSON_AddStringToObject(blas, "core", wb_cpu_blas_core());
+    cJSON_AddStringToObject(blas, "threading", wb_cpu_blas_threading());
     /* the environment variables that change a backend's numbers, as set */
-    static const char *const numerics_env[] = {"WB_CONV", "WB_CUDA_TF32", "WB_CUDA_SYNC", "WB_EMU_SCHEDULE"};
+    static const char *const numerics_env[] = {"WB_CONV",         "WB_CUDA_TF32",      "WB_CUDA_SYNC",
+                                               "WB_EMU_SCHEDULE", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS",
+                                               "OPENBLAS_NUM_THREADS"};
     cJSON *env = NULL;
     for (size_t i = 0; i < sizeof numerics_env / sizeof numerics_env[0]; i++) {
         const char *v = getenv(numerics_env[i]);

@@ -220,7 +220,16 @@ struct wb_backend {
     void (*dmd_weight)(int64_t rows, int64_t cols, const float *x0, const float *d, const float *sigma, float *w);
     void (*dmd_weight_bwd)(int64_t rows, int64_t cols, const float *x0, const float *d, const float *sigma,
                            const float *dw, float *dx0, float *dd, float *dsigma);
+
+    /* [memory] Optional: `bytes` of zeroed memory, freed with free. A backend
+     * that can hand out zero pages without writing them (the CPU's fresh
+     * anonymous mappings) sets it, so buffers that may never be written — a
+     * frozen net's gradients — cost no resident memory. NULL: alloc + fill. */
+    void *(*alloc_zeroed)(size_t bytes);
 };
+
+/* be->alloc_zeroed, or be->alloc and a zero fill. NULL when out of memory. */
+void *wb_backend_alloc_zeroed(const wb_backend *be, size_t bytes);
 
 /* Transfers and status (host/core/backend.c). Every host <-> backend copy of
  * libwb goes through these two, so wb_backend_transfers counts them all. */

@@ -22,6 +22,20 @@ extern "C" {
 double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2,
                       int n_bandwidths);
 
+/* The BLAS under the CPU backend, as loaded in this process: its kernel
+ * family as OpenBLAS chose it ("Haswell", "SkylakeX", "Prescott", …: what
+ * OPENBLAS_CORETYPE overrides) and its threading ("openmp", "pthreads",
+ * "sequential"). Recorded in every run's config.json (they change the
+ * last digits of every GEMM). */
+const char *wb_cpu_blas_core(void);
+/* How many threads the CPU backend's own kernels (elementwise, optimiser,
+ * group norm, softmax) use on `work` floats of streaming work: 1 below 32768
+ * floats or without OpenMP, else OpenBLAS's thread count (the run's
+ * --threads / OMP_NUM_THREADS), at most one per 16384 floats. Splits never
+ * change a result (kernels/cpu/cpu_parallel.h). */
+int wb_cpu_par_threads(int64_t work);
+const char *wb_cpu_blas_threading(void);
+
 #pragma GCC visibility pop
 #ifdef __cplusplus
 }

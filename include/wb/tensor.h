@@ -74,6 +74,32 @@ void wb_graph_set_grad(wb_graph *g, int enabled); /* off: ops record nothing */
 int wb_graph_grad_enabled(const wb_graph *g);
 const wb_backend *wb_graph_backend(const wb_graph *g);
 size_t wb_graph_arena_bytes(const wb_graph *g); /* high-water mark, for tuning */
+/* Off (default): wb_backward recycles the gradient buffer of every op output
+ * once that op's backward has run, so after a backward only leaves (inputs
+ * made with wb_leaf, parameters) have .grad — torch's rule for non-leaf
+ * tensors. On: every intermediate keeps its .grad (debugging, tests). */
+void wb_graph_retain_grads(wb_graph *g, int enabled);
+
+/* Memory scopes, for forwards that record nothing (grad mode off, or no
+ * input requiring grad): everything allocated in g's arena after
+ * wb_scope_begin is released by wb_scope_end except `keep`, whose data is
+ * moved down to where the scope began (its header — the same pointer —
+ * is updated, so feature lists or skip arrays that hold it stay right).
+ * Every OTHER tensor made inside the scope is dead afterwards: use scopes
+ * around a block whose only result is `keep` (the unet plugin wraps each
+ * residual block). When the tape grew inside the scope (a backward will
+ * need those tensors) wb_scope_end releases nothing. A network's peak then
+ * holds its long-lived tensors plus one block's temporaries, as an eager
+ * framework that frees on the last reference does. Scopes nest. */
+typedef struct wb_scope {
+    void *chunk;      /* the arena chunk that was current at begin */
+    size_t used;      /* its fill level then */
+    size_t total;     /* the arena's total then */
+    int tape_len;     /* the tape's length then */
+    int backward_count; /* backwards run on the graph until then */
+} wb_scope;
+wb_scope wb_scope_begin(wb_graph *g);
+wb_tensor *wb_scope_end(wb_graph *g, wb_scope scope, wb_tensor *keep);
 
 /* New arena tensors. _new leaves data uninitialised, _zeros clears it,
  * _from copies numel floats from host memory. */

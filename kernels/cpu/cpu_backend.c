@@ -9,6 +9,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,23 +17,118 @@
 #include "wb/backend.h"
 #include "wb/cpu.h" /* wb_cpu_rbf_sum: public, so declared before it is defined */
 #include "cpu_kernels.h" /* image-op kernels (cpu_conv.c, cpu_norm.c) */
+#include "cpu_parallel.h"  /* OpenMP teams over independent pieces */
 
-
-static void *cpu_alloc(size_t bytes) {
-    size_t rounded = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, rounded ? rounded : 64);
+int wb_cpu_par_threads(int64_t work) {
+#ifdef _OPENMP
+    if (work < WB_PAR_MIN_WORK) return 1;
+    int nt = openblas_get_num_threads();
+    int64_t most = 2 * work / WB_PAR_MIN_WORK;
+    if (nt > most) nt = (int)most;
+    return nt < 1 ? 1 : nt;
+#else
+    (void)work;
+    return 1;
+#endif
 }
-static void cpu_free(void *p) { free(p); }
+
+/* p + lo, or NULL for an operand a kernel does not read */
+static inline const float *at(const float *p, int64_t lo) { return p ? p + lo : NULL; }
+static inline float *at_w(float *p, int64_t lo) { return p ? p + lo : NULL; }
+
+/* Run STMT (which uses lo, hi) on each thread's aligned piece of [0, n),
+ * or once over all of it when one thread is enough. */
+#define WB_SPLIT_FLAT(n, STMT)                                                              \
+    do {                                                                                    \
+        int nt_ = wb_cpu_par_threads(n);                                                    \
+        if (nt_ <= 1) {                                                                     \
+            int64_t lo = 0, hi = (n);                                                       \
+            STMT;                                                                           \
+        } else {                                                                            \
+            WB_PARALLEL(nt_) {                                                              \
+                int64_t lo, hi;                                                             \
+                wb_par_range((n), WB_PAR_ALIGN, wb_par_thread(), wb_par_team(), &lo, &hi);  \
+                if (hi > lo) STMT;                                                          \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+/* The same over `units` independent rows/blocks of `per_unit` floats each. */
+#define WB_SPLIT_UNITS(units, per_unit, STMT)                                               \
+    do {                                                                                    \
+        int64_t units_ = (units), work_ = units_ * (int64_t)(per_unit);                     \
+        int nt_ = units_ > 1 ? wb_cpu_par_threads(work_) : 1;                               \
+        if (nt_ > units_) nt_ = (int)units_;                                                \
+        if (nt_ <= 1) {                                                                     \
+            int64_t lo = 0, hi = units_;                                                    \
+            STMT;                                                                           \
+        } else {                                                                            \
+            WB_PARALLEL(nt_) {                                                              \
+                int64_t lo, hi;                                                             \
+                wb_par_range(units_, 1, wb_par_thread(), wb_par_team(), &lo, &hi);          \
+                if (hi > lo) STMT;                                                          \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+
+/* Memory: every block carries a 64-byte header saying how it was made, so
+ * free can undo it. Blocks of CPU_MAP_MIN bytes and more (arena chunks,
+ * parameter buffers) are their own anonymous mappings: zero pages the
+ * kernel supplies on first touch (alloc_zeroed costs nothing until
+ * written) and returned to the system on free, advised for transparent
+ * huge pages where the system allows it (madvise mode) — a 2 MiB page per
+ * fault instead of 4 KiB, so a first step over gigabytes of fresh
+ * activations takes ~500× fewer page faults. Smaller blocks come from the
+ * heap. */
+#define CPU_MAP_MIN ((size_t)1 << 20)
+#define CPU_HDR 64
+enum { CPU_BLOCK_HEAP = 0x68656170, CPU_BLOCK_MAP = 0x6d6d6170 };
+typedef struct cpu_block {
+    uint32_t kind;
+    size_t mapped; /* bytes of the mapping, header included (CPU_BLOCK_MAP) */
+} cpu_block;
+
+static void *cpu_alloc_impl(size_t bytes, int zero) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    if (rounded >= CPU_MAP_MIN) {
+        size_t total = rounded + CPU_HDR;
+        char *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(base, total, MADV_HUGEPAGE); /* advice only: ignored where THP is off */
+#endif
+        cpu_block *h = (cpu_block *)base;
+        h->kind = CPU_BLOCK_MAP;
+        h->mapped = total;
+        return base + CPU_HDR;
+    }
+    char *base = aligned_alloc(64, rounded + CPU_HDR);
+    if (!base) return NULL;
+    ((cpu_block *)base)->kind = CPU_BLOCK_HEAP;
+    if (zero) memset(base + CPU_HDR, 0, rounded);
+    return base + CPU_HDR;
+}
+static void *cpu_alloc(size_t bytes) { return cpu_alloc_impl(bytes, 0); }
+static void *cpu_alloc_zeroed(size_t bytes) { return cpu_alloc_impl(bytes, 1); }
+static void cpu_free(void *p) {
+    if (!p) return;
+    cpu_block *h = (cpu_block *)((char *)p - CPU_HDR);
+    if (h->kind == CPU_BLOCK_MAP) munmap(h, h->mapped);
+    else free(h);
+}
 static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memmove(dst, src, bytes);
 }
-static void cpu_fill(float *dst, int64_t n, float v) {
+static void fill_range(float *dst, int64_t n, float v) {
     if (v == 0.0f) {
         memset(dst, 0, (size_t)n * sizeof(float));
         return;
     }
     for (int64_t i = 0; i < n; i++) dst[i] = v;
 }
+static void cpu_fill(float *dst, int64_t n, float v) { WB_SPLIT_FLAT(n, fill_range(dst + lo, hi - lo, v)); }
 
 static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
@@ -47,8 +143,8 @@ static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha, const flo
 }
 
 /* ---- reductions and copies ----------------------------------------------------- */
-static void cpu_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
-    for (int64_t r = 0; r < rows; r++) {
+static void sum_rows_range(int64_t r0, int64_t r1, int64_t cols, const float *x, float *y) {
+    for (int64_t r = r0; r < r1; r++) {
         /* accumulate in double: means over large batches stay exact enough */
         double acc = 0.0;
         const float *xr = x + r * cols;
@@ -56,12 +152,15 @@ static void cpu_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
         y[r] = (float)acc;
     }
 }
+static void cpu_sum_rows(int64_t rows, int64_t cols, const float *x, float *y) {
+    WB_SPLIT_UNITS(rows, cols, sum_rows_range(lo, hi, cols, x, y));
+}
 
 
 
-static void cpu_copy_2d(int64_t rows, int64_t cols, const float *src, int64_t src_stride, float *dst,
-                        int64_t dst_stride, int accumulate) {
-    for (int64_t r = 0; r < rows; r++) {
+static void copy_2d_range(int64_t r0, int64_t r1, int64_t cols, const float *src, int64_t src_stride, float *dst,
+                          int64_t dst_stride, int accumulate) {
+    for (int64_t r = r0; r < r1; r++) {
         const float *s = src + r * src_stride;
         float *d = dst + r * dst_stride;
         if (accumulate)
@@ -69,6 +168,15 @@ static void cpu_copy_2d(int64_t rows, int64_t cols, const float *src, int64_t sr
         else
             memcpy(d, s, (size_t)cols * sizeof(float));
     }
+}
+static void cpu_copy_2d(int64_t rows, int64_t cols, const float *src, int64_t src_stride, float *dst,
+                        int64_t dst_stride, int accumulate) {
+    /* rows are disjoint in dst when its stride covers a row */
+    if (dst_stride < cols) {
+        copy_2d_range(0, rows, cols, src, src_stride, dst, dst_stride, accumulate);
+        return;
+    }
+    WB_SPLIT_UNITS(rows, cols, copy_2d_range(lo, hi, cols, src, src_stride, dst, dst_stride, accumulate));
 }
 
 /* f_i = max_period^(-i/half): EDM's PositionalEmbedding (endpoint = False).
@@ -122,7 +230,8 @@ WB_EW_DECLARE(unary, (wb_unary_op op, int64_t n, const float *x, float *y, float
 WB_EW_DECLARE(unary_bwd, (wb_unary_op op, int64_t n, const float *x, const float *y, const float *dy, float *dx, float alpha))
 WB_EW_DECLARE(binary, (wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, float *y))
 WB_EW_DECLARE(binary_bwd, (wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, const float *dy, float *da, float *db))
-WB_EW_DECLARE(sum_cols, (int64_t rows, int64_t cols, const float *x, float *y, int accumulate))
+WB_EW_DECLARE(binary_rows, (wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, float *y, int64_t r0, int64_t r1))
+WB_EW_DECLARE(sum_cols, (int64_t rows, int64_t cols, const float *x, float *y, int accumulate, int64_t c0, int64_t c1))
 WB_EW_DECLARE(bcast_rows_add, (int64_t rows, int64_t cols, const float *dy, float alpha, float *dx))
 WB_EW_DECLARE(axpy, (int64_t n, float alpha, const float *x, float *y))
 WB_EW_DECLARE(axpby, (int64_t n, float a, const float *x, float b, float *y))
@@ -145,34 +254,99 @@ static int use_avx2(void) {
 #endif
 
 static void cpu_unary(wb_unary_op op, int64_t n, const float *x, float *y, float alpha) {
-    WB_EW_CALL(unary, (op, n, x, y, alpha));
+    WB_SPLIT_FLAT(n, WB_EW_CALL(unary, (op, hi - lo, x + lo, y + lo, alpha)));
 }
 static void cpu_unary_bwd(wb_unary_op op, int64_t n, const float *x, const float *y, const float *dy, float *dx,
                           float alpha) {
-    WB_EW_CALL(unary_bwd, (op, n, x, y, dy, dx, alpha));
+    WB_SPLIT_FLAT(n, WB_EW_CALL(unary_bwd, (op, hi - lo, at(x, lo), at(y, lo), dy + lo, dx + lo, alpha)));
+}
+/* A flat (same shape or scalar operands) piece of a binary op as its own
+ * wb_bcast, so the kernel's flat loop runs on it unchanged. */
+static wb_bcast flat_piece(const wb_bcast *bc, int64_t lo, int64_t hi) {
+    wb_bcast p = *bc;
+    p.out_numel = hi - lo;
+    p.a_numel = bc->a_numel == 1 ? 1 : hi - lo;
+    p.b_numel = bc->b_numel == 1 ? 1 : hi - lo;
+    (void)lo;
+    return p;
+}
+static int is_flat(const wb_bcast *bc) {
+    int64_t n = bc->out_numel;
+    return (bc->a_numel == n || bc->a_numel == 1) && (bc->b_numel == n || bc->b_numel == 1);
 }
 static void cpu_binary(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, float *y) {
-    WB_EW_CALL(binary, (op, bc, a, b, y));
+    int64_t n = bc->out_numel;
+    if (is_flat(bc)) {
+        int64_t sa = bc->a_numel == 1 ? 0 : 1, sb = bc->b_numel == 1 ? 0 : 1;
+        WB_SPLIT_FLAT(n, {
+            wb_bcast piece = flat_piece(bc, lo, hi);
+            WB_EW_CALL(binary, (op, &piece, a + sa * lo, b + sb * lo, y + lo));
+        });
+        return;
+    }
+    const int64_t *s = bc->out_shape;
+    WB_SPLIT_UNITS(s[0] * s[1] * s[2], s[3], WB_EW_CALL(binary_rows, (op, bc, a, b, y, lo, hi)));
 }
 static void cpu_binary_bwd(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, const float *dy,
                            float *da, float *db) {
+    int64_t n = bc->out_numel;
+    if (bc->a_numel == n && bc->b_numel == n) { /* elementwise: pieces are independent */
+        WB_SPLIT_FLAT(n, {
+            wb_bcast piece = flat_piece(bc, lo, hi);
+            WB_EW_CALL(binary_bwd, (op, &piece, at(a, lo), at(b, lo), dy + lo, at_w(da, lo), at_w(db, lo)));
+        });
+        return;
+    }
+    /* broadcast operands accumulate across rows: one pass keeps their order */
     WB_EW_CALL(binary_bwd, (op, bc, a, b, dy, da, db));
 }
 static void cpu_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int accumulate) {
-    WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate));
+    if (cols < WB_PAR_ALIGN * 2) { /* few columns: one thread, all rows */
+        WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, 0, cols));
+        return;
+    }
+    int nt = wb_cpu_par_threads(rows * cols);
+    if (nt <= 1) {
+        WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, 0, cols));
+        return;
+    }
+    WB_PARALLEL(nt) {
+        int64_t lo, hi;
+        wb_par_range(cols, WB_PAR_ALIGN, wb_par_thread(), wb_par_team(), &lo, &hi);
+        if (hi > lo) WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, lo, hi));
+    }
+}
+static void bcast_rows_range(int64_t r0, int64_t r1, int64_t cols, const float *dy, float alpha, float *dx) {
+    WB_EW_CALL(bcast_rows_add, (r1 - r0, cols, dy + r0, alpha, dx + r0 * cols));
 }
 static void cpu_bcast_rows_add(int64_t rows, int64_t cols, const float *dy, float alpha, float *dx) {
-    WB_EW_CALL(bcast_rows_add, (rows, cols, dy, alpha, dx));
+    WB_SPLIT_UNITS(rows, cols, bcast_rows_range(lo, hi, cols, dy, alpha, dx));
 }
-static void cpu_axpy(int64_t n, float alpha, const float *x, float *y) { WB_EW_CALL(axpy, (n, alpha, x, y)); }
-static void cpu_axpby(int64_t n, float a, const float *x, float b, float *y) { WB_EW_CALL(axpby, (n, a, x, b, y)); }
+static void cpu_axpy(int64_t n, float alpha, const float *x, float *y) {
+    WB_SPLIT_FLAT(n, WB_EW_CALL(axpy, (hi - lo, alpha, x + lo, y + lo)));
+}
+static void cpu_axpby(int64_t n, float a, const float *x, float b, float *y) {
+    WB_SPLIT_FLAT(n, WB_EW_CALL(axpby, (hi - lo, a, x + lo, b, y + lo)));
+}
 static void cpu_adam(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
                      float eps, float wd, int decoupled, float bc1, float bc2) {
-    WB_EW_CALL(adam, (n, p, g, m, v, lr, beta1, beta2, eps, wd, decoupled, bc1, bc2));
+    WB_SPLIT_FLAT(n, WB_EW_CALL(adam, (hi - lo, p + lo, g + lo, m + lo, v + lo, lr, beta1, beta2, eps, wd, decoupled,
+                                       bc1, bc2)));
 }
 
 double wb_cpu_rbf_sum_generic(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh);
 double wb_cpu_rbf_sum_avx2(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh);
+
+/* OpenBLAS's own reports (cblas.h of its builds). */
+const char *wb_cpu_blas_core(void) { return openblas_get_corename(); }
+const char *wb_cpu_blas_threading(void) {
+    switch (openblas_get_parallel()) {
+    case 0: return "sequential";
+    case 1: return "pthreads";
+    case 2: return "openmp";
+    default: return "unknown";
+    }
+}
 
 /* Host-side helper for the MMD metric (not a backend op). */
 double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh) {
@@ -192,6 +366,7 @@ static const wb_backend cpu_backend = {
     .name = "cpu",
     .device = WB_DEVICE_CPU,
     .alloc = cpu_alloc,
+    .alloc_zeroed = cpu_alloc_zeroed,
     .free = cpu_free,
     .upload = cpu_copy,
     .download = cpu_copy,

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "cpu_kernels.h"
+#include "cpu_parallel.h" /* (sample, group) blocks, channels and rows split over threads */
 
 /* Blocked sums: 8 independent float lanes inside blocks of SUM_BLOCK
  * values (the compiler vectorises them without reassociating anything),
@@ -72,12 +73,14 @@ static void grad_sums(const float *dy, const float *x, int64_t n, float mu, doub
     *sdyx = t2;
 }
 
-void wb_cpu_group_norm(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
-                    const float *beta, float eps, float *y, float *mean, float *rstd) {
+/* Blocks u0..u1 of the (sample, group) blocks, u = n·G + g. */
+static void group_norm_blocks(int64_t u0, int64_t u1, int c, int64_t hw, int groups, const float *x,
+                              const float *gamma, const float *beta, float eps, float *y, float *mean, float *rstd) {
     const int cg = c / groups;
     const int64_t m = (int64_t)cg * hw;
-    for (int n = 0; n < b; n++) {
-        for (int gi = 0; gi < groups; gi++) {
+    for (int64_t u = u0; u < u1; u++) {
+        {
+            const int n = (int)(u / groups), gi = (int)(u % groups);
             const int64_t off = ((int64_t)n * c + (int64_t)gi * cg) * hw;
             const float *xs = x + off;
             /* a rough mean first (the first value), then Σ(x−x₀) and
@@ -108,16 +111,31 @@ void wb_cpu_group_norm(int b, int c, int64_t hw, int groups, const float *x, con
     }
 }
 
-void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
-                        const float *mean, const float *rstd, const float *dy, float *dx,
-                        float *dgamma, float *dbeta) {
+void wb_cpu_group_norm(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                    const float *beta, float eps, float *y, float *mean, float *rstd) {
+    const int64_t units = (int64_t)b * groups, per = (int64_t)(c / groups) * hw;
+    int nt = wb_cpu_par_threads(units * per);
+    if (nt > units) nt = (int)units;
+    if (nt <= 1) {
+        group_norm_blocks(0, units, c, hw, groups, x, gamma, beta, eps, y, mean, rstd);
+        return;
+    }
+    WB_PARALLEL(nt) {
+        int64_t lo, hi;
+        wb_par_range(units, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
+        if (hi > lo) group_norm_blocks(lo, hi, c, hw, groups, x, gamma, beta, eps, y, mean, rstd);
+    }
+}
+
+/* dγ, dβ for channels ch0..ch1 (each channel's sum over samples in order). */
+static void group_norm_bwd_params(int ch0, int ch1, int b, int c, int64_t hw, int groups, const float *x,
+                                  const float *mean, const float *rstd, const float *dy, float *dgamma,
+                                  float *dbeta) {
     const int cg = c / groups;
-    const int64_t m = (int64_t)cg * hw;
-    if (m == 0) return;
     /* One pass over (dy, x) per (sample, channel) gives Σdy and Σdy·(x−μ),
      * which is all of: dβ[ch] = Σ_n Σdy, dγ[ch] = Σ_n rstd·Σdy·(x−μ), and
      * the two block means of the dx formula below. */
-    for (int ch = 0; ch < c && (dgamma || dbeta); ch++) { /* channel-outer: one accumulator per channel */
+    for (int ch = ch0; ch < ch1; ch++) { /* channel-outer: one accumulator per channel */
         const int gi = ch / cg;
         double sg = 0.0, sb = 0.0;
         for (int n = 0; n < b; n++) {
@@ -130,13 +148,21 @@ void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x,
         if (dgamma) dgamma[ch] += (float)sg;
         if (dbeta) dbeta[ch] += (float)sb;
     }
-    if (!dx) return;
-    /* With g = dy·γ (the gradient reaching x̂):
-     *   dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂))
-     * the two means being over the (sample, group) block x̂ was normalised
-     * over — the derivative of both μ and σ folded in. */
-    for (int n = 0; n < b; n++) {
-        for (int gi = 0; gi < groups; gi++) {
+}
+
+/* dx for the (sample, group) blocks u0..u1. With g = dy·γ (the gradient
+ * reaching x̂):
+ *   dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂))
+ * the two means being over the (sample, group) block x̂ was normalised
+ * over — the derivative of both μ and σ folded in. */
+static void group_norm_bwd_blocks(int64_t u0, int64_t u1, int c, int64_t hw, int groups, const float *x,
+                                  const float *gamma, const float *mean, const float *rstd, const float *dy,
+                                  float *dx) {
+    const int cg = c / groups;
+    const int64_t m = (int64_t)cg * hw;
+    for (int64_t u = u0; u < u1; u++) {
+        {
+            const int n = (int)(u / groups), gi = (int)(u % groups);
             const int64_t off = ((int64_t)n * c + (int64_t)gi * cg) * hw;
             const float muf = mean[n * groups + gi];
             const double r = rstd[n * groups + gi];
@@ -162,9 +188,42 @@ void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x,
     }
 }
 
-void wb_cpu_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y) {
-    if (cols <= 0) return;
-    for (int64_t rr = 0; rr < rows; rr++) {
+void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
+                        const float *mean, const float *rstd, const float *dy, float *dx,
+                        float *dgamma, float *dbeta) {
+    const int cg = c / groups;
+    const int64_t m = (int64_t)cg * hw, total = (int64_t)b * c * hw;
+    if (m == 0) return;
+    if (dgamma || dbeta) {
+        int nt = wb_cpu_par_threads(total);
+        if (nt > c) nt = c;
+        if (nt <= 1) {
+            group_norm_bwd_params(0, c, b, c, hw, groups, x, mean, rstd, dy, dgamma, dbeta);
+        } else {
+            WB_PARALLEL(nt) {
+                int64_t lo, hi;
+                wb_par_range(c, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
+                if (hi > lo) group_norm_bwd_params((int)lo, (int)hi, b, c, hw, groups, x, mean, rstd, dy, dgamma, dbeta);
+            }
+        }
+    }
+    if (!dx) return;
+    const int64_t units = (int64_t)b * groups;
+    int nt = wb_cpu_par_threads(total);
+    if (nt > units) nt = (int)units;
+    if (nt <= 1) {
+        group_norm_bwd_blocks(0, units, c, hw, groups, x, gamma, mean, rstd, dy, dx);
+        return;
+    }
+    WB_PARALLEL(nt) {
+        int64_t lo, hi;
+        wb_par_range(units, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
+        if (hi > lo) group_norm_bwd_blocks(lo, hi, c, hw, groups, x, gamma, mean, rstd, dy, dx);
+    }
+}
+
+static void softmax_range(int64_t r0, int64_t r1, int64_t cols, const float *x, float *y) {
+    for (int64_t rr = r0; rr < r1; rr++) {
         const float *xr = x + rr * cols;
         float *yr = y + rr * cols;
         /* subtract the row max: every exponent ≤ 0, so logits of any size
@@ -181,8 +240,23 @@ void wb_cpu_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y) {
     }
 }
 
-void wb_cpu_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
-    for (int64_t rr = 0; rr < rows; rr++) {
+void wb_cpu_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y) {
+    if (cols <= 0) return;
+    int nt = wb_cpu_par_threads(rows * cols);
+    if (nt > rows) nt = (int)rows;
+    if (nt <= 1) {
+        softmax_range(0, rows, cols, x, y);
+        return;
+    }
+    WB_PARALLEL(nt) {
+        int64_t lo, hi;
+        wb_par_range(rows, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
+        if (hi > lo) softmax_range(lo, hi, cols, x, y);
+    }
+}
+
+static void softmax_bwd_range(int64_t r0, int64_t r1, int64_t cols, const float *y, const float *dy, float *dx) {
+    for (int64_t rr = r0; rr < r1; rr++) {
         const float *yr = y + rr * cols, *dyr = dy + rr * cols;
         float *dxr = dx + rr * cols;
         /* ∂y_j/∂x_k = y_j(δ_jk − y_k)  ⇒  dx = y ⊙ (dy − Σ dy ⊙ y) */
@@ -190,5 +264,19 @@ void wb_cpu_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const f
         for (int64_t j = 0; j < cols; j++) dot += (double)dyr[j] * yr[j];
         const float d = (float)dot;
         for (int64_t j = 0; j < cols; j++) dxr[j] += yr[j] * (dyr[j] - d);
+    }
+}
+
+void wb_cpu_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+    int nt = wb_cpu_par_threads(rows * cols);
+    if (nt > rows) nt = (int)rows;
+    if (nt <= 1) {
+        softmax_bwd_range(0, rows, cols, y, dy, dx);
+        return;
+    }
+    WB_PARALLEL(nt) {
+        int64_t lo, hi;
+        wb_par_range(rows, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
+        if (hi > lo) softmax_bwd_range(lo, hi, cols, y, dy, dx);
     }
 }

@@ -571,6 +571,18 @@ static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *e
     return b->attn ? attention(u, g, h, b) : h;
 }
 
+/* One block inside a memory scope (wb/tensor.h): when the forward records
+ * nothing (sampling, the frozen teacher), the block's temporaries are
+ * released as it returns and only its output stays — the peak of a
+ * no-grad forward is the skips plus one block. The input concatenation
+ * of a decoder block happens inside too. */
+static wb_tensor *scoped_block(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *skip, wb_tensor *emb,
+                               const ublock *b) {
+    wb_scope sc = wb_scope_begin(g);
+    wb_tensor *y = block_forward(u, g, skip ? wb_concat(g, x, skip) : x, emb, b);
+    return wb_scope_end(g, sc, y);
+}
+
 /* [sin(tf), cos(tf)] halves of tf (B, h): EDM's layout (its embeddings give
  * [cos, sin], which SongUNet swaps). wb_sinusoidal at dim 2 (its only
  * frequency is 1) gives interleaved (cos, sin) pairs of every t·f. */
@@ -645,7 +657,7 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
     wb_tensor *h = NULL;
     wb_tensor *aux = x_in; /* residual encoder: the input, downsampled level by level */
     for (int l = 0; l < u->levels; l++) {
-        h = l == 0 ? wb_conv2d(g, x_in, u->conv_in.w, u->conv_in.b, 1, 1) : block_forward(u, g, h, emb, &u->enc[e++]);
+        h = l == 0 ? wb_conv2d(g, x_in, u->conv_in.w, u->conv_in.b, 1, 1) : scoped_block(u, g, h, NULL, emb, &u->enc[e++]);
         if (l > 0 && u->residual) {
             /* EDM's fused 3×3 conv + FIR down: conv with padding 1 + 1, then the
              * filter at stride 2 without padding; h = aux = (h + that)/√2 */
@@ -655,13 +667,13 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
         }
         skips[n_skips++] = h;
         for (int i = 0; i < u->n_blocks; i++) {
-            h = block_forward(u, g, h, emb, &u->enc[e++]);
+            h = scoped_block(u, g, h, NULL, emb, &u->enc[e++]);
             skips[n_skips++] = h;
         }
         add_feature(u, feats, l, h);
     }
-    h = block_forward(u, g, h, emb, &u->mid[0]);
-    h = block_forward(u, g, h, emb, &u->mid[1]);
+    h = scoped_block(u, g, h, NULL, emb, &u->mid[0]);
+    h = scoped_block(u, g, h, NULL, emb, &u->mid[1]);
     add_feature(u, feats, u->levels, h);
     if (!h) return NULL;
 
@@ -676,9 +688,8 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
     }
     int d = 0;
     for (int l = u->levels - 1; l >= 0; l--) {
-        if (l < u->levels - 1) h = block_forward(u, g, h, emb, &u->dec[d++]);
-        for (int i = 0; i <= u->n_blocks; i++)
-            h = block_forward(u, g, wb_concat(g, h, skips[--n_skips]), emb, &u->dec[d++]);
+        if (l < u->levels - 1) h = scoped_block(u, g, h, NULL, emb, &u->dec[d++]);
+        for (int i = 0; i <= u->n_blocks; i++) h = scoped_block(u, g, h, skips[--n_skips], emb, &u->dec[d++]);
     }
     return wb_conv2d(g, norm_silu(u, g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
 }
