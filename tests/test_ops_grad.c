@@ -218,6 +218,76 @@ static void test_grad_recycling(void **state) {
     assert_true(arena_recycled + 30 * 4096 * sizeof(float) < arena_kept);
 }
 
+/* Memory scopes (wb_scope_begin/end): a chain of blocks, each five ops of
+ * 64 Ki floats inside a scope that keeps only its last output. With the
+ * tape off the arena's high-water stays at a few blocks however long the
+ * chain (the first scope also crosses into new arena chunks), the values
+ * are the bits of the same chain without scopes, and headers kept by the
+ * caller (a "skip" list) see the moved data. With a tape (an input that
+ * requires grad) nothing is released and the gradient is the scope-free one. */
+enum { SCOPE_N = 65536, SCOPE_BLOCKS = 40 };
+
+static wb_tensor *scope_block(wb_graph *g, wb_tensor *h) {
+    wb_tensor *a = wb_silu(g, h), *b = wb_scale(g, a, 0.5f), *c = wb_add(g, b, h), *d = wb_tanh(g, c);
+    return wb_add_scalar(g, d, 0.01f);
+}
+
+static double scope_chain(int scoped, int with_grad, float *out, float *gx, size_t *high_water) {
+    wb_graph *g = wb_graph_new(wb_backend_cpu());
+    wb_graph_set_grad(g, with_grad);
+    static float xv[SCOPE_N];
+    for (int i = 0; i < SCOPE_N; i++) xv[i] = 0.0001f * (float)(i % 1013) - 0.05f;
+    int64_t n = SCOPE_N;
+    wb_tensor *x = wb_leaf(g, 1, &n, xv, with_grad), *h = x, *skips[SCOPE_BLOCKS];
+    for (int k = 0; k < SCOPE_BLOCKS; k++) {
+        wb_scope outer = wb_scope_begin(g);
+        if (scoped && k % 2) { /* nested: an inner scope inside every other block */
+            wb_scope inner = wb_scope_begin(g);
+            h = wb_scope_end(g, inner, scope_block(g, h));
+        } else {
+            h = scope_block(g, h);
+        }
+        h = scope_block(g, h);
+        if (scoped) h = wb_scope_end(g, outer, h);
+        skips[k] = h;
+    }
+    /* a scope whose kept tensor was made before it: released, kept intact */
+    wb_scope empty = wb_scope_begin(g);
+    (void)scope_block(g, h);
+    assert_ptr_equal(wb_scope_end(g, empty, skips[3]), skips[3]);
+    wb_tensor *sum = skips[0];
+    for (int k = 1; k < SCOPE_BLOCKS; k++) sum = wb_add(g, sum, skips[k]);
+    assert_non_null(sum);
+    assert_int_equal(wb_to_host(sum, out), 0);
+    if (with_grad) {
+        assert_int_equal(wb_backward(g, wb_sum(g, sum), NULL), 0);
+        assert_int_equal(wb_grad_to_host(x, gx), 0);
+    }
+    *high_water = wb_graph_arena_bytes(g);
+    wb_graph_free(g);
+    return 0;
+}
+
+static void test_memory_scopes(void **state) {
+    (void)state;
+    static float plain[SCOPE_N], scoped[SCOPE_N], gplain[SCOPE_N], gscoped[SCOPE_N];
+    size_t hw_plain, hw_scoped;
+    const size_t block_bytes = (size_t)SCOPE_N * sizeof(float);
+    scope_chain(0, 0, plain, NULL, &hw_plain);
+    scope_chain(1, 0, scoped, NULL, &hw_scoped);
+    assert_memory_equal(plain, scoped, sizeof plain);
+    /* plain: 10 tensors per block kept; scoped: the kept outputs + the sums
+     * + one block's temporaries */
+    assert_true(hw_plain >= (size_t)SCOPE_BLOCKS * 10 * block_bytes);
+    assert_true(hw_scoped <= (size_t)(2 * SCOPE_BLOCKS + 16) * block_bytes);
+    /* with a tape: scopes release nothing, gradients unchanged */
+    scope_chain(0, 1, plain, gplain, &hw_plain);
+    scope_chain(1, 1, scoped, gscoped, &hw_scoped);
+    assert_memory_equal(plain, scoped, sizeof plain);
+    assert_memory_equal(gplain, gscoped, sizeof gplain);
+    assert_true(hw_scoped >= (size_t)SCOPE_BLOCKS * 10 * block_bytes);
+}
+
 /* A second backward over the same tape: intermediates are recomputed from
  * scratch (not doubled), leaves accumulate — torch's retain_graph semantics. */
 static void test_second_backward(void **state) {
@@ -799,6 +869,7 @@ int main(void) {
         cmocka_unit_test(test_used_twice_accumulates),
         cmocka_unit_test(test_second_backward),
         cmocka_unit_test(test_grad_recycling),
+        cmocka_unit_test(test_memory_scopes),
         cmocka_unit_test(test_seeded_backward),
         cmocka_unit_test(test_graph_reset),
         cmocka_unit_test(test_grad_mode_off),

@@ -10,6 +10,10 @@
  *       hardly matters (measured ±3 % on the cifar10-ddpmpp step); with
  *       the pthread build, OpenBLAS's own threads fight spinning ones for
  *       the cores (2-4× slower steps on 2 cores), so passive is the default.
+ *   OMP_NUM_THREADS = OPENBLAS_NUM_THREADS  when only the latter is set: the
+ *       OpenMP-threaded OpenBLAS takes its count from OMP_NUM_THREADS and
+ *       ignores OPENBLAS_NUM_THREADS, which still means "this many threads"
+ *       to anyone who set it.
  *   OPENBLAS_CORETYPE=Haswell  OpenBLAS (DYNAMIC_ARCH) picks its kernels
  *       from the CPU's family/model numbers; a virtual machine that reports
  *       a generic model ("Intel Xeon Processor") gets the SSE3 "Prescott"
@@ -42,6 +46,9 @@ static int wb_blas_core_predates_avx2(const char *core) {
 static void wb_process_tuning(char **argv) {
     int again = 0;
     if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0) again = 1;
+    const char *blas_threads = getenv("OPENBLAS_NUM_THREADS");
+    if (blas_threads && *blas_threads && !getenv("OMP_NUM_THREADS") && setenv("OMP_NUM_THREADS", blas_threads, 1) == 0)
+        again = 1;
 #if defined(__x86_64__)
     if (!getenv("OPENBLAS_CORETYPE") && wb_blas_core_predates_avx2(wb_cpu_blas_core()) &&
         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&

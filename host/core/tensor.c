@@ -112,6 +112,23 @@ static void copy_down(const wb_backend *be, char *dst, const char *src, size_t b
     for (size_t off = 0; off < bytes; off += gap) be->copy(dst + off, src + off, bytes - off < gap ? bytes - off : gap);
 }
 
+/* The chunk of a holding address p among its live bytes, or NULL. */
+static wb_arena_chunk *chunk_of(const wb_arena *a, const char *p) {
+    for (wb_arena_chunk *c = a->chunks; c; c = c->next)
+        if (p >= c->base && p < c->base + c->used) return c;
+    return NULL;
+}
+
+/* Frees the chunks above `stop` in a's list (newest first); stop stays. */
+static void free_chunks_above(wb_arena *a, wb_arena_chunk *stop) {
+    while (a->chunks && a->chunks != stop) {
+        wb_arena_chunk *c = a->chunks;
+        a->chunks = c->next;
+        c->next = NULL;
+        arena_free_chunks(a, c);
+    }
+}
+
 wb_tensor *wb_scope_end(wb_graph *g, wb_scope scope, wb_tensor *keep) {
     wb_arena *a = g ? &g->data : NULL;
     wb_arena_chunk *mark = scope.chunk;
@@ -119,37 +136,39 @@ wb_tensor *wb_scope_end(wb_graph *g, wb_scope scope, wb_tensor *keep) {
      * backward ran inside it (its gradient buffers live there), or the scope
      * began before the arena had memory */
     if (!a || !mark || g->n_tape != scope.tape_len || g->n_backward != scope.backward_count) return keep;
-    /* keep's data, if it was made inside the scope: in the chunk that is
-     * current now, at or above the mark when that is still the mark's chunk */
+    /* chunks made inside the scope: those above the mark in the list */
+    wb_arena_chunk *first_new = NULL;
+    for (wb_arena_chunk *c = a->chunks; c && c != mark; c = c->next) first_new = c;
     char *kd = keep ? (char *)keep->data : NULL;
     size_t kbytes = keep ? (((size_t)keep->numel * sizeof(float) + WB_ALIGN - 1) & ~(size_t)(WB_ALIGN - 1)) : 0;
-    wb_arena_chunk *cur = a->chunks;
-    int inside = kd && kd >= cur->base && kd < cur->base + cur->used && (cur != mark || kd >= mark->base + scope.used);
-    if (keep && kd && !inside) {
-        /* from outside the scope, or from an older chunk of it: is it below
-         * the mark? then the scope can go entirely */
-        int below = 0;
-        for (wb_arena_chunk *c = mark; c && !below; c = c->next)
-            if (kd >= c->base && kd < c->base + (c == mark ? scope.used : c->used)) below = 1;
-        if (!below) return keep; /* somewhere we cannot account for: keep all */
-        kbytes = 0;
+    wb_arena_chunk *home = kd ? chunk_of(a, kd) : NULL;
+    if (kd && !home) return keep; /* not arena memory we know: release nothing */
+    int home_is_new = 0;
+    for (wb_arena_chunk *c = a->chunks; c && c != mark; c = c->next)
+        if (c == home) home_is_new = 1;
+    /* made inside the scope: in a chunk made inside it, or above the mark */
+    int inside = home && (home_is_new || (home == mark && kd >= mark->base + scope.used));
+    if (!inside) kbytes = 0; /* none, or made before the scope: it stays where it is */
+    /* where keep goes: down to the mark, or — when the mark's chunk has no
+     * room for it — to the start of the first chunk made inside the scope */
+    wb_arena_chunk *dst_chunk = mark;
+    size_t dst_off = scope.used;
+    if (kbytes && mark->size - scope.used < kbytes) {
+        if (!first_new || first_new->size < kbytes) return keep; /* nowhere to put it: keep all */
+        dst_chunk = first_new;
+        dst_off = 0;
     }
-    if (kbytes && mark->size - scope.used < kbytes) return keep; /* no room at the mark */
-    char *dst = mark->base + scope.used;
+    char *dst = dst_chunk->base + dst_off;
     if (kbytes && kd != dst) {
-        if (cur == mark) copy_down(g->be, dst, kd, kbytes);
+        if (home == dst_chunk) copy_down(g->be, dst, kd, kbytes);
         else g->be->copy(dst, kd, kbytes);
         keep->data = (float *)dst;
     }
-    /* chunks made inside the scope go (first steps only: after a reset the
-     * arena is one chunk of the high-water size) */
-    while (a->chunks != mark) {
-        wb_arena_chunk *c = a->chunks;
-        a->chunks = c->next;
-        c->next = NULL;
-        arena_free_chunks(a, c);
-    }
-    mark->used = scope.used + kbytes;
+    /* chunks made inside the scope go (first passes only: after a reset the
+     * arena is one chunk of the high-water size), except the one keep moved to */
+    free_chunks_above(a, dst_chunk);
+    dst_chunk->used = dst_off + kbytes;
+    if (dst_chunk != mark) mark->used = scope.used;
     a->total_used = scope.total + kbytes;
     return keep;
 }

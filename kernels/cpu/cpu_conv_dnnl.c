@@ -78,6 +78,7 @@ typedef struct conv_arg {
     int arg;        /* DNNL_ARG_* */
     int output;     /* written by the primitive */
     dnnl_memory_t user, mem;
+    size_t mem_bytes; /* mem's size when it is not `user` (its buffer: the context's slot for arg) */
     dnnl_primitive_t reorder; /* user→mem (input) or mem→user (output, summing when accumulating) */
 } conv_arg;
 
@@ -93,13 +94,46 @@ typedef struct conv_entry {
     conv_arg a[MAX_ARGS];
 } conv_entry;
 
+/* Buffers for the blocked copies, one per argument role and shared by all
+ * cached primitives (grown to the largest): a copy lives only during one
+ * run (or, for dY, from the weights pass to the data pass of the same
+ * backward, which use different roles otherwise), so keeping one per
+ * primitive — ~60 geometries × 3 kinds, hundreds of MB at batch 64 — would
+ * only hold memory. */
+#define N_SLOTS 8
 typedef struct dnnl_conv_ctx {
     int force;            /* WB_CONV=dnnl: every geometry, not just the ones oneDNN wins */
     dnnl_engine_t engine; /* created at the first convolution */
     dnnl_stream_t stream;
     conv_entry cache[CACHE_SIZE];
     int n, next_evict;
+    void *slot[N_SLOTS];
+    size_t slot_bytes[N_SLOTS];
 } dnnl_conv_ctx;
+
+static int slot_of(int arg) {
+    switch (arg) {
+    case DNNL_ARG_SRC: return 0;
+    case DNNL_ARG_WEIGHTS: return 1;
+    case DNNL_ARG_BIAS: return 2;
+    case DNNL_ARG_DST: return 3;
+    case DNNL_ARG_DIFF_DST: return 4;
+    case DNNL_ARG_DIFF_SRC: return 5;
+    case DNNL_ARG_DIFF_WEIGHTS: return 6;
+    default: return 7; /* DNNL_ARG_DIFF_BIAS */
+    }
+}
+
+/* The slot for `arg`, at least `bytes` long; NULL when out of memory. */
+static void *slot_buffer(dnnl_conv_ctx *ctx, int arg, size_t bytes) {
+    int i = slot_of(arg);
+    if (ctx->slot_bytes[i] >= bytes) return ctx->slot[i];
+    free(ctx->slot[i]);
+    size_t rounded = (bytes + 4095) & ~(size_t)4095;
+    ctx->slot[i] = aligned_alloc(4096, rounded);
+    ctx->slot_bytes[i] = ctx->slot[i] ? rounded : 0;
+    return ctx->slot[i];
+}
 
 /* "conv2d backward-data (oneDNN): creating the primitive: unimplemented;
  * x (8, 3, 32, 32), W (16, 3, 3, 3), stride (1, 1), pad (1, 1)" */
@@ -136,7 +170,8 @@ static dnnl_status_t add_arg(dnnl_conv_ctx *ctx, conv_entry *e, int arg, int out
         a->mem = a->user;
         return dnnl_success;
     }
-    if ((st = dnnl_memory_create(&a->mem, prim_md, ctx->engine, DNNL_MEMORY_ALLOCATE)) != dnnl_success) return st;
+    if ((st = dnnl_memory_create(&a->mem, prim_md, ctx->engine, DNNL_MEMORY_NONE)) != dnnl_success) return st;
+    a->mem_bytes = dnnl_memory_desc_get_size(prim_md);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     if ((st = dnnl_primitive_attr_create(&attr)) != dnnl_success) return st;
@@ -308,6 +343,11 @@ static int run(dnnl_conv_ctx *ctx, conv_entry *e, void *const *ptr, int shared_a
             continue;
         }
         if (ptr[i]) st = dnnl_memory_set_data_handle(a->user, ptr[i]);
+        if (st == dnnl_success && a->mem != a->user) {
+            what = "allocating a blocked copy";
+            void *buf = slot_buffer(ctx, a->arg, a->mem_bytes);
+            st = buf ? dnnl_memory_set_data_handle(a->mem, buf) : dnnl_out_of_memory;
+        }
         if (st == dnnl_success && !a->output && a->reorder) {
             what = "reordering an input";
             rargs[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, a->user};
@@ -438,6 +478,7 @@ void wb_cpu_conv_ctx_free(void *vctx) {
     dnnl_conv_ctx *ctx = vctx;
     if (!ctx) return;
     for (int i = 0; i < ctx->n; i++) entry_destroy(&ctx->cache[i]);
+    for (int i = 0; i < N_SLOTS; i++) free(ctx->slot[i]);
     if (ctx->stream) dnnl_stream_destroy(ctx->stream);
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     free(ctx);

@@ -548,10 +548,17 @@ static wb_tensor *attention(unet *u, wb_graph *g, wb_tensor *x, const ublock *b)
     return u->skip_scale != 1.0f ? wb_scale(g, r, u->skip_scale) : r;
 }
 
+/* A residual block. Its two halves run in memory scopes of their own
+ * (wb/tensor.h; no-ops when a tape is recorded), so a no-grad forward holds
+ * the block's input, the first conv's output and one half's temporaries at
+ * a time. */
 static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *emb, const ublock *b) {
     if (!x) return NULL;
     int64_t B = x->shape[0];
+    wb_scope first = wb_scope_begin(g);
     wb_tensor *h = wb_conv2d(g, resample(u, g, norm_silu(u, g, x, &b->norm0), b), b->conv0.w, b->conv0.b, 1, 1);
+    h = wb_scope_end(g, first, h);
+    wb_scope second = wb_scope_begin(g);
     if (u->adm) { /* adaptive scale: h = SiLU(shift + GN(h)·(scale + 1)) */
         int64_t as[4] = {B, 2 * (int64_t)b->cout, 1, 1};
         wb_tensor *ss = wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as);
@@ -564,7 +571,7 @@ static wb_tensor *block_forward(unet *u, wb_graph *g, wb_tensor *x, wb_tensor *e
         h = wb_add(g, h, wb_reshape(g, wb_linear(g, emb, b->affine.w, b->affine.b), 4, as));
         h = wb_dropout(g, norm_silu(u, g, h, &b->norm1), u->dropout, &u->rng);
     }
-    h = wb_conv2d(g, h, b->conv1.w, b->conv1.b, 1, 1);
+    h = wb_scope_end(g, second, wb_conv2d(g, h, b->conv1.w, b->conv1.b, 1, 1));
     wb_tensor *s = b->skip.w ? wb_conv2d(g, resample(u, g, x, b), b->skip.w, b->skip.b, 1, 0) : resample(u, g, x, b);
     h = wb_add(g, h, s);
     if (u->skip_scale != 1.0f) h = wb_scale(g, h, u->skip_scale);
@@ -672,8 +679,13 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
         }
         add_feature(u, feats, l, h);
     }
+    /* The middle and the decoder are chains: a block's output is dead once
+     * the next block has read it, so each output is moved down over its
+     * predecessor (`chain` is reused: its mark stays where the chain began,
+     * above every skip and captured feature). */
+    wb_scope chain = wb_scope_begin(g);
     h = scoped_block(u, g, h, NULL, emb, &u->mid[0]);
-    h = scoped_block(u, g, h, NULL, emb, &u->mid[1]);
+    h = wb_scope_end(g, chain, scoped_block(u, g, h, NULL, emb, &u->mid[1]));
     add_feature(u, feats, u->levels, h);
     if (!h) return NULL;
 
@@ -687,9 +699,11 @@ static wb_tensor *unet_forward(void *self, wb_graph *g, wb_tensor *x_in, wb_tens
         return wb_reshape(g, y, 4, ys);
     }
     int d = 0;
+    chain = wb_scope_begin(g); /* after the captured "mid" */
     for (int l = u->levels - 1; l >= 0; l--) {
-        if (l < u->levels - 1) h = scoped_block(u, g, h, NULL, emb, &u->dec[d++]);
-        for (int i = 0; i <= u->n_blocks; i++) h = scoped_block(u, g, h, skips[--n_skips], emb, &u->dec[d++]);
+        if (l < u->levels - 1) h = wb_scope_end(g, chain, scoped_block(u, g, h, NULL, emb, &u->dec[d++]));
+        for (int i = 0; i <= u->n_blocks; i++)
+            h = wb_scope_end(g, chain, scoped_block(u, g, h, skips[--n_skips], emb, &u->dec[d++]));
     }
     return wb_conv2d(g, norm_silu(u, g, h, &u->out_norm), u->out_conv.w, u->out_conv.b, 1, 1);
 }
