@@ -347,11 +347,19 @@ def prepare_check_dir(d, x, sig):
     write_png(os.path.join(d, "png", "shape.png"), x.shape[3], x.shape[2], x.shape[1])
 
 
-def run_check_lua(workbench, d, converted, ch, spec="", precond=""):
+def check_labels(n, label_dim):
+    """The class of each of the n check rows of a conditional net (row i: class
+    (7·i + 3) mod label_dim, so rows differ and large label sets are spread)."""
+    return [(7 * i + 3) % label_dim for i in range(n)]
+
+
+def run_check_lua(workbench, d, converted, ch, spec="", precond="", label_dim=0):
     """The workbench side: D(x; σ) of x.txt into d.txt with the converted file
-    (spec / precond override what the file records). The CompletedProcess."""
+    (spec / precond override what the file records; label_dim > 0: the rows
+    get check_labels' classes). The CompletedProcess."""
     import subprocess
-    cmd = [workbench, "run", os.path.join(d, "check.lua"), "dir=" + d, "init=" + converted, "ch=%d" % ch]
+    cmd = [workbench, "run", os.path.join(d, "check.lua"), "dir=" + d, "init=" + converted, "ch=%d" % ch,
+           "label_dim=%d" % label_dim]
     if spec:
         cmd.append("spec=" + spec)
     if precond:
@@ -373,17 +381,18 @@ def cmd_check(args):
         return 1
     precond = nets[args.key]
     spec, shape = unet_spec_of(precond)
-    if shape["label_dim"]:
-        print("convert_edm check: %s is class-conditional (%d labels): teacher:denoise takes no labels yet, so "
-              "check cannot compare it" % (args.snapshot, shape["label_dim"]), file=sys.stderr)
-        return 1
     twin = edm_twin.from_snapshot(precond).double().eval()
     x, sig = check_inputs(shape["resolution"], shape["in_channels"])
+    k = shape["label_dim"]
+    labels = None
+    if k:  # class-conditional: one class per row, one-hot as EDM's class_labels
+        labels = torch.zeros(len(sig), k, dtype=torch.float64)
+        labels[torch.arange(len(sig)), torch.tensor(check_labels(len(sig), k))] = 1.0
     with torch.no_grad():
-        ref = twin(x, sig)
+        ref = twin(x, sig, labels)
     d = tempfile.mkdtemp(prefix="wb_edm_check_")
     prepare_check_dir(d, x, sig)
-    p = run_check_lua(args.workbench, d, args.converted, shape["in_channels"])
+    p = run_check_lua(args.workbench, d, args.converted, shape["in_channels"], label_dim=k)
     if p.returncode != 0:
         print("convert_edm check: the workbench failed:\n%s%s" % (p.stdout, p.stderr), file=sys.stderr)
         return 1
@@ -406,12 +415,13 @@ def cmd_check(args):
 # precond= override what the file records (the tests load it into other nets).
 CHECK_LUA = r'''
 local wb = require "wb"
-local args = wb.args{ dir = "", init = "", ch = 3, spec = "", precond = "" }
+local args = wb.args{ dir = "", init = "", ch = 3, spec = "", precond = "", label_dim = 0 }
 local info = wb.checkpoint_info(args.init)
 local net = args.spec ~= "" and assert(load("return " .. args.spec))() or info.net
 local precond = args.precond ~= "" and args.precond or info.precond
 local data = wb.data.images{ kind = "png-folder", path = args.dir .. "/png", channels = args.ch }
-local t = wb.teacher{ data = data, net = net, precond = precond, init = args.init, steps = 0, quiet = true }
+local t = wb.teacher{ data = data, net = net, precond = precond, init = args.init, steps = 0, quiet = true,
+                      label_dim = args.label_dim }
 local xs, sigmas = {}, {}
 for line in io.lines(args.dir .. "/x.txt") do
   local row = {}
@@ -419,7 +429,12 @@ for line in io.lines(args.dir .. "/x.txt") do
   sigmas[#sigmas + 1] = table.remove(row, 1)
   xs[#xs + 1] = row
 end
-local d = t:denoise(wb.samples(xs), sigmas)
+local labels = nil -- convert_edm.check_labels: class (7·i + 3) mod label_dim of row i (0-based)
+if args.label_dim > 0 then
+  labels = {}
+  for i = 1, #xs do labels[i] = (7 * (i - 1) + 3) % args.label_dim end
+end
+local d = t:denoise(wb.samples(xs), sigmas, labels)
 local f = assert(io.open(args.dir .. "/d.txt", "w"))
 for i = 1, d:n() do
   local out = {}

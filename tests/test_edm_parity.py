@@ -93,12 +93,28 @@ def main():
     # NCSN++: Fourier embedding, residual encoder, the [1, 3, 3, 1] filter (3 levels: two FIR downs and ups)
     run_case(workbench, d, "ncsnpp", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
              resample_filter=[1, 3, 3, 1], levels=3)
-    # EDM's ADM (DhariwalUNet): 64 and 128 channels, so one- and two-head attention; class labels
+    # EDM's ADM (DhariwalUNet): 64 and 128 channels, so one- and two-head attention; unconditional and
+    # class-conditional (its ImageNet-64 model has 1000 classes; 10 here)
     run_case(workbench, d, "adm", model_type="DhariwalUNet", adm=True)
+    run_case(workbench, d, "adm_cond", model_type="DhariwalUNet", adm=True, label_dim=10)
+    # a class-conditional SongUNet (EDM's conditional CIFAR-10 DDPM++: label_dim 10, √label_dim scaling)
+    run_case(workbench, d, "ddpmpp_cond", label_dim=10)
     # EDM's VP and VE preconditioning (its DDPM++ VP and NCSN++ VE configurations)
     run_case(workbench, d, "vp", precond="vp")
     run_case(workbench, d, "ve", precond="ve", embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
              resample_filter=[1, 3, 3, 1])
+
+    # a conditional file without label_dim (its label layer would be dropped): refused, saying which to give;
+    # an unconditional one with label_dim: refused, naming the missing tensor
+    cond = os.path.join(d, "adm_cond.safetensors")
+    if os.path.exists(cond):
+        p = convert_edm.run_check_lua(workbench, d, cond, 3)
+        check(p.returncode != 0 and "class-conditional" in p.stderr and "label_dim = 10" in p.stderr,
+              "a conditional checkpoint without label_dim is refused: %s" % p.stderr)
+    if r:
+        p = convert_edm.run_check_lua(workbench, d, r[1], 3, label_dim=10)
+        check(p.returncode != 0 and "map_label.weight" in p.stderr,
+              "an unconditional checkpoint with label_dim is refused, naming the tensor: %s" % p.stderr)
 
     # the converted file in a net of another shape: refused, naming the tensor
     if r:

@@ -131,7 +131,9 @@ static void expect_record(const wb_option_table *tab, const void *config, const 
 
 static void test_config_json_numbers(void **state) {
     (void)state;
-    static const char *const teacher_keys[] = {"steps", "batch", "lr", "ema", "seed", "p_mean", "p_std", "single_sigma"};
+    static const char *const teacher_keys[] = {"steps",  "batch", "lr",           "ema",
+                                               "seed",   "p_mean", "p_std",       "single_sigma",
+                                               "label_dim"};
     static const char *const distill_keys[] = {
         "steps",      "batch",          "lr",              "lr_fake",     "lr_ratio", "beta1",     "fake_updates",
         "ratio_updates", "sigma_init",  "sigma_fixed",     "t_min",       "t_max",    "gan_weight", "normalize_bins",

@@ -102,9 +102,11 @@ static int teacher_sample(lua_State *L) {
     return 1;
 }
 
-/* teacher:denoise(x, sigma): D(x; σ) of the teacher (EDM preconditioning
- * included) for every row of the Samples x; sigma is one number for all
- * rows or an array of one per row. */
+/* teacher:denoise(x, sigma[, labels]): D(x; σ) of the teacher (EDM
+ * preconditioning included) for every row of the Samples x; sigma is one
+ * number for all rows or an array of one per row; labels (class-conditional
+ * teachers, label_dim > 0) an array of one class index per row, 0-based as
+ * EDM's, given to the net one-hot. */
 static int teacher_denoise(lua_State *L) {
     teacher_ud *t = check_teacher(L, 1);
     samples_ud *x = wb_lua_check_samples(L, 2);
@@ -141,6 +143,37 @@ static int teacher_denoise(lua_State *L) {
         }
         sigma[i] = (float)v;
     }
+    /* labels: one class per row → one-hot (n, label_dim) */
+    float *onehot = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        int k = sh->label_dim;
+        if (k <= 0) {
+            free(sigma);
+            return luaL_argerror(L, 4, "labels: this teacher is not class-conditional (label_dim 0)");
+        }
+        if (!lua_istable(L, 4)) {
+            free(sigma);
+            return luaL_argerror(L, 4, "labels: an array of one class index (0-based) per sample");
+        }
+        onehot = calloc((size_t)(n > 0 ? n : 1) * (size_t)k, sizeof(float));
+        if (!onehot) {
+            free(sigma);
+            return luaL_error(L, "Teacher:denoise: out of memory");
+        }
+        for (int64_t i = 0; i < n; i++) {
+            lua_rawgeti(L, 4, (lua_Integer)i + 1);
+            int ok = 0;
+            lua_Integer c = lua_tointegerx(L, -1, &ok);
+            lua_pop(L, 1);
+            if (!ok || c < 0 || c >= k) {
+                free(sigma);
+                free(onehot);
+                return luaL_error(L, "Teacher:denoise: labels[%I] must be a class index in 0..%d (want %I of them)",
+                                  (lua_Integer)i + 1, k - 1, (lua_Integer)n);
+            }
+            onehot[i * k + c] = 1.0f;
+        }
+    }
     samples_ud *out = wb_lua_samples_push_shaped(L, n, sh);
     wb_graph *g = wb_graph_new(t->t->be);
     int rc = -1;
@@ -151,10 +184,14 @@ static int teacher_denoise(lua_State *L) {
         if (!image) xs[1] = dim;
         wb_tensor *d = NULL;
         wb_tensor *xt = wb_from_host(g, image ? 4 : 2, xs, x->x), *st = wb_from_host(g, 1, &n, sigma);
-        if (xt && st && !wb_teacher_denoise(t->t, g, xt, st, &d) && d) rc = wb_to_host(d, out->x);
+        int64_t ls[2] = {n, sh->label_dim};
+        wb_tensor *lt = onehot ? wb_from_host(g, 2, ls, onehot) : NULL;
+        if (xt && st && (!onehot || lt) && !wb_teacher_denoise_labels(t->t, g, xt, st, lt, &d) && d)
+            rc = wb_to_host(d, out->x);
         wb_graph_free(g);
     }
     free(sigma);
+    free(onehot);
     if (rc) return luaL_error(L, "Teacher:denoise: %s", wb_last_error());
     return 1;
 }

@@ -112,6 +112,7 @@ typedef struct wb_teacher_config {
     const wb_backend *backend; /* NULL: wb_backend_select(NULL) ($WB_BACKEND, else cpu) */
     int grid;              /* images in a run's samples.png (image data); 0: no samples.png */
     int precond;           /* wb_precond: EDM (default), VP or VE — how D wraps the net */
+    int label_dim;         /* > 0: a class-conditional net (EDM's label_dim); loaded only (steps 0) */
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
 
@@ -136,6 +137,10 @@ wb_teacher *wb_teacher_exact(wb_dataset *ds, const wb_backend *be);
 void wb_teacher_free(wb_teacher *t);
 /* D_teacher(x, σ) on host buffers (n samples). */
 int wb_teacher_denoise(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor **out);
+/* The same with class labels (n, label_dim) one-hot rows for a conditional
+ * teacher (labels NULL: none, as wb_teacher_denoise). */
+int wb_teacher_denoise_labels(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor *labels,
+                              wb_tensor **out);
 /* EDM's deterministic Heun sampler at its default: 18 steps, 35 denoiser
  * evaluations (EDM Algorithm 1). The teacher's reference row, its sample
  * grids and wb.evaluate's teacher samples all use it. */

@@ -42,6 +42,10 @@ static const wb_option teacher_rows[] = {
     {"precond", WB_OPT_ENUM, WB_OPT_FIELD(T, precond), 0, 0, "edm|vp|ve", precond_values, 0, NULL,
      "the denoiser's preconditioning, EDM's EDMPrecond / VPPrecond / VEPrecond; the students' generator and fake "
      "score inherit it (training keeps EDM's σ distribution and loss weight)", 0},
+    {"label_dim", WB_OPT_INT, WB_OPT_FIELD(T, label_dim), 0, 1 << 20, NULL, NULL, 0, NULL,
+     "classes of a class-conditional net (EDM's `label_dim`: 1000 for ImageNet-64, 10 for conditional CIFAR-10); "
+     "loaded with `init` and `steps = 0` only (training reads no labels yet); `teacher:denoise(x, sigma, labels)` "
+     "takes a class per row", 0},
 };
 #undef T
 

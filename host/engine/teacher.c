@@ -82,10 +82,42 @@ static int check_precond(const char *path, wb_precond want) {
     return rc;
 }
 
+/* A class-conditional checkpoint (it has the label embedding) loaded into a
+ * net built without labels would lose that layer without a word: refused,
+ * saying which label_dim to give. -1 with the error set when it is one. */
+static int conditional_checkpoint(const char *path, const wb_named_params *as_teacher) {
+    wb_st_file *f = wb_safetensors_open(path);
+    if (!f) {
+        wb_clear_error(); /* the load that follows reports what is wrong with the file */
+        return 0;
+    }
+    char key[128];
+    int ndim = 0, found = 0;
+    int64_t shape[WB_MAX_DIMS] = {0};
+    const char *prefixes[] = {as_teacher->prefix, "gen_ema."};
+    for (int i = 0; i < 2 && !found; i++) {
+        snprintf(key, sizeof key, "%smap_label.weight", prefixes[i]);
+        found = wb_safetensors_shape(f, key, WB_ST_F32, &ndim, shape) == 0;
+    }
+    wb_safetensors_close(f);
+    wb_clear_error();
+    if (!found) return 0;
+    wb_set_error("teacher init: %s is class-conditional (%s: %lld classes) but the teacher has no labels: give "
+                 "label_dim = %lld",
+                 path, key, (long long)(ndim == 2 ? shape[1] : 0), (long long)(ndim == 2 ? shape[1] : 0));
+    return -1;
+}
+
 wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_teacher_config *cfg, wb_run *run) {
     if (cfg->steps < 0 || cfg->batch < 1) {
         wb_set_error("teacher: steps (%lld) must be >= 0 and batch (%lld) >= 1", (long long)cfg->steps,
                      (long long)cfg->batch);
+        return NULL;
+    }
+    if (cfg->label_dim > 0 && cfg->steps > 0) {
+        wb_set_error("teacher: label_dim = %d (a class-conditional net) is loaded, not trained: the data carry no "
+                     "labels yet; give init = a converted checkpoint and steps = 0",
+                     cfg->label_dim);
         return NULL;
     }
     const wb_backend *be = cfg->backend ? cfg->backend : wb_backend_select(NULL);
@@ -94,6 +126,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     if (!t) return NULL;
     t->be = be;
     t->shape = ds->shape;
+    t->shape.label_dim = cfg->label_dim;
     snprintf(t->source, sizeof t->source, "%s", run ? run->dir : cfg->init && cfg->init[0] ? cfg->init : "memory");
     snprintf(t->dataset, sizeof t->dataset, "%s", ds->name);
     t->single_sigma = cfg->single_sigma;
@@ -101,7 +134,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     t->spec.cfg = wb_config_copy(spec->cfg);
     wb_rng init_rng;
     wb_rng_init(&init_rng, cfg->seed, STREAM_TEACHER_INIT);
-    t->net = wb_net_new(&t->spec, &ds->shape, t->be, &init_rng);
+    t->net = wb_net_new(&t->spec, &t->shape, t->be, &init_rng);
     if (!t->net) {
         wb_teacher_free(t);
         return NULL;
@@ -113,6 +146,10 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_named_params as_teacher = {"teacher.", t->net->params}, as_student = {"gen_ema.", t->net->params};
         if (wb_net_check_checkpoint(t->net, cfg->init) || check_precond(cfg->init, t->net->precond)) {
             wb_set_error("teacher init: %s", wb_last_error());
+            wb_teacher_free(t);
+            return NULL;
+        }
+        if (!t->shape.label_dim && conditional_checkpoint(cfg->init, &as_teacher)) {
             wb_teacher_free(t);
             return NULL;
         }
@@ -271,8 +308,17 @@ void wb_teacher_free(wb_teacher *t) {
 }
 
 int wb_teacher_denoise(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor **out) {
+    return wb_teacher_denoise_labels(t, g, x, sigma, NULL, out);
+}
+
+int wb_teacher_denoise_labels(wb_teacher *t, wb_graph *g, wb_tensor *x, wb_tensor *sigma, wb_tensor *labels,
+                              wb_tensor **out) {
+    if (labels && (!t->net || t->shape.label_dim <= 0)) {
+        wb_set_error("teacher denoise: labels given, but the teacher is not class-conditional (label_dim 0)");
+        return -1;
+    }
     if (t->net) {
-        *out = wb_net_denoise(t->net, g, x, sigma, NULL, NULL);
+        *out = wb_net_denoise(t->net, g, x, sigma, labels, NULL);
         return *out ? 0 : -1;
     }
     int64_t n = x->shape[0];
