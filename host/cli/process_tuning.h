@@ -55,7 +55,17 @@ static void wb_process_tuning(char **argv) {
         setenv("OPENBLAS_CORETYPE", "Haswell", 1) == 0)
         again = 1;
 #endif
-    if (again) execv("/proc/self/exe", argv);
+    if (!again) return;
+    /* the executable's real path, not /proc/self/exe: the kernel names a
+     * process after the file it executed, and "exe" in ps, top and OOM logs
+     * says nothing (issue 10, defect 11) */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = 0;
+        execv(self, argv);
+    }
+    execv("/proc/self/exe", argv);
     /* exec failed: carry on as loaded (correct, maybe slower) */
 }
 

@@ -5,6 +5,7 @@
  */
 #include <cjson/cJSON.h>
 #include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,34 +19,34 @@
 static const int precond_values[] = {WB_PRECOND_EDM, WB_PRECOND_VP, WB_PRECOND_VE};
 static const wb_option teacher_rows[] = {
     {"steps", WB_OPT_INT, WB_OPT_FIELD(T, steps), 0, INT64_MAX, NULL, NULL, 0, NULL,
-     "Adam steps of EDM denoising score matching (`0` with `init`: just load the checkpoint)", 4000},
-    {"batch", WB_OPT_INT, WB_OPT_FIELD(T, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size", 256},
-    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(T, lr), 0, 0, NULL, NULL, 0, NULL, "Adam learning rate", 2e-3},
+     "Adam steps of EDM denoising score matching (`0` with `init`: just load the checkpoint)", 4000, 0, 0, 0},
+    {"batch", WB_OPT_INT, WB_OPT_FIELD(T, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size", 256, 0, 0, 0},
+    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(T, lr), 0, 0, NULL, NULL, 0, NULL, "Adam learning rate", 2e-3, 0, 0, WB_NUM_GE_MIN},
     {"ema", WB_OPT_NUMBER, WB_OPT_FIELD(T, ema_decay), 0, 0, NULL, NULL, 0, NULL,
-     "decay of the EMA weights (with warm-up); the teacher is the EMA", 0.999},
+     "decay of the EMA weights (with warm-up); the teacher is the EMA", 0.999, 0, 1, WB_NUM_GE_MIN | WB_NUM_LT_MAX},
     {"seed", WB_OPT_INT, WB_OPT_FIELD(T, seed), 0, INT64_MAX, NULL, NULL, WB_OPT_UNSIGNED, NULL,
-     "seed of the initialisation, data, σ and noise streams", 0},
-    {"p_mean", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_mean), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)", -1.2},
-    {"p_std", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_std), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)", 1.2},
+     "seed of the initialisation, data, σ and noise streams", 0, 0, 0, 0},
+    {"p_mean", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_mean), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)", -1.2, 0, 0, 0},
+    {"p_std", WB_OPT_NUMBER, WB_OPT_FIELD(T, p_std), 0, 0, NULL, NULL, 0, NULL, "ln σ ~ N(p_mean, p_std²)", 1.2, 0, 0, WB_NUM_GT_MIN},
     {"single_sigma", WB_OPT_NUMBER, WB_OPT_FIELD(T, single_sigma), 0, 0, NULL, NULL, 0, NULL,
-     "`> 0`: single-level DSM, trained at this σ only", 0},
+     "`> 0`: single-level DSM, trained at this σ only", 0, 0, 0, WB_NUM_GE_MIN},
     {"log_every", WB_OPT_INT, WB_OPT_FIELD(T, log_every), 0, INT32_MAX, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
-     "steps between `metrics.jsonl` lines", 100},
+     "steps between `metrics.jsonl` lines", 100, 0, 0, 0},
     {"init", WB_OPT_STRING, WB_OPT_FIELD(T, init), 0, 0, NULL, NULL, 0, "—",
-     "checkpoint to start from: a teacher's `teacher.*` or a student's `gen_ema.*` weights", 0},
+     "checkpoint to start from: a teacher's `teacher.*` or a student's `gen_ema.*` weights", 0, 0, 0, 0},
     {"backend", WB_OPT_BACKEND, WB_OPT_FIELD(T, backend), 0, 0, BACKEND_CHOICES, NULL, 0, "`$WB_BACKEND`, else `cpu`",
-     "where the teacher trains (and an exact teacher's students); `auto`: cuda when available", 0},
-    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(T, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0},
+     "where the teacher trains (and an exact teacher's students); `auto`: cuda when available", 0, 0, 0, 0},
+    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(T, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0, 0, 0, 0},
     {"grid", WB_OPT_INT, WB_OPT_FIELD(T, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
      "images in a `run`'s samples.png (image data: 18-step Heun from a fixed seed, 8 per row); `0`: no samples.png",
-     64},
+     64, 0, 0, 0},
     {"precond", WB_OPT_ENUM, WB_OPT_FIELD(T, precond), 0, 0, "edm|vp|ve", precond_values, 0, NULL,
      "the denoiser's preconditioning, EDM's EDMPrecond / VPPrecond / VEPrecond; the students' generator and fake "
-     "score inherit it (training keeps EDM's σ distribution and loss weight)", 0},
+     "score inherit it (training keeps EDM's σ distribution and loss weight)", 0, 0, 0, 0},
     {"label_dim", WB_OPT_INT, WB_OPT_FIELD(T, label_dim), 0, 1 << 20, NULL, NULL, 0, NULL,
      "classes of a class-conditional net (EDM's `label_dim`: 1000 for ImageNet-64, 10 for conditional CIFAR-10); "
      "loaded with `init` and `steps = 0` only (training reads no labels yet); `teacher:denoise(x, sigma, labels)` "
-     "takes a class per row", 0},
+     "takes a class per row", 0, 0, 0, 0},
 };
 #undef T
 
@@ -55,57 +56,57 @@ static const int init_values[] = {1, 0};
 static const int ratio_init_values[] = {0, 1};
 /* Row order is config.json's order of the recorded numbers. */
 static const wb_option distill_rows[] = {
-    {"steps", WB_OPT_INT, WB_OPT_FIELD(D, steps), 0, INT64_MAX, NULL, NULL, 0, NULL, "generator updates", 1000},
-    {"batch", WB_OPT_INT, WB_OPT_FIELD(D, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size", 256},
-    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_gen), 0, 0, NULL, NULL, 0, NULL, "generator's Adam learning rate", 1e-4},
-    {"lr_fake", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_fake), 0, 0, NULL, NULL, 0, NULL, "fake score's learning rate", 1e-3},
+    {"steps", WB_OPT_INT, WB_OPT_FIELD(D, steps), 0, INT64_MAX, NULL, NULL, 0, NULL, "generator updates", 1000, 0, 0, 0},
+    {"batch", WB_OPT_INT, WB_OPT_FIELD(D, batch), 1, INT32_MAX, NULL, NULL, 0, NULL, "batch size", 256, 0, 0, 0},
+    {"lr", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_gen), 0, 0, NULL, NULL, 0, NULL, "generator's Adam learning rate", 1e-4, 0, 0, WB_NUM_GE_MIN},
+    {"lr_fake", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_fake), 0, 0, NULL, NULL, 0, NULL, "fake score's learning rate", 1e-3, 0, 0, WB_NUM_GE_MIN},
     {"lr_ratio", WB_OPT_NUMBER, WB_OPT_FIELD(D, lr_ratio), 0, 0, NULL, NULL, 0, NULL,
-     "ratio estimator's learning rate", 1e-3},
+     "ratio estimator's learning rate", 1e-3, 0, 0, WB_NUM_GE_MIN},
     {"beta1", WB_OPT_NUMBER, WB_OPT_FIELD(D, beta1), 0, 0, NULL, NULL, 0, NULL,
-     "Adam β1 of all three optimisers (β2 = 0.999)", 0.5},
+     "Adam β1 of all three optimisers (β2 = 0.999)", 0.5, 0, 1, WB_NUM_GE_MIN | WB_NUM_LT_MAX},
     {"fake_updates", WB_OPT_INT, WB_OPT_FIELD(D, fake_updates), 0, 1000000, NULL, NULL, 0, NULL,
-     "fake-score updates per generator update", 1},
+     "fake-score updates per generator update", 1, 0, 0, 0},
     {"ratio_updates", WB_OPT_INT, WB_OPT_FIELD(D, ratio_updates), 0, 1000000, NULL, NULL, 0, NULL,
-     "ratio-estimator updates per generator update", 1},
+     "ratio-estimator updates per generator update", 1, 0, 0, 0},
     {"sigma_init", WB_OPT_NUMBER, WB_OPT_FIELD(D, sigma_init), 0, 0, NULL, NULL, 0, NULL,
-     "G(z) = D(σ_init·z, σ_init)", 2.5},
+     "G(z) = D(σ_init·z, σ_init)", 2.5, 0, 0, WB_NUM_GT_MIN},
     {"time_weight", WB_OPT_ENUM, WB_OPT_FIELD(D, time_weight), 0, 0, "auto|dmd|sigma2|none", time_weight_values, 0,
      NULL, "`dmd` (σ²/mean\\|x₀ − D_teacher\\|), `sigma2`, `none`; `auto`: dmd for score-based, σ² at σ = 2.5 for "
-           "score-free divergences", 0},
+           "score-free divergences", 0, 0, 0, 0},
     {"sigma_fixed", WB_OPT_NUMBER, WB_OPT_FIELD(D, sigma_fixed), 0, 0, NULL, NULL, 0, NULL,
-     "`> 0`: the generator loss at this σ (score-free: 2.5 when 0)", 0},
+     "`> 0`: the generator loss at this σ (score-free: 2.5 when 0)", 0, 0, 0, WB_NUM_GE_MIN},
     {"t_min", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_min), 0, 0, NULL, NULL, 0, NULL,
-     "Karras σ index range [t_min, t_max] when σ is not fixed", 0.02},
-    {"t_max", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_max), 0, 0, NULL, NULL, 0, NULL, "see `t_min`", 0.6},
+     "Karras σ index range [t_min, t_max] when σ is not fixed", 0.02, 0, 1, WB_NUM_GE_MIN | WB_NUM_LE_MAX},
+    {"t_max", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_max), 0, 0, NULL, NULL, 0, NULL, "see `t_min`", 0.6, 0, 1, WB_NUM_GE_MIN | WB_NUM_LE_MAX},
     {"gan_weight", WB_OPT_NUMBER, WB_OPT_FIELD(D, gan_weight), 0, 0, NULL, NULL, 0, NULL,
-     "w_GAN · softplus(−l(G(z)_t)); 0: off", 0},
+     "w_GAN · softplus(−l(G(z)_t)); 0: off", 0, 0, 0, WB_NUM_GE_MIN},
     {"normalize_bins", WB_OPT_BOOL, WB_OPT_FIELD(D, normalize_bins), 0, 0, NULL, NULL, 0, NULL,
-     "f-distill: ρ / mean ρ inside 10 σ-bins", 0},
+     "f-distill: ρ / mean ρ inside 10 σ-bins", 0, 0, 0, 0},
     {"normalize_batch", WB_OPT_BOOL, WB_OPT_FIELD(D, normalize_batch), 0, 0, NULL, NULL, 0, NULL,
-     "f-distill: weight / its batch mean", 0},
+     "f-distill: weight / its batch mean", 0, 0, 0, 0},
     {"logit_clamp", WB_OPT_NUMBER, WB_OPT_FIELD(D, logit_clamp), 0, 0, NULL, NULL, 0, NULL,
-     "`> 0`: clamp the logit l to ±logit_clamp before the weights", 0},
+     "`> 0`: clamp the logit l to ±logit_clamp before the weights", 0, 0, 0, WB_NUM_GE_MIN},
     {"ema", WB_OPT_NUMBER, WB_OPT_FIELD(D, ema_decay), 0, 0, NULL, NULL, 0, NULL,
-     "generator EMA decay (with warm-up)", 0.99},
+     "generator EMA decay (with warm-up)", 0.99, 0, 1, WB_NUM_GE_MIN | WB_NUM_LT_MAX},
     {"init", WB_OPT_ENUM, WB_OPT_FIELD(D, init_from_teacher), 0, 0, "teacher|none", init_values, 0, NULL,
-     "generator's start: the teacher's weights, or `none` (random)", 0},
+     "generator's start: the teacher's weights, or `none` (random)", 0, 0, 0, 0},
     {"ratio_init", WB_OPT_ENUM, WB_OPT_FIELD(D, ratio_init_from_teacher), 0, 0, "random|teacher", ratio_init_values, 0,
      NULL, "`teacher`: a backbone ratio estimator (`classifier`) starts from the teacher's weights wherever name and "
            "shape match (the encoder of an `encoder_only` UNet); config.json records how many tensors came over; "
-           "none in common is an error", 0},
+           "none in common is an error", 0, 0, 0, 0},
     {"seed", WB_OPT_INT, WB_OPT_FIELD(D, seed), 0, INT64_MAX, NULL, NULL, WB_OPT_UNSIGNED, NULL,
-     "seed of every random stream", 0},
+     "seed of every random stream", 0, 0, 0, 0},
     {"log_every", WB_OPT_INT, WB_OPT_FIELD(D, log_every), 0, INT32_MAX, NULL, NULL, 0, NULL,
-     "steps between `metrics.jsonl` lines", 100},
+     "steps between `metrics.jsonl` lines", 100, 0, 0, 0},
     {"eval_samples", WB_OPT_INT, WB_OPT_FIELD(D, eval_samples), 0, INT64_MAX, NULL, NULL, 0, NULL,
-     "`> 0`: samples of the MMD logged at every log step", 0},
+     "`> 0`: samples of the MMD logged at every log step", 0, 0, 0, 0},
     {"eval_every", WB_OPT_INT, WB_OPT_FIELD(D, eval_every), 0, INT64_MAX, NULL, NULL, 0, NULL,
-     "with `on_eval`: steps between mid-run evaluations (below)", 0},
+     "with `on_eval`: steps between mid-run evaluations (below)", 0, 0, 0, 0},
     {"backend", WB_OPT_BACKEND, WB_OPT_FIELD(D, backend), 0, 0, BACKEND_CHOICES, NULL, 0, "the teacher's",
-     "where the student trains; it must be the teacher's", 0},
-    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0},
+     "where the student trains; it must be the teacher's", 0, 0, 0, 0},
+    {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0, 0, 0, 0},
     {"grid", WB_OPT_INT, WB_OPT_FIELD(D, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
-     "images in a `run`'s samples.png (image data; 2-D data: the scatter); `0`: no samples.png", 64},
+     "images in a `run`'s samples.png (image data; 2-D data: the scatter); `0`: no samples.png", 64, 0, 0, 0},
 };
 #undef D
 
@@ -191,8 +192,32 @@ static int wrong_type(const wb_option *o, const char *given) {
     return -1;
 }
 
+/* "[0, 1)", "> 0", "≥ 0", "any": a number row's accepted values. */
+static void number_range(const wb_option *o, char *buf, size_t n) {
+    unsigned b = o->bounds;
+    int lo = (b & (WB_NUM_GE_MIN | WB_NUM_GT_MIN)) != 0, hi = (b & (WB_NUM_LE_MAX | WB_NUM_LT_MAX)) != 0;
+    if (lo && hi)
+        snprintf(buf, n, "%s%g, %g%s", b & WB_NUM_GT_MIN ? "(" : "[", o->min, o->max, b & WB_NUM_LT_MAX ? ")" : "]");
+    else if (lo) snprintf(buf, n, "%s %g", b & WB_NUM_GT_MIN ? ">" : "≥", o->min);
+    else if (hi) snprintf(buf, n, "%s %g", b & WB_NUM_LT_MAX ? "<" : "≤", o->max);
+    else snprintf(buf, n, "finite");
+}
+
 int wb_option_set_number(const wb_option *o, void *config, double v) {
     if (o->type != WB_OPT_NUMBER) return wrong_type(o, "a number");
+    unsigned b = o->bounds;
+    if (!isfinite(v) || ((b & WB_NUM_GE_MIN) && v < o->min) || ((b & WB_NUM_GT_MIN) && v <= o->min) ||
+        ((b & WB_NUM_LE_MAX) && v > o->max) || ((b & WB_NUM_LT_MAX) && v >= o->max) || !isfinite((float)v)) {
+        char range[64], value[48];
+        number_range(o, range, sizeof range);
+        if (isnan(v)) snprintf(value, sizeof value, "nan");
+        else snprintf(value, sizeof value, "%g", v);
+        if (!o->bounds) wb_set_error("key '%s' = %s is not a finite number", o->name, value);
+        else
+            wb_set_error("key '%s' = %s is outside its range %s%s", o->name, value, range,
+                         isfinite(v) && !isfinite((float)v) ? " (beyond a float)" : "");
+        return -1;
+    }
     float f = (float)v;
     memcpy(field(o, config), &f, sizeof f);
     return 0;
@@ -232,7 +257,7 @@ static int choice_index(const wb_option *o, const char *s) {
     return -1;
 }
 
-static const wb_option backend_row = {"backend", WB_OPT_BACKEND, 0, 0, 0, 0, BACKEND_CHOICES, NULL, 0, NULL, NULL, 0};
+static const wb_option backend_row = {"backend", WB_OPT_BACKEND, 0, 0, 0, 0, BACKEND_CHOICES, NULL, 0, NULL, NULL, 0, 0, 0, 0};
 
 const wb_backend *wb_option_backend(const char *name) {
     if (name && name[0] && choice_index(&backend_row, name) < 0) return NULL;
@@ -332,6 +357,10 @@ static void put_range(FILE *f, const wb_option *o) {
     if (o->type == WB_OPT_INT) {
         if (o->hi == INT64_MAX) fprintf(f, "≥ %lld", (long long)o->lo);
         else fprintf(f, "%lld … %lld", (long long)o->lo, (long long)o->hi);
+    } else if (o->type == WB_OPT_NUMBER) {
+        char range[64];
+        number_range(o, range, sizeof range);
+        fputs(range, f);
     } else if (o->choices) {
         put_choices(f, o->choices);
     } else {

@@ -50,7 +50,13 @@ typedef struct wb_option {
     const char *doc;      /* one line, Markdown                               */
     double def;           /* the default: NUMBER/INT/BOOL its value, ENUM the
                              index of its choice; STRING/BACKEND: unset (NULL) */
+    /* WB_OPT_NUMBER: bounds, as flags say (none: any finite number; NaN and
+     * ±inf are never accepted) */
+    double min, max;
+    unsigned bounds;      /* WB_NUM_* */
 } wb_option;
+
+enum { WB_NUM_GE_MIN = 1, WB_NUM_GT_MIN = 2, WB_NUM_LE_MAX = 4, WB_NUM_LT_MAX = 8 };
 
 #define WB_OPT_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
 

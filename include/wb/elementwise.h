@@ -37,7 +37,12 @@ WB_HD float wb_exp_nonpos(float x) {
     /* 2^n as two normal factors 2^h·2^(n−h), h = n/2 ≥ −75: y·2^h is exact
      * and the second product rounds once into the denormals, where a single
      * 2^n would not be a normal float's exponent bits for n < −126. */
-    int ni = (int)n, h = ni / 2;
+    /* n ∈ [−150, 0] for every x the clamp lets through; a NaN x gives a NaN n
+     * (and y), and converting NaN to int is undefined: take −150 for it (the
+     * result stays NaN through y) */
+    float nc = n > -150.0f ? n : -150.0f;
+    nc = nc < 0.0f ? nc : 0.0f;
+    int ni = (int)nc, h = ni / 2;
     int bits1 = (h + 127) << 23, bits2 = (ni - h + 127) << 23;
     float s1, s2;
     memcpy(&s1, &bits1, sizeof s1);
