@@ -74,6 +74,7 @@ static void test_config_order(void **state) {
     }
     const cJSON *blas = cJSON_GetObjectItemCaseSensitive(back, "blas");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(blas, "core")->valuestring, wb_cpu_blas_core());
+    assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(blas, "threads")->valuedouble, wb_cpu_blas_threads());
     assert_null(it);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(back, "commit")->valuestring, wb_build_commit());
     assert_int_equal(text[strlen(text) - 1], '\n');

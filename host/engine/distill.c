@@ -168,6 +168,15 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         wb_set_error("distill: init = \"teacher\" needs a trained teacher net (this teacher is exact); use init = \"none\"");
         return NULL;
     }
+    /* the teacher denoises the data's samples: the geometries must agree (an
+     * exact 2-D teacher given images would denoise 2 of every 784 values) */
+    const wb_net_shape *ts = &teacher->shape, *dsh = &ds->shape;
+    if (ts->channels != dsh->channels || ts->height != dsh->height || ts->width != dsh->width) {
+        wb_set_error("distill: the teacher (%s, samples %d×%d×%d) and the data (%s, samples %d×%d×%d) differ in shape",
+                     teacher->dataset, ts->channels, ts->height, ts->width, ds->name, dsh->channels, dsh->height,
+                     dsh->width);
+        return NULL;
+    }
     const wb_backend *be = c->backend ? c->backend : teacher->be;
     if (!be) {
         wb_set_error("distill: the teacher has no backend");

@@ -229,6 +229,8 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
     cJSON_AddStringToObject(blas, "library", "OpenBLAS");
     cJSON_AddStringToObject(blas, "core", wb_cpu_blas_core());
     cJSON_AddStringToObject(blas, "threading", wb_cpu_blas_threading());
+    /* the GEMM split and oneDNN's reductions may depend on it (issue 10, defect 4) */
+    cJSON_AddNumberToObject(blas, "threads", wb_cpu_blas_threads());
     /* the environment variables that change a backend's numbers, as set */
     static const char *const numerics_env[] = {"WB_CONV",         "WB_CUDA_TF32",      "WB_CUDA_SYNC",
                                                "WB_EMU_SCHEDULE", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS",

@@ -35,6 +35,9 @@ const char *wb_cpu_blas_core(void);
  * change a result (kernels/cpu/cpu_parallel.h). */
 int wb_cpu_par_threads(int64_t work);
 const char *wb_cpu_blas_threading(void);
+/* The thread count OpenBLAS (and with it oneDNN and the CPU backend's split
+ * loops) runs with now. */
+int wb_cpu_blas_threads(void);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

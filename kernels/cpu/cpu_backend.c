@@ -339,6 +339,7 @@ double wb_cpu_rbf_sum_avx2(const float *a, int64_t na, const float *b, int64_t n
 
 /* OpenBLAS's own reports (cblas.h of its builds). */
 const char *wb_cpu_blas_core(void) { return openblas_get_corename(); }
+int wb_cpu_blas_threads(void) { return openblas_get_num_threads(); }
 const char *wb_cpu_blas_threading(void) {
     switch (openblas_get_parallel()) {
     case 0: return "sequential";
