@@ -92,6 +92,7 @@ print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batc
       :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
 
 -- 1. the teacher -----------------------------------------------------------------
+local names = wb.select_divergences(args.divergences) -- checked before any training
 local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
 
 local rows, fids = {}, {}
@@ -106,7 +107,6 @@ local m_teacher = add("teacher (Heun)", "EDM", 35, teacher, teacher.train_second
 -- 2. the students -------------------------------------------------------------------
 local family = wb.divergence_families()
 local score_free_set = wb.score_free_divergences() -- the plugins' own flag, not their family's name
-local names = wb.select_divergences(args.divergences)
 
 local common = {
   teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,

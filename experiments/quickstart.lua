@@ -41,6 +41,15 @@ local args = wb.args{
   backend = "",         -- cpu | cuda | cuda-emu | auto; empty: $WB_BACKEND, else cpu
 }
 local backend = args.backend ~= "" and args.backend or nil
+-- arguments checked before any work (a typo must not cost a teacher run)
+local names = wb.select_divergences(args.divergences)
+for _, k in ipairs{ "teacher_steps", "steps", "ratio_updates" } do
+  if args[k] < 0 or args[k] ~= math.floor(args[k]) then error(("%s = %s: want an integer >= 0"):format(k, args[k]), 0) end
+end
+for _, k in ipairs{ "batch", "n_eval" } do
+  if args[k] < 1 or args[k] ~= math.floor(args[k]) then error(("%s = %s: want an integer >= 1"):format(k, args[k]), 0) end
+end
+if args.eval_every < 0 then error(("eval_every = %s: want >= 0"):format(args.eval_every), 0) end
 
 local t_start = os.clock()
 local data = wb.data.gmm2d{ preset = args.preset }
@@ -72,8 +81,6 @@ panels[#panels + 1] = { title = "teacher, 35 NFE", reference = reference,
 -- 2. the students -------------------------------------------------------------
 local family = wb.divergence_families()
 local score_free = wb.score_free_divergences() -- the plugins' own flag, not their family's name
-
-local names = wb.select_divergences(args.divergences)
 
 local common = {
   teacher = teacher, data = data, batch = args.batch, seed = args.seed,

@@ -459,6 +459,34 @@ static void test_bad_offsets(void **state) {
 
 static void drop_fc1(cJSON *root) { cJSON_DeleteItemFromObjectCaseSensitive(root, "gen.fc1.weight"); }
 
+/* Refused at open (issue 10, defect 9): a tensor name twice (the first
+ * used to win), overlapping data_offsets; empty tensors overlap nothing. */
+static void test_duplicates_and_overlaps(void **state) {
+    (void)state;
+    const char *p = tpath("dup.safetensors");
+    const float data[3] = {1, 2, 3};
+    const char *dup = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                      "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+    write_raw(p, dup, strlen(dup), data, 8);
+    assert_null(wb_safetensors_open(p));
+    assert_non_null(strstr(wb_last_error(), "key 'a' appears twice"));
+    const char *overlap = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    write_raw(p, overlap, strlen(overlap), data, 12);
+    assert_null(wb_safetensors_open(p));
+    assert_non_null(strstr(wb_last_error(), "'a' [0,8] and 'b' [4,12]: data_offsets overlap"));
+    const char *fine = "{\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    write_raw(p, fine, strlen(fine), data, 12);
+    wb_st_file *f = wb_safetensors_open(p);
+    assert_non_null(f);
+    float b[2];
+    assert_int_equal(wb_safetensors_read(f, "b", WB_ST_F32, b, 2), 0);
+    assert_true(b[0] == 2.0f && b[1] == 3.0f);
+    wb_safetensors_close(f);
+}
+
 static void test_missing_key(void **state) {
     fx *f = *state;
     const char *p = tpath("missing.safetensors");
@@ -893,6 +921,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wrong_dtype, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_shape, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_offsets, fx_setup, fx_teardown),
+        cmocka_unit_test(test_duplicates_and_overlaps),
         cmocka_unit_test_setup_teardown(test_missing_key, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_extra_key, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, fx_setup, fx_teardown),

@@ -365,6 +365,72 @@ static void st_close(wb_st_file *f) {
     f->hbuf = f->own_path = NULL;
 }
 
+/* Whole-header checks a lookup by name would miss: a tensor name given
+ * twice (cJSON keeps both; the first would win silently) and two F32/F64
+ * tensors whose data_offsets overlap (their values would alias). Entries
+ * whose offsets are malformed or do not match their dtype and shape are
+ * left to check_entry, which names them precisely when they are read;
+ * tensors of other dtypes are never read here; empty tensors ([b, b])
+ * overlap nothing. */
+typedef struct st_span {
+    uint64_t begin, end;
+    const char *name;
+} st_span;
+
+static int cmp_span(const void *a, const void *b) {
+    const st_span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+}
+
+static int check_names_and_spans(const char *path, const cJSON *root) {
+    int n = cJSON_GetArraySize(root), n_spans = 0, rc = -1;
+    st_span *spans = malloc((size_t)(n > 0 ? n : 1) * sizeof *spans);
+    if (!spans) {
+        wb_set_error("%s: out of memory checking the header", path);
+        return -1;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root) {
+        if (!e->string) continue;
+        for (const cJSON *p = root->child; p && p != e; p = p->next)
+            if (p->string && strcmp(p->string, e->string) == 0) {
+                wb_set_error("%s: key '%s' appears twice in the header", path, e->string);
+                goto done;
+            }
+        if (strcmp(e->string, ST_META_KEY) == 0) continue;
+        const cJSON *of = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "data_offsets") : NULL;
+        if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) continue;
+        const cJSON *b = cJSON_GetArrayItem(of, 0), *en = cJSON_GetArrayItem(of, 1);
+        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(en) || b->valuedouble < 0 || en->valuedouble < b->valuedouble ||
+            en->valuedouble > 18446744073709549568.0)
+            continue;
+        if (en->valuedouble == b->valuedouble) continue; /* empty */
+        /* only tensors this reader can read and whose span fits their dtype
+         * and shape (the others are check_entry's to name when asked for) */
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        double elem = !cJSON_IsString(dt) ? 0 : strcmp(dt->valuestring, "F32") == 0 ? 4 : strcmp(dt->valuestring, "F64") == 0 ? 8 : 0;
+        if (elem == 0 || !cJSON_IsArray(sh)) continue;
+        double bytes = elem;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, sh) bytes *= cJSON_IsNumber(d) ? d->valuedouble : -1.0;
+        if (bytes != en->valuedouble - b->valuedouble) continue;
+        spans[n_spans++] = (st_span){(uint64_t)b->valuedouble, (uint64_t)en->valuedouble, e->string};
+    }
+    qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
+    for (int i = 1; i < n_spans; i++)
+        if (spans[i].begin < spans[i - 1].end) {
+            wb_set_error("%s: keys '%s' [%llu,%llu] and '%s' [%llu,%llu]: data_offsets overlap", path,
+                         spans[i - 1].name, (unsigned long long)spans[i - 1].begin,
+                         (unsigned long long)spans[i - 1].end, spans[i].name, (unsigned long long)spans[i].begin,
+                         (unsigned long long)spans[i].end);
+            goto done;
+        }
+    rc = 0;
+done:
+    free(spans);
+    return rc;
+}
+
 /* The one header reader: opens path and validates the length, the JSON
  * object and its string metadata. On failure f is closed. */
 static int st_open(wb_st_file *f, const char *path) {
@@ -434,6 +500,7 @@ static int st_open(wb_st_file *f, const char *path) {
         wb_set_error("%s: header is not a JSON object", path);
         goto fail;
     }
+    if (check_names_and_spans(path, f->root)) goto fail;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(f->root, ST_META_KEY);
     if (meta) {
         if (!cJSON_IsObject(meta)) {

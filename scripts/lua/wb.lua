@@ -87,10 +87,28 @@ local column_keys = { key = "string", label = "string", format = "string", latex
 --- The divergences a script should run: the names in `csv` ("kl, dijs";
 -- checked when wb.distill resolves them), or every loaded one when it is
 -- empty or nil, in load order.
+-- Every name must be a loaded divergence, given once, with no empty entry
+-- ("kl,,js", ","): an error naming the entry and the loaded ones otherwise —
+-- scripts call this before any training, so a typo costs nothing.
 function wb.select_divergences(csv)
   if csv == nil or csv == "" then return core.divergences() end
-  local names = {}
-  for name in csv:gmatch("[^,%s]+") do names[#names + 1] = name end
+  local loaded, known = {}, core.divergences()
+  for _, n in ipairs(known) do loaded[n] = true end
+  local names, seen, i = {}, {}, 0
+  for entry in (csv .. ","):gmatch("([^,]*),") do
+    i = i + 1
+    local name = entry:match("^%s*(.-)%s*$")
+    if name == "" then
+      error(("divergences = '%s': entry %d is empty"):format(csv, i), 2)
+    elseif not loaded[name] then
+      error(("divergences = '%s': '%s' is not a loaded divergence (loaded: %s)"):format(csv, name,
+            table.concat(known, ", ")), 2)
+    elseif seen[name] then
+      error(("divergences = '%s': '%s' is given twice (its runs would share one directory)"):format(csv, name), 2)
+    end
+    seen[name] = true
+    names[#names + 1] = name
+  end
   return names
 end
 
