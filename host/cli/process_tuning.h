@@ -18,7 +18,7 @@
  *       from the CPU's family/model numbers; a virtual machine that reports
  *       a generic model ("Intel Xeon Processor") gets the SSE3 "Prescott"
  *       kernels even on an AVX-512 processor — 2-3× slower GEMMs
- *       (bench/README.md, "BLAS kernels"). When OpenBLAS chose a family
+ *       (bench/README.md, "Measured (cifar10-ddpmpp, CPU)"). When OpenBLAS chose a family
  *       older than Haswell but the processor has AVX2 and FMA, the Haswell
  *       kernels are taken (measured faster than SkylakeX's here).
  */
