@@ -60,9 +60,12 @@ static void check_value(lua_State *L, int idx, const char *fn, const key_def *d)
         if (t == LUA_TNUMBER) {
             int isint = 0;
             lua_tointegerx(L, idx, &isint);
-            if (!isint)
+            if (!isint) {
+                /* "nan", not the C library's "-nan" for 0/0 */
+                lua_Number v = lua_tonumber(L, idx);
                 luaL_error(L, "%s: key '%s' expects an integer, got %s", fn, d->name,
-                           lua_pushfstring(L, "%f", lua_tonumber(L, idx)));
+                           v != v ? "nan" : lua_pushfstring(L, "%f", v));
+            }
             ok = 1;
         }
         break;

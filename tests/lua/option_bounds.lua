@@ -35,5 +35,11 @@ for _, c in ipairs(cases) do
     print(("ok   %s{%s = %s}: %s"):format(what, key, shown, err:match("key '.*") or err))
   end
 end
+-- an integer option given NaN says "nan" (the C library prints 0/0 as "-nan")
+local ok_nan, err_nan = pcall(wb.teacher, { data = data, steps = 0 / 0, batch = 8, quiet = true })
+if ok_nan or not err_nan:find("key 'steps' expects an integer, got nan", 1, true) or err_nan:find("-nan", 1, true) then
+  print("FAIL teacher{steps = nan}: " .. tostring(err_nan))
+  failures = failures + 1
+end
 if failures > 0 then error(failures .. " bad option values not refused") end
 print("all " .. #cases .. " refused")
