@@ -214,6 +214,27 @@ static void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
+/* Libraries that crash while loading — in a constructor, in the entry
+ * point — are rejected naming the file and the signal, and this process
+ * (the host) lives on with every good plugin (issue 10, defect 5). */
+static void test_crashing_plugins(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    int before = wb_registry_error_count(reg), count = wb_registry_count(reg);
+    static const char *const crashers[] = {"crash_ctor", "crash_entry"};
+    for (int i = 0; i < 2; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, WB_TEST_BUILD_DIR "/test_fixtures_crash/fixture_%s.so", crashers[i]);
+        assert_int_equal(wb_registry_load_file(reg, p), -1);
+        EXPECT_IN(wb_last_error(), p);
+        EXPECT_IN(wb_last_error(), "crashed while loading (signal 11");
+    }
+    assert_int_equal(wb_registry_error_count(reg), before + 2);
+    assert_int_equal(wb_registry_count(reg), count);
+    assert_non_null(wb_registry_find(reg, WB_KIND_DIVERGENCE, "kl"));
+    wb_registry_free(reg);
+}
+
 static void test_mixed_folder(void **state) {
     (void)state;
     char dir[] = "/tmp/wb_test_plugins_XXXXXX";
@@ -540,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_gan_head_feature_names),
         cmocka_unit_test(test_shipped_plugins),
         cmocka_unit_test(test_fixtures_rejected),
+        cmocka_unit_test(test_crashing_plugins),
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_config_number),
         cmocka_unit_test(test_config_strings_ints),

@@ -22,7 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/registry.h"
 #include "core/wb_internal.h"
@@ -242,11 +247,77 @@ static int reject(wb_registry *reg, const char *path, const char *why, void *han
     return -1;
 }
 
+/* A library that crashes in a constructor, its entry point or while its
+ * descriptors are read would take the host down with it (status 139, no
+ * word of which file). So each is first loaded in a child process — fork,
+ * dlopen, the entry, a copy of every descriptor it returns — and only a
+ * child that comes back normally lets this process load it; a child
+ * killed by a signal (or stuck: 10 s) is the file's rejection. Failures the
+ * host reports itself (dlopen errors, ABI, NULL entry) the child leaves to
+ * the real load, which names them. WB_PLUGIN_PROBE=0 turns the probe off. */
+static int probe_child(const char *real) {
+    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return 0;
+    void *sym = dlsym(h, WB_PLUGIN_ENTRY_SYMBOL);
+    if (!sym) return 0;
+    wb_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    const wb_plugin_library *lib = entry();
+    if (!lib || lib->abi_version != WB_ABI_VERSION || !size_ok(lib->struct_size, LIBRARY_V1_SIZE, sizeof *lib))
+        return 0;
+    wb_plugin_library copy = {0};
+    memcpy(&copy, lib, lib->struct_size);
+    if (copy.n_plugins < 1 || copy.n_plugins > WB_MAX_PLUGINS_PER_LIB || !copy.plugins) return 0;
+    for (int i = 0; i < copy.n_plugins; i++) {
+        desc_copy d;
+        char why[512];
+        memset(&d, 0, sizeof d);
+        (void)copy_desc(copy.plugins[i], i, &d, why, sizeof why); /* reads every pointer it holds */
+    }
+    return 0;
+}
+
+static int probe_in_child(const char *real, char *why, size_t n) {
+    const char *env = getenv("WB_PLUGIN_PROBE");
+    if (env && strcmp(env, "0") == 0) return 0;
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t pid = fork();
+    if (pid < 0) return 0; /* cannot probe: load as before */
+    if (pid == 0) {
+        /* the default actions: a handler the host installed (a test
+         * framework's, say) must not turn the crash into something else */
+        static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGALRM};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
+        alarm(10);
+        _exit(probe_child(real));
+    }
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (r != pid) return 0;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        if (sig == SIGALRM) snprintf(why, n, "loading it did not finish in 10 s (a constructor or the entry hangs)");
+        else snprintf(why, n, "crashed while loading (signal %d, %s) in a constructor, its entry point or its "
+                              "descriptors: not loaded", sig, strsignal(sig));
+        return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        snprintf(why, n, "loading it ended the process with status %d (a constructor called exit?): not loaded",
+                 WEXITSTATUS(status));
+        return -1;
+    }
+    return 0;
+}
+
 int wb_registry_load_file(wb_registry *reg, const char *path) {
     char real[PATH_MAX];
     if (!realpath(path, real)) return reject(reg, path, "cannot resolve path", NULL);
     for (int i = 0; i < reg->n_libs; i++)
         if (strcmp(reg->libs[i].path, real) == 0) return 0; /* found twice on the search path */
+    char probe_why[600];
+    if (probe_in_child(real, probe_why, sizeof probe_why)) return reject(reg, path, probe_why, NULL);
 
     void *handle = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
