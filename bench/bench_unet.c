@@ -151,6 +151,17 @@ typedef struct step_times {
     double median, mean, min, max;
 } step_times;
 
+/* Median, mean, min and max of n times (sorts them in place). */
+static void summarize(double *ms, int64_t n, step_times *st) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += ms[i];
+    qsort(ms, (size_t)n, sizeof(double), cmp_double);
+    st->median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    st->mean = sum / (double)n;
+    st->min = ms[0];
+    st->max = ms[n - 1];
+}
+
 /* ms statistics of intervals W+1..W+N between the stamps (stamp i opens step i+1). */
 static int interval_stats(const timed_ds *t, int64_t warmup, int64_t iters, step_times *st) {
     if (t->n != warmup + iters + 1) { /* the loop ran warmup + iters + 1 steps */
@@ -161,16 +172,8 @@ static int interval_stats(const timed_ds *t, int64_t warmup, int64_t iters, step
     }
     double *ms = malloc((size_t)iters * sizeof(double));
     if (!ms) return -1;
-    double sum = 0;
-    for (int64_t i = 0; i < iters; i++) {
-        ms[i] = 1e3 * (t->stamps[warmup + i + 1] - t->stamps[warmup + i]);
-        sum += ms[i];
-    }
-    qsort(ms, (size_t)iters, sizeof(double), cmp_double);
-    st->median = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
-    st->mean = sum / (double)iters;
-    st->min = ms[0];
-    st->max = ms[iters - 1];
+    for (int64_t i = 0; i < iters; i++) ms[i] = 1e3 * (t->stamps[warmup + i + 1] - t->stamps[warmup + i]);
+    summarize(ms, iters, st);
     free(ms);
     return 0;
 }
@@ -344,13 +347,7 @@ static int run_forward(const bench_opts *o, const wb_netspec *den, int channels,
         wait_backend(o->be);
         ms[it] = 1e3 * (wb_now_seconds() - t0);
     }
-    double *last = ms + o->warmup, sum = 0;
-    for (int64_t i = 0; i < o->iters; i++) sum += last[i];
-    qsort(last, (size_t)o->iters, sizeof(double), cmp_double);
-    st->median = o->iters % 2 ? last[o->iters / 2] : 0.5 * (last[o->iters / 2 - 1] + last[o->iters / 2]);
-    st->mean = sum / (double)o->iters;
-    st->min = last[0];
-    st->max = last[o->iters - 1];
+    summarize(ms + o->warmup, o->iters, st);
     fprintf(stderr, "bench_unet: forward arena high-water %.1f MB, parameters %.1f MB\n",
             (double)wb_graph_arena_bytes(g) / 1048576.0, (double)wb_params_numel(net->params) * 4.0 / 1048576.0);
     rc = 0;

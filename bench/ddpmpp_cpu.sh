@@ -35,10 +35,7 @@ wb="$build/bench/bench_unet"
 expect="$("$wb" --params-only --preset cifar10-ddpmpp | sed -n 's/.*"unet": \([0-9]*\), "classifier": \([0-9]*\), "gan_head": \([0-9]*\).*/\1,\2,\3/p')"
 "$python" "$here/torch_unet.py" --params-only --preset cifar10-ddpmpp --expect-params "$expect" >&2 ||
     { echo "ddpmpp_cpu.sh: parameter counts differ: not comparable" >&2; exit 1; }
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$build/workbench" ]; then
-    core="$("$build/workbench" version 2>/dev/null | sed -n 's/^blas *OpenBLAS, \([A-Za-z0-9]*\) kernels.*/\1/p')"
-    [ -n "$core" ] && export OPENBLAS_CORETYPE="$core"
-fi
+. "$here/blas_env.sh"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 field() { sed -n "s/.*\"$1\": \([0-9.eE+-]*\).*/\1/p" | head -1; }

@@ -89,11 +89,7 @@ extract() { sed -n 's/.*"bench": "\([^"]*\)".*"ms_per_iter": \([0-9.eE+-]*\).*/\
 extract_rss() { sed -n 's/.*"bench": "\([^"]*\)".*"peak_rss_mb": \([0-9.eE+-]*\).*/\1 \2/p'; }
 
 # One BLAS kernel family for both sides (see the header).
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$build/workbench" ]; then
-    core="$("$build/workbench" version 2>/dev/null | sed -n 's/^blas *OpenBLAS, \([A-Za-z0-9]*\) kernels.*/\1/p')"
-    [ -n "$core" ] && export OPENBLAS_CORETYPE="$core"
-fi
-echo "== OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset, OpenBLAS decides} for both sides" >&2
+. "$here/blas_env.sh"
 
 rows=()
 status=0

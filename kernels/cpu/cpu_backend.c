@@ -36,40 +36,6 @@ int wb_cpu_par_threads(int64_t work) {
 static inline const float *at(const float *p, int64_t lo) { return p ? p + lo : NULL; }
 static inline float *at_w(float *p, int64_t lo) { return p ? p + lo : NULL; }
 
-/* Run STMT (which uses lo, hi) on each thread's aligned piece of [0, n),
- * or once over all of it when one thread is enough. */
-#define WB_SPLIT_FLAT(n, STMT)                                                              \
-    do {                                                                                    \
-        int nt_ = wb_cpu_par_threads(n);                                                    \
-        if (nt_ <= 1) {                                                                     \
-            int64_t lo = 0, hi = (n);                                                       \
-            STMT;                                                                           \
-        } else {                                                                            \
-            WB_PARALLEL(nt_) {                                                              \
-                int64_t lo, hi;                                                             \
-                wb_par_range((n), WB_PAR_ALIGN, wb_par_thread(), wb_par_team(), &lo, &hi);  \
-                if (hi > lo) STMT;                                                          \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
-
-/* The same over `units` independent rows/blocks of `per_unit` floats each. */
-#define WB_SPLIT_UNITS(units, per_unit, STMT)                                               \
-    do {                                                                                    \
-        int64_t units_ = (units), work_ = units_ * (int64_t)(per_unit);                     \
-        int nt_ = units_ > 1 ? wb_cpu_par_threads(work_) : 1;                               \
-        if (nt_ > units_) nt_ = (int)units_;                                                \
-        if (nt_ <= 1) {                                                                     \
-            int64_t lo = 0, hi = units_;                                                    \
-            STMT;                                                                           \
-        } else {                                                                            \
-            WB_PARALLEL(nt_) {                                                              \
-                int64_t lo, hi;                                                             \
-                wb_par_range(units_, 1, wb_par_thread(), wb_par_team(), &lo, &hi);          \
-                if (hi > lo) STMT;                                                          \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
 
 
 /* Memory: every block carries a 64-byte header saying how it was made, so
@@ -267,7 +233,6 @@ static wb_bcast flat_piece(const wb_bcast *bc, int64_t lo, int64_t hi) {
     p.out_numel = hi - lo;
     p.a_numel = bc->a_numel == 1 ? 1 : hi - lo;
     p.b_numel = bc->b_numel == 1 ? 1 : hi - lo;
-    (void)lo;
     return p;
 }
 static int is_flat(const wb_bcast *bc) {
@@ -301,20 +266,8 @@ static void cpu_binary_bwd(wb_binary_op op, const wb_bcast *bc, const float *a, 
     WB_EW_CALL(binary_bwd, (op, bc, a, b, dy, da, db));
 }
 static void cpu_sum_cols(int64_t rows, int64_t cols, const float *x, float *y, int accumulate) {
-    if (cols < WB_PAR_ALIGN * 2) { /* few columns: one thread, all rows */
-        WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, 0, cols));
-        return;
-    }
-    int nt = wb_cpu_par_threads(rows * cols);
-    if (nt <= 1) {
-        WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, 0, cols));
-        return;
-    }
-    WB_PARALLEL(nt) {
-        int64_t lo, hi;
-        wb_par_range(cols, WB_PAR_ALIGN, wb_par_thread(), wb_par_team(), &lo, &hi);
-        if (hi > lo) WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, lo, hi));
-    }
+    /* a split over columns: each column's rows are added in order */
+    WB_SPLIT(cols, WB_PAR_ALIGN, rows * cols, WB_EW_CALL(sum_cols, (rows, cols, x, y, accumulate, lo, hi)));
 }
 static void bcast_rows_range(int64_t r0, int64_t r1, int64_t cols, const float *dy, float alpha, float *dx) {
     WB_EW_CALL(bcast_rows_add, (r1 - r0, cols, dy + r0, alpha, dx + r0 * cols));

@@ -113,18 +113,8 @@ static void group_norm_blocks(int64_t u0, int64_t u1, int c, int64_t hw, int gro
 
 void wb_cpu_group_norm(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
                     const float *beta, float eps, float *y, float *mean, float *rstd) {
-    const int64_t units = (int64_t)b * groups, per = (int64_t)(c / groups) * hw;
-    int nt = wb_cpu_par_threads(units * per);
-    if (nt > units) nt = (int)units;
-    if (nt <= 1) {
-        group_norm_blocks(0, units, c, hw, groups, x, gamma, beta, eps, y, mean, rstd);
-        return;
-    }
-    WB_PARALLEL(nt) {
-        int64_t lo, hi;
-        wb_par_range(units, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
-        if (hi > lo) group_norm_blocks(lo, hi, c, hw, groups, x, gamma, beta, eps, y, mean, rstd);
-    }
+    WB_SPLIT_UNITS((int64_t)b * groups, (int64_t)(c / groups) * hw,
+                   group_norm_blocks(lo, hi, c, hw, groups, x, gamma, beta, eps, y, mean, rstd));
 }
 
 /* dγ, dβ for channels ch0..ch1 (each channel's sum over samples in order). */
@@ -191,35 +181,12 @@ static void group_norm_bwd_blocks(int64_t u0, int64_t u1, int c, int64_t hw, int
 void wb_cpu_group_norm_bwd(int b, int c, int64_t hw, int groups, const float *x, const float *gamma,
                         const float *mean, const float *rstd, const float *dy, float *dx,
                         float *dgamma, float *dbeta) {
-    const int cg = c / groups;
-    const int64_t m = (int64_t)cg * hw, total = (int64_t)b * c * hw;
+    const int64_t m = (int64_t)(c / groups) * hw;
     if (m == 0) return;
-    if (dgamma || dbeta) {
-        int nt = wb_cpu_par_threads(total);
-        if (nt > c) nt = c;
-        if (nt <= 1) {
-            group_norm_bwd_params(0, c, b, c, hw, groups, x, mean, rstd, dy, dgamma, dbeta);
-        } else {
-            WB_PARALLEL(nt) {
-                int64_t lo, hi;
-                wb_par_range(c, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
-                if (hi > lo) group_norm_bwd_params((int)lo, (int)hi, b, c, hw, groups, x, mean, rstd, dy, dgamma, dbeta);
-            }
-        }
-    }
-    if (!dx) return;
-    const int64_t units = (int64_t)b * groups;
-    int nt = wb_cpu_par_threads(total);
-    if (nt > units) nt = (int)units;
-    if (nt <= 1) {
-        group_norm_bwd_blocks(0, units, c, hw, groups, x, gamma, mean, rstd, dy, dx);
-        return;
-    }
-    WB_PARALLEL(nt) {
-        int64_t lo, hi;
-        wb_par_range(units, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
-        if (hi > lo) group_norm_bwd_blocks(lo, hi, c, hw, groups, x, gamma, mean, rstd, dy, dx);
-    }
+    if (dgamma || dbeta)
+        WB_SPLIT_UNITS(c, (int64_t)b * hw,
+                       group_norm_bwd_params((int)lo, (int)hi, b, c, hw, groups, x, mean, rstd, dy, dgamma, dbeta));
+    if (dx) WB_SPLIT_UNITS((int64_t)b * groups, m, group_norm_bwd_blocks(lo, hi, c, hw, groups, x, gamma, mean, rstd, dy, dx));
 }
 
 static void softmax_range(int64_t r0, int64_t r1, int64_t cols, const float *x, float *y) {
@@ -242,17 +209,7 @@ static void softmax_range(int64_t r0, int64_t r1, int64_t cols, const float *x, 
 
 void wb_cpu_softmax_rows(int64_t rows, int64_t cols, const float *x, float *y) {
     if (cols <= 0) return;
-    int nt = wb_cpu_par_threads(rows * cols);
-    if (nt > rows) nt = (int)rows;
-    if (nt <= 1) {
-        softmax_range(0, rows, cols, x, y);
-        return;
-    }
-    WB_PARALLEL(nt) {
-        int64_t lo, hi;
-        wb_par_range(rows, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
-        if (hi > lo) softmax_range(lo, hi, cols, x, y);
-    }
+    WB_SPLIT_UNITS(rows, cols, softmax_range(lo, hi, cols, x, y));
 }
 
 static void softmax_bwd_range(int64_t r0, int64_t r1, int64_t cols, const float *y, const float *dy, float *dx) {
@@ -268,15 +225,5 @@ static void softmax_bwd_range(int64_t r0, int64_t r1, int64_t cols, const float 
 }
 
 void wb_cpu_softmax_rows_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
-    int nt = wb_cpu_par_threads(rows * cols);
-    if (nt > rows) nt = (int)rows;
-    if (nt <= 1) {
-        softmax_bwd_range(0, rows, cols, y, dy, dx);
-        return;
-    }
-    WB_PARALLEL(nt) {
-        int64_t lo, hi;
-        wb_par_range(rows, 1, wb_par_thread(), wb_par_team(), &lo, &hi);
-        if (hi > lo) softmax_bwd_range(lo, hi, cols, y, dy, dx);
-    }
+    WB_SPLIT_UNITS(rows, cols, softmax_bwd_range(lo, hi, cols, y, dy, dx));
 }

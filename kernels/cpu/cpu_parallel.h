@@ -54,4 +54,28 @@ static inline void wb_par_range(int64_t n, int64_t align, int t, int nt, int64_t
     *hi = b < n ? b : n;
 }
 
+/* Run STMT (which reads int64_t lo, hi) over [0, n) cut into pieces of
+ * multiples of `align` (the last piece ends at n), one per thread of a
+ * team sized for `work` floats and at most one per piece; or once over
+ * all of it, on the calling thread, when one thread is enough. */
+#define WB_SPLIT(n, align, work, STMT)                                                      \
+    do {                                                                                    \
+        int64_t n_ = (n), align_ = (align), pieces_ = (n_ + align_ - 1) / align_;            \
+        int nt_ = pieces_ > 1 ? wb_cpu_par_threads(work) : 1;                               \
+        if (nt_ > pieces_) nt_ = (int)pieces_;                                              \
+        if (nt_ <= 1) {                                                                     \
+            int64_t lo = 0, hi = n_;                                                        \
+            STMT;                                                                           \
+        } else {                                                                            \
+            WB_PARALLEL(nt_) {                                                              \
+                int64_t lo, hi;                                                             \
+                wb_par_range(n_, align_, wb_par_thread(), wb_par_team(), &lo, &hi);         \
+                if (hi > lo) STMT;                                                          \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+/* n floats of a flat loop; `units` independent rows/blocks of per_unit floats. */
+#define WB_SPLIT_FLAT(n, STMT) WB_SPLIT(n, WB_PAR_ALIGN, n, STMT)
+#define WB_SPLIT_UNITS(units, per_unit, STMT) WB_SPLIT(units, 1, (int64_t)(units) * (int64_t)(per_unit), STMT)
+
 #endif
