@@ -54,17 +54,29 @@ local args = wb.args{
   teacher_steps = -1,   -- (-1: the profile's)
   teacher_init = "",    -- start the teacher from this checkpoint (with teacher_steps=0: just load it)
   divergences = "",     -- comma-separated subset; empty = every loaded divergence
-  sba_lambda = 5,       -- Di-Bregman's best CIFAR-10 value (Table 2: λ = 5, FID 3.61)
+  sba_lambda = 5.0,     -- Di-Bregman's best CIFAR-10 value (Table 2: λ = 5, FID 3.61); a number, so 0.5 parses
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
   eval_every = -1,      -- FID every this many generator updates (-1: the profile's; 0: only at the end)
   time_weight = "dmd",  -- score-based rows: auto | dmd | sigma2 | none
   sf_ratio = "classifier", -- score-free rows: classifier (their paper's) | gan-head (the same as the others)
-  sf_sigma = -1,        -- score-free rows: w = σ² at this fixed σ (-1: the profile's; 0: Karras σ)
+  sf_sigma = -1.0,      -- score-free rows: w = σ² at this fixed σ (-1: the profile's; 0: Karras σ; 2.5: the paper's)
   seed = 0,
   quiet = false,
 }
 local P = C.profile(args, "divergence_sweep")
+-- arguments checked before any work (a typo must not cost a teacher run)
+C.check_args("divergence_sweep", args, C.COMMON_RULES)
+C.check_args("divergence_sweep", args, {
+  { "eval_every", int = true, min = 0, unset = -1, note = "-1: the profile's, 0: only at the end" },
+  { "time_weight", choices = { "auto", "dmd", "sigma2", "none" } },
+  { "sf_ratio", choices = { "classifier", "gan-head" } },
+  { "sf_sigma", min = 0, unset = -1, note = "-1: the profile's, 0: Karras sigma" },
+})
+local names = wb.select_divergences(args.divergences)
+for _, name in ipairs(names) do
+  if name == "sba" then C.check_spec("divergence_sweep", "sba_lambda", args.sba_lambda, { "sba", lambda = args.sba_lambda }) end
+end
 
 -- distillation settings per profile. paper: one budget for every divergence —
 -- batch 64, lr 1e-5 (the score-free paper's; f-distill / DMD2 use their own
@@ -76,9 +88,6 @@ local D = ({
   smoke = { steps = 20, batch = 16, lr = 1e-4, lr_ratio = 1e-3, lr_fake = 1e-3, ema = 0.9, sf_sigma = 0 },
 })[P.name]
 local sf_sigma = args.sf_sigma >= 0 and args.sf_sigma or D.sf_sigma or 2.5
-if args.sf_ratio ~= "classifier" and args.sf_ratio ~= "gan-head" then
-  error(("divergence_sweep: sf_ratio = '%s' is not one of classifier, gan-head"):format(args.sf_ratio))
-end
 if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
@@ -92,7 +101,6 @@ print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batc
       :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
 
 -- 1. the teacher -----------------------------------------------------------------
-local names = wb.select_divergences(args.divergences) -- checked before any training
 local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
 
 local rows, fids = {}, {}

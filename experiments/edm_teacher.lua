@@ -17,6 +17,7 @@
 --   build/workbench run experiments/edm_teacher.lua teacher=edm.safetensors data=cifar-10-batches-bin \
 --       divergence=kl steps=1000 batch=64 n=10000 inception=pt_inception.safetensors
 local wb = require "wb"
+local C = require "lib.common"
 
 local args = wb.args{
   teacher = "", data = "", data_kind = "cifar10", resize = 0,
@@ -26,6 +27,16 @@ local args = wb.args{
 }
 if args.teacher == "" then error("edm_teacher.lua: give teacher=FILE.safetensors (scripts/convert_edm.py convert)", 0) end
 if args.data == "" then error("edm_teacher.lua: give data=DIR (the teacher's training data)", 0) end
+-- the rest checked before any work too (a typo must not cost a distillation run)
+C.check_args("edm_teacher.lua", args, {
+  { "steps", int = true, min = 0 }, { "batch", int = true, min = 1, max = 4096 }, { "lr", min = 0 },
+  { "seed", int = true, min = 0 }, { "n", int = true, min = 4 }, { "classifier_steps", int = true, min = 1 },
+  { "sample_steps", int = true, min = 1, max = 100000 }, { "grid", int = true, min = 0, max = 1024 },
+  { "resize", int = true, min = 0, note = "0: as stored" },
+  { "data_kind", choices = { "cifar10", "cifar100", "fashion-mnist", "mnist", "png-folder" } },
+  { "teacher", file = true }, { "data", dir = true }, { "inception", file = true },
+})
+C.require_divergences("edm_teacher.lua", "divergence", { args.divergence })
 
 local info = wb.checkpoint_info(args.teacher)
 if not info.net then

@@ -72,7 +72,7 @@ local args = wb.args{
   teacher_steps = -1,   -- DSM steps per initialisation teacher (-1: the profile's)
   teacher_dir = "",     -- load runs/teacher-<key>/checkpoint.safetensors from here instead of training
   sigma_init = 2.5,     -- G(z) = D(σ_init·z, σ_init); also the single-level teacher's σ
-  sigma_fixed = -1,     -- σ_fix of the generator loss, w = σ² (-1: the profile's — paper 2.5,
+  sigma_fixed = -1.0,   -- σ_fix of the generator loss, w = σ² (-1: the profile's — paper 2.5,
                         -- cpu/smoke 0 = σ from the Karras schedule)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
@@ -80,6 +80,31 @@ local args = wb.args{
   quiet = false,
 }
 local P = C.profile(args, "init_ablation")
+-- arguments checked before any work (a typo must not cost a teacher run)
+C.check_args("init_ablation", args, C.COMMON_RULES)
+C.check_args("init_ablation", args, {
+  { "sigma_init", gt = 0 },
+  { "sigma_fixed", min = 0, unset = -1, note = "-1: the profile's, 0: Karras sigma" },
+  { "teacher_dir", dir = true },
+})
+C.require_divergences("init_ablation", nil, { "dijs" })
+if P.name == "paper" and args.data100 == "" then
+  error("init_ablation: profile=paper also needs the CIFAR-100 binary directory: data100=DIR (the folder " ..
+        "holding train.bin, from https://www.cs.toronto.edu/~kriz/cifar.html)", 0)
+end
+-- the disjoint class subsets (CIFAR-100 class counts, or Fashion-MNIST classes) and their teachers' keys
+local SUBSETS = P.name == "paper" and { 10, 50, 90 } or { { 5 }, { 5, 6, 7 }, { 5, 6, 7, 8, 9 } }
+local function subset_key(sub) return P.name == "paper" and ("c100-%d"):format(sub) or ("fm-%dcls"):format(#sub) end
+if args.teacher_dir ~= "" then -- every teacher it must hold, before the first is loaded
+  local keys = { "full", "single" }
+  for _, sub in ipairs(SUBSETS) do keys[#keys + 1] = subset_key(sub) end
+  for _, key in ipairs(keys) do
+    local path = ("%s/teacher-%s/checkpoint.safetensors"):format(args.teacher_dir, key)
+    local f = io.open(path, "rb")
+    if not f then error(("init_ablation: teacher_dir = %s: no %s"):format(args.teacher_dir, path), 0) end
+    f:close()
+  end
+end
 
 -- the paper's settings: batch 64, lr 1e-5, one ratio step per generator step,
 -- w = σ² at σ_fix = 2.5. cpu / smoke use a larger lr (1e-5 moves a small net
@@ -111,22 +136,18 @@ end
 -- datasets: the target and the disjoint subsets
 local target, disjoint
 if P.name == "paper" then
-  if args.data100 == "" then
-    error("init_ablation: profile=paper also needs the CIFAR-100 binary directory: data100=DIR (the folder " ..
-          "holding train.bin, from https://www.cs.toronto.edu/~kriz/cifar.html)")
-  end
   target = C.dataset(P)
   local base = C.with(P.data, { kind = "cifar100", path = args.data100 })
   disjoint = {}
-  for _, k in ipairs{ 10, 50, 90 } do
-    disjoint[#disjoint + 1] = { key = ("c100-%d"):format(k), label = ("DSM, %d CIFAR-100 classes"):format(k),
+  for _, k in ipairs(SUBSETS) do
+    disjoint[#disjoint + 1] = { key = subset_key(k), label = ("DSM, %d CIFAR-100 classes"):format(k),
                                 data = wb.data.images(C.with(base, { include = cifar100_classes(k) })) }
   end
 else
   target = C.dataset(P, { include = { 0, 1, 2, 3, 4 } })
   disjoint = {}
-  for _, inc in ipairs{ { 5 }, { 5, 6, 7 }, { 5, 6, 7, 8, 9 } } do
-    disjoint[#disjoint + 1] = { key = ("fm-%dcls"):format(#inc),
+  for _, inc in ipairs(SUBSETS) do
+    disjoint[#disjoint + 1] = { key = subset_key(inc),
                                 label = ("DSM, %d disjoint class%s {%s}"):format(#inc, #inc > 1 and "es" or "",
                                                                               table.concat(inc, ",")),
                                 data = C.dataset(P, { include = inc }) }

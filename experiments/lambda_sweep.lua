@@ -47,6 +47,9 @@ local args = wb.args{
   quiet = false,
 }
 local P = C.profile(args, "lambda_sweep")
+-- arguments checked before any work (a typo must not cost a teacher run)
+C.check_args("lambda_sweep", args, C.COMMON_RULES)
+C.require_divergences("lambda_sweep", nil, { "rkl", "sba" })
 
 -- paper: batch 64, generator lr 1e-5 (one budget for all λ; the Di-Bregman
 -- paper's own schedule is not reproduced exactly), ratio and fake score
@@ -60,13 +63,17 @@ if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
 
-local lambdas = {}
+local lambdas, seen = {}, {}
 for v in args.lambdas:gmatch("[^,%s]+") do
   local x = tonumber(v)
-  if x == nil then error(("lambda_sweep: lambdas: '%s' is not a number"):format(v)) end
+  if x == nil then error(("lambda_sweep: lambdas = %s: '%s' is not a number"):format(args.lambdas, v), 0) end
+  C.check_spec("lambda_sweep", "lambdas", args.lambdas, { "sba", lambda = x }) -- within SBA's bounds
+  local run = ("sba_%g"):format(x) -- its run folder: one per value
+  if seen[run] then error(("lambda_sweep: lambdas = %s: %g is given twice"):format(args.lambdas, x), 0) end
+  seen[run] = true
   lambdas[#lambdas + 1] = x
 end
-if #lambdas == 0 then error("lambda_sweep: lambdas is empty") end
+if #lambdas == 0 then error(("lambda_sweep: lambdas = '%s': no value given"):format(args.lambdas), 0) end
 
 local t0 = os.time()
 wb.mkdir(P.out)

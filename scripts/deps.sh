@@ -6,11 +6,13 @@
 #           build, so BLAS, oneDNN and our kernels share one thread pool),
 #           oneDNN (libdnnl-dev: the CPU convolutions; optional for CMake), CMocka
 #   tests:  python3-torch, python3-torchvision, python3-scipy (reference numerics),
-#           dataset-fashion-mnist (real images)
+#           dataset-fashion-mnist (real images); clang + libclang-rt-14-dev
+#           (libFuzzer, scripts/fuzz.sh)
 # The CUDA toolkit is optional: when nvcc is found the CUDA backend is built too.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git liblua5.4-dev libcjson-dev libpng-dev zlib1g-dev
-          libopenblas-dev libopenblas0-openmp libdnnl-dev libcmocka-dev python3-torch python3-torchvision python3-scipy dataset-fashion-mnist)
+          libopenblas-dev libopenblas0-openmp libdnnl-dev libcmocka-dev python3-torch python3-torchvision python3-scipy dataset-fashion-mnist
+          clang libclang-rt-14-dev)
 [ "${1:-}" = "--build-only" ] && packages=("${packages[@]:0:12}")
 missing=()
 for p in "${packages[@]}"; do

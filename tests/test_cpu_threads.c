@@ -6,6 +6,8 @@
  * place where the op accumulates, and compared byte for byte against one
  * thread. Also: the split really happens (a kernel saw more than one thread
  * when OpenMP is built in), so this test cannot pass by never splitting.
+ * And the GEMMs (OpenBLAS, whose own split does change the bits) in the
+ * deterministic mode (WB_DETERMINISTIC, kernels/cpu/cpu_gemm.c).
  *
  * Shape legend: N flat length, B batch, C channels, G groups, HW plane.
  */
@@ -20,6 +22,7 @@
 #include <cmocka.h>
 
 #include "wb/backend.h"
+#include "wb/cpu.h"
 #include "wb/elementwise.h"
 #include "wb/tensor.h"
 #include "cpu/cpu_parallel.h"
@@ -313,6 +316,60 @@ static void test_group_norm(void **state) {
     free(init);
 }
 
+/* ---- GEMM in the deterministic mode (kernels/cpu/cpu_gemm.c) ------------------- */
+/* OpenBLAS's own thread split changes a GEMM's last bits (issue 10, defect
+ * 4); with wb_cpu_set_deterministic(1) the backend's gemm and gemm_batched
+ * give the same bits on 1, 2 and 3 threads: shapes split by rows and by
+ * columns, ragged pieces, one piece above OpenBLAS's threading threshold,
+ * GEMMs small enough to be left whole, every transpose, and beta = 1
+ * (accumulating) as the backward pass uses. */
+typedef struct gemm_ctx {
+    const wb_backend *be;
+    int ta, tb, m, n, k, batch;
+    float beta;
+    const float *a, *b;
+} gemm_ctx;
+
+static void run_gemm(const void *vc, float *out) {
+    const gemm_ctx *c = vc;
+    int lda = c->ta ? c->m : c->k, ldb = c->tb ? c->k : c->n;
+    if (c->batch > 1)
+        c->be->gemm_batched(c->batch, c->ta, c->tb, c->m, c->n, c->k, 0.75f, c->a, lda, (int64_t)c->m * c->k, c->b, ldb,
+                            (int64_t)c->n * c->k, c->beta, out, c->n, (int64_t)c->m * c->n);
+    else
+        c->be->gemm(c->ta, c->tb, c->m, c->n, c->k, 0.75f, c->a, lda, c->b, ldb, c->beta, out, c->n);
+}
+
+static void test_gemm_deterministic(void **state) {
+    (void)state;
+    const wb_backend *be = wb_backend_cpu();
+    static const int shapes[][7] = {
+        /* ta, tb, m, n, k, batch, beta = 1 */
+        {0, 1, 256, 128, 34, 1, 0},  {0, 0, 256, 128, 128, 1, 1}, {1, 0, 128, 128, 256, 1, 1},
+        {1, 1, 131, 77, 300, 1, 0},  {0, 1, 37, 900, 50, 1, 0},   {0, 0, 64, 64, 1024, 1, 0},
+        {1, 0, 200, 257, 129, 1, 1}, {0, 0, 96, 256, 288, 3, 1},
+        /* at and below OpenBLAS's threading threshold (2^18): left whole */
+        {0, 0, 64, 64, 64, 1, 0},    {1, 1, 40, 50, 60, 1, 1},
+    };
+    wb_cpu_set_deterministic(1);
+    assert_int_equal(wb_cpu_deterministic(), 1);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int *s = shapes[i];
+        int64_t na = (int64_t)s[2] * s[4] * s[5], nb = (int64_t)s[3] * s[4] * s[5], nc = (int64_t)s[2] * s[3] * s[5];
+        float *a = filled(na, 11 + (uint32_t)i, -1.0f, 1.0f), *b = filled(nb, 31 + (uint32_t)i, -1.0f, 1.0f);
+        float *init = filled(nc, 51 + (uint32_t)i, -1.0f, 1.0f);
+        gemm_ctx c = {be, s[0], s[1], s[2], s[3], s[4], s[5], s[6] ? 1.0f : 0.0f, a, b};
+        char what[96];
+        snprintf(what, sizeof what, "deterministic gemm%s ta=%d tb=%d %dx%dx%d", s[5] > 1 ? "_batched" : "", s[0],
+                 s[1], s[2], s[3], s[4]);
+        same_bits_over_threads(what, run_gemm, &c, init, nc);
+        free(a);
+        free(b);
+        free(init);
+    }
+    wb_cpu_set_deterministic(0);
+}
+
 /* The split is real: with OpenMP built in and 2 threads asked for, a large
  * piece of work gets 2 (and a small one stays on the caller). */
 static void test_split_happens(void **state) {
@@ -332,6 +389,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_happens), cmocka_unit_test(test_flat_ops),  cmocka_unit_test(test_adam),
         cmocka_unit_test(test_binary),        cmocka_unit_test(test_rows_cols), cmocka_unit_test(test_group_norm),
+        cmocka_unit_test(test_gemm_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

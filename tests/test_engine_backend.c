@@ -272,8 +272,9 @@ static void test_backend_draws_are_wb_rng_numbers(void **state) {
             wb_rng a, b;
             wb_rng_init(&a, 77, 5);
             wb_rng_init(&b, 77, 5);
-            wb_rng_normal(&a, host, 3); /* draws before, so the offset is not 0 */
-            wb_rng_normal(&b, host, 3);
+            float before_draws[3]; /* not host: that holds only n floats, and n may be 1 */
+            wb_rng_normal(&a, before_draws, 3); /* draws before, so the offset is not 0 */
+            wb_rng_normal(&b, before_draws, 3);
             if (normal) wb_rng_normal(&a, host, n);
             else wb_rng_uniform(&a, host, n);
             wb_transfer_counts before = wb_backend_transfers(cpu);

@@ -459,6 +459,32 @@ static void test_png_folder(void **state) {
     for (int p = 0; p < 3 * 64; p++) assert_float_equal(big[p], scaled(128), 1e-6);
     wb_dataset_free(ds);
 
+    /* a PNG whose header claims more pixels than its bytes can hold:
+     * refused before width x height x channels bytes are allocated for it */
+    static const uint32_t claims[2] = {16384, 100000};
+    static const char *const why[2] = {"header claims 16384x16384 pixels, more than its", "implausible size"};
+    for (int k = 0; k < 2; k++) {
+        char claim_dir[256];
+        make_subdir(claim_dir, sizeof claim_dir, fx->dir, k ? "claim100k" : "claim16k");
+        path_in(path, sizeof path, claim_dir, "big.png");
+        write_png(path, 6, 6, 1, gray);
+        f = fopen(path, "r+b");
+        assert_non_null(f);
+        uint8_t ihdr[17]; /* "IHDR" + 13 bytes of data, then the CRC */
+        assert_int_equal(fseek(f, 12, SEEK_SET), 0);
+        assert_int_equal(fread(ihdr, 1, sizeof ihdr, f), sizeof ihdr);
+        put_be32(ihdr + 4, claims[k]);
+        put_be32(ihdr + 8, claims[k]);
+        uint8_t crc[4];
+        put_be32(crc, crc32_buf(ihdr, sizeof ihdr));
+        assert_int_equal(fseek(f, 12, SEEK_SET), 0);
+        assert_int_equal(fwrite(ihdr, 1, sizeof ihdr, f), sizeof ihdr);
+        assert_int_equal(fwrite(crc, 1, 4, f), 4);
+        assert_int_equal(fclose(f), 0);
+        assert_null(wb_images_open("png-folder", claim_dir, NULL));
+        assert_error_mentions("big.png", why[k]);
+    }
+
     /* empty folder */
     char empty[256];
     make_subdir(empty, sizeof empty, fx->dir, "empty");
@@ -705,6 +731,41 @@ static void test_idx_errors(void **state) {
     assert_int_equal(truncate(path, st.st_size / 2), 0);
     assert_null(wb_images_open("fashion-mnist", dir, NULL));
     assert_error_mentions("train-images-idx3-ubyte.gz", "truncated");
+
+    /* cut inside the 8-byte CRC trailer: every pixel is there, but zlib
+     * only says "unexpected end of file" through gzerror (fuzz finding:
+     * such a file was accepted unchecked) */
+    make_subdir(dir, sizeof dir, fx->dir, "cut_trailer");
+    write_idx(dir, "train", 0x803, N_TRAIN, N_TRAIN, N_TRAIN);
+    path_in(path, sizeof path, dir, "train-labels-idx1-ubyte.gz");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 6), 0);
+    assert_null(wb_images_open("fashion-mnist", dir, NULL));
+    assert_error_mentions("train-labels-idx1-ubyte.gz", "truncated gzip");
+
+    /* a header that claims far more than the file holds: refused or found
+     * short without allocating what it claims (2^26 images of 4096x4096 is
+     * 2^50 bytes; 60000 images of 28x28 with 3 present) */
+    make_subdir(dir, sizeof dir, fx->dir, "huge_claim");
+    {
+        uint8_t hdr[16 + 64];
+        memset(hdr, 1, sizeof hdr);
+        put_be32(hdr, 0x803);
+        put_be32(hdr + 4, 1u << 26);
+        put_be32(hdr + 8, 4096);
+        put_be32(hdr + 12, 4096);
+        path_in(path, sizeof path, dir, "train-images-idx3-ubyte.gz");
+        write_gz(path, hdr, sizeof hdr);
+        uint8_t lb[9] = {0, 0, 8, 1, 0, 0, 0, 1, 0};
+        path_in(path, sizeof path, dir, "train-labels-idx1-ubyte.gz");
+        write_gz(path, lb, sizeof lb);
+    }
+    assert_null(wb_images_open("fashion-mnist", dir, NULL));
+    assert_error_mentions("train-images-idx3-ubyte.gz: implausible header", "67108864 images of 4096x4096");
+    make_subdir(dir, sizeof dir, fx->dir, "claims_more");
+    write_idx(dir, "train", 0x803, 60000, 3, 60000);
+    assert_null(wb_images_open("fashion-mnist", dir, NULL));
+    assert_error_mentions("truncated: header says 60000 images of 28x28", "file has 2352 bytes of pixels");
 
     /* the labels header alone missing */
     make_subdir(dir, sizeof dir, fx->dir, "nolabels");

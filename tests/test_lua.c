@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fault_inject.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,8 +488,7 @@ static void test_table_formats(void **state) {
         struct stat st;
         snprintf(path, sizeof path, "%s/out/sub/res.%s", g_dir, exts[i]);
         assert_int_equal(stat(path, &st), 0);
-        snprintf(path, sizeof path, "%s/out/sub/res.%s.tmp", g_dir, exts[i]);
-        assert_int_not_equal(stat(path, &st), 0);
+        assert_false(wb_fault_tmp_left(path));
     }
     char path[512];
     snprintf(path, sizeof path, "%s/out/sub/res.csv", g_dir);

@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fault_inject.h"
+
 #include "report/plot.h"
 #include "wb/tensor.h"
 
@@ -144,9 +146,7 @@ static long blueish(const uint8_t *rgb, int w, int h) {
 /* Checks that path is a valid PNG of the given size (w/h <= 0: any) that is
  * not blank and left no PATH.tmp behind; returns the pixels. */
 static uint8_t *expect_png(const char *path, int want_w, int want_h, int *w, int *h) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    assert_false(exists(tmp));
+    assert_false(wb_fault_tmp_left(path));
     uint8_t *rgb = read_png(path, w, h);
     assert_non_null(rgb);
     if (want_w > 0) assert_int_equal(*w, want_w);
@@ -265,13 +265,12 @@ static uint8_t *slurp(const char *path, size_t *n) {
     return buf;
 }
 
-/* A write that fails (here: PATH.tmp cannot be created because a directory
- * is in the way — reliable even when the tests run as root) must leave the
- * existing PATH byte-for-byte intact. */
+/* A write that fails (here: its temporary file cannot be created, no file
+ * descriptor being free — reliable even when the tests run as root) must
+ * leave the existing PATH byte-for-byte intact. */
 static void test_png_failed_write_keeps_existing(void **state) {
-    char path[256], tmp[300];
+    char path[256];
     path_in(state, "keep.png", path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     uint8_t img[4 * 4 * 3];
     memset(img, 0x40, sizeof img);
     assert_int_equal(wb_png_write_rgb(path, 4, 4, img), 0);
@@ -279,10 +278,14 @@ static void test_png_failed_write_keeps_existing(void **state) {
     uint8_t *before = slurp(path, &n0);
     assert_non_null(before);
 
-    assert_int_equal(mkdir(tmp, 0700), 0);
+    struct rlimit fds;
+    assert_int_equal(wb_fault_fds_block(&fds), 0);
     memset(img, 0x99, sizeof img);
-    assert_int_not_equal(wb_png_write_rgb(path, 4, 4, img), 0);
+    int rc = wb_png_write_rgb(path, 4, 4, img);
+    wb_fault_fds_restore(&fds);
+    assert_int_not_equal(rc, 0);
     assert_non_null(strstr(wb_last_error(), path));
+    assert_false(wb_fault_tmp_left(path));
     uint8_t *after = slurp(path, &n1);
     assert_non_null(after);
     assert_int_equal(n0, n1);
@@ -294,22 +297,20 @@ static void test_png_failed_write_keeps_existing(void **state) {
     free(rgb);
     free(before);
     free(after);
-    rmdir(tmp);
 }
 
 /* A failed final rename (PATH is a non-empty directory) removes PATH.tmp. */
 static void test_png_failed_rename_cleans_up(void **state) {
-    char path[256], inner[300], tmp[300];
+    char path[256], inner[300];
     path_in(state, "isdir.png", path, sizeof path);
     snprintf(inner, sizeof inner, "%s/x", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(mkdir(inner, 0700), 0);
     uint8_t img[3] = {1, 2, 3};
     assert_int_not_equal(wb_png_write_rgb(path, 1, 1, img), 0);
     assert_non_null(strstr(wb_last_error(), path));
     assert_non_null(strstr(wb_last_error(), "rename"));
-    assert_false(exists(tmp));
+    assert_false(wb_fault_tmp_left(path));
     assert_true(exists(inner));
 }
 

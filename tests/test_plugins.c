@@ -26,7 +26,20 @@
  *     their families;
  *   - gan-head's `feature` list: a name longer than the head can hold and a
  *     ninth name are errors naming them, a 31-character name is held (it
- *     reaches the feature probe), eight names are accepted.
+ *     reaches the feature probe), eight names are accepted;
+ *   - descriptors a user could not reproduce (issue 10, defect 9; the
+ *     fixture_bad_*.so of tests/fixtures/bad_desc.c): an INT default 1.5, an
+ *     INTS default "1,x,3", of 20 values, or outside its bounds, a STRING
+ *     default not among its choices or longer than 63 bytes, a BOOL default
+ *     0.5, a second kind's function table, n_plugins 3 with plugins NULL —
+ *     each refused naming the file, the plugin and the parameter;
+ *   - descriptors built in memory (wb_registry_add_library, what the loader
+ *     runs after the entry): INT defaults beyond int64, infinite defaults,
+ *     empty choices, space-separated INTS defaults refused; wb_config_to_json
+ *     stays valid JSON for long integer lists and strings holding quotes,
+ *     backslashes and control bytes; an infinite value is refused;
+ *     wb_config_int saturates a huge NUMBER; strings from the library are
+ *     shown escaped in messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,6 +55,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "core/registry.h"
 #include "engine/engine.h"
@@ -555,6 +570,138 @@ static void test_gan_head_feature_names(void **state) {
     wb_registry_free(reg);
 }
 
+
+/* ---- descriptors a user could not reproduce (issue 10, defect 9) ------------------------ */
+static void test_bad_descriptors(void **state) {
+    (void)state;
+    wb_registry *reg = load_shipped();
+    expect_rejected(reg, "bad_int_frac", "plugin 'bad-int-frac': parameter 'width' is an integer but its default is 1.5");
+    expect_rejected(reg, "bad_ints_junk",
+                    "plugin 'bad-ints-junk': parameter 'widths' default '1,x,3': 'x' is not an integer");
+    expect_rejected(reg, "bad_ints_long",
+                    "plugin 'bad-ints-long': parameter 'widths' default has 20 integers, a value holds at most 16");
+    expect_rejected(reg, "bad_ints_outside",
+                    "plugin 'bad-ints-outside': parameter 'widths' default element 3 = 99 outside [1, 64]");
+    expect_rejected(reg, "bad_string_choice",
+                    "plugin 'bad-string-choice': parameter 'activation' default 'gelu' is not one of silu|relu");
+    expect_rejected(reg, "bad_string_long", "plugin 'bad-string-long': parameter 'feature' default 'a-default-string");
+    EXPECT_IN(wb_last_error(), "is 70 bytes, a value holds at most 63");
+    expect_rejected(reg, "bad_bool_half",
+                    "plugin 'bad-bool-half': parameter 'flag' is a boolean but its default is 0.5 (0 or 1)");
+    expect_rejected(reg, "bad_two_tables",
+                    "divergence 'bad-tables' also sets the net function table (a descriptor sets exactly the table "
+                    "of its kind)");
+    expect_rejected(reg, "bad_null_plugins", "library declares 3 plugins but its plugins pointer is NULL");
+    assert_int_equal(wb_registry_count(reg), N_SHIPPED);
+    wb_registry_free(reg);
+}
+
+/* ---- descriptors in memory: the checks after the entry, and configurations ------------- */
+static void weights_stub(const wb_config *cfg, int64_t n, const float *l, float *ws, float *wl) {
+    (void)cfg, (void)l;
+    for (int64_t i = 0; i < n; i++) ws[i] = wl[i] = 0.0f;
+}
+static double value_stub(const wb_config *cfg, int64_t n, const float *l) { return (void)cfg, (void)n, (void)l, 0.0; }
+static const wb_divergence_fns stub_fns = WB_DIVERGENCE_FNS(0, weights_stub, value_stub);
+
+/* A one-member divergence library over specs (n of them), offered to a
+ * fresh registry: 0 and the registry in *out, or -1 (message in
+ * wb_last_error()). The descriptor lives in *d and the library in *lib. */
+static int offer(const wb_param_spec *specs, int n, wb_plugin_desc *d, const wb_plugin_desc **list,
+                 wb_plugin_library *lib, wb_registry **out) {
+    *d = (wb_plugin_desc){.abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof *d,
+                          .kind = WB_KIND_DIVERGENCE, .name = "mem", .version = "1.0.0", .doc = "in memory",
+                          .params = specs, .n_params = n, .divergence = &stub_fns};
+    list[0] = d;
+    *lib = (wb_plugin_library){.abi_version = WB_ABI_VERSION, .struct_size = (uint32_t)sizeof *lib, .n_plugins = 1,
+                               .plugins = list};
+    *out = wb_registry_new();
+    assert_non_null(*out);
+    return wb_registry_add_library(*out, "/mem/lib.so", lib);
+}
+
+static void expect_offer_refused(const wb_param_spec *spec, const char *why) {
+    wb_plugin_desc d;
+    const wb_plugin_desc *list[1];
+    wb_plugin_library lib;
+    wb_registry *reg;
+    wb_set_error("(stale)");
+    assert_int_equal(offer(spec, 1, &d, list, &lib, &reg), -1);
+    EXPECT_IN(wb_last_error(), "/mem/lib.so: plugin 'mem': parameter ");
+    EXPECT_IN(wb_last_error(), why);
+    assert_int_equal(wb_registry_count(reg), 0);
+    wb_registry_free(reg);
+}
+
+static void test_descriptors_in_memory(void **state) {
+    (void)state;
+    /* refused at load */
+    const wb_param_spec int_huge = WB_PARAM_INT("n", 1e300, -1e300, 1e300, "beyond int64");
+    expect_offer_refused(&int_huge, "'n' is an integer but its default is 1.0000000000000001e+300");
+    const wb_param_spec num_inf = WB_PARAM_NUMBER("x", INFINITY, -INFINITY, INFINITY, "infinite default");
+    expect_offer_refused(&num_inf, "'x' default inf is not a finite number");
+    const wb_param_spec empty_choices = WB_PARAM_STRING("s", "a", "", "choices \"\"");
+    expect_offer_refused(&empty_choices, "'s' has an empty choices list (NULL: any string)");
+    const wb_param_spec bar_choices = WB_PARAM_STRING("s", "a", "a|", "a trailing empty choice");
+    expect_offer_refused(&bar_choices, "'s' choices 'a|' hold an empty choice");
+    const wb_param_spec spaced = WB_PARAM_INTS("w", "64 64", 1, 128, "blanks are not separators");
+    expect_offer_refused(&spaced, "'w' default '64 64': '64 64' is not an integer");
+    const wb_param_spec empty_list = WB_PARAM_INTS("w", "", 1, 128, "no integer");
+    expect_offer_refused(&empty_list, "'w' default '': '' is not an integer");
+    const wb_param_spec ctrl = WB_PARAM_STRING("s", "bad\x1b[31m\xff", "a|b", "control bytes");
+    expect_offer_refused(&ctrl, "'s' default 'bad\\x1b[31m\\xff' is not one of a|b");
+
+    /* accepted; the configuration's JSON stays JSON */
+    const wb_param_spec specs[] = {
+        WB_PARAM_INTS("a", "1", -1e300, 1e300, "wide bounds"), WB_PARAM_INTS("b", " 1 , -2 ", -1e300, 1e300, ""),
+        WB_PARAM_INTS("c", "3", -1e300, 1e300, ""),            WB_PARAM_INTS("d", "4", -1e300, 1e300, ""),
+        WB_PARAM_INTS("e", "5", -1e300, 1e300, ""),            WB_PARAM_STRING("s", "plain", NULL, "any string"),
+        WB_PARAM_NUMBER("x", 0.0, -INFINITY, INFINITY, "unbounded"),
+    };
+    wb_plugin_desc d;
+    const wb_plugin_desc *list[1];
+    wb_plugin_library lib;
+    wb_registry *reg;
+    assert_int_equal(offer(specs, WB_COUNT_OF(specs), &d, list, &lib, &reg), 0);
+    const wb_plugin_desc *mem = find_desc(reg, WB_KIND_DIVERGENCE, "mem");
+    wb_config_owned *c = wb_config_new(mem);
+    int64_t got[WB_MAX_INTS];
+    assert_int_equal(wb_config_ints(&c->cfg, "b", got, WB_MAX_INTS), 2); /* blanks around integers are fine */
+    assert_int_equal(got[1], -2);
+    /* five lists of sixteen 20-character integers: more than the old fixed
+     * buffer (256 + 256 bytes a parameter) held */
+    int64_t big[WB_MAX_INTS];
+    for (int i = 0; i < WB_MAX_INTS; i++) big[i] = INT64_MIN + 1;
+    for (const char *k = "abcde"; *k; k++) {
+        char key[2] = {*k, 0};
+        assert_int_equal(wb_config_set_ints(c, key, big, WB_MAX_INTS), 0);
+    }
+    const char *tricky = "q\"uo\\te\n\x01";
+    assert_int_equal(wb_config_set_string(c, "s", tricky), 0);
+    EXPECT_FAIL(wb_config_set_number(c, "x", INFINITY), "mem: parameter 'x' = inf: want a finite number", "");
+    assert_int_equal(wb_config_set_number(c, "x", 1e300), 0);
+    assert_true(wb_config_int(&c->cfg, "x", 0) == INT64_MAX); /* saturated, not undefined */
+    assert_int_equal(wb_config_set_number(c, "x", -1e300), 0);
+    assert_true(wb_config_int(&c->cfg, "x", 0) == INT64_MIN);
+    char *json = wb_config_to_json(&c->cfg);
+    assert_non_null(json);
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) fail_msg("wb_config_to_json wrote no JSON object: %s", json);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "e");
+    assert_int_equal(cJSON_GetArraySize(e), WB_MAX_INTS);
+    EXPECT_IN(json, "\"e\": [-9223372036854775807, ");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "s")->valuestring, tricky);
+    cJSON_Delete(root);
+    free(json);
+    wb_config_free(c);
+
+    /* the same library again: its member is a duplicate */
+    wb_set_error("(stale)");
+    assert_int_equal(wb_registry_add_library(reg, "/mem/again.so", &lib), -1);
+    EXPECT_IN(wb_last_error(), "/mem/again.so: duplicate divergence name 'mem' (already loaded from /mem/lib.so)");
+    wb_registry_free(reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_struct_sizes),
@@ -565,6 +712,8 @@ int main(void) {
         cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_config_number),
         cmocka_unit_test(test_config_strings_ints),
+        cmocka_unit_test(test_bad_descriptors),
+        cmocka_unit_test(test_descriptors_in_memory),
     };
     return cmocka_run_group_tests_name("plugins", tests, NULL, NULL);
 }

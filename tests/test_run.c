@@ -12,11 +12,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fault_inject.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -49,6 +52,7 @@ static void test_config_order(void **state) {
     (void)state;
     wb_run run;
     assert_int_equal(wb_run_open(&run, g_dir), 0);
+    assert_int_equal(wb_run_begin_log(&run, -1), 0);
     run.origin = cJSON_Parse("{\"script\": {\"path\": \"x.lua\"}, \"args\": {\"out\": \"o\"}}");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "steps", 5);
@@ -87,6 +91,7 @@ static void test_metrics_line(void **state) {
     (void)state;
     wb_run run;
     assert_int_equal(wb_run_open(&run, g_dir), 0);
+    assert_int_equal(wb_run_begin_log(&run, -1), 0);
     wb_log_value v[] = {{"seconds", 1.23456, WB_LOG_F3, 0},
                         {"loss", 0.000123456789, WB_LOG_G6, 0},
                         {"acc", 0.5, WB_LOG_F4, 0},
@@ -115,6 +120,7 @@ static void test_checkpoint_and_samples(void **state) {
     (void)state;
     wb_run run;
     assert_int_equal(wb_run_open(&run, g_dir), 0);
+    assert_int_equal(wb_run_begin_log(&run, -1), 0);
     wb_params *ps = wb_params_new(wb_backend_cpu());
     assert_non_null(wb_params_add(ps, "w", 1, (int64_t[]){3}, WB_INIT_ONES, 1.0f));
     wb_rng rng;
@@ -158,24 +164,77 @@ static void test_checkpoint_and_samples(void **state) {
     wb_run_close(&run);
 }
 
+/* Two processes replacing one file at once (two runs sharing a cache
+ * directory): every read sees one writer's whole file, never a mix or a
+ * cut, and both writes succeed. A shared PATH.tmp would interleave them. */
+static void test_atomic_concurrent_writers(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/shared.bin", g_dir);
+    enum { A_LEN = 1 << 20, B_LEN = (1 << 20) + 4096 + 7, ROUNDS = 25 };
+    char *a = malloc(A_LEN), *b = malloc(B_LEN);
+    assert_non_null(a);
+    assert_non_null(b);
+    memset(a, 'a', A_LEN);
+    memset(b, 'b', B_LEN);
+    assert_int_equal(wb_write_file_atomic(path, a, A_LEN), 0);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            int bad = 0;
+            for (int r = 0; r < ROUNDS; r++) bad |= wb_write_file_atomic(path, k ? b : a, k ? B_LEN : A_LEN) != 0;
+            _exit(bad);
+        }
+    }
+    int reads = 0, torn = 0;
+    for (int alive = 2; alive > 0;) {
+        char *got = wb_test_slurp(path);
+        size_t n = got ? strlen(got) : 0;
+        reads++;
+        if (!got || !((n == A_LEN && got[0] == 'a' && got[n - 1] == 'a' && !memchr(got, 'b', n)) ||
+                      (n == B_LEN && got[0] == 'b' && got[n - 1] == 'b' && !memchr(got, 'a', n))))
+            torn++;
+        free(got);
+        alive = 0;
+        for (int k = 0; k < 2; k++) {
+            if (kids[k] <= 0) continue;
+            int status;
+            pid_t w = waitpid(kids[k], &status, WNOHANG);
+            if (w == kids[k]) {
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                kids[k] = 0;
+            } else {
+                alive++;
+            }
+        }
+    }
+    if (torn) fail_msg("%d of %d reads saw a mixed or cut file", torn, reads);
+    assert_false(wb_fault_tmp_left(path));
+    free(a);
+    free(b);
+}
+
 static void test_atomic_writer(void **state) {
     (void)state;
-    char path[512], tmp[520];
+    char path[512];
     snprintf(path, sizeof path, "%s/a.txt", g_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     assert_int_equal(wb_write_file_atomic(path, "old\n", 4), 0);
-    assert_false(exists(tmp));
-    /* PATH.tmp cannot be created: the error names the file, PATH stays */
-    assert_int_equal(mkdir(tmp, 0700), 0);
-    assert_int_not_equal(wb_write_file_atomic(path, "new\n", 4), 0);
+    assert_false(wb_fault_tmp_left(path));
+    /* the temporary file cannot be created: the error names the file, PATH stays */
+    struct rlimit fds;
+    assert_int_equal(wb_fault_fds_block(&fds), 0);
+    int rc = wb_write_file_atomic(path, "new\n", 4);
+    wb_fault_fds_restore(&fds);
+    assert_int_not_equal(rc, 0);
     assert_non_null(strstr(wb_last_error(), path));
-    assert_int_equal(rmdir(tmp), 0);
-    /* abort after writing: PATH stays, PATH.tmp goes */
+    /* abort after writing: PATH stays, the temporary file goes */
     wb_atomic_file af;
     assert_int_equal(wb_atomic_open(&af, path), 0);
     fputs("half", af.f);
     wb_atomic_abort(&af);
-    assert_false(exists(tmp));
+    assert_false(wb_fault_tmp_left(path));
     /* the rename fails (PATH is a non-empty folder): PATH.tmp removed */
     char dir[512], inner[600];
     snprintf(dir, sizeof dir, "%s/d", g_dir);
@@ -184,8 +243,7 @@ static void test_atomic_writer(void **state) {
     wb_test_write_text(inner, "x");
     assert_int_not_equal(wb_write_file_atomic(dir, "y", 1), 0);
     assert_non_null(strstr(wb_last_error(), "rename"));
-    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    assert_false(exists(tmp));
+    assert_false(wb_fault_tmp_left(dir));
     char *text = wb_test_slurp(path);
     assert_string_equal(text, "old\n");
     free(text);
@@ -200,6 +258,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_config_order, fresh, cleanup),
         cmocka_unit_test_setup_teardown(test_metrics_line, fresh, cleanup),
         cmocka_unit_test_setup_teardown(test_checkpoint_and_samples, fresh, cleanup),
+        cmocka_unit_test_setup_teardown(test_atomic_concurrent_writers, fresh, cleanup),
         cmocka_unit_test_setup_teardown(test_atomic_writer, fresh, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

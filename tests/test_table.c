@@ -102,6 +102,17 @@ static void test_markdown(void **state) {
                         "| ls (a=1, b=2.5) | classifier | ring_8 & 50% | exact | none | 3 | 2.333 ± 1.528 | 20 ± 0 |\n");
     wb_test_result_free(&r);
 
+    /* plugin params that are not an object (an array's members have no
+     * names): the label is the plugin's name alone, never "(null)=1"
+     * (fuzz finding, tests/fuzz/corpus/fuzz_run_json/regress-params-array) */
+    make_run("arr", "{\"kind\": \"distill\", \"divergence\": {\"name\": \"kl\", \"params\": [1, 2]}}",
+             "{\"fid\": 3}");
+    const char *arr[] = {"table", "arr", NULL};
+    r = wb_test_run_workbench(g_dir, arr);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "| kl | - | - | - | - | 1 | 3 |\n", r);
+    wb_test_result_free(&r);
+
     /* one seed: just the mean; --metrics picks and orders */
     const char *one[] = {"table", "sba_1", "--metrics", "fid,mmd", NULL};
     r = wb_test_run_workbench(g_dir, one);

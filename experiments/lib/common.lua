@@ -98,6 +98,108 @@ function C.profile(args, script)
   return P
 end
 
+-- ---- arguments, checked before any work -----------------------------------------
+-- A typo on the command line must cost seconds, not a teacher run (issue 10,
+-- defect 7): every script checks its arguments right after wb.args, before it
+-- loads data or trains, and each message names the script, the key and the
+-- value ("lambda_sweep: steps = -5: want an integer >= 0 (0: the profile's)").
+
+local function want_text(r)
+  if r.choices then return "one of " .. table.concat(r.choices, ", ") end
+  if r.file then return "a readable file" end
+  if r.dir then return "an existing folder" end
+  local kind = r.int and "an integer" or "a number"
+  local parts = {}
+  if r.gt ~= nil then parts[#parts + 1] = ("> %s"):format(r.gt) end
+  if r.min ~= nil then parts[#parts + 1] = (">= %s"):format(r.min) end
+  if r.max ~= nil then parts[#parts + 1] = ("<= %s"):format(r.max) end
+  local text = kind .. (#parts > 0 and " " .. table.concat(parts, " and ") or "")
+  if r.unset ~= nil then text = ("%s, or %s"):format(text, r.unset) end
+  if r.note then text = ("%s (%s)"):format(text, r.note) end
+  return text
+end
+
+-- A value as typed: "0" and "50", not Lua's "0.0" and "50.0" for a float.
+local function shown(v)
+  return math.type(v) == "float" and ("%.14g"):format(v) or tostring(v)
+end
+
+-- A folder: "DIR/." opens; a file: it opens and is not a folder (read(0)
+-- fails on one) nor empty.
+local function readable(path, as_dir)
+  local f = io.open(as_dir and path .. "/." or path, "rb")
+  if not f then return false end
+  local ok = as_dir or f:read(0) ~= nil
+  f:close()
+  return ok
+end
+
+--- Checks args against rules, an array of {key, [int | number | choices |
+-- file | dir], min, max, gt, unset, note}: integers / numbers in range (gt:
+-- strictly above; unset: one more allowed value, "the profile's"; note:
+-- said in the message), a string among choices, "" or a readable file, ""
+-- or an existing folder. A key absent from args is skipped. Errors name
+-- script, key and value.
+function C.check_args(script, args, rules)
+  for _, r in ipairs(rules) do
+    local key = r[1]
+    local v = args[key]
+    local ok = true
+    if v == nil then
+      ok = true
+    elseif r.choices then
+      ok = false
+      for _, c in ipairs(r.choices) do if v == c then ok = true end end
+    elseif r.file or r.dir then
+      ok = v == "" or readable(v, r.dir)
+    elseif r.unset ~= nil and v == r.unset then
+      ok = true
+    else
+      ok = type(v) == "number" and v == v and (not r.int or math.type(v) == "integer" or v == math.floor(v)) and
+           (r.min == nil or v >= r.min) and (r.max == nil or v <= r.max) and (r.gt == nil or v > r.gt)
+    end
+    if not ok then error(("%s: %s = %s: want %s"):format(script, key, shown(v), want_text(r)), 0) end
+  end
+end
+
+--- The arguments every image study shares (after C.profile checked the
+-- profile name): budgets, metrics, files.
+C.COMMON_RULES = {
+  { "steps", int = true, min = 0, note = "0: the profile's" },
+  { "batch", int = true, min = 0, max = 4096, note = "0: the profile's" },
+  { "teacher_steps", int = true, min = 0, unset = -1, note = "-1: the profile's" },
+  { "metrics_n", int = true, min = 4, unset = 0, note = "0: the profile's" },
+  { "seed", int = true, min = 0 },
+  { "inception", file = true },
+  { "teacher_init", file = true },
+  { "data", dir = true },
+  { "data100", dir = true },
+}
+
+--- Every name in `names` must be a loaded divergence (what the script's
+-- `key` argument, or the script itself, asks for).
+function C.require_divergences(script, key, names)
+  local loaded, known = {}, wb.divergences()
+  for _, n in ipairs(known) do loaded[n] = true end
+  for _, n in ipairs(names) do
+    if not loaded[n] then
+      error(("%s: %s%s'%s' is not a loaded divergence (loaded: %s)"):format(script, key or "", key and " = " or "",
+            n, table.concat(known, ", ")), 0)
+    end
+  end
+end
+
+--- Divergence spec `spec` ({"sba", lambda = x}) as its plugin checks it
+-- (parameter bounds, choices), without training: the plugin's weights at
+-- one logit. An error names script and key.
+function C.check_spec(script, key, value, spec)
+  local ok, err = pcall(wb.divergence_weights, spec, { 0 })
+  if not ok then
+    local why = tostring(err):gsub("^wb%.divergence_weights: ", "")
+    error(("%s: %s = %s: %s"):format(script, key, shown(value), why), 0)
+  end
+end
+
 --- An image Dataset of the profile, with extra wb.data.images keys (include, …).
 function C.dataset(P, extra)
   return wb.data.images(C.with(P.data, extra or {}))

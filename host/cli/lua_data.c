@@ -16,6 +16,7 @@
 #include "cli/lua_guard.h"
 #include "cli/lua_types.h"
 #include "engine/images.h"
+#include "engine/memory.h"
 
 /* ---- Samples: an n × dim float matrix ------------------------------------------------- */
 samples_ud *wb_lua_samples_push(lua_State *L, int64_t n, int64_t dim) {
@@ -171,6 +172,8 @@ static int dataset_sample(lua_State *L) {
     lua_Integer seed = luaL_optinteger(L, 3, 0);
     luaL_argcheck(L, n >= 0, 2, "number of samples must be >= 0");
     luaL_argcheck(L, seed >= 0, 3, "seed must be >= 0");
+    if (wb_memory_check_samples(n, ds->dim)) /* the guard: engine/memory.h */
+        return luaL_error(L, "Dataset:sample(%I): %s", n, wb_last_error());
     if (!wb_images_is(ds)) {
         wb_lua_dataset_draw(L, ds, n, (uint64_t)seed, "Dataset:sample");
         return 1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -19,6 +20,7 @@
 #include "cli/lua_guard.h"
 #include "cli/lua_types.h"
 #include "cli/lua_wb.h"
+#include "engine/memory.h"
 #include "engine/options.h"
 #include "wb/safetensors.h"
 
@@ -70,6 +72,53 @@ static wb_run *open_run(lua_State *L, const char *fn, const char *dir, int quiet
     return run;
 }
 
+/* `workbench run FILE.lua resume=DIR` resumes every run inside DIR (DIR
+ * itself included) that does not say resume = false; resume=true (or 1)
+ * every run of the script. A run's own `resume` key wins. Called after
+ * open_run made the run's directory, so both paths resolve. */
+static int cli_resume(lua_State *L, const char *fn, int table, wb_run *run) {
+    if (!run || wb_lua_has_field(L, table, "resume")) return -1; /* the key's value stands */
+    int applies = 0, top = lua_gettop(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY) == LUA_TTABLE &&
+        lua_getfield(L, -1, "resume") == LUA_TSTRING) {
+        const char *v = lua_tostring(L, -1);
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) applies = 1;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || v[0] == '\0') applies = 0;
+        else {
+            char *want = realpath(v, NULL), *have = realpath(run->dir, NULL);
+            if (!want) {
+                free(have);
+                lua_settop(L, top);
+                wb_run_close(run);
+                return luaL_error(L, "%s: resume=%s (command line): %s", fn, v, strerror(errno));
+            }
+            size_t n = strlen(want);
+            applies = have && strncmp(have, want, n) == 0 && (have[n] == '\0' || have[n] == '/' || n == 1);
+            free(want);
+            free(have);
+        }
+    }
+    lua_settop(L, top);
+    return applies;
+}
+
+#define TRAINING_KEY "wb.training"
+
+int wb_lua_training(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, TRAINING_KEY);
+    int depth = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return depth > 0;
+}
+
+static void training_enter(lua_State *L, int delta) {
+    lua_getfield(L, LUA_REGISTRYINDEX, TRAINING_KEY);
+    lua_Integer depth = lua_tointeger(L, -1) + delta;
+    lua_pop(L, 1);
+    lua_pushinteger(L, depth);
+    lua_setfield(L, LUA_REGISTRYINDEX, TRAINING_KEY);
+}
+
 /* ---- Teacher ------------------------------------------------------------------------------- */
 /* user values of a Teacher: 1 = its Dataset, 2 = the registry box */
 static teacher_ud *check_teacher(lua_State *L, int arg) {
@@ -97,6 +146,8 @@ static int teacher_sample(lua_State *L) {
     int o = wb_lua_opt_table(L, 3, "Teacher:sample", teacher_sample_keys, N_DEFS(teacher_sample_keys)) ? 3 : 0;
     int steps = (int)wb_lua_get_int(L, o, "Teacher:sample", "steps", WB_HEUN_STEPS, 1, 100000);
     uint64_t seed = (uint64_t)wb_lua_get_int(L, o, "Teacher:sample", "seed", 0, 0, INT64_MAX);
+    if (wb_memory_check_teacher_sample(t->t, n)) /* before allocating: engine/memory.h */
+        luaL_error(L, "Teacher:sample(%I): %s", n, wb_last_error());
     samples_ud *s = wb_lua_samples_push_shaped(L, n, &t->t->shape);
     if (wb_teacher_sample(t->t, n, steps, seed, s->x)) luaL_error(L, "Teacher:sample: %s", wb_last_error());
     return 1;
@@ -250,6 +301,8 @@ static int l_teacher(lua_State *L) {
     if (!exact) wb_lua_resolve_netspec(L, reg, g, fn, 1, "net", "mlp", &spec);
     /* init: a checkpoint to start from; backend resolved once, here */
     wb_lua_apply_options(L, 1, fn, &wb_teacher_options, &cfg, NULL);
+    /* a configuration that cannot fit fails here, before anything is allocated */
+    if (!exact && wb_memory_check_teacher_train(data->ds, &spec, &cfg)) luaL_error(L, "%s: %s", fn, wb_last_error());
     const char *dir = wb_lua_get_str(L, 1, "run", NULL);
     int quiet = cfg.quiet;
 
@@ -264,7 +317,11 @@ static int l_teacher(lua_State *L) {
 
     wb_run run;
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
+    int resume = cli_resume(L, fn, 1, runp);
+    if (resume >= 0) cfg.resume = resume;
+    training_enter(L, 1);
     wb_teacher *t = exact ? wb_teacher_exact(data->ds, cfg.backend) : wb_teacher_train(data->ds, &spec, &cfg, runp);
+    training_enter(L, -1);
     char err[1024] = "";
     if (!t) snprintf(err, sizeof err, "%s", wb_last_error());
     if (runp) wb_run_close(runp);
@@ -303,6 +360,7 @@ static int student_sample(lua_State *L) {
     int o = wb_lua_opt_table(L, 3, "Student:sample", student_sample_keys, N_DEFS(student_sample_keys)) ? 3 : 0;
     uint64_t seed = (uint64_t)wb_lua_get_int(L, o, "Student:sample", "seed", 0, 0, INT64_MAX);
     int ema = wb_lua_get_bool(L, o, "ema", 1);
+    if (wb_memory_check_student_sample(s->s, n)) luaL_error(L, "Student:sample(%I): %s", n, wb_last_error());
     samples_ud *out = wb_lua_samples_push_shaped(L, n, &s->s->shape);
     if (wb_student_sample(s->s, n, seed, ema, out->x)) luaL_error(L, "Student:sample: %s", wb_last_error());
     return 1;
@@ -454,6 +512,7 @@ static int l_distill(lua_State *L) {
     int quiet = cfg.quiet;
     if ((cfg.eval_every > 0) != wb_lua_has_field(L, 1, "on_eval"))
         luaL_error(L, "%s: keys 'eval_every' (> 0) and 'on_eval' go together", fn);
+    if (wb_memory_check_distill(teacher->t, data->ds, &cfg)) luaL_error(L, "%s: %s", fn, wb_last_error());
 
     student_ud *ud = lua_newuserdatauv(L, sizeof *ud, 3);
     memset(ud, 0, sizeof *ud);
@@ -481,7 +540,11 @@ static int l_distill(lua_State *L) {
 
     wb_run run;
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
+    int resume = cli_resume(L, fn, 1, runp);
+    if (resume >= 0) cfg.resume = resume;
+    training_enter(L, 1);
     wb_student *s = wb_distill(teacher->t, data->ds, &cfg, runp);
+    training_enter(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, ectx.fn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ectx.ud_ref);
     char err[1024] = "";

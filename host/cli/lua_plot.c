@@ -1,13 +1,17 @@
 /* host/cli/lua_plot.c — figures from Lua: wb.scatter, wb.scatter_grid and
  * wb.plot_lines over host/report/plot.h (the folder a figure goes into is
- * created), and wb.mkdir.
+ * created, below a folder the script owns: "directories" below), and
+ * wb.mkdir.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -17,21 +21,138 @@
 #include "report/plot.h"
 
 /* ---- directories ------------------------------------------------------------------------------ */
+/* Which folders a figure or table may create (issue 10, defect 11): a
+ * script names files, not places in the file system, so a file's missing
+ * folders are made only below a folder the script owns — the current
+ * directory (unless it is "/"), or a folder it made with wb.mkdir (which
+ * creates what it is told, parents included, and marks it). Anywhere else,
+ * and for missing parts that contain "." or "..", the call is refused
+ * naming the folder, and nothing is created: a typo such as "/reslts/a.png"
+ * must not make a folder at the top of the file system, as root or not. */
+#define OWNED_DIRS_KEY "wb.owned_dirs"
+
+/* The resolved folders made by wb.mkdir, as keys of a registry table (pushed). */
+static void push_owned(lua_State *L) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, OWNED_DIRS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, OWNED_DIRS_KEY);
+    }
+}
+
+/* Whether real (a resolved path) is dir or below it. */
+static int below(const char *real, const char *dir) {
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/') return 1;
+    return strncmp(real, dir, n) == 0 && (real[n] == '\0' || real[n] == '/');
+}
+
+static int owned(lua_State *L, const char *real) {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) && strcmp(cwd, "/") != 0 && below(real, cwd)) return 1;
+    push_owned(L);
+    int yes = 0;
+    lua_pushnil(L);
+    while (!yes && lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && below(real, lua_tostring(L, -2))) yes = 1;
+        lua_pop(L, 1);
+    }
+    if (yes) lua_pop(L, 1); /* lua_next left the key */
+    lua_pop(L, 1);
+    return yes;
+}
+
+int wb_lua_prepare_parent(lua_State *L, const char *path, char *err, size_t len) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return 0; /* the current directory, or "/": there */
+    size_t dir_len = (size_t)(slash - path);
+    char dir[PATH_MAX], anc[PATH_MAX];
+    if (dir_len >= sizeof dir) {
+        snprintf(err, len, "folder of '%s': path too long", path);
+        return -1;
+    }
+    memcpy(dir, path, dir_len);
+    dir[dir_len] = '\0';
+    /* the nearest folder of dir that exists: anc = dir[0, cut) ("." when none) */
+    size_t cut = dir_len;
+    struct stat st;
+    for (;;) {
+        memcpy(anc, dir, cut);
+        anc[cut] = '\0';
+        if (cut == 0) snprintf(anc, sizeof anc, ".");
+        if (stat(anc, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                snprintf(err, len, "cannot create the folder '%s': '%s' is not a folder", dir, anc);
+                return -1;
+            }
+            break;
+        }
+        if (errno != ENOENT) {
+            snprintf(err, len, "cannot create the folder '%s': '%s': %s", dir, anc, strerror(errno));
+            return -1;
+        }
+        while (cut > 0 && dir[cut - 1] == '/') cut--;
+        while (cut > 0 && dir[cut - 1] != '/') cut--;
+        while (cut > 1 && dir[cut - 1] == '/') cut--; /* "/" itself stays */
+    }
+    if (cut == dir_len) return 0; /* the folder is there */
+    /* the parts to create: no "." or ".." (they could lead out of anc) */
+    const char *missing = dir + cut;
+    while (*missing == '/') missing++;
+    for (const char *c = missing; *c;) {
+        while (*c == '/') c++;
+        size_t n = strcspn(c, "/");
+        if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) {
+            snprintf(err, len,
+                     "the folder '%s' does not exist, and its missing part '%s' has a '%.*s': not created (give the "
+                     "path without it, or create the folder with wb.mkdir first)",
+                     dir, missing, (int)n, c);
+            return -1;
+        }
+        c += n;
+    }
+    char real[PATH_MAX];
+    if (!realpath(anc, real)) {
+        snprintf(err, len, "cannot create the folder '%s': '%s': %s", dir, anc, strerror(errno));
+        return -1;
+    }
+    if (!owned(L, real)) {
+        snprintf(err, len,
+                 "the folder '%s' does not exist and is not created: its nearest existing folder '%s' is outside "
+                 "the current directory and the folders this script made with wb.mkdir (create it with "
+                 "wb.mkdir(\"%s\") first)",
+                 dir, real, dir);
+        return -1;
+    }
+    if (wb_mkdir_p(dir)) {
+        snprintf(err, len, "cannot create the folder '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* wb.mkdir(path): path and its missing parents, wherever the script says
+ * (it asked for them by name); the folder is then the script's own, and
+ * figures and tables may create folders below it. */
 static int l_mkdir(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     if (wb_mkdir_p(path)) luaL_error(L, "wb.mkdir: cannot create '%s': %s", path, strerror(errno));
+    char real[PATH_MAX];
+    if (!realpath(path, real)) luaL_error(L, "wb.mkdir: '%s': %s", path, strerror(errno));
+    push_owned(L);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, real);
+    lua_pop(L, 1);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* The folder a figure goes into, created so plotting "figs/x.png" just works. */
+/* The folder a figure goes into, created by the rule above, so plotting
+ * "figs/x.png" (or OUT .. "/figs/x.png" after wb.mkdir(OUT)) just works. */
 static void make_parent_dir(lua_State *L, const char *fn, const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash || slash == path) return;
-    lua_pushlstring(L, path, (size_t)(slash - path));
-    const char *dir = lua_tostring(L, -1);
-    if (wb_mkdir_p(dir)) luaL_error(L, "%s: cannot create '%s': %s", fn, dir, strerror(errno));
-    lua_pop(L, 1);
+    char err[3 * PATH_MAX];
+    if (wb_lua_prepare_parent(L, path, err, sizeof err)) luaL_error(L, "%s: %s", fn, err);
 }
 
 /* ---- plots ------------------------------------------------------------------------------------ */

@@ -6,16 +6,20 @@
  *       format  "md" | "tex" | "csv"
  *       columns {{label = s, latex = s|nil, numeric = bool}, ...}
  *       rows    {{cell, ...}, ...}, a cell a string or {text, bold = bool}
- *   wb.core.write_file(path, text) -> true | nil, message   (atomic)
+ *   wb.core.write_file(path, text) -> true | nil, message   (atomic; the
+ *       file's missing folders created below a folder the script owns,
+ *       wb_lua_prepare_parent in lua_plot.c)
  *
  * wb.lua keeps what depends on Lua values (number formats, which value is
  * the best of its column); escaping, alignment and layout are C's.
  */
 #include <lauxlib.h>
+#include <limits.h>
 #include <lua.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/lua_types.h" /* wb_lua_prepare_parent */
 #include "cli/lua_wb.h"
 #include "wb/atomic_file.h"
 #include "report/table_render.h"
@@ -98,6 +102,12 @@ static int l_write_file(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *text = luaL_checklstring(L, 2, &len);
+    char err[3 * PATH_MAX];
+    if (wb_lua_prepare_parent(L, path, err, sizeof err)) { /* its folder, by the figures' rule */
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
     if (wb_write_file_atomic(path, text, len)) {
         luaL_pushfail(L);
         lua_pushstring(L, wb_last_error());

@@ -13,6 +13,7 @@
 #ifndef WB_LUA_TYPES_H
 #define WB_LUA_TYPES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <lua.h>
@@ -69,6 +70,14 @@ typedef struct student_ud {
     char run[1024];
     int training; /* inside wb.distill's on_eval: scores are not final, so none go to results.json */
 } student_ud;
+
+/* ---- folders (lua_plot.c) -------------------------------------------------------------- */
+/* Creates the missing folders of the file `path` when they lie below a
+ * folder the script owns (the current directory unless it is "/", or one
+ * made by wb.mkdir) and contain no "." or "..": 0. Otherwise creates
+ * nothing and returns -1 with the reason, naming the folder, in err.
+ * Figures and Table:write (through wb.core.write_file) go through it. */
+int wb_lua_prepare_parent(lua_State *L, const char *path, char *err, size_t len);
 
 /* ---- registration: each creates its classes and sets its functions into the
  * table at `module` (data: into `data`, the wb.data table), each function

@@ -24,6 +24,10 @@ int wb_lua_open_table(lua_State *L);
  * appends a traceback, so the user sees where in the script it happened
  * (the host runs scripts under it; wb.distill runs on_eval under it). */
 int wb_lua_msghandler(lua_State *L);
+/* Whether the engine is training (wb.teacher / wb.distill running): a stop
+ * request is then the engine's to honour at the end of its step, with a
+ * checkpoint; outside training the host's hook raises it as a Lua error. */
+int wb_lua_training(lua_State *L);
 
 /* The host stores the command-line key=value pairs (a table of strings) in
  * the Lua registry under this key before running a script;

@@ -6,7 +6,11 @@
  *   0  success
  *   1  the script (or plugin listing) failed
  *   2  bad command line
+ *  75  stopped by SIGINT/SIGTERM: the training run in progress wrote a
+ *      checkpoint; `workbench run FILE.lua ... resume=DIR` continues it
+ *      (docs/resume.md). A second signal exits at once (130 / 143).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +24,13 @@
 #include "engine/options.h"
 #include "cli/lua_wb.h"
 #include "cli/process_tuning.h"
+#include "cli/run_args.h"
 #include "core/registry.h"
 #include "report/results_table.h"
 #include "wb/tensor.h"
 
 #define EXIT_USAGE 2
+#define EXIT_STOPPED 75 /* EX_TEMPFAIL: try again (resume) */
 
 static const char *progname = "workbench";
 
@@ -50,7 +56,12 @@ static void usage(FILE *f) {
             "environment:\n"
             "  WB_PLUGIN_PATH  extra plugin folders (':'-separated)\n"
             "  WB_LUA_PATH     extra Lua module folders (':'-separated)\n"
-            "  WB_BACKEND      cpu|cuda|cuda-emu|auto: the backend when a script names none\n");
+            "  WB_BACKEND      cpu|cuda|cuda-emu|auto: the backend when a script names none\n"
+            "  WB_DETERMINISTIC=1  CPU results that do not depend on the thread count\n"
+            "  WB_MEMORY_LIMIT     SIZE (e.g. 8G) or off: the memory the guard allows\n"
+            "\n"
+            "stopping and resuming (docs/resume.md): SIGINT/SIGTERM write a checkpoint and\n"
+            "exit 75; `workbench run FILE.lua ... resume=DIR` continues every run in DIR\n");
 }
 
 /* ---- run ---------------------------------------------------------------------- */
@@ -110,17 +121,6 @@ static void preload_wb_core(lua_State *L) {
     lua_pop(L, 1);
 }
 
-/* Everything after the file name must be key=value with a name-like key. */
-static int valid_pair(const char *s) {
-    const char *eq = strchr(s, '=');
-    if (!eq || eq == s) return 0;
-    for (const char *p = s; p < eq; p++)
-        if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9')))
-            return 0;
-    return 1;
-}
-
 /* Runs in protected mode (cmd_run's pcall), so memory errors while building
  * tables cannot escape: args are (script, n, char **pairs). */
 static int setup_state(lua_State *L) {
@@ -169,6 +169,40 @@ static int report(lua_State *L, int status) {
     return status;
 }
 
+/* ---- stop signals ----------------------------------------------------------------- */
+/* The first SIGINT or SIGTERM asks for a stop (wb_stop_request: the engine
+ * finishes its step, checkpoints, fails with how to resume); a second one
+ * takes the default action at once — the last checkpoint is whole, as
+ * every checkpoint is renamed into place complete. */
+static void on_stop_signal(int signo) {
+    if (wb_stop_requested()) {
+        signal(signo, SIG_DFL);
+        raise(signo);
+        return;
+    }
+    wb_stop_request(signo);
+}
+
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* reads and writes in flight complete */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Outside training a stop request ends the script at the next Lua
+ * instructions; during training the engine honours it (wb_lua_training). */
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    int signo = wb_stop_requested();
+    if (!signo || wb_lua_training(L)) return;
+    luaL_error(L, "stopped by %s between training runs (finished runs are kept: re-run with resume=DIR to skip them)",
+               signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "a signal");
+}
+
 static int cmd_run(int argc, char **argv) {
     if (argc < 1) {
         fprintf(stderr, "%s: run: missing script file\n", progname);
@@ -178,17 +212,10 @@ static int cmd_run(int argc, char **argv) {
     const char *script = argv[0];
     char **pairs = argv + 1;
     int n = argc - 1;
-    for (int i = 0; i < n; i++) {
-        if (!valid_pair(pairs[i])) {
-            fprintf(stderr, "%s: run: argument '%s' is not of the form key=value\n", progname, pairs[i]);
-            return EXIT_USAGE;
-        }
-        size_t klen = (size_t)(strchr(pairs[i], '=') - pairs[i]);
-        for (int j = 0; j < i; j++)
-            if (strncmp(pairs[j], pairs[i], klen) == 0 && pairs[j][klen] == '=') {
-                fprintf(stderr, "%s: run: key '%.*s' given twice\n", progname, (int)klen, pairs[i]);
-                return EXIT_USAGE;
-            }
+    char args_err[512];
+    if (wb_run_args_check(n, pairs, args_err, sizeof args_err) != 0) {
+        fprintf(stderr, "%s: run: %s\n", progname, args_err);
+        return EXIT_USAGE;
     }
 
     lua_State *L = luaL_newstate();
@@ -212,6 +239,8 @@ static int cmd_run(int argc, char **argv) {
             return EXIT_USAGE;
         }
         for (int i = 0; i < n; i++) lua_pushstring(L, pairs[i]);
+        install_stop_handlers();
+        lua_sethook(L, stop_hook, LUA_MASKCOUNT, 10000);
         lua_pushcfunction(L, wb_lua_msghandler);
         lua_insert(L, base);
         status = lua_pcall(L, n, 0, base);
@@ -220,6 +249,7 @@ static int cmd_run(int argc, char **argv) {
     }
     /* closing runs every __gc: engine objects free before the plugin registry */
     lua_close(L);
+    if (status != LUA_OK && wb_stop_requested()) return EXIT_STOPPED;
     return status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wb/tensor.h"
@@ -27,7 +28,7 @@ int wb_atomic_open(wb_atomic_file *af, const char *path) {
     }
     size_t len = strlen(path);
     af->path = malloc(len + 1);
-    af->tmp = malloc(len + 5);
+    af->tmp = malloc(len + 12);
     if (!af->path || !af->tmp) {
         clear(af);
         wb_set_error("%s: out of memory", path);
@@ -35,10 +36,27 @@ int wb_atomic_open(wb_atomic_file *af, const char *path) {
     }
     memcpy(af->path, path, len + 1);
     memcpy(af->tmp, path, len);
-    memcpy(af->tmp + len, ".tmp", 5);
-    af->f = fopen(af->tmp, "wb");
-    if (!af->f) {
+    /* A temporary name of its own (mkstemp: created exclusively, never a
+     * link someone left there): two processes replacing the same file —
+     * runs sharing a cache directory — each write a whole file, and the
+     * rename that lands last wins; a shared PATH.tmp would interleave
+     * their bytes into one file that both then rename into place. */
+    memcpy(af->tmp + len, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(af->tmp);
+    if (fd < 0) {
         wb_set_error("%s: cannot create %s: %s", path, af->tmp, strerror(errno));
+        clear(af);
+        return -1;
+    }
+    /* mkstemp makes 0600; a replaced file gets what a created one would */
+    mode_t mask = umask(0);
+    umask(mask);
+    (void)fchmod(fd, 0666 & ~mask);
+    af->f = fdopen(fd, "wb");
+    if (!af->f) {
+        wb_set_error("%s: cannot open %s: %s", path, af->tmp, strerror(errno));
+        close(fd);
+        unlink(af->tmp);
         clear(af);
         return -1;
     }

@@ -1,6 +1,7 @@
 /* host/core/config.c — lookups into a resolved plugin configuration (wb_config):
  * the values the host bound from Lua or defaults, checked against the
  * plugin's own specs before the plugin sees them. */
+#include <stdint.h>
 #include <string.h>
 
 #include "core/wb_internal.h"
@@ -17,9 +18,18 @@ double wb_config_number(const wb_config *cfg, const char *name, double fallback)
     return i < 0 ? fallback : cfg->values[i].num;
 }
 
+/* INT values are integers in int64 range (the registry checks defaults and
+ * setters), but a plugin may ask for a NUMBER parameter as an integer: its
+ * value is truncated, and saturated outside int64 (converting 1e300 to
+ * int64_t is undefined behaviour); NaN reads as the fallback. */
 int64_t wb_config_int(const wb_config *cfg, const char *name, int64_t fallback) {
     int i = find(cfg, name);
-    return i < 0 ? fallback : (int64_t)cfg->values[i].num;
+    if (i < 0) return fallback;
+    double v = cfg->values[i].num;
+    if (v != v) return fallback;
+    if (v >= 9223372036854775808.0) return INT64_MAX;
+    if (v < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
 }
 
 int wb_config_bool(const wb_config *cfg, const char *name, int fallback) {

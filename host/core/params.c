@@ -295,6 +295,28 @@ int wb_adam_step(wb_adam *opt) {
     return 0;
 }
 
+int64_t wb_adam_steps(const wb_adam *opt) { return opt->t; }
+int64_t wb_adam_numel(const wb_adam *opt) { return opt->ps->numel; }
+
+int wb_adam_get_state(const wb_adam *opt, float *m, float *v) {
+    size_t bytes = (size_t)opt->ps->numel * sizeof(float);
+    wb_backend_download(opt->be, m, opt->m, bytes);
+    wb_backend_download(opt->be, v, opt->v, bytes);
+    return 0;
+}
+
+int wb_adam_set_state(wb_adam *opt, int64_t steps, const float *m, const float *v) {
+    if (steps < 0) {
+        wb_set_error("adam: a state of %lld steps", (long long)steps);
+        return -1;
+    }
+    size_t bytes = (size_t)opt->ps->numel * sizeof(float);
+    wb_backend_upload(opt->be, opt->m, m, bytes);
+    wb_backend_upload(opt->be, opt->v, v, bytes);
+    opt->t = steps;
+    return 0;
+}
+
 int wb_ema_update(wb_params *ema, const wb_params *ps, float decay) {
     if (ema->numel != ps->numel) {
         wb_set_error("ema: %lld vs %lld parameters", (long long)ema->numel, (long long)ps->numel);

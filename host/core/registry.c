@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/escape.h"
 #include "core/registry.h"
 #include "core/wb_internal.h"
 
@@ -85,7 +87,7 @@ wb_registry *wb_registry_new(void) { return calloc(1, sizeof(wb_registry)); }
 void wb_registry_free(wb_registry *reg) {
     if (!reg) return;
     for (int i = 0; i < reg->n_libs; i++) {
-        dlclose(reg->libs[i].handle);
+        if (reg->libs[i].handle) dlclose(reg->libs[i].handle);
         free(reg->libs[i].path);
         free(reg->libs[i].descs);
     }
@@ -158,6 +160,18 @@ static int copy_desc(const wb_plugin_desc *d, int index, desc_copy *dst, char *w
                         : c->kind == WB_KIND_NET      ? (const void *)c->net
                         : c->kind == WB_KIND_RATIO    ? (const void *)c->ratio
                                                       : NULL;
+    /* a table of another kind is a descriptor that is not what it says it
+     * is (or a copy-paste slip): the host would silently ignore it */
+    if (table) {
+        const char *other = c->kind != WB_KIND_DIVERGENCE && c->divergence ? "divergence"
+                            : c->kind != WB_KIND_NET && c->net          ? "net"
+                            : c->kind != WB_KIND_RATIO && c->ratio      ? "ratio"
+                                                                        : NULL;
+        if (other)
+            return snprintf(why, n, "%s '%s' also sets the %s function table (a descriptor sets exactly the table "
+                            "of its kind)", c->kind == WB_KIND_RATIO ? "ratio estimator" : wb_kind_name(c->kind),
+                            name, other), -1;
+    }
     c->divergence = NULL;
     c->net = NULL;
     c->ratio = NULL;
@@ -195,6 +209,124 @@ static int valid_family(const char *s) {
     return 1;
 }
 
+/* The integers of an INTS default ("64, 64"): comma-separated, blanks
+ * around each allowed. Returns how many (into out, at most cap, counting
+ * on past cap), or -1 with *bad at the first token that is not an integer
+ * (an empty one included: "1,,2", "" or a trailing comma). */
+static int parse_ints_strict(const char *s, int64_t *out, int cap, const char **bad) {
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ') p++;
+        const char *tok = p;
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno == ERANGE || (*p != '-' && *p != '+' && !isdigit((unsigned char)*p))) {
+            *bad = tok;
+            return -1;
+        }
+        p = end;
+        while (*p == ' ') p++;
+        if (*p != ',' && *p != '\0') {
+            *bad = tok;
+            return -1;
+        }
+        if (n < cap) out[n] = v;
+        n++;
+        if (*p == '\0') return n;
+        p++; /* the comma */
+    }
+}
+
+/* Is value one of the '|'-separated choices? */
+static int among_choices(const char *choices, const char *value) {
+    size_t len = strlen(value);
+    for (const char *p = choices;;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0) return 1;
+        if (!bar) return 0;
+        p = bar + 1;
+    }
+}
+
+/* A spec's default must be a value a user could pass through the setters
+ * (wb_config_set_*): otherwise a run records a configuration that no
+ * command line reproduces. Writes the reason into why. */
+static int check_default(const char *plugin, const wb_param_spec *s, char *why, size_t n) {
+    char shown[WB_ESCAPED_KEY];
+    const char *pn = s->name;
+    switch (s->type) {
+    case WB_PARAM_NUMBER:
+    case WB_PARAM_INT:
+        if (!(s->min <= s->def && s->def <= s->max))
+            return snprintf(why, n, "plugin '%s': parameter '%s' default %g outside [%g, %g]", plugin, pn, s->def,
+                            s->min, s->max), -1;
+        if (isinf(s->def))
+            return snprintf(why, n, "plugin '%s': parameter '%s' default %g is not a finite number", plugin, pn,
+                            s->def), -1;
+        if (s->type == WB_PARAM_INT && (s->def != floor(s->def) || !(fabs(s->def) < 9223372036854775808.0)))
+            return snprintf(why, n, "plugin '%s': parameter '%s' is an integer but its default is %.17g", plugin, pn,
+                            s->def), -1;
+        return 0;
+    case WB_PARAM_BOOL:
+        if (s->def != 0.0 && s->def != 1.0)
+            return snprintf(why, n, "plugin '%s': parameter '%s' is a boolean but its default is %g (0 or 1)",
+                            plugin, pn, s->def), -1;
+        return 0;
+    case WB_PARAM_STRING: {
+        if (!s->def_str) return snprintf(why, n, "plugin '%s': parameter '%s' has no default", plugin, pn), -1;
+        size_t len = strlen(s->def_str), room = sizeof(((wb_param_value *)0)->str) - 1;
+        if (len > room)
+            return snprintf(why, n, "plugin '%s': parameter '%s' default '%s' is %zu bytes, a value holds at most %zu",
+                            plugin, pn, wb_escape(s->def_str, shown, sizeof shown), len, room), -1;
+        if (s->choices && !*s->choices)
+            return snprintf(why, n, "plugin '%s': parameter '%s' has an empty choices list (NULL: any string)",
+                            plugin, pn), -1;
+        if (s->choices && (s->choices[0] == '|' || s->choices[strlen(s->choices) - 1] == '|' ||
+                           strstr(s->choices, "||"))) {
+            char shown_choices[WB_ESCAPED_KEY];
+            return snprintf(why, n, "plugin '%s': parameter '%s' choices '%s' hold an empty choice", plugin, pn,
+                            wb_escape(s->choices, shown_choices, sizeof shown_choices)), -1;
+        }
+        if (s->choices && !among_choices(s->choices, s->def_str)) {
+            char shown_choices[WB_ESCAPED_KEY];
+            return snprintf(why, n, "plugin '%s': parameter '%s' default '%s' is not one of %s", plugin, pn,
+                            wb_escape(s->def_str, shown, sizeof shown),
+                            wb_escape(s->choices, shown_choices, sizeof shown_choices)), -1;
+        }
+        return 0;
+    }
+    case WB_PARAM_INTS: {
+        if (!s->def_str) return snprintf(why, n, "plugin '%s': parameter '%s' has no default", plugin, pn), -1;
+        if (!(s->min <= s->max))
+            return snprintf(why, n, "plugin '%s': parameter '%s' bounds [%g, %g] hold no integer list", plugin, pn,
+                            s->min, s->max), -1;
+        int64_t v[WB_MAX_INTS];
+        const char *bad = NULL;
+        int count = parse_ints_strict(s->def_str, v, WB_MAX_INTS, &bad);
+        if (count < 0) {
+            const char *comma = strchr(bad, ',');
+            char shown_tok[WB_ESCAPED_KEY];
+            return snprintf(why, n, "plugin '%s': parameter '%s' default '%s': '%s' is not an integer", plugin, pn,
+                            wb_escape(s->def_str, shown, sizeof shown),
+                            wb_escape_n(bad, comma ? (size_t)(comma - bad) : strlen(bad), shown_tok, sizeof shown_tok)),
+                   -1;
+        }
+        if (count > WB_MAX_INTS)
+            return snprintf(why, n, "plugin '%s': parameter '%s' default has %d integers, a value holds at most %d",
+                            plugin, pn, count, WB_MAX_INTS), -1;
+        for (int k = 0; k < count; k++)
+            if ((double)v[k] < s->min || (double)v[k] > s->max)
+                return snprintf(why, n, "plugin '%s': parameter '%s' default element %d = %lld outside [%g, %g]",
+                                plugin, pn, k + 1, (long long)v[k], s->min, s->max), -1;
+        return 0;
+    }
+    }
+    return 0;
+}
+
 /* Checks one descriptor (the host's copy, sizes already checked); writes
  * the reason into why. */
 static int validate_desc(const wb_plugin_desc *d, char *why, size_t n) {
@@ -202,18 +334,16 @@ static int validate_desc(const wb_plugin_desc *d, char *why, size_t n) {
     if (!d->version || !*d->version) return snprintf(why, n, "plugin '%s' has no version", d->name), -1;
     if (d->family && !valid_family(d->family))
         return snprintf(why, n, "plugin '%s': family must be 1..32 printable characters", d->name), -1;
-    if (d->n_params < 0 || d->n_params > 64 || (d->n_params > 0 && !d->params))
-        return snprintf(why, n, "plugin '%s': bad parameter table", d->name), -1;
+    if (d->n_params < 0 || d->n_params > 64)
+        return snprintf(why, n, "plugin '%s': n_params %d outside 0..64", d->name, d->n_params), -1;
+    if (d->n_params > 0 && !d->params)
+        return snprintf(why, n, "plugin '%s': n_params %d but its params pointer is NULL", d->name, d->n_params), -1;
     for (int i = 0; i < d->n_params; i++) {
         const wb_param_spec *s = &d->params[i];
         if (!valid_name(s->name)) return snprintf(why, n, "plugin '%s': parameter %d has an invalid name", d->name, i), -1;
         if (s->type < WB_PARAM_NUMBER || s->type > WB_PARAM_INTS)
             return snprintf(why, n, "plugin '%s': parameter '%s' has unknown type %d", d->name, s->name, s->type), -1;
-        if ((s->type == WB_PARAM_NUMBER || s->type == WB_PARAM_INT) && !(s->min <= s->def && s->def <= s->max))
-            return snprintf(why, n, "plugin '%s': parameter '%s' default %g outside [%g, %g]", d->name, s->name,
-                            s->def, s->min, s->max), -1;
-        if ((s->type == WB_PARAM_STRING || s->type == WB_PARAM_INTS) && !s->def_str)
-            return snprintf(why, n, "plugin '%s': parameter '%s' has no default", d->name, s->name), -1;
+        if (check_default(d->name, s, why, n)) return -1;
         for (int j = 0; j < i; j++)
             if (strcmp(d->params[j].name, s->name) == 0)
                 return snprintf(why, n, "plugin '%s': parameter '%s' declared twice", d->name, s->name), -1;
@@ -311,28 +441,14 @@ static int probe_in_child(const char *real, char *why, size_t n) {
     return 0;
 }
 
-int wb_registry_load_file(wb_registry *reg, const char *path) {
-    char real[PATH_MAX];
-    if (!realpath(path, real)) return reject(reg, path, "cannot resolve path", NULL);
-    for (int i = 0; i < reg->n_libs; i++)
-        if (strcmp(reg->libs[i].path, real) == 0) return 0; /* found twice on the search path */
-    char probe_why[600];
-    if (probe_in_child(real, probe_why, sizeof probe_why)) return reject(reg, path, probe_why, NULL);
-
-    void *handle = dlopen(real, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-        char why[1024];
-        snprintf(why, sizeof why, "dlopen failed: %s", dlerror());
-        return reject(reg, path, why, NULL);
-    }
-    dlerror();
-    void *sym = dlsym(handle, WB_PLUGIN_ENTRY_SYMBOL);
-    if (!sym) return reject(reg, path, "missing entry symbol '" WB_PLUGIN_ENTRY_SYMBOL "'", handle);
-    wb_plugin_entry_fn entry;
-    memcpy(&entry, &sym, sizeof entry); /* object pointer -> function pointer without a cast warning */
-    const wb_plugin_library *lib = entry();
+/* Everything after the entry returned lib: the library's ABI version and
+ * size, then every descriptor copied (copy_desc) and validated
+ * (validate_desc), names unique in the library and the registry; accepted
+ * whole (members registered, handle kept) or rejected (handle closed).
+ * path names the file in messages, real is what the registry records. */
+static int add_library(wb_registry *reg, const char *path, const char *real, const wb_plugin_library *lib,
+                       void *handle) {
     char why[512];
-    if (!lib) return reject(reg, path, "entry returned NULL", handle);
     if (lib->abi_version != WB_ABI_VERSION) {
         snprintf(why, sizeof why, "ABI version %u, host expects %u (rebuild the plugin against this wb/plugin.h)",
                  lib->abi_version, WB_ABI_VERSION);
@@ -344,8 +460,12 @@ int wb_registry_load_file(wb_registry *reg, const char *path) {
     }
     wb_plugin_library lib_copy = {0};
     memcpy(&lib_copy, lib, lib->struct_size);
-    if (lib_copy.n_plugins < 1 || lib_copy.n_plugins > WB_MAX_PLUGINS_PER_LIB || !lib_copy.plugins) {
+    if (lib_copy.n_plugins < 1 || lib_copy.n_plugins > WB_MAX_PLUGINS_PER_LIB) {
         snprintf(why, sizeof why, "library declares %d plugins (1..%d)", lib_copy.n_plugins, WB_MAX_PLUGINS_PER_LIB);
+        return reject(reg, path, why, handle);
+    }
+    if (!lib_copy.plugins) {
+        snprintf(why, sizeof why, "library declares %d plugins but its plugins pointer is NULL", lib_copy.n_plugins);
         return reject(reg, path, why, handle);
     }
     desc_copy *descs = calloc((size_t)lib_copy.n_plugins, sizeof *descs);
@@ -394,6 +514,11 @@ int wb_registry_load_file(wb_registry *reg, const char *path) {
     }
     loaded_lib *ll = &reg->libs[reg->n_libs++];
     ll->path = strdup(real);
+    if (!ll->path) {
+        reg->n_libs--;
+        free(descs);
+        return reject(reg, path, "out of memory", handle);
+    }
     ll->handle = handle;
     ll->descs = descs;
     ll->n_descs = lib_copy.n_plugins;
@@ -403,6 +528,35 @@ int wb_registry_load_file(wb_registry *reg, const char *path) {
         reg->n++;
     }
     return 0;
+}
+
+int wb_registry_load_file(wb_registry *reg, const char *path) {
+    char real[PATH_MAX];
+    if (!realpath(path, real)) return reject(reg, path, "cannot resolve path", NULL);
+    for (int i = 0; i < reg->n_libs; i++)
+        if (strcmp(reg->libs[i].path, real) == 0) return 0; /* found twice on the search path */
+    char probe_why[600];
+    if (probe_in_child(real, probe_why, sizeof probe_why)) return reject(reg, path, probe_why, NULL);
+
+    void *handle = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        char why[1024];
+        snprintf(why, sizeof why, "dlopen failed: %s", dlerror());
+        return reject(reg, path, why, NULL);
+    }
+    dlerror();
+    void *sym = dlsym(handle, WB_PLUGIN_ENTRY_SYMBOL);
+    if (!sym) return reject(reg, path, "missing entry symbol '" WB_PLUGIN_ENTRY_SYMBOL "'", handle);
+    wb_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object pointer -> function pointer without a cast warning */
+    const wb_plugin_library *lib = entry();
+    if (!lib) return reject(reg, path, "entry returned NULL", handle);
+    return add_library(reg, path, real, lib, handle);
+}
+
+int wb_registry_add_library(wb_registry *reg, const char *path, const wb_plugin_library *lib) {
+    if (!lib) return reject(reg, path, "entry returned NULL", NULL);
+    return add_library(reg, path, path, lib, NULL);
 }
 
 static int ends_with_so(const char *name) {
@@ -485,23 +639,13 @@ void wb_registry_discover(wb_registry *reg) {
             if (*tok) wb_registry_load_dir(reg, tok);
         free(copy);
     }
-    wb_registry_load_dir(reg, "plugins");
+    /* Never ./plugins on its own: a script run from a folder someone else
+     * filled (a downloaded experiment, a shared scratch space) would run
+     * whatever .so they put there. The current folder's plugins load only
+     * when WB_PLUGIN_PATH names them (WB_PLUGIN_PATH=plugins). */
 }
 
 /* ---- resolved configurations -------------------------------------------------- */
-static int parse_ints(const char *s, int64_t *out, int cap) {
-    int n = 0;
-    while (s && *s && n < cap) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s) break;
-        out[n++] = v;
-        s = end;
-        while (*s == ',' || *s == ' ') s++;
-    }
-    return n;
-}
-
 wb_config_owned *wb_config_new(const wb_plugin_desc *desc) {
     wb_config_owned *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -512,7 +656,11 @@ wb_config_owned *wb_config_new(const wb_plugin_desc *desc) {
         wb_param_value *v = &c->values[i];
         v->num = s->def;
         if (s->type == WB_PARAM_STRING) snprintf(v->str, sizeof v->str, "%s", s->def_str);
-        if (s->type == WB_PARAM_INTS) v->n_ints = parse_ints(s->def_str, v->ints, WB_MAX_INTS);
+        if (s->type == WB_PARAM_INTS) { /* checked at load (check_default): 1..WB_MAX_INTS integers */
+            const char *bad;
+            int count = parse_ints_strict(s->def_str, v->ints, WB_MAX_INTS, &bad);
+            v->n_ints = count < 0 ? 0 : count > WB_MAX_INTS ? WB_MAX_INTS : count;
+        }
     }
     c->cfg.n = desc->n_params;
     c->cfg.specs = desc->params;
@@ -564,7 +712,8 @@ int wb_config_set_number(wb_config_owned *c, const char *key, double value) {
         wb_set_error("%s: parameter '%s' expects a %s, got a number", c->desc->name, key, type_name(s->type));
         return -1;
     }
-    if (s->type == WB_PARAM_INT && value != (double)(int64_t)value) {
+    /* (no cast before the range check: converting 1e300 to int64_t is undefined) */
+    if (s->type == WB_PARAM_INT && (value != floor(value) || !(fabs(value) < 9223372036854775808.0))) {
         wb_set_error("%s: parameter '%s' expects an integer, got %g", c->desc->name, key, value);
         return -1;
     }
@@ -574,6 +723,12 @@ int wb_config_set_number(wb_config_owned *c, const char *key, double value) {
     }
     if (!(value <= s->max)) {
         wb_set_error("%s: parameter '%s' = %g is above its maximum %g", c->desc->name, key, value, s->max);
+        return -1;
+    }
+    /* bounds of ±inf mean "unbounded", not "infinity is a value": JSON (the
+     * run's config.json) has no infinity, so the run could not record it */
+    if (isinf(value)) {
+        wb_set_error("%s: parameter '%s' = %g: want a finite number", c->desc->name, key, value);
         return -1;
     }
     value_of(c, s)->num = value;
@@ -592,16 +747,7 @@ int wb_config_set_string(wb_config_owned *c, const char *key, const char *value)
         return -1;
     }
     if (s->choices) {
-        int ok = 0;
-        const char *p = s->choices;
-        size_t len = strlen(value);
-        while (*p) {
-            const char *bar = strchr(p, '|');
-            size_t n = bar ? (size_t)(bar - p) : strlen(p);
-            if (n == len && strncmp(p, value, n) == 0) ok = 1;
-            p += n + (bar ? 1 : 0);
-        }
-        if (!ok) {
+        if (!among_choices(s->choices, value)) { /* the same test the default passed at load */
             wb_set_error("%s: parameter '%s' = '%s' is not one of %s", c->desc->name, key, value, s->choices);
             return -1;
         }
@@ -633,28 +779,47 @@ int wb_config_set_ints(wb_config_owned *c, const char *key, const int64_t *value
     return 0;
 }
 
+/* s as a JSON string body: quote, backslash and control bytes escaped. */
+static void json_string(FILE *m, const char *s) {
+    fputc('"', m);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(m, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(m, "\\u%04x", *p);
+        else fputc(*p, m);
+    }
+    fputc('"', m);
+}
+
 char *wb_config_to_json(const wb_config *cfg) {
-    size_t cap = 256 + (size_t)cfg->n * 256, used = 0;
-    char *out = malloc(cap);
-    if (!out) return NULL;
-    used += (size_t)snprintf(out + used, cap - used, "{");
+    /* A memory stream, not a fixed buffer: sixteen 20-digit integers of an
+     * INTS value alone are more than any per-parameter budget. */
+    char *out = NULL;
+    size_t size = 0;
+    FILE *m = open_memstream(&out, &size);
+    if (!m) return NULL;
+    fputc('{', m);
     for (int i = 0; i < cfg->n; i++) {
         const wb_param_spec *s = &cfg->specs[i];
         const wb_param_value *v = &cfg->values[i];
-        used += (size_t)snprintf(out + used, cap - used, "%s\"%s\": ", i ? ", " : "", s->name);
+        if (i) fputs(", ", m);
+        json_string(m, s->name);
+        fputs(": ", m);
         switch (s->type) {
-        case WB_PARAM_NUMBER: used += (size_t)snprintf(out + used, cap - used, "%.17g", v->num); break;
-        case WB_PARAM_INT: used += (size_t)snprintf(out + used, cap - used, "%lld", (long long)v->num); break;
-        case WB_PARAM_BOOL: used += (size_t)snprintf(out + used, cap - used, "%s", v->num ? "true" : "false"); break;
-        case WB_PARAM_STRING: used += (size_t)snprintf(out + used, cap - used, "\"%s\"", v->str); break;
+        case WB_PARAM_NUMBER: fprintf(m, "%.17g", v->num); break;
+        case WB_PARAM_INT: fprintf(m, "%lld", (long long)v->num); break; /* integral, in range: checked */
+        case WB_PARAM_BOOL: fputs(v->num ? "true" : "false", m); break;
+        case WB_PARAM_STRING: json_string(m, v->str); break;
         case WB_PARAM_INTS:
-            used += (size_t)snprintf(out + used, cap - used, "[");
-            for (int k = 0; k < v->n_ints; k++)
-                used += (size_t)snprintf(out + used, cap - used, "%s%lld", k ? ", " : "", (long long)v->ints[k]);
-            used += (size_t)snprintf(out + used, cap - used, "]");
+            fputc('[', m);
+            for (int k = 0; k < v->n_ints; k++) fprintf(m, "%s%lld", k ? ", " : "", (long long)v->ints[k]);
+            fputc(']', m);
             break;
         }
     }
-    snprintf(out + used, cap - used, "}");
+    fputc('}', m);
+    if (fclose(m) != 0) {
+        free(out);
+        return NULL;
+    }
     return out;
 }

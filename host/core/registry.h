@@ -19,10 +19,11 @@ void wb_registry_free(wb_registry *reg);
 /* Load, in order: EITHER the build's plugin folder (this library was
  * loaded from the build root, or its folder is unknown) OR the installed
  * ones (<this library's folder>/wb/plugins, then the configured install
- * prefix's); then every folder of $WB_PLUGIN_PATH (':'-separated); then
- * ./plugins. Each folder is scanned for *.so, one level of sub-folders
- * included (docs/plugins.md, "Where plugins are found"). Bad libraries are
- * recorded as errors (wb_registry_error) and skipped. */
+ * prefix's); then every folder of $WB_PLUGIN_PATH (':'-separated). The
+ * current directory's ./plugins is NOT searched unless WB_PLUGIN_PATH names
+ * it. Each folder is scanned for *.so, one level of sub-folders included
+ * (docs/plugins.md, "Where plugins are found"). Bad libraries are recorded
+ * as errors (wb_registry_error) and skipped. */
 void wb_registry_discover(wb_registry *reg);
 /* Load every *.so in dir (and its direct sub-folders). Returns how many
  * libraries were accepted. */
@@ -30,6 +31,14 @@ int wb_registry_load_dir(wb_registry *reg, const char *dir);
 /* Load one library; 0 when accepted, -1 with the reason (naming the file) in
  * wb_last_error() and in the registry's error list. */
 int wb_registry_load_file(wb_registry *reg, const char *path);
+/* What wb_registry_load_file does once a library's entry has returned lib:
+ * every check of the library, its descriptors, their parameter specs and
+ * defaults, and the name clashes, then registration of its members; 0 when
+ * accepted, -1 with the reason ("<path>: ...") in wb_last_error() and the
+ * error list. path only names it in messages. The registry keeps pointing
+ * into lib's descriptors (names, specs, tables): they must outlive reg.
+ * For descriptors built in memory (tests/fuzz/fuzz_plugin_desc.c). */
+int wb_registry_add_library(wb_registry *reg, const char *path, const wb_plugin_library *lib);
 
 int wb_registry_count(const wb_registry *reg);
 const wb_plugin_info *wb_registry_at(const wb_registry *reg, int i);

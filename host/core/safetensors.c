@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/escape.h"
 #include "wb/atomic_file.h"
 #include "wb/safetensors.h"
 #include "wb/backend.h"
@@ -382,21 +383,29 @@ static int cmp_span(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
 }
 
+static int cmp_key(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 static int check_names_and_spans(const char *path, const cJSON *root) {
-    int n = cJSON_GetArraySize(root), n_spans = 0, rc = -1;
+    int n = cJSON_GetArraySize(root), n_spans = 0, n_keys = 0, rc = -1;
     st_span *spans = malloc((size_t)(n > 0 ? n : 1) * sizeof *spans);
-    if (!spans) {
+    const char **keys = malloc((size_t)(n > 0 ? n : 1) * sizeof *keys);
+    if (!spans || !keys) {
         wb_set_error("%s: out of memory checking the header", path);
-        return -1;
+        goto done;
     }
+    /* repeated names: sorted, so a header of a million keys costs n log n,
+     * not n² string compares */
     const cJSON *e;
+    cJSON_ArrayForEach(e, root) if (e->string) keys[n_keys++] = e->string;
+    qsort(keys, (size_t)n_keys, sizeof *keys, cmp_key);
+    for (int i = 1; i < n_keys; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) {
+            char k[WB_ESCAPED_KEY];
+            wb_set_error("%s: key '%s' appears twice in the header", path, wb_escape(keys[i], k, sizeof k));
+            goto done;
+        }
     cJSON_ArrayForEach(e, root) {
         if (!e->string) continue;
-        for (const cJSON *p = root->child; p && p != e; p = p->next)
-            if (p->string && strcmp(p->string, e->string) == 0) {
-                wb_set_error("%s: key '%s' appears twice in the header", path, e->string);
-                goto done;
-            }
         if (strcmp(e->string, ST_META_KEY) == 0) continue;
         const cJSON *of = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "data_offsets") : NULL;
         if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) continue;
@@ -419,15 +428,18 @@ static int check_names_and_spans(const char *path, const cJSON *root) {
     qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
     for (int i = 1; i < n_spans; i++)
         if (spans[i].begin < spans[i - 1].end) {
+            char k1[WB_ESCAPED_KEY], k2[WB_ESCAPED_KEY];
             wb_set_error("%s: keys '%s' [%llu,%llu] and '%s' [%llu,%llu]: data_offsets overlap", path,
-                         spans[i - 1].name, (unsigned long long)spans[i - 1].begin,
-                         (unsigned long long)spans[i - 1].end, spans[i].name, (unsigned long long)spans[i].begin,
+                         wb_escape(spans[i - 1].name, k1, sizeof k1), (unsigned long long)spans[i - 1].begin,
+                         (unsigned long long)spans[i - 1].end, wb_escape(spans[i].name, k2, sizeof k2),
+                         (unsigned long long)spans[i].begin,
                          (unsigned long long)spans[i].end);
             goto done;
         }
     rc = 0;
 done:
     free(spans);
+    free(keys);
     return rc;
 }
 
@@ -510,8 +522,9 @@ static int st_open(wb_st_file *f, const char *path) {
         const cJSON *m;
         cJSON_ArrayForEach(m, meta) {
             if (!cJSON_IsString(m)) {
+                char k[WB_ESCAPED_KEY];
                 wb_set_error("%s: %s value '%s' is not a string", path, ST_META_KEY,
-                             m->string ? m->string : "?");
+                             m->string ? wb_escape(m->string, k, sizeof k) : "?");
                 goto fail;
             }
         }
@@ -535,33 +548,34 @@ typedef struct st_entry {
 static int check_entry(const wb_st_file *f, const char *name, wb_st_dtype dtype, int want_ndim,
                        const int64_t *want_dims, st_entry *out) {
     const char *path = f->path;
-    char sa[128], sb[128];
+    char sa[128], sb[128], key_buf[WB_ESCAPED_KEY], dtype_buf[WB_ESCAPED_KEY];
+    const char *key = wb_escape(name, key_buf, sizeof key_buf); /* for messages */
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(f->root, name);
     if (!e || strcmp(name, ST_META_KEY) == 0) {
         if (want_ndim >= 0)
-            wb_set_error("%s: key '%s' missing (expected shape %s)", path, name,
+            wb_set_error("%s: key '%s' missing (expected shape %s)", path, key,
                          dims_str(want_dims, want_ndim, sa, sizeof sa));
         else
-            wb_set_error("%s: key '%s' missing", path, name);
+            wb_set_error("%s: key '%s' missing", path, key);
         return -1;
     }
     if (!cJSON_IsObject(e)) {
-        wb_set_error("%s: key '%s': entry is not an object", path, name);
+        wb_set_error("%s: key '%s': entry is not an object", path, key);
         return -1;
     }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     if (!cJSON_IsString(dt)) {
-        wb_set_error("%s: key '%s': dtype missing or not a string", path, name);
+        wb_set_error("%s: key '%s': dtype missing or not a string", path, key);
         return -1;
     }
     if (strcmp(dt->valuestring, dtype_names[dtype]) != 0) {
-        wb_set_error("%s: key '%s': dtype %s in file, %s expected", path, name, dt->valuestring,
+        wb_set_error("%s: key '%s': dtype %s in file, %s expected", path, key, wb_escape(dt->valuestring, dtype_buf, sizeof dtype_buf),
                      dtype_names[dtype]);
         return -1;
     }
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     if (!cJSON_IsArray(sh)) {
-        wb_set_error("%s: key '%s': shape missing or not an array", path, name);
+        wb_set_error("%s: key '%s': shape missing or not an array", path, key);
         return -1;
     }
     int fnd = cJSON_GetArraySize(sh);
@@ -574,7 +588,7 @@ static int check_entry(const wb_st_file *f, const char *name, wb_st_dtype dtype,
         if (v < 0) {
             wb_set_error("%s: key '%s': shape holds a value that is not a "
                          "non-negative integer",
-                         path, name);
+                         path, key);
             return -1;
         }
         if (k <= WB_MAX_DIMS) fdims[k] = v;
@@ -588,12 +602,12 @@ static int check_entry(const wb_st_file *f, const char *name, wb_st_dtype dtype,
             snprintf(sa, sizeof sa, "(%d dims)", fnd);
         else
             dims_str(fdims, fnd, sa, sizeof sa);
-        wb_set_error("%s: key '%s': shape %s in file, %s expected", path, name, sa,
+        wb_set_error("%s: key '%s': shape %s in file, %s expected", path, key, sa,
                      dims_str(want_dims, want_ndim, sb, sizeof sb));
         return -1;
     }
     if (fnd > WB_MAX_DIMS) {
-        wb_set_error("%s: key '%s': %d dims in file, at most %d supported", path, name, fnd, WB_MAX_DIMS);
+        wb_set_error("%s: key '%s': %d dims in file, at most %d supported", path, key, fnd, WB_MAX_DIMS);
         return -1;
     }
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
@@ -605,21 +619,21 @@ static int check_entry(const wb_st_file *f, const char *name, wb_st_dtype dtype,
     if (b < 0 || en < 0 || en < b) {
         wb_set_error("%s: key '%s': data_offsets must be [begin, end] integers with "
                      "begin <= end",
-                     path, name);
+                     path, key);
         return -1;
     }
     uint64_t want = numel * dtype_sizes[dtype];
     if ((uint64_t)(en - b) != want) {
         wb_set_error("%s: key '%s': data_offsets [%lld,%lld] span %lld bytes, %llu "
                      "expected for %s %s",
-                     path, name, (long long)b, (long long)en, (long long)(en - b), (unsigned long long)want,
+                     path, key, (long long)b, (long long)en, (long long)(en - b), (unsigned long long)want,
                      dtype_names[dtype], dims_str(fdims, fnd, sb, sizeof sb));
         return -1;
     }
     if ((uint64_t)en > f->buf_size) {
         wb_set_error("%s: truncated: key '%s' data ends at byte %lld of the buffer, "
                      "file has %llu buffer bytes",
-                     path, name, (long long)en, (unsigned long long)f->buf_size);
+                     path, key, (long long)en, (unsigned long long)f->buf_size);
         return -1;
     }
     out->ndim = fnd;
@@ -633,7 +647,9 @@ static int check_entry(const wb_st_file *f, const char *name, wb_st_dtype dtype,
 static int read_entry(const wb_st_file *f, const char *name, const st_entry *en, void *out) {
     int r = pread_all(f->fd, out, (size_t)en->bytes, (off_t)(8 + f->hlen + en->begin));
     if (r) {
-        wb_set_error("%s: key '%s': read error: %s", f->path, name, r < 0 ? strerror(errno) : "unexpected end of file");
+        char k[WB_ESCAPED_KEY];
+        wb_set_error("%s: key '%s': read error: %s", f->path, wb_escape(name, k, sizeof k),
+                     r < 0 ? strerror(errno) : "unexpected end of file");
         return -1;
     }
     return 0;
@@ -687,9 +703,10 @@ int wb_safetensors_load(const char *path, const wb_named_params *stores, int n_s
             int known = 0;
             for (int i = 0; i < n_slots && !known; i++) known = strcmp(slots[i].name, e->string) == 0;
             if (!known) {
+                char k[WB_ESCAPED_KEY];
                 wb_set_error("%s: unexpected key '%s' in file (no parameter of that name; "
                              "allow_extra ignores it)",
-                             path, e->string);
+                             path, wb_escape(e->string, k, sizeof k));
                 goto done;
             }
         }
@@ -769,7 +786,8 @@ int wb_safetensors_shape(const wb_st_file *f, const char *name, wb_st_dtype dtyp
                          int64_t shape[WB_MAX_DIMS]) {
     st_entry en;
     if (dtype != WB_ST_F32 && dtype != WB_ST_F64) {
-        wb_set_error("%s: key '%s': unknown dtype asked for", f->path, name);
+        char k[WB_ESCAPED_KEY];
+        wb_set_error("%s: key '%s': unknown dtype asked for", f->path, wb_escape(name, k, sizeof k));
         return -1;
     }
     if (check_entry(f, name, dtype, -1, NULL, &en)) return -1;
@@ -781,12 +799,14 @@ int wb_safetensors_shape(const wb_st_file *f, const char *name, wb_st_dtype dtyp
 int wb_safetensors_read(const wb_st_file *f, const char *name, wb_st_dtype dtype, void *out, int64_t numel) {
     st_entry en;
     if (dtype != WB_ST_F32 && dtype != WB_ST_F64) {
-        wb_set_error("%s: key '%s': unknown dtype asked for", f->path, name);
+        char k[WB_ESCAPED_KEY];
+        wb_set_error("%s: key '%s': unknown dtype asked for", f->path, wb_escape(name, k, sizeof k));
         return -1;
     }
     if (check_entry(f, name, dtype, -1, NULL, &en)) return -1;
     if (numel < 0 || en.bytes != (uint64_t)numel * dtype_sizes[dtype]) {
-        wb_set_error("%s: key '%s': %llu elements in file, %lld expected", f->path, name,
+        char k[WB_ESCAPED_KEY];
+        wb_set_error("%s: key '%s': %llu elements in file, %lld expected", f->path, wb_escape(name, k, sizeof k),
                      (unsigned long long)(en.bytes / dtype_sizes[dtype]), (long long)numel);
         return -1;
     }

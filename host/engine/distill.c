@@ -25,6 +25,7 @@
 #include "core/wb_internal.h"
 #include "engine/distill_step.h"
 #include "engine/run.h"
+#include "engine/train_state.h"
 
 /* The defaults are the option rows' (host/engine/options.c). */
 void wb_distill_config_default(wb_distill_config *c) { wb_options_defaults(&wb_distill_options, c); }
@@ -70,7 +71,7 @@ static const char *time_weight_name(wb_time_weight t) {
     return t == WB_TIME_DMD ? "dmd" : t == WB_TIME_SIGMA2 ? "sigma2" : t == WB_TIME_NONE ? "none" : "auto";
 }
 
-static int write_config(const distiller *d, wb_run *run) {
+static int write_config(const distiller *d, wb_run *run, wb_start_mode *mode, int64_t *step) {
     const wb_distill_config *c = d->cfg;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "kind", "distill");
@@ -102,7 +103,7 @@ static int write_config(const distiller *d, wb_run *run) {
     used.sigma_fixed = d->sigma_fixed;
     used.eval_every = c->on_eval ? c->eval_every : 0;
     wb_options_record(&wb_distill_options, &used, root);
-    int rc = wb_run_write_config(run, root);
+    int rc = wb_run_start(run, root, c->resume, c->steps, mode, step);
     cJSON_Delete(root);
     return rc;
 }
@@ -170,10 +171,10 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     }
     /* the teacher denoises the data's samples: the geometries must agree (an
      * exact 2-D teacher given images would denoise 2 of every 784 values) */
-    const wb_net_shape *ts = &teacher->shape, *dsh = &ds->shape;
-    if (ts->channels != dsh->channels || ts->height != dsh->height || ts->width != dsh->width) {
+    const wb_net_shape *tsh = &teacher->shape, *dsh = &ds->shape;
+    if (tsh->channels != dsh->channels || tsh->height != dsh->height || tsh->width != dsh->width) {
         wb_set_error("distill: the teacher (%s, samples %d×%d×%d) and the data (%s, samples %d×%d×%d) differ in shape",
-                     teacher->dataset, ts->channels, ts->height, ts->width, ds->name, dsh->channels, dsh->height,
+                     teacher->dataset, tsh->channels, tsh->height, tsh->width, ds->name, dsh->channels, dsh->height,
                      dsh->width);
         return NULL;
     }
@@ -294,7 +295,9 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             failed = 1;
         }
     }
-    if (!failed && run && write_config(d, run)) failed = 1;
+    wb_start_mode start_mode = WB_START_FRESH;
+    int64_t start_step = 0;
+    if (!failed && run && write_config(d, run, &start_mode, &start_step)) failed = 1;
 
     wb_rng_init(&d->rng_z, c->seed, STREAM_Z);
     wb_rng_init(&d->rng_sigma, c->seed, STREAM_SIGMA);
@@ -311,13 +314,98 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         wb_rng_init(&er, c->seed, STREAM_EVAL);
         ds->sample(ds, &er, c->eval_samples, eval_ref);
     }
+    /* The teacher's own streams (dropout, when backward runs through it for
+     * ∇_x l) start from this run's seed, not from where an earlier student
+     * of the same teacher left them: each run is the same whether or not
+     * others ran before it (a resumed script skips finished ones). */
+    wb_rng teacher_streams_before[8];
+    int n_teacher_streams = 0;
+    wb_rng *teacher_streams = NULL;
+    if (teacher->net && teacher->net->desc->net->random_streams) {
+        teacher_streams = teacher->net->desc->net->random_streams(teacher->net->self, &n_teacher_streams);
+        if (n_teacher_streams > 8) n_teacher_streams = 8;
+        for (int i = 0; i < n_teacher_streams; i++) {
+            teacher_streams_before[i] = teacher_streams[i];
+            wb_rng_init(&teacher_streams[i], c->seed, STREAM_TEACHER_NET + (uint64_t)i);
+        }
+    }
+    step_stats st = {0};
+    double seconds_done = 0, steps_done = 0;
+    /* what a checkpoint holds (train_state.h): every net, optimiser and
+     * random stream of the three updates, the curves, the last scalars */
+    wb_train_state ts = {0}, done_ts = {0};
+    if (!failed) {
+        wb_named_params weights[] = {{"gen.", s->gen->params},
+                                     {"gen_ema.", s->ema},
+                                     {"ratio.", d->ratio_params},
+                                     {"fake.", d->fake ? d->fake->params : NULL},
+                                     {"ratio_net.", d->backbone ? d->backbone->params : NULL}};
+        for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++)
+            if (wb_state_store(&ts, weights[i].prefix, weights[i].params) ||
+                wb_state_store(&done_ts, weights[i].prefix, weights[i].params))
+                failed = 1;
+        struct { const char *name; wb_adam *opt; } opts[] = {
+            {"gen", d->opt_gen}, {"fake", d->opt_fake}, {"ratio", d->opt_ratio}, {"ratio_net", d->opt_backbone}};
+        for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+            if (wb_state_opt(&ts, opts[i].name, opts[i].opt)) failed = 1;
+        struct { const char *name; wb_rng *rng; } rngs[] = {{"z", &d->rng_z},         {"sigma", &d->rng_sigma},
+                                                          {"noise", &d->rng_noise}, {"fake", &d->rng_fake},
+                                                          {"ratio", &d->rng_ratio}, {"data", &d->rng_data}};
+        for (size_t i = 0; i < sizeof rngs / sizeof rngs[0]; i++)
+            if (wb_state_rng(&ts, rngs[i].name, rngs[i].rng)) failed = 1;
+        if (wb_state_net_rngs(&ts, "gen_net", d->gen) || wb_state_net_rngs(&ts, "fake_net", d->fake) ||
+            wb_state_net_rngs(&ts, "ratio_net", d->backbone) || wb_state_net_rngs(&ts, "teacher_net", teacher->net))
+            failed = 1;
+        struct { const char *name; double *value; } nums[] = {
+            {"div_value", &st.div_value},   {"mean_ws", &st.mean_ws},       {"mean_wl", &st.mean_wl},
+            {"gen_grad", &st.gen_grad},     {"fake_loss", &st.fake_loss},   {"ratio_loss", &st.ratio_loss},
+            {"ratio_acc", &st.ratio_acc}};
+        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+            if (wb_state_num(&ts, nums[i].name, nums[i].value)) failed = 1;
+        struct { const char *name; float **values; int *n; } logs[] = {
+            {"step", &s->log_step, &s->n_log},           {"mmd", &s->log_mmd, &s->n_log},
+            {"value", &s->log_value, &s->n_log},         {"ratio_loss", &s->log_ratio_loss, &s->n_log},
+            {"fake_loss", &s->log_fake_loss, &s->n_log}, {"ratio_acc", &s->log_ratio_acc, &s->n_log},
+            {"eval_step", &s->eval_step, &s->n_eval},    {"eval", &s->eval_value, &s->n_eval}};
+        for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++)
+            if (wb_state_log(&ts, logs[i].name, logs[i].values, logs[i].n) ||
+                wb_state_log(&done_ts, logs[i].name, logs[i].values, logs[i].n))
+                failed = 1;
+        if (wb_state_num(&ts, "seconds", &seconds_done) || wb_state_num(&done_ts, "seconds", &seconds_done) ||
+            wb_state_num(&done_ts, "steps_done", &steps_done))
+            failed = 1;
+    }
+    /* the numbers guard: logged losses against their best (train_state.h) */
+    wb_explode_guard guard_fake, guard_grad;
+    wb_explode_init(&guard_fake);
+    wb_explode_init(&guard_grad);
+    if (!failed && (wb_state_num(&ts, "guard.fake.best", &guard_fake.best) ||
+                    wb_state_num(&ts, "guard.fake.best_step", &guard_fake.best_step) ||
+                    wb_state_num(&ts, "guard.grad.best", &guard_grad.best) ||
+                    wb_state_num(&ts, "guard.grad.best_step", &guard_grad.best_step)))
+        failed = 1;
+    int64_t last_checkpoint = 0;
+    int stopped = 0;
+    int finished_before = 0;
+    if (!failed && start_mode != WB_START_FRESH) {
+        if (wb_state_load(run, start_mode == WB_START_DONE ? &done_ts : &ts, start_mode == WB_START_DONE)) {
+            wb_set_error("distill resume: %s", wb_last_error());
+            failed = 1;
+        } else if (start_mode == WB_START_DONE) { /* finished before: loaded, not trained again */
+            finished_before = 1;
+            s->steps_done = (int64_t)steps_done;
+            start_step = c->steps;
+        } else {
+            s->steps_done = start_step;
+        }
+    }
     char label[64];
     snprintf(label, sizeof label, "distill %s", c->divergence->name);
     wb_progress prog;
-    wb_progress_start(&prog, label, c->steps, !failed && !c->quiet && !(run && run->quiet));
-    double t0 = wb_now_seconds();
-    step_stats st = {0};
-    for (int64_t step = 1; step <= c->steps && !failed; step++) {
+    wb_progress_start(&prog, label, c->steps - start_step, !failed && !finished_before && !c->quiet && !(run && run->quiet));
+    double t0 = wb_now_seconds() - seconds_done; /* a resumed run's clock goes on from its checkpoint's */
+    double t_checkpoint = wb_now_seconds();
+    for (int64_t step = start_step + 1; step <= c->steps && !failed; step++) {
         /* a log or evaluation point: the updates hand their scalars down */
         int eval_now = c->on_eval && c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps);
         d->log_now = (c->log_every > 0 && step % c->log_every == 0) || step == c->steps || eval_now;
@@ -367,6 +455,12 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                 mmd = wb_mmd_rbf(eval_x, c->eval_samples, eval_ref, c->eval_samples, (int)d->dim);
             }
             log_point(s, step, mmd, &st);
+            if ((!d->score_free && wb_explode_check(&guard_fake, c->explode, st.fake_loss, step, "the fake score's DSM loss")) ||
+                wb_explode_check(&guard_grad, c->explode, st.gen_grad, step, "the generator's gradient norm")) {
+                wb_set_error("distill %s", wb_last_error());
+                failed = 1;
+                break;
+            }
             /* mmd and eval: optional, only what was measured at this step */
             wb_log_value logged[] = {
                 {"seconds", wb_now_seconds() - t0, WB_LOG_F3, 0}, {"divergence_value", st.div_value, WB_LOG_G6, 0},
@@ -382,16 +476,35 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         }
         char extra[96];
         snprintf(extra, sizeof extra, "bce %.3f acc %.2f D %.3g", st.ratio_loss, st.ratio_acc, st.div_value);
-        wb_progress_update(&prog, step, extra);
+        wb_progress_update(&prog, step - start_step, extra);
+        /* a checkpoint on the clock, or on a stop request (then stop) */
+        int stop = step < c->steps ? wb_stop_due(step) : 0;
+        if (run && step < c->steps && (stop || wb_checkpoint_due(step, c->checkpoint_every, c->checkpoint_minutes, t_checkpoint))) {
+            seconds_done = wb_now_seconds() - t0;
+            if (wb_state_save(run, &ts, step, 0, NULL, 0)) {
+                wb_set_error("distill step %lld: checkpoint: %s", (long long)step, wb_last_error());
+                failed = 1;
+                break;
+            }
+            t_checkpoint = wb_now_seconds();
+            last_checkpoint = step;
+        }
+        if (stop) {
+            wb_stop_error(run, "distillation", step, c->steps, stop);
+            stopped = 1;
+            failed = 1;
+            break;
+        }
     }
-    if (!failed) wb_progress_end(&prog, NULL);
-    else if (prog.enabled) fprintf(stderr, "\n");
+    if (!failed && !finished_before) wb_progress_end(&prog, NULL);
+    else if (failed && prog.enabled) fprintf(stderr, "\n");
     if (failed) wb_backend_clear(be); /* what a failed step left flagged is explained by its error */
-    s->train_seconds = wb_now_seconds() - t0;
-    if (!failed && run) { /* the checkpoint, and samples.png: a grid for images, a scatter for 2-D data */
-        wb_named_params stores[4] = {{"gen.", s->gen->params}, {"gen_ema.", s->ema}, {"ratio.", d->ratio_params}, {NULL, NULL}};
-        int n_stores = 3;
-        if (d->fake) stores[n_stores++] = (wb_named_params){"fake.", d->fake->params};
+    if (failed && !stopped && start_step < c->steps && strncmp(wb_last_error(), "distill step", 12) == 0)
+        wb_note_resume_point(run, last_checkpoint); /* a step failed (NaN, inf, explosion): where to go on from */
+    s->train_seconds = finished_before ? seconds_done : wb_now_seconds() - t0;
+    if (!failed && run && !finished_before) { /* the checkpoint, and samples.png: a grid for images, a scatter for 2-D data */
+        seconds_done = s->train_seconds;
+        steps_done = (double)s->steps_done;
         char steps[32], title[128];
         snprintf(steps, sizeof steps, "%lld", (long long)s->steps_done);
         char *resolved = wb_net_describe(s->gen);
@@ -402,7 +515,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         wb_rng_init(&data_rng, c->seed + 1, STREAM_EVAL);
         wb_run_samples fig = {.sample = ema_samples, .user = s, .data = ds, .title = title, .label = "student",
                               .sample_seed = c->seed + 3, .data_rng = &data_rng, .grid = c->grid};
-        if (wb_run_save_checkpoint(run, stores, n_stores, meta, resolved ? 4 : 3) || wb_run_write_samples(run, &fig))
+        if (wb_state_save(run, &done_ts, s->steps_done, 1, meta, resolved ? 4 : 3) || wb_run_write_samples(run, &fig))
             failed = 1;
         free(resolved);
     }
@@ -410,6 +523,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     free(eval_x);
     distiller_free(d);
     if (teacher->net) wb_params_set_trainable(teacher->net->params, 1);
+    for (int i = 0; i < n_teacher_streams; i++) teacher_streams[i] = teacher_streams_before[i];
     if (failed) {
         wb_student_free(s);
         return NULL;

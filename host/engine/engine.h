@@ -73,6 +73,7 @@ typedef struct wb_run {
      * the host that runs a script ({"script": {"path", "crc32"}, "args":
      * {key: value}}), owned by the run and freed by wb_run_close; NULL: none */
     struct cJSON *origin;
+    char *config_text;  /* config.json as written (compact), kept in checkpoints; owned */
 } wb_run;
 
 /* mkdir -p: every missing component of path (an existing non-directory is
@@ -80,7 +81,17 @@ typedef struct wb_run {
 int wb_mkdir_p(const char *path);
 /* Create DIR (and parents); fails if it cannot be created or written. A
  * fresh run: metrics.jsonl is truncated, an old results.json removed. */
+/* Makes dir (mkdir -p) and takes it as the run's directory; nothing in it
+ * is touched yet: the engine decides, through wb_run_start
+ * (engine/train_state.h), whether the run starts fresh or resumes. */
 int wb_run_open(wb_run *run, const char *dir);
+/* Opens metrics.jsonl: empty (keep_bytes < 0), or cut back to keep_bytes
+ * and appended to (a resume). */
+int wb_run_begin_log(wb_run *run, int64_t keep_bytes);
+/* A fresh start: removes what a previous run into this directory left
+ * (checkpoint.safetensors, samples.png, results.json), so no
+ * file can describe weights that no longer exist. */
+int wb_run_clear_outputs(wb_run *run);
 void wb_run_close(wb_run *run);
 /* Merge n numbers into DIR/results.json (created if absent; other keys
  * kept; written atomically). A results.json that is not a JSON object is
@@ -99,6 +110,16 @@ void wb_progress_update(wb_progress *p, int64_t done, const char *extra);
 void wb_progress_end(wb_progress *p, const char *extra);
 double wb_now_seconds(void);
 
+/* ---- stop requests ----------------------------------------------------------------- */
+/* A host's SIGINT/SIGTERM handler calls wb_stop_request(signo) (it only
+ * stores the number: async-signal-safe). Training finishes the step it is
+ * in, writes a checkpoint and fails with an error that says how to resume;
+ * wb_stop_requested() is then the signal (0: none), for the host's exit
+ * status. Process-wide, as signals are. */
+void wb_stop_request(int signo);
+int wb_stop_requested(void);
+void wb_stop_clear(void);
+
 /* ---- teacher ------------------------------------------------------------------------- */
 typedef struct wb_teacher_config {
     int64_t steps, batch;
@@ -113,6 +134,10 @@ typedef struct wb_teacher_config {
     int grid;              /* images in a run's samples.png (image data); 0: no samples.png */
     int precond;           /* wb_precond: EDM (default), VP or VE — how D wraps the net */
     int label_dim;         /* > 0: a class-conditional net (EDM's label_dim); loaded only (steps 0) */
+    int64_t checkpoint_every;  /* > 0: a resumable checkpoint every that many steps */
+    float checkpoint_minutes;  /* > 0: ... and at least this often (wall clock)     */
+    int resume;                /* continue the run directory's checkpoint, if any   */
+    float explode;             /* > 0: stop when a logged loss exceeds explode × its best */
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
 
@@ -197,6 +222,10 @@ typedef struct wb_distill_config {
     int64_t eval_every;
     int (*on_eval)(void *eval_user, wb_student *student, int64_t step, double *value);
     void *eval_user;
+    int64_t checkpoint_every;  /* > 0: a resumable checkpoint every that many steps */
+    float checkpoint_minutes;  /* > 0: ... and at least this often (wall clock)     */
+    int resume;                /* continue the run directory's checkpoint, if any   */
+    float explode;             /* > 0: stop when a logged loss exceeds explode × its best */
 } wb_distill_config;
 void wb_distill_config_default(wb_distill_config *c);
 

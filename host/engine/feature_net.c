@@ -18,13 +18,12 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <cjson/cJSON.h>
-
 #include "engine/feature_net.h"
 #include "engine/inception.h"
 #include "engine/images.h"
 #include "engine/metrics.h"
 #include "wb/loss.h"
+#include "wb/safetensors.h"
 
 #define FN_BATCH 64          /* training minibatch                         */
 #define FN_EVAL_BATCH 256    /* feature extraction batch (no tape: cheap)  */
@@ -55,32 +54,19 @@ static int file_exists(const char *path) {
 /* The "classes" metadata of a cache file ("0,1,2"), into buf; -1 when the
  * header cannot be read or has none. Checked on load because the file name
  * does not tell an include = {0, 1} set from an include = {2, 3} one of the
- * same name and size, and their heads have the same shape. */
+ * same name and size, and their heads have the same shape. Read through the
+ * one validated safetensors reader (wb/safetensors.h), never a second
+ * header parser of its own. */
 static int read_meta_classes(const char *path, char *buf, size_t cap) {
-    FILE *f = fopen(path, "rb");
+    wb_st_file *f = wb_safetensors_open(path);
     if (!f) return -1;
-    unsigned char len8[8];
+    const char *cl = wb_safetensors_meta(f, "classes");
     int rc = -1;
-    char *hdr = NULL;
-    cJSON *root = NULL;
-    if (fread(len8, 1, 8, f) != 8) goto out;
-    uint64_t len = 0;
-    for (int i = 7; i >= 0; i--) len = (len << 8) | len8[i];
-    if (len == 0 || len > (1u << 24)) goto out;
-    hdr = malloc((size_t)len + 1);
-    if (!hdr || fread(hdr, 1, (size_t)len, f) != (size_t)len) goto out;
-    hdr[len] = '\0';
-    root = cJSON_Parse(hdr);
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
-    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(meta, "classes");
-    if (cJSON_IsString(cl) && strlen(cl->valuestring) < cap) {
-        strcpy(buf, cl->valuestring);
+    if (cl && strlen(cl) < cap) {
+        memcpy(buf, cl, strlen(cl) + 1);
         rc = 0;
     }
-out:
-    cJSON_Delete(root);
-    free(hdr);
-    fclose(f);
+    wb_safetensors_close(f);
     return rc;
 }
 

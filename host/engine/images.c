@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "engine/images.h"
@@ -95,9 +96,57 @@ static int gz_read_full(gzFile f, const char *path, uint8_t *buf, size_t n, size
             wb_set_error("%s: truncated or corrupt gzip data after %zu bytes: %s", path, *got, msg);
             return -1;
         }
-        if (r == 0) break;
+        if (r == 0) {
+            /* zlib returns what it has at a premature end of the stream and
+             * only says so in gzerror (Z_BUF_ERROR): a gzip file cut inside
+             * its data or its CRC trailer would otherwise pass unchecked */
+            int code;
+            const char *msg = gzerror(f, &code);
+            if (code == Z_BUF_ERROR) {
+                wb_set_error("%s: truncated gzip stream after %zu bytes: %s", path, *got, msg);
+                return -1;
+            }
+            break;
+        }
         *got += (size_t)r;
     }
+    return 0;
+}
+
+/* Reads n bytes the header promises into a new buffer (*out, malloc'd)
+ * that grows as the data arrives — doubling from 1 MiB, never past n — so
+ * a header that claims more than the file holds costs what the file holds,
+ * not what it claims. *got: bytes read (< n: the file is short; the
+ * caller names what is missing). Non-zero (error set) on a damaged stream
+ * or out of memory. */
+static int gz_read_grow(gzFile f, const char *path, size_t n, uint8_t **out, size_t *got) {
+    size_t cap = n < ((size_t)1 << 20) ? n : (size_t)1 << 20;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    *out = NULL;
+    *got = 0;
+    if (!buf) {
+        wb_set_error("%s: out of memory", path);
+        return -1;
+    }
+    for (;;) {
+        size_t part;
+        if (gz_read_full(f, path, buf + *got, cap - *got, &part)) {
+            free(buf);
+            return -1;
+        }
+        *got += part;
+        if (*got < cap || cap == n) break; /* end of file, or all of it */
+        size_t more = cap > n / 2 ? n : 2 * cap;
+        uint8_t *grown = realloc(buf, more);
+        if (!grown) {
+            wb_set_error("%s: out of memory reading %zu bytes", path, more);
+            free(buf);
+            return -1;
+        }
+        buf = grown;
+        cap = more;
+    }
+    *out = buf;
     return 0;
 }
 
@@ -110,9 +159,10 @@ static int gz_expect_eof(gzFile f, const char *path, const char *what) {
         wb_set_error("%s: trailing bytes after the %s the header declares", path, what);
         return -1;
     }
-    if (r < 0) {
-        int code;
-        wb_set_error("%s: corrupt gzip data at the end: %s", path, gzerror(f, &code));
+    int code;
+    const char *msg = gzerror(f, &code);
+    if (r < 0 || code == Z_BUF_ERROR) { /* Z_BUF_ERROR: cut inside the CRC trailer */
+        wb_set_error("%s: %s gzip data at the end: %s", path, r < 0 ? "corrupt" : "truncated", msg);
         return -1;
     }
     return 0;
@@ -141,19 +191,17 @@ static int load_idx(const char *dir, const char *split, raw_images *out) {
         wb_set_error("%s: bad magic 0x%08x (expected 0x00000803, IDX3 ubyte images)", ipath, (unsigned)magic);
         goto done;
     }
-    /* Bounds keep n·rows·cols far from overflow and reject garbage headers. */
-    if (n == 0 || n > (1u << 26) || rows == 0 || cols == 0 || rows > 4096 || cols > 4096) {
-        wb_set_error("%s: implausible header: %u images of %ux%u", ipath, (unsigned)n, (unsigned)rows, (unsigned)cols);
+    /* Bounds keep n·rows·cols far from overflow (< 2^32) and reject garbage
+     * headers; memory then follows the pixels actually read (gz_read_grow). */
+    uint64_t npix64 = (uint64_t)n * rows * cols;
+    if (n == 0 || n > (1u << 26) || rows == 0 || cols == 0 || rows > 4096 || cols > 4096 ||
+        npix64 > ((uint64_t)1 << 32)) {
+        wb_set_error("%s: implausible header: %u images of %ux%u (at most 2^26 images, 4096x4096, 4 GiB of pixels)",
+                     ipath, (unsigned)n, (unsigned)rows, (unsigned)cols);
         goto done;
     }
-    size_t npix = (size_t)n * rows * cols;
-    out->pix = malloc(npix);
-    out->labels = malloc((size_t)n * sizeof *out->labels);
-    if (!out->pix || !out->labels) {
-        wb_set_error("%s: out of memory for %u images", ipath, (unsigned)n);
-        goto done;
-    }
-    if (gz_read_full(fi, ipath, out->pix, npix, &got)) goto done;
+    size_t npix = (size_t)npix64;
+    if (gz_read_grow(fi, ipath, npix, &out->pix, &got)) goto done;
     if (got < npix) {
         wb_set_error("%s: truncated: header says %u images of %ux%u, file has %zu bytes of pixels (expected %zu)",
                      ipath, (unsigned)n, (unsigned)rows, (unsigned)cols, got, npix);
@@ -175,8 +223,11 @@ static int load_idx(const char *dir, const char *split, raw_images *out) {
         wb_set_error("%s: header says %u labels but %s has %u images", lpath, (unsigned)ln, ipath, (unsigned)n);
         goto done;
     }
+    /* n labels fit: the file held n·rows·cols >= n pixel bytes */
+    out->labels = malloc((size_t)n * sizeof *out->labels);
     uint8_t *lb = malloc(n);
-    if (!lb) {
+    if (!lb || !out->labels) {
+        free(lb);
         wb_set_error("%s: out of memory", lpath);
         goto done;
     }
@@ -398,7 +449,20 @@ static int load_png_folder(const char *dir, int resize_to, wb_resize_mode mode, 
         img.format = color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
         int c = color ? 3 : 1, h = (int)img.height, w = (int)img.width;
         if (h <= 0 || w <= 0 || h > 16384 || w > 16384) {
-            wb_set_error("%s: implausible size %dx%d", path, w, h);
+            wb_set_error("%s: implausible size %dx%d (at most 16384x16384)", path, w, h);
+            png_image_free(&img);
+            goto done;
+        }
+        /* The decoded image must fit what the file can hold: every row is
+         * a filter byte and at least w bits, and deflate expands at most
+         * 1032:1. A small file claiming a huge image is refused before
+         * 2·h·w·c bytes are allocated for it. */
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        uint64_t min_raw = (uint64_t)h * (1 + ((uint64_t)w + 7) / 8);
+        if (stat(path, &st) != 0 || min_raw > 1100 * (uint64_t)st.st_size + 4096) {
+            wb_set_error("%s: header claims %dx%d pixels, more than its %lld bytes can hold", path, w, h,
+                         (long long)st.st_size);
             png_image_free(&img);
             goto done;
         }

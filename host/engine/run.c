@@ -72,17 +72,56 @@ int wb_run_open(wb_run *run, const char *dir) {
         return -1;
     }
     snprintf(run->dir, sizeof run->dir, "%s", dir);
+    return 0;
+}
+
+int wb_run_clear_outputs(wb_run *run) {
+    /* A re-run into the same directory must not inherit the old run's
+     * results, weights or figures: they would describe weights that no
+     * longer exist (and a run killed before its own checkpoint would
+     * leave them under its config.json). */
+    static const char *const stale[] = {"results.json", "checkpoint.safetensors", "samples.png"};
     char path[1100];
-    /* A re-run into the same directory must not inherit the old run's final
-     * metrics: they would describe weights that no longer exist. */
-    snprintf(path, sizeof path, "%s/results.json", dir);
-    if (unlink(path) && errno != ENOENT) {
-        wb_set_error("%s: %s", path, strerror(errno));
-        return -1;
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", run->dir, stale[i]);
+        if (unlink(path) && errno != ENOENT) {
+            wb_set_error("%s: %s", path, strerror(errno));
+            return -1;
+        }
     }
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    /* A fresh log per run: a re-run into the same directory replaces it. */
-    run->metrics = fopen(path, "w");
+    return 0;
+}
+
+int wb_run_begin_log(wb_run *run, int64_t keep_bytes) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run->dir);
+    if (run->metrics) fclose(run->metrics);
+    run->metrics = NULL;
+    if (keep_bytes < 0) { /* a fresh log per run: a re-run into the same directory replaces it */
+        run->metrics = fopen(path, "w");
+    } else {
+        /* the lines after the checkpoint's step are written again, the same */
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            wb_set_error("%s: %s (the checkpoint expects %lld bytes of log)", path, strerror(errno), (long long)keep_bytes);
+            return -1;
+        }
+        if ((int64_t)st.st_size < keep_bytes) {
+            wb_set_error("%s has %lld bytes, the checkpoint logged %lld: the log was cut or replaced since; "
+                         "cannot resume this run", path, (long long)st.st_size, (long long)keep_bytes);
+            return -1;
+        }
+        if (truncate(path, (off_t)keep_bytes) != 0) {
+            wb_set_error("%s: %s", path, strerror(errno));
+            return -1;
+        }
+        run->metrics = fopen(path, "a");
+        /* ftell must say where the next line goes (the next checkpoint records it) */
+        if (run->metrics && fseek(run->metrics, 0, SEEK_END) != 0) {
+            fclose(run->metrics);
+            run->metrics = NULL;
+        }
+    }
     if (!run->metrics) {
         wb_set_error("%s: %s", path, strerror(errno));
         return -1;
@@ -98,6 +137,8 @@ void wb_run_close(wb_run *run) {
     if (run) {
         cJSON_Delete(run->origin);
         run->origin = NULL;
+        free(run->config_text);
+        run->config_text = NULL;
     }
 }
 
@@ -214,7 +255,7 @@ static void move_items(cJSON *dst, cJSON *src) {
     }
 }
 
-int wb_run_write_config(wb_run *run, cJSON *root) {
+int wb_run_complete_config(wb_run *run, cJSON *root) {
     /* Rebuilt in place: kind, build info, backend, origin, then the rest as
      * the caller added it, so every config.json begins the same way. */
     cJSON *rest = cJSON_CreateObject(), *build = cJSON_CreateObject(), *origin = cJSON_CreateObject();
@@ -231,6 +272,8 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
     cJSON_AddStringToObject(blas, "threading", wb_cpu_blas_threading());
     /* the GEMM split and oneDNN's reductions may depend on it (issue 10, defect 4) */
     cJSON_AddNumberToObject(blas, "threads", wb_cpu_blas_threads());
+    /* WB_DETERMINISTIC: results that do not depend on that count (wb/cpu.h) */
+    cJSON_AddBoolToObject(blas, "deterministic", wb_cpu_deterministic());
     /* the environment variables that change a backend's numbers, as set */
     static const char *const numerics_env[] = {"WB_CONV",         "WB_CUDA_TF32",      "WB_CUDA_SYNC",
                                                "WB_EMU_SCHEDULE", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS",
@@ -255,7 +298,7 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
         move_items(root, after[i]);
     }
     move_items(root, rest);
-    rc = wb_write_json_atomic(run->dir, "config.json", root);
+    rc = 0;
     goto done;
 oom:
     wb_set_error("%s/config.json: out of memory", run->dir);
@@ -264,6 +307,18 @@ done:
     cJSON_Delete(build);
     cJSON_Delete(origin);
     return rc;
+}
+
+int wb_run_write_config(wb_run *run, cJSON *root) {
+    if (wb_run_complete_config(run, root)) return -1;
+    char *text = cJSON_PrintUnformatted(root);
+    if (!text) {
+        wb_set_error("%s/config.json: out of memory", run->dir);
+        return -1;
+    }
+    free(run->config_text);
+    run->config_text = text;
+    return wb_write_json_atomic(run->dir, "config.json", root);
 }
 
 /* ---- metrics.jsonl ---------------------------------------------------------------- */
@@ -285,6 +340,13 @@ int wb_run_log(wb_run *run, int64_t step, const wb_log_value *values, int n) {
     fputs("}\n", f);
     if (fflush(f) != 0 || ferror(f)) {
         wb_set_error("%s/metrics.jsonl: %s", run->dir, strerror(errno ? errno : EIO));
+        return -1;
+    }
+    /* A log whose file was removed (its directory deleted under a running
+     * run) takes writes without complaint, into nothing: say so instead. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_nlink == 0) {
+        wb_set_error("%s/metrics.jsonl was removed while the run wrote it (the run directory deleted or moved?)", run->dir);
         return -1;
     }
     return 0;

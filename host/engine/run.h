@@ -35,6 +35,8 @@ int wb_write_json_atomic(const char *dir, const char *name, struct cJSON *root);
  * origin (script and arguments, wb_run.origin) right after "backend". root
  * stays the caller's (and holds those keys afterwards). */
 int wb_run_write_config(wb_run *run, struct cJSON *root);
+/* The same without writing: root completed as config.json would hold it. */
+int wb_run_complete_config(wb_run *run, struct cJSON *root);
 
 /* ---- metrics.jsonl ------------------------------------------------------------ */
 /* How a logged number is printed; the text is what tests and `workbench

@@ -16,6 +16,8 @@
 #include "engine/options.h"
 #include "engine/metrics.h"
 #include "engine/run.h"
+#include "engine/train_state.h"
+#include "core/escape.h"
 #include "core/wb_internal.h"
 #include "wb/safetensors.h"
 
@@ -73,9 +75,10 @@ static int check_precond(const char *path, wb_precond want) {
     const char *have = wb_safetensors_meta(f, "precond");
     int rc = 0;
     if (strcmp(have ? have : "edm", precond_name(want)) != 0) {
+        char safe[128]; /* the file's bytes, escaped for the message */
+        wb_escape(have ? have : "edm", safe, sizeof safe);
         wb_set_error("%s was trained with precond = \"%s\"%s, this teacher has \"%s\": set precond = \"%s\"", path,
-                     have ? have : "edm", have ? "" : " (no precond recorded: EDM's)", precond_name(want),
-                     have ? have : "edm");
+                     safe, have ? "" : " (no precond recorded: EDM's)", precond_name(want), safe);
         rc = -1;
     }
     wb_safetensors_close(f);
@@ -163,6 +166,8 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
             }
         }
     }
+    wb_start_mode start_mode = WB_START_FRESH;
+    int64_t start_step = 0;
     if (run) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "kind", "teacher");
@@ -174,7 +179,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
         for (int i = 0; i < wb_params_count(t->net->params); i++) n_params += wb_params_at(t->net->params, i)->numel;
         cJSON_AddNumberToObject(root, "parameters", (double)n_params);
-        int rc = wb_run_write_config(run, root);
+        int rc = wb_run_start(run, root, cfg->resume, cfg->steps, &start_mode, &start_step);
         cJSON_Delete(root);
         if (rc) {
             wb_teacher_free(t);
@@ -193,12 +198,55 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     wb_rng_init(&data_rng, cfg->seed, STREAM_TEACHER_DATA);
     wb_rng_init(&sigma_rng, cfg->seed, STREAM_TEACHER_SIGMA);
     wb_rng_init(&noise_rng, cfg->seed, STREAM_TEACHER_NOISE);
-    wb_progress prog;
-    wb_progress_start(&prog, "teacher (DSM)", cfg->steps, !cfg->quiet && !(run && run->quiet));
-    double t0 = wb_now_seconds(), loss_acc = 0;
-    int64_t loss_n = 0;
+    double t0 = wb_now_seconds(), loss_acc = 0, loss_n = 0, seconds_done = 0, final_loss = 0;
     int failed = !ema || !opt || !g || !x0 || !xt || !noise || !sigma || !lam;
-    for (int64_t step = 1; step <= cfg->steps && !failed; step++) {
+    /* what a checkpoint holds: the live weights, the EMA (the teacher so far,
+     * under "teacher." like a finished run's), Adam, every random stream,
+     * the loss accumulated since the last log line */
+    wb_train_state ts = {0}, done_ts = {0};
+    wb_explode_guard loss_guard;
+    wb_explode_init(&loss_guard);
+    int64_t last_checkpoint = 0;
+    if (!failed && (wb_state_num(&ts, "guard.best", &loss_guard.best) ||
+                    wb_state_num(&ts, "guard.best_step", &loss_guard.best_step)))
+        failed = 1;
+    if (!failed && (wb_state_store(&ts, "train.", t->net->params) || wb_state_store(&ts, "teacher.", ema) ||
+                    wb_state_opt(&ts, "adam", opt) || wb_state_rng(&ts, "data", &data_rng) ||
+                    wb_state_rng(&ts, "sigma", &sigma_rng) || wb_state_rng(&ts, "noise", &noise_rng) ||
+                    wb_state_net_rngs(&ts, "net", t->net) || wb_state_num(&ts, "loss_acc", &loss_acc) ||
+                    wb_state_num(&ts, "loss_n", &loss_n) || wb_state_num(&ts, "final_loss", &final_loss) ||
+                    wb_state_num(&ts, "seconds", &seconds_done) || wb_state_store(&done_ts, "teacher.", t->net->params) ||
+                    wb_state_num(&done_ts, "final_loss", &final_loss) || wb_state_num(&done_ts, "seconds", &seconds_done)))
+        failed = 1;
+    if (!failed && start_mode == WB_START_DONE) { /* finished before: loaded, not trained again */
+        int rc = wb_state_load(run, &done_ts, 1);
+        t->final_loss = (float)final_loss;
+        t->train_seconds = seconds_done;
+        free(x0);
+        free(xt);
+        free(noise);
+        free(sigma);
+        free(lam);
+        wb_graph_free(g);
+        wb_adam_free(opt);
+        wb_params_free(ema);
+        if (rc) {
+            wb_set_error("teacher resume: %s", wb_last_error());
+            wb_teacher_free(t);
+            return NULL;
+        }
+        return t;
+    }
+    if (!failed && start_mode == WB_START_CONTINUE && wb_state_load(run, &ts, 0)) {
+        wb_set_error("teacher resume: %s", wb_last_error());
+        failed = 1;
+    }
+    if (!failed) t->final_loss = (float)final_loss;
+    t0 -= seconds_done; /* the clock goes on from the checkpoint's */
+    double t_checkpoint = wb_now_seconds();
+    wb_progress prog;
+    wb_progress_start(&prog, "teacher (DSM)", cfg->steps - start_step, !failed && !cfg->quiet && !(run && run->quiet));
+    for (int64_t step = start_step + 1; step <= cfg->steps && !failed; step++) {
         ds->sample(ds, &data_rng, b, x0);
         if (cfg->single_sigma > 0) {
             for (int64_t i = 0; i < b; i++) sigma[i] = cfg->single_sigma;
@@ -228,6 +276,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_to_host(loss, &loss_value);
         if (!isfinite(loss_value)) {
             wb_set_error("teacher step %lld: DSM loss is %g (lower lr?)", (long long)step, loss_value);
+            wb_note_resume_point(run, last_checkpoint);
             failed = 1;
             break;
         }
@@ -243,26 +292,50 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
                 break;
             }
             t->final_loss = (float)mean_loss;
+            final_loss = mean_loss;
+            if (wb_explode_check(&loss_guard, cfg->explode, mean_loss, step, "the DSM loss")) {
+                wb_set_error("teacher %s", wb_last_error());
+                wb_note_resume_point(run, last_checkpoint);
+                failed = 1;
+                break;
+            }
             loss_acc = 0;
             loss_n = 0;
         }
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", (double)loss_value);
-        wb_progress_update(&prog, step, extra);
+        wb_progress_update(&prog, step - start_step, extra);
+        /* a checkpoint on the clock, or on a stop request (then stop) */
+        int stop = step < cfg->steps ? wb_stop_due(step) : 0;
+        if (run && step < cfg->steps &&
+            (stop || wb_checkpoint_due(step, cfg->checkpoint_every, cfg->checkpoint_minutes, t_checkpoint))) {
+            seconds_done = wb_now_seconds() - t0;
+            if (wb_state_save(run, &ts, step, 0, NULL, 0)) {
+                wb_set_error("teacher step %lld: checkpoint: %s", (long long)step, wb_last_error());
+                failed = 1;
+                break;
+            }
+            t_checkpoint = wb_now_seconds();
+            last_checkpoint = step;
+        }
+        if (stop) {
+            wb_stop_error(run, "teacher training", step, cfg->steps, stop);
+            failed = 1;
+            break;
+        }
     }
     if (!failed) {
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", (double)t->final_loss);
         wb_progress_end(&prog, extra);
         wb_params_copy(t->net->params, ema); /* the teacher IS the EMA */
-        t->train_seconds = wb_now_seconds() - t0;
+        t->train_seconds = seconds_done = wb_now_seconds() - t0;
         if (run) { /* the checkpoint, and for images a Heun sample grid (2-D: no figure) */
-            wb_named_params stores[1] = {{"teacher.", t->net->params}};
             char *resolved = wb_net_describe(t->net);
             const char *meta[] = {"kind", "teacher", "net", spec->desc->name, "precond", precond_name(t->net->precond),
                                   "net_resolved", resolved};
             wb_run_samples grid = {.sample = heun_samples, .user = t, .data = ds, .grid = cfg->grid};
-            if (wb_run_save_checkpoint(run, stores, 1, meta, resolved ? 4 : 3) || wb_run_write_samples(run, &grid))
+            if (wb_state_save(run, &done_ts, cfg->steps, 1, meta, resolved ? 4 : 3) || wb_run_write_samples(run, &grid))
                 failed = 1;
             free(resolved);
         }

@@ -98,6 +98,8 @@ static void plugin_label(FILE *m, const cJSON *plugin) {
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(plugin, "params");
     int count = 0;
     const cJSON *p;
+    /* only an object's members have names (an array's would print NULL) */
+    if (!cJSON_IsObject(params)) params = NULL;
     cJSON_ArrayForEach(p, params) {
         fprintf(m, "%s%s=", count++ ? ", " : " (", p->string);
         if (cJSON_IsNumber(p)) fprintf(m, "%g", p->valuedouble);

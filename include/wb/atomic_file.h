@@ -1,5 +1,6 @@
-/* wb/atomic_file.h — the one way libwb replaces a file: write PATH.tmp,
- * flush and fsync it, rename it over PATH, then fsync the folder (best
+/* wb/atomic_file.h — the one way libwb replaces a file: write
+ * PATH.tmp.XXXXXX (a name of its own, so concurrent writers of one PATH
+ * never mix their bytes), flush and fsync it, rename it over PATH, then fsync the folder (best
  * effort). A crash or an error never leaves a damaged PATH, only the old
  * file or the complete new one, and a failed write removes PATH.tmp.
  * Checkpoints, feature statistics, PNG figures, config.json, results.json
@@ -21,10 +22,10 @@ extern "C" {
 typedef struct wb_atomic_file {
     FILE *f;    /* write here between open and commit/abort */
     char *path; /* the file being replaced */
-    char *tmp;  /* PATH.tmp */
+    char *tmp;  /* PATH.tmp.XXXXXX (mkstemp) */
 } wb_atomic_file;
 
-/* Creates PATH.tmp for writing; 0, or -1 with the error set (af is then
+/* Creates PATH.tmp.XXXXXX for writing; 0, or -1 with the error set (af is then
  * empty and needs no abort). */
 int wb_atomic_open(wb_atomic_file *af, const char *path);
 /* Flushes, fsyncs and closes PATH.tmp and renames it over PATH. Any write

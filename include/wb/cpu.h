@@ -39,6 +39,19 @@ const char *wb_cpu_blas_threading(void);
  * loops) runs with now. */
 int wb_cpu_blas_threads(void);
 
+/* The deterministic mode: 1 when the CPU backend's results do not depend
+ * on the thread count (WB_DETERMINISTIC=1 in the environment, read at the
+ * first GEMM, or wb_cpu_set_deterministic). The backend's own kernels split
+ * exactly anyway; in this mode its GEMMs (OpenBLAS) are cut into pieces
+ * fixed by the shape, one thread each (kernels/cpu/cpu_gemm.c), and oneDNN
+ * convolutions run on one thread. Its numbers differ from the default
+ * mode's in the last bits (other GEMM edges), at every thread count the
+ * same. Recorded in every run's config.json (build.blas.deterministic). */
+int wb_cpu_deterministic(void);
+/* Turns the mode on (1) or off (0) for the rest of the process, whatever
+ * the environment says (for a host's own flag, and tests). */
+void wb_cpu_set_deterministic(int on);
+
 #pragma GCC visibility pop
 #ifdef __cplusplus
 }

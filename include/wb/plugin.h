@@ -160,6 +160,12 @@ typedef struct wb_net_fns {
      * NUL-terminated: 0, or -1 when it does not fit. The host records it in
      * the run's config.json as "resolved" beside the given "params". */
     int (*describe)(void *self, char *out, size_t out_len);
+    /* OPTIONAL. The random streams the instance draws from in forward
+     * (dropout masks): *n of them at the returned array, which the instance
+     * owns. A checkpoint records where each stands and a resumed run puts
+     * them back, so it draws the masks an uninterrupted run would. NULL (or
+     * *n = 0): the net draws no random numbers of its own. */
+    wb_rng *(*random_streams)(void *self, int *n);
 } wb_net_fns;
 
 /* ---- ratio estimators ------------------------------------------------------ */

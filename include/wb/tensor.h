@@ -345,6 +345,14 @@ wb_adam *wb_adam_new(wb_params *ps, float lr, float beta1, float beta2, float ep
 void wb_adam_free(wb_adam *opt);
 void wb_adam_set_lr(wb_adam *opt, float lr);
 int wb_adam_step(wb_adam *opt);           /* uses and keeps ps's grads */
+/* The optimiser's state, for checkpoints and resume: the steps taken and
+ * host copies of the first and second moments, wb_params_numel(ps) floats
+ * each in the store's flat layout. set restores what get returned; a
+ * resumed run then takes the same steps as one that never stopped. */
+int64_t wb_adam_steps(const wb_adam *opt);
+int64_t wb_adam_numel(const wb_adam *opt);
+int wb_adam_get_state(const wb_adam *opt, float *m, float *v);
+int wb_adam_set_state(wb_adam *opt, int64_t steps, const float *m, const float *v);
 /* ema <- decay·ema + (1-decay)·p, same layout. */
 int wb_ema_update(wb_params *ema, const wb_params *ps, float decay);
 

@@ -96,16 +96,10 @@ static void fill_range(float *dst, int64_t n, float v) {
 }
 static void cpu_fill(float *dst, int64_t n, float v) { WB_SPLIT_FLAT(n, fill_range(dst + lo, hi - lo, v)); }
 
+/* OpenBLAS, or its thread-independent split (WB_DETERMINISTIC): cpu_gemm.c */
 static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) { /* C = beta·C, and beta = 0 clears C (even NaN), as BLAS does */
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-                alpha, a, lda, b, ldb, beta, c, ldc);
+    wb_cpu_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ---- reductions and copies ----------------------------------------------------- */

@@ -9,7 +9,6 @@
  * col = (C·kh·kw, Ho·Wo) row-major; "planes" = B·C independent H×W images.
  * Backward kernels ACCUMULATE.
  */
-#include <cblas.h>
 #include <string.h>
 
 #include "cpu_kernels.h"
@@ -20,17 +19,12 @@ void wb_cpu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, float a
                          float *c, int ldc, int64_t stride_c) {
     if (batch <= 0 || m == 0 || n == 0) return;
     for (int i = 0; i < batch; i++) {
-        float *ci = c + (int64_t)i * stride_c;
-        if (k == 0) { /* BLAS semantics (as cpu_gemm): C = β·C, β = 0 clears even NaN */
-            for (int r = 0; r < m; r++)
-                for (int j = 0; j < n; j++)
-                    ci[(size_t)r * ldc + j] = beta == 0.0f ? 0.0f : beta * ci[(size_t)r * ldc + j];
-            continue;
-        }
         /* One sgemm per matrix: OpenBLAS's batch entry point is not in every
-         * packaged version, and at these sizes the call overhead is small. */
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
-                    k, alpha, a + (int64_t)i * stride_a, lda, b + (int64_t)i * stride_b, ldb, beta, ci, ldc);
+         * packaged version, and at these sizes the call overhead is small.
+         * wb_cpu_sgemm keeps BLAS's k = 0 semantics and the deterministic
+         * mode (cpu_gemm.c). */
+        wb_cpu_sgemm(ta, tb, m, n, k, alpha, a + (int64_t)i * stride_a, lda, b + (int64_t)i * stride_b, ldb, beta,
+                     c + (int64_t)i * stride_c, ldc);
     }
 }
 

@@ -40,12 +40,14 @@
 
 #include "cpu_kernels.h"
 #include "wb/backend.h"
+#include "wb/cpu.h" /* wb_cpu_deterministic */
 #include "wb/tensor.h"
 
 #ifndef WB_HAVE_DNNL
 
 int wb_cpu_conv_ctx_new(void **ctx) {
     *ctx = NULL;
+    if (wb_cpu_check_deterministic_env()) return -1;
     const char *mode = getenv("WB_CONV");
     /* cudnn is the CUDA backend's fused library: for the CPU, auto */
     if (!mode || !*mode || strcmp(mode, "im2col") == 0 || strcmp(mode, "auto") == 0 || strcmp(mode, "cudnn") == 0)
@@ -376,12 +378,24 @@ static int run(dnnl_conv_ctx *ctx, conv_entry *e, void *const *ptr, int shared_a
 
 /* OpenMP threads = OpenBLAS threads (see the top comment); the count is
  * part of the cache key because oneDNN sizes its kernels' work split for
- * it when a primitive is created. */
+ * it when a primitive is created. That split changes the results (the
+ * backward-weights reduction, and forward blockings: a UNet's weights
+ * after 4 steps differ between 1 and 2 threads), so the deterministic mode
+ * (wb_cpu_deterministic) runs oneDNN on one thread. */
 static int sync_threads(void) {
-    int n = openblas_get_num_threads();
+    int n = wb_cpu_deterministic() ? 1 : openblas_get_num_threads();
     if (n < 1) n = 1;
     if (omp_get_max_threads() != n) omp_set_num_threads(n);
     return n;
+}
+/* After a oneDNN call in the deterministic mode: OpenMP's count back to
+ * OpenBLAS's, which the OpenMP OpenBLAS would otherwise take for its own
+ * at its next call (it follows omp_get_max_threads), leaving the whole run
+ * on one thread. */
+static void unsync_threads(void) {
+    if (!wb_cpu_deterministic()) return;
+    int n = openblas_get_num_threads();
+    if (n >= 1 && omp_get_max_threads() != n) omp_set_num_threads(n);
 }
 
 static conv_entry *prepare(void *vctx, int kind, const wb_conv_geom *geom, int bias, const conv_entry *keep) {
@@ -400,7 +414,9 @@ int wb_cpu_conv2d_fwd(void *ctx, const wb_conv_geom *geom, const float *x, const
     conv_entry *e = prepare(ctx, KIND_FWD, geom, b != NULL, NULL);
     if (!e) return -1;
     void *ptr[MAX_ARGS] = {(void *)x, (void *)w, b ? (void *)b : y, y};
-    return run(ctx, e, ptr, 0, NULL);
+    int rc = run(ctx, e, ptr, 0, NULL);
+    unsync_threads();
+    return rc;
 }
 
 /* The argument of entry e whose id is arg. */
@@ -410,9 +426,8 @@ static conv_arg *find_arg(conv_entry *e, int arg) {
     return NULL;
 }
 
-int wb_cpu_conv2d_bwd(void *ctx, const wb_conv_geom *geom, const float *x, const float *w, const float *dy,
+static int conv2d_bwd(void *ctx, const wb_conv_geom *geom, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db) {
-    if (geom->b == 0 || (!dx && !dw && !db)) return 0;
     conv_entry *ew = NULL, *ed = NULL;
     if ((dw || db) && !(ew = prepare(ctx, KIND_BWD_WEIGHTS, geom, db != NULL, NULL))) return -1;
     if (dx && !(ed = prepare(ctx, KIND_BWD_DATA, geom, 0, ew))) return -1; /* a miss must not evict ew */
@@ -437,8 +452,17 @@ int wb_cpu_conv2d_bwd(void *ctx, const wb_conv_geom *geom, const float *x, const
     return 0;
 }
 
+int wb_cpu_conv2d_bwd(void *ctx, const wb_conv_geom *geom, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db) {
+    if (geom->b == 0 || (!dx && !dw && !db)) return 0;
+    int rc = conv2d_bwd(ctx, geom, x, w, dy, dx, dw, db);
+    unsync_threads();
+    return rc;
+}
+
 int wb_cpu_conv_ctx_new(void **out) {
     *out = NULL;
+    if (wb_cpu_check_deterministic_env()) return -1;
     const char *mode = getenv("WB_CONV");
     int force = 0;
     /* cudnn is the CUDA backend's fused library: for the CPU, auto */

@@ -11,6 +11,18 @@
 
 #include <stdint.h>
 
+/* gemm */
+/* kernels/cpu/cpu_gemm.c: every GEMM of the backend (row-major, BLAS's
+ * semantics, k = 0 scales C by beta): OpenBLAS, or in the deterministic
+ * mode (wb_cpu_deterministic, wb/cpu.h) a split of C fixed by the shape,
+ * one-thread sgemm per piece. */
+void wb_cpu_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+/* 0, or -1 with the error set when WB_DETERMINISTIC is set to something
+ * that is neither on (1, true, yes, on) nor off (0, false, no, off, empty). */
+int wb_cpu_check_deterministic_env(void);
+/* end gemm */
+
 /* conv */
 /* kernels/cpu/cpu_conv.c: batched GEMM, im2col/col2im, 2× up/down-sampling */
 void wb_cpu_gemm_batched(int batch, int trans_a, int trans_b, int m, int n, int k, float alpha,

@@ -735,7 +735,16 @@ static int unet_describe(void *self, char *out, size_t out_len) {
     return 0;
 }
 
-static const wb_net_fns unet_fns = WB_NET_FNS_DESCRIBED(unet_create, unet_destroy, unet_forward, unet_describe);
+/* The dropout masks' stream: a checkpoint records its position. */
+static wb_rng *unet_random_streams(void *self, int *n) {
+    unet *u = self;
+    *n = 1;
+    return &u->rng;
+}
+
+static const wb_net_fns unet_fns = {.struct_size = (uint32_t)sizeof(wb_net_fns), .create = unet_create,
+                                    .destroy = unet_destroy, .forward = unet_forward, .describe = unet_describe,
+                                    .random_streams = unet_random_streams};
 
 static const wb_plugin_desc unet_desc = WB_NET_DESC(
     "unet", "1.1.0", NULL,
@@ -757,7 +766,9 @@ static const wb_param_spec adm_params[] = {
     WB_PARAM_BOOL("encoder_only", 0, "classifier: encoder + bottleneck, pooled, linear to (B, out_channels, 1, 1)"),
 };
 
-static const wb_net_fns adm_fns = WB_NET_FNS_DESCRIBED(adm_create, unet_destroy, unet_forward, unet_describe);
+static const wb_net_fns adm_fns = {.struct_size = (uint32_t)sizeof(wb_net_fns), .create = adm_create,
+                                   .destroy = unet_destroy, .forward = unet_forward, .describe = unet_describe,
+                                   .random_streams = unet_random_streams};
 
 static const wb_plugin_desc adm_desc = WB_NET_DESC(
     "adm", "1.0.0", NULL,

@@ -60,6 +60,9 @@ end
 
 --- Merges the command-line key=value pairs over `defaults` and returns a new
 -- table; a key not in defaults is an error naming it and the known keys.
+-- `resume` is the host's (every wb.teacher / wb.distill run inside the
+-- directory it names continues its checkpoint, docs/resume.md): always
+-- accepted, and with resume=DIR and no out=..., a script's `out` is DIR.
 function wb.args(defaults)
   if type(defaults) ~= "table" then
     error("wb.args: expects a table of defaults, got " .. type(defaults), 2)
@@ -67,6 +70,14 @@ function wb.args(defaults)
   local out = {}
   for k, v in pairs(defaults) do out[k] = v end
   local cli = core.cli_args()
+  local resume = cli.resume
+  if resume ~= nil and defaults.resume == nil then
+    if defaults.out ~= nil and cli.out == nil and booleans[resume:lower()] == nil and resume ~= "" then
+      out.out = resume
+    end
+    cli = {}
+    for k, v in pairs(core.cli_args()) do if k ~= "resume" then cli[k] = v end end
+  end
   for _, k in ipairs(sorted_keys(cli)) do -- sorted: the first bad key is reported deterministically
     if defaults[k] == nil then
       error(("wb.args: unknown command-line key '%s' (known keys: %s)")
@@ -279,12 +290,11 @@ local writers = { md = "markdown", tex = "latex", csv = "csv" }
 
 --- Writes basepath.md / .tex / .csv (default all three), each atomically
 -- (wb.core.write_file: a temporary file renamed over the target), creating
--- parent folders.
+-- missing parent folders only below a folder the script owns (the current
+-- directory, or one made with wb.mkdir; docs/lua.md, "Reports").
 function Table:write(basepath, formats)
   if type(basepath) ~= "string" then error("Table:write: basepath must be a string", 2) end
   formats = formats or { "md", "tex", "csv" }
-  local dir = basepath:match("^(.*)/[^/]*$")
-  if dir and dir ~= "" then core.mkdir(dir) end
   for _, ext in ipairs(formats) do
     local method = writers[ext]
     if method == nil then

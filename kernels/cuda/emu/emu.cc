@@ -24,6 +24,18 @@
 
 #include "cuda_runtime.h"
 
+/* AddressSanitizer (WB_SANITIZE=ON) must be told about every switch between
+ * the host thread's stack and a fiber's: it keeps the bounds of the stack
+ * code runs on. Without the annotations its reports cannot name a kernel's
+ * frame ("located in stack of thread T0 ... in frame k"), a noreturn call on
+ * a fiber unpoisons the wrong range, and detect_stack_use_after_return's
+ * fake stacks would be shared by all the fibers. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define WB_EMU_ASAN 1
+#endif
+
 /* The bounds of the section every __shared__ variable is in (defined by the
  * linker; weak: a program with no kernel has no such section). */
 extern "C" char __start_wb_emu_shared[] __attribute__((weak, visibility("hidden")));
@@ -70,6 +82,9 @@ struct fiber {
     unsigned linear;
     unsigned bank; /* which of the two exchange banks this lane's next shuffle uses */
     const char *site; /* the __syncthreads() this fiber waits at: "file:line" */
+#ifdef WB_EMU_ASAN
+    void *fake_stack; /* ASan's fake stack of this fiber while it is switched out */
+#endif
 };
 
 /* One block's fibers. Kept for the whole process (per host thread) so
@@ -86,6 +101,13 @@ struct block_run {
 #endif
     const std::function<void()> *body = nullptr;
     fiber *running = nullptr;
+#ifdef WB_EMU_ASAN
+    /* the host thread's stack (what the first switch into a fiber leaves)
+     * and its fake stack while a fiber runs */
+    const void *sched_bottom = nullptr;
+    size_t sched_size = 0;
+    void *sched_fake_stack = nullptr;
+#endif
     /* warp exchange: two banks of one slot per lane (values widened to 8
      * bytes). Consecutive shuffles of a warp use alternate banks, so one
      * barrier per shuffle suffices: no lane can reach the next use of a
@@ -107,18 +129,35 @@ void set_error(cudaError_t e, const char *message) {
     }
 }
 
+/* A fiber's half of an ASan switch annotation: the switch into it is
+ * finished (recording the host thread's stack to go back to). */
+void fiber_entered(fiber *f) {
+#ifdef WB_EMU_ASAN
+    __sanitizer_finish_switch_fiber(f->fake_stack, &g_run->sched_bottom, &g_run->sched_size);
+#else
+    (void)f;
+#endif
+}
+
 void to_scheduler(fiber *f) {
+#ifdef WB_EMU_ASAN
+    /* a finished fiber never comes back: nullptr lets ASan drop its fake stack */
+    __sanitizer_start_switch_fiber(f->state == DONE ? nullptr : &f->fake_stack, g_run->sched_bottom,
+                                   g_run->sched_size);
+#endif
 #ifdef WB_EMU_ASM_SWITCH
     wb_emu_switch(&f->sp, g_run->sched_sp);
 #else
     swapcontext(&f->ctx, &g_run->sched);
 #endif
+    fiber_entered(f);
 }
 
 /* First frame of every fiber: run the kernel body, mark the thread done and
  * hand control back for good (never returns). */
 void fiber_main() {
     block_run *r = g_run;
+    fiber_entered(r->running);
     (*r->body)();
     fiber *f = r->running;
     f->state = DONE;
@@ -168,10 +207,28 @@ void fiber_start(block_run &r, fiber &f, unsigned t) {
 void run_fiber(block_run &r, fiber &f) {
     r.running = &f;
     current = &f.info;
+#ifdef WB_EMU_ASAN
+    __sanitizer_start_switch_fiber(&r.sched_fake_stack, r.stacks + (size_t)f.linear * STACK_BYTES, STACK_BYTES);
+#endif
 #ifdef WB_EMU_ASM_SWITCH
     wb_emu_switch(&r.sched_sp, f.sp);
 #else
     swapcontext(&r.sched, &f.ctx);
+#endif
+#ifdef WB_EMU_ASAN
+    __sanitizer_finish_switch_fiber(r.sched_fake_stack, nullptr, nullptr);
+#endif
+}
+
+/* A block that ends in a deadlock leaves its live fibers' frames on their
+ * stacks for good, and ASan's poisoned redzones of those frames with them:
+ * the next launch that reuses the stacks would trip over them. */
+void abandon_live_fibers(block_run &r) {
+#ifdef WB_EMU_ASAN
+    for (fiber &f : r.fibers)
+        if (f.state != DONE) ASAN_UNPOISON_MEMORY_REGION(r.stacks + (size_t)f.linear * STACK_BYTES, STACK_BYTES);
+#else
+    (void)r;
 #endif
 }
 
@@ -203,6 +260,9 @@ block_outcome run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
         f.state = RUNNABLE;
         f.bank = 0;
         f.site = nullptr;
+#ifdef WB_EMU_ASAN
+        f.fake_stack = nullptr;
+#endif
         fiber_start(r, f, t);
     }
     bool rev = reverse_schedule();
@@ -238,11 +298,17 @@ block_outcome run_block(block_run &r, dim3 grid, dim3 block, dim3 bidx) {
         if (live == 0) return BLOCK_DONE;
         /* every warp is stuck: released by the block barrier, or a deadlock
          * (a barrier some live thread of the block or warp never reaches) */
-        if (at_block != live) return BLOCK_DEADLOCK;
+        if (at_block != live) {
+            abandon_live_fibers(r);
+            return BLOCK_DEADLOCK;
+        }
         const char *site = nullptr;
         for (auto &f : r.fibers)
             if (f.state == AT_BLOCK_BARRIER) {
-                if (site && f.site != site && strcmp(f.site, site) != 0) return BLOCK_DIVERGENT;
+                if (site && f.site != site && strcmp(f.site, site) != 0) {
+                    abandon_live_fibers(r);
+                    return BLOCK_DIVERGENT;
+                }
                 site = f.site;
             }
         for (auto &f : r.fibers)
@@ -417,7 +483,13 @@ cudaError_t cudaGetDeviceCount(int *count) {
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     /* 256-byte alignment, like cudaMalloc's */
+#ifdef WB_EMU_ASAN
+    /* exactly the bytes asked for, so ASan catches a kernel that reads or
+     * writes past its buffer (aligned_alloc would need a multiple of 256) */
+    if (posix_memalign(ptr, 256, bytes ? bytes : 1) != 0) *ptr = nullptr;
+#else
     *ptr = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+#endif
     if (!*ptr) {
         set_error(cudaErrorMemoryAllocation, "out of memory");
         return cudaErrorMemoryAllocation;
