@@ -405,6 +405,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     wb_progress_start(&prog, label, c->steps - start_step, !failed && !finished_before && !c->quiet && !(run && run->quiet));
     double t0 = wb_now_seconds() - seconds_done; /* a resumed run's clock goes on from its checkpoint's */
     double t_checkpoint = wb_now_seconds();
+    const int64_t stop_test_step = wb_stop_test_step();
     for (int64_t step = start_step + 1; step <= c->steps && !failed; step++) {
         /* a log or evaluation point: the updates hand their scalars down */
         int eval_now = c->on_eval && c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps);
@@ -478,7 +479,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         snprintf(extra, sizeof extra, "bce %.3f acc %.2f D %.3g", st.ratio_loss, st.ratio_acc, st.div_value);
         wb_progress_update(&prog, step - start_step, extra);
         /* a checkpoint on the clock, or on a stop request (then stop) */
-        int stop = step < c->steps ? wb_stop_due(step) : 0;
+        int stop = step < c->steps ? wb_stop_due(step, stop_test_step) : 0;
         if (run && step < c->steps && (stop || wb_checkpoint_due(step, c->checkpoint_every, c->checkpoint_minutes, t_checkpoint))) {
             seconds_done = wb_now_seconds() - t0;
             if (wb_state_save(run, &ts, step, 0, NULL, 0)) {

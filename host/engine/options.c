@@ -15,6 +15,23 @@
 #define BACKEND_CHOICES "cpu|cuda|cuda-emu|auto"
 
 /* ---- the rows ---------------------------------------------------------------------------- */
+/* The rows teacher training and distillation share, the same keys for the
+ * same meaning: checkpoints, resume and the numbers guard (docs/resume.md). */
+#define RUN_SAFETY_ROWS(CFG) \
+    {"checkpoint_every", WB_OPT_INT, WB_OPT_FIELD(CFG, checkpoint_every), 0, INT64_MAX, NULL, NULL, WB_OPT_NOT_RECORDED, \
+     NULL, "`> 0`: a resumable checkpoint (weights, optimiser state, random streams, log position) every that many " \
+           "steps; `0`: only at the end and when stopped by a signal", 0, 0, 0, 0}, \
+    {"checkpoint_minutes", WB_OPT_NUMBER, WB_OPT_FIELD(CFG, checkpoint_minutes), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, \
+     NULL, "`> 0`: a resumable checkpoint at least this often (wall clock)", 0, 0, 0, WB_NUM_GE_MIN}, \
+    {"explode", WB_OPT_NUMBER, WB_OPT_FIELD(CFG, explode), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, \
+     "`> 0`: stop when a logged loss exceeds this many times its best so far (teacher: the DSM loss; student: the " \
+     "fake-score loss and the generator's gradient norm), naming the step; `0`: off (NaN and inf always stop)", \
+     0, 0, 0, WB_NUM_GE_MIN}, \
+    {"resume", WB_OPT_BOOL, WB_OPT_FIELD(CFG, resume), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, \
+     "`false` (`true` under `workbench run ... resume=DIR` for runs inside DIR)", \
+     "continue the `run` directory's checkpoint: a stopped run goes on, bit-identical to one that never stopped; a " \
+     "finished one is loaded, not trained; another configuration is refused (docs/resume.md)", 0, 0, 0, 0},
+
 #define T wb_teacher_config
 static const int precond_values[] = {WB_PRECOND_EDM, WB_PRECOND_VP, WB_PRECOND_VE};
 static const wb_option teacher_rows[] = {
@@ -47,19 +64,7 @@ static const wb_option teacher_rows[] = {
      "classes of a class-conditional net (EDM's `label_dim`: 1000 for ImageNet-64, 10 for conditional CIFAR-10); "
      "loaded with `init` and `steps = 0` only (training reads no labels yet); `teacher:denoise(x, sigma, labels)` "
      "takes a class per row", 0, 0, 0, 0},
-    {"checkpoint_every", WB_OPT_INT, WB_OPT_FIELD(T, checkpoint_every), 0, INT64_MAX, NULL, NULL, WB_OPT_NOT_RECORDED,
-     NULL, "`> 0`: a resumable checkpoint (weights, optimiser state, random streams, log position) every that many "
-           "steps; `0`: only at the end and when stopped by a signal", 0, 0, 0, 0},
-    {"checkpoint_minutes", WB_OPT_NUMBER, WB_OPT_FIELD(T, checkpoint_minutes), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED,
-     NULL, "`> 0`: a resumable checkpoint at least this often (wall clock)", 0, 0, 0, WB_NUM_GE_MIN},
-    {"explode", WB_OPT_NUMBER, WB_OPT_FIELD(T, explode), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
-     "`> 0`: stop when a logged loss exceeds this many times its best so far (teacher: the DSM loss; student: the "
-     "fake-score loss and the generator's gradient norm), naming the step; `0`: off (NaN and inf always stop)",
-     0, 0, 0, WB_NUM_GE_MIN},
-    {"resume", WB_OPT_BOOL, WB_OPT_FIELD(T, resume), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED,
-     "`false` (`true` under `workbench run ... resume=DIR` for runs inside DIR)",
-     "continue the `run` directory's checkpoint: a stopped run goes on, bit-identical to one that never stopped; a "
-     "finished one is loaded, not trained; another configuration is refused (docs/resume.md)", 0, 0, 0, 0},
+    RUN_SAFETY_ROWS(T)
 };
 #undef T
 
@@ -120,19 +125,7 @@ static const wb_option distill_rows[] = {
     {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0, 0, 0, 0},
     {"grid", WB_OPT_INT, WB_OPT_FIELD(D, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
      "images in a `run`'s samples.png (image data; 2-D data: the scatter); `0`: no samples.png", 64, 0, 0, 0},
-    {"checkpoint_every", WB_OPT_INT, WB_OPT_FIELD(D, checkpoint_every), 0, INT64_MAX, NULL, NULL, WB_OPT_NOT_RECORDED,
-     NULL, "`> 0`: a resumable checkpoint (weights, optimiser state, random streams, log position) every that many "
-           "steps; `0`: only at the end and when stopped by a signal", 0, 0, 0, 0},
-    {"checkpoint_minutes", WB_OPT_NUMBER, WB_OPT_FIELD(D, checkpoint_minutes), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED,
-     NULL, "`> 0`: a resumable checkpoint at least this often (wall clock)", 0, 0, 0, WB_NUM_GE_MIN},
-    {"explode", WB_OPT_NUMBER, WB_OPT_FIELD(D, explode), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
-     "`> 0`: stop when a logged loss exceeds this many times its best so far (teacher: the DSM loss; student: the "
-     "fake-score loss and the generator's gradient norm), naming the step; `0`: off (NaN and inf always stop)",
-     0, 0, 0, WB_NUM_GE_MIN},
-    {"resume", WB_OPT_BOOL, WB_OPT_FIELD(D, resume), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED,
-     "`false` (`true` under `workbench run ... resume=DIR` for runs inside DIR)",
-     "continue the `run` directory's checkpoint: a stopped run goes on, bit-identical to one that never stopped; a "
-     "finished one is loaded, not trained; another configuration is refused (docs/resume.md)", 0, 0, 0, 0},
+    RUN_SAFETY_ROWS(D)
 };
 #undef D
 

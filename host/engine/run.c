@@ -311,6 +311,10 @@ done:
 
 int wb_run_write_config(wb_run *run, cJSON *root) {
     if (wb_run_complete_config(run, root)) return -1;
+    return wb_run_store_config(run, root);
+}
+
+int wb_run_store_config(wb_run *run, cJSON *root) {
     char *text = cJSON_PrintUnformatted(root);
     if (!text) {
         wb_set_error("%s/config.json: out of memory", run->dir);

@@ -37,6 +37,9 @@ int wb_write_json_atomic(const char *dir, const char *name, struct cJSON *root);
 int wb_run_write_config(wb_run *run, struct cJSON *root);
 /* The same without writing: root completed as config.json would hold it. */
 int wb_run_complete_config(wb_run *run, struct cJSON *root);
+/* Writes an already completed root as config.json and keeps its compact
+ * text in run->config_text (checkpoints record it). */
+int wb_run_store_config(wb_run *run, struct cJSON *root);
 
 /* ---- metrics.jsonl ------------------------------------------------------------ */
 /* How a logged number is printed; the text is what tests and `workbench

@@ -218,24 +218,16 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
                     wb_state_num(&ts, "seconds", &seconds_done) || wb_state_store(&done_ts, "teacher.", t->net->params) ||
                     wb_state_num(&done_ts, "final_loss", &final_loss) || wb_state_num(&done_ts, "seconds", &seconds_done)))
         failed = 1;
-    if (!failed && start_mode == WB_START_DONE) { /* finished before: loaded, not trained again */
-        int rc = wb_state_load(run, &done_ts, 1);
-        t->final_loss = (float)final_loss;
-        t->train_seconds = seconds_done;
-        free(x0);
-        free(xt);
-        free(noise);
-        free(sigma);
-        free(lam);
-        wb_graph_free(g);
-        wb_adam_free(opt);
-        wb_params_free(ema);
-        if (rc) {
+    int finished_before = 0; /* loaded from its finished checkpoint, not trained again */
+    if (!failed && start_mode == WB_START_DONE) {
+        if (wb_state_load(run, &done_ts, 1)) {
             wb_set_error("teacher resume: %s", wb_last_error());
-            wb_teacher_free(t);
-            return NULL;
+            failed = 1;
+        } else {
+            finished_before = 1;
+            t->final_loss = (float)final_loss;
+            t->train_seconds = seconds_done;
         }
-        return t;
     }
     if (!failed && start_mode == WB_START_CONTINUE && wb_state_load(run, &ts, 0)) {
         wb_set_error("teacher resume: %s", wb_last_error());
@@ -244,9 +236,11 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     if (!failed) t->final_loss = (float)final_loss;
     t0 -= seconds_done; /* the clock goes on from the checkpoint's */
     double t_checkpoint = wb_now_seconds();
+    const int64_t stop_test_step = wb_stop_test_step();
     wb_progress prog;
-    wb_progress_start(&prog, "teacher (DSM)", cfg->steps - start_step, !failed && !cfg->quiet && !(run && run->quiet));
-    for (int64_t step = start_step + 1; step <= cfg->steps && !failed; step++) {
+    wb_progress_start(&prog, "teacher (DSM)", cfg->steps - start_step,
+                      !failed && !finished_before && !cfg->quiet && !(run && run->quiet));
+    for (int64_t step = start_step + 1; step <= cfg->steps && !failed && !finished_before; step++) {
         ds->sample(ds, &data_rng, b, x0);
         if (cfg->single_sigma > 0) {
             for (int64_t i = 0; i < b; i++) sigma[i] = cfg->single_sigma;
@@ -306,7 +300,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         snprintf(extra, sizeof extra, "loss %.4f", (double)loss_value);
         wb_progress_update(&prog, step - start_step, extra);
         /* a checkpoint on the clock, or on a stop request (then stop) */
-        int stop = step < cfg->steps ? wb_stop_due(step) : 0;
+        int stop = step < cfg->steps ? wb_stop_due(step, stop_test_step) : 0;
         if (run && step < cfg->steps &&
             (stop || wb_checkpoint_due(step, cfg->checkpoint_every, cfg->checkpoint_minutes, t_checkpoint))) {
             seconds_done = wb_now_seconds() - t0;
@@ -324,7 +318,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
             break;
         }
     }
-    if (!failed) {
+    if (!failed && !finished_before) {
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", (double)t->final_loss);
         wb_progress_end(&prog, extra);

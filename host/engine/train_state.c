@@ -28,9 +28,13 @@ void wb_stop_request(int signo) { stop_signal = signo ? signo : SIGTERM; }
 int wb_stop_requested(void) { return (int)stop_signal; }
 void wb_stop_clear(void) { stop_signal = 0; }
 
-int wb_stop_due(int64_t step) {
-    const char *at = getenv("WB_STOP_AT_STEP"); /* tests: a stop request during this step */
-    if (at && at[0] && strtoll(at, NULL, 10) == step) wb_stop_request(SIGTERM);
+int64_t wb_stop_test_step(void) {
+    const char *at = getenv("WB_STOP_AT_STEP");
+    return at && at[0] ? strtoll(at, NULL, 10) : 0;
+}
+
+int wb_stop_due(int64_t step, int64_t test_step) {
+    if (test_step > 0 && step == test_step) wb_stop_request(SIGTERM);
     return wb_stop_requested();
 }
 
@@ -212,17 +216,6 @@ static void checkpoint_path(const wb_run *run, char *out, size_t n) {
     snprintf(out, n, "%s/checkpoint.safetensors", run->dir);
 }
 
-static int write_config_text(wb_run *run, cJSON *root) {
-    char *text = cJSON_PrintUnformatted(root);
-    if (!text) {
-        wb_set_error("%s/config.json: out of memory", run->dir);
-        return -1;
-    }
-    free(run->config_text);
-    run->config_text = text;
-    return wb_write_json_atomic(run->dir, "config.json", root);
-}
-
 int wb_run_start(wb_run *run, cJSON *root, int resume, int64_t steps, wb_start_mode *mode, int64_t *step) {
     *mode = WB_START_FRESH;
     *step = 0;
@@ -232,7 +225,7 @@ int wb_run_start(wb_run *run, cJSON *root, int resume, int64_t steps, wb_start_m
     struct stat st;
     if (!resume || stat(path, &st) != 0) {
         if (wb_run_clear_outputs(run) || wb_run_begin_log(run, -1)) return -1;
-        return write_config_text(run, root);
+        return wb_run_store_config(run, root);
     }
     wb_st_file *f = wb_safetensors_open(path);
     if (!f) {
@@ -274,7 +267,7 @@ int wb_run_start(wb_run *run, cJSON *root, int resume, int64_t steps, wb_start_m
     if (wb_resume_check_config(path, was, root, warning, sizeof warning)) goto done;
     if (warning[0]) fprintf(stderr, "workbench: resume %s: %s\n", run->dir, warning);
     if (wb_run_begin_log(run, keep)) goto done;
-    if (write_config_text(run, root)) goto done;
+    if (wb_run_store_config(run, root)) goto done;
     *mode = complete ? WB_START_DONE : WB_START_CONTINUE;
     *step = done_steps;
     fprintf(stderr, complete ? "workbench: %s finished before (%lld steps): loaded, not trained again\n"

@@ -107,9 +107,12 @@ void wb_note_resume_point(const wb_run *run, int64_t last_step);
 /* Whether a periodic checkpoint is due after step: every `every` steps, or
  * `minutes` after the last one (t_last: wb_now_seconds() of it). */
 int wb_checkpoint_due(int64_t step, int64_t every, double minutes, double t_last);
-/* A stop request (signal, or WB_STOP_AT_STEP = step for tests) after this
- * step: 0 none, else the signal number. */
-int wb_stop_due(int64_t step);
+/* WB_STOP_AT_STEP (tests: a stop request during that step of every run),
+ * read once per run; 0: unset. */
+int64_t wb_stop_test_step(void);
+/* A stop request (a signal, or step == test_step) after this step: 0 none,
+ * else the signal number. */
+int wb_stop_due(int64_t step, int64_t test_step);
 /* The error of a run stopped after step: how to resume it. */
 void wb_stop_error(const wb_run *run, const char *what, int64_t step, int64_t steps, int signo);
 
