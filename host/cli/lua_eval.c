@@ -17,6 +17,8 @@
 
 #include "cli/lua_guard.h"
 #include "cli/lua_types.h"
+#include "cli/lua_wb.h"
+#include "core/comm.h"
 #include "engine/evaluate.h"
 #include "engine/feature_net.h"
 #include "engine/images.h"
@@ -69,7 +71,8 @@ static samples_ud *draw(lua_State *L, const char *fn, const wb_sample_source *sr
 }
 
 static void record(lua_State *L, const char *fn, const wb_sample_source *src, const wb_result *kv, int n) {
-    if (wb_record_results(src->run, kv, n)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    if (wb_comm_rank(wb_lua_comm(L)) == 0 && wb_record_results(src->run, kv, n)) /* rank 0 writes */
+        luaL_error(L, "%s: %s", fn, wb_last_error());
 }
 
 /* wb.evaluate(x, dataset[, opts]): x is Samples, or a Student / Teacher from

@@ -20,6 +20,7 @@
 #include "cli/lua_guard.h"
 #include "cli/lua_types.h"
 #include "cli/lua_wb.h"
+#include "core/comm.h"
 #include "engine/memory.h"
 #include "engine/options.h"
 #include "wb/safetensors.h"
@@ -68,6 +69,7 @@ static wb_run *open_run(lua_State *L, const char *fn, const char *dir, int quiet
     if (!dir) return NULL;
     if (wb_run_open(run, dir)) luaL_error(L, "%s: run '%s': %s", fn, dir, wb_last_error());
     run->quiet = quiet;
+    run->rank = wb_comm_rank(wb_lua_comm(L)); /* rank 0 alone writes the directory */
     run->origin = run_origin(L);
     return run;
 }
@@ -320,6 +322,7 @@ static int l_teacher(lua_State *L) {
     int resume = cli_resume(L, fn, 1, runp);
     if (resume >= 0) cfg.resume = resume;
     training_enter(L, 1);
+    cfg.comm = wb_lua_comm(L); /* data parallel over the launcher's ranks */
     wb_teacher *t = exact ? wb_teacher_exact(data->ds, cfg.backend) : wb_teacher_train(data->ds, &spec, &cfg, runp);
     training_enter(L, -1);
     char err[1024] = "";
@@ -543,6 +546,7 @@ static int l_distill(lua_State *L) {
     int resume = cli_resume(L, fn, 1, runp);
     if (resume >= 0) cfg.resume = resume;
     training_enter(L, 1);
+    cfg.comm = wb_lua_comm(L);
     wb_student *s = wb_distill(teacher->t, data->ds, &cfg, runp);
     training_enter(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, ectx.fn_ref);

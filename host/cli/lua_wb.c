@@ -19,6 +19,7 @@
 #include "cli/lua_guard.h"
 #include "cli/lua_types.h"
 #include "cli/lua_wb.h"
+#include "core/comm.h"
 #include "core/registry.h"
 
 /* Where luaopen_wb_core keeps the registry userdata, so a second require
@@ -48,6 +49,24 @@ static int l_cli_args(lua_State *L) {
         }
     }
     lua_pop(L, 1);
+    return 1;
+}
+
+struct wb_comm *wb_lua_comm(lua_State *L) {
+    void *comm = lua_getfield(L, LUA_REGISTRYINDEX, WB_LUA_COMM_KEY) == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
+    lua_pop(L, 1);
+    return comm;
+}
+
+/* wb.rank(), wb.world_size(): data parallel (`mpirun -np N workbench run ...`);
+ * every rank runs the whole script, rank 0 alone writes (scripts/lua/wb.lua). */
+static int l_rank(lua_State *L) {
+    lua_pushinteger(L, wb_comm_rank(wb_lua_comm(L)));
+    return 1;
+}
+
+static int l_world_size(lua_State *L) {
+    lua_pushinteger(L, wb_comm_size(wb_lua_comm(L)));
     return 1;
 }
 
@@ -99,6 +118,8 @@ int luaopen_wb_core(lua_State *L) {
         {"commit", l_commit},
         {"version", l_version},
         {"cli_args", l_cli_args},
+        {"rank", l_rank},
+        {"world_size", l_world_size},
         {NULL, NULL},
     };
     wb_lua_set_funcs(L, module, registry, funcs);

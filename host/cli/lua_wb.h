@@ -37,6 +37,13 @@ int wb_lua_training(lua_State *L);
  * a CRC-32 of the file and the key=value pairs, in their config.json. */
 #define WB_LUA_SCRIPT_KEY "wb.script"
 
+/* ... and the process's communicator (host/core/comm.h) as a light
+ * userdata under this key; absent: one rank. */
+#define WB_LUA_COMM_KEY "wb.comm"
+struct wb_comm;
+/* The communicator the host stored, or NULL (one rank). */
+struct wb_comm *wb_lua_comm(lua_State *L);
+
 #include "core/buildinfo.h" /* wb_build_version(), wb_build_commit(), ... */
 
 

@@ -25,6 +25,7 @@
 #include "cli/lua_wb.h"
 #include "cli/process_tuning.h"
 #include "cli/run_args.h"
+#include "core/comm.h"
 #include "core/registry.h"
 #include "report/results_table.h"
 #include "wb/tensor.h"
@@ -127,6 +128,8 @@ static int setup_state(lua_State *L) {
     const char *script = lua_touserdata(L, 1);
     int n = (int)lua_tointeger(L, 2);
     char **pairs = lua_touserdata(L, 3);
+    lua_pushvalue(L, 4); /* the communicator: wb.rank(), the engine's reductions */
+    lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_COMM_KEY);
     luaL_openlibs(L);
     preload_wb_core(L);
     set_package_path(L, script);
@@ -159,10 +162,13 @@ static int setup_state(lua_State *L) {
     return 0;
 }
 
+/* Data parallel: errors name the rank that saw them. */
+static char rank_prefix[32];
+
 static int report(lua_State *L, int status) {
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
+        fprintf(stderr, "%s: %s%s\n", progname, rank_prefix, msg ? msg : "(error object is not a string)");
         fflush(stderr);
         lua_pop(L, 1);
     }
@@ -174,7 +180,19 @@ static int report(lua_State *L, int status) {
  * finishes its step, checkpoints, fails with how to resume); a second one
  * takes the default action at once — the last checkpoint is whole, as
  * every checkpoint is renamed into place complete. */
+/* Data parallel: the communicator while a script runs on several ranks. */
+static wb_comm *stop_comm;
+
 static void on_stop_signal(int signo) {
+    if (stop_comm && !wb_stop_requested()) {
+        /* under a launcher a SIGTERM usually means a rank has ended: say so
+         * now, as this rank may be waiting in a reduction it cannot finish */
+        static const char msg[] = "workbench: stop signal on a data-parallel run (a rank ended, or the job was "
+                                  "stopped): stopping at the end of this step if every rank can; every checkpoint "
+                                  "already written is whole (resume=DIR continues it)\n";
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing to do about it here */
+        }
+    }
     if (wb_stop_requested()) {
         signal(signo, SIG_DFL);
         raise(signo);
@@ -218,16 +236,29 @@ static int cmd_run(int argc, char **argv) {
         return EXIT_USAGE;
     }
 
+    /* one rank, or the launcher's (mpirun, srun): host/core/comm.h */
+    wb_comm *comm = wb_comm_init(NULL, NULL);
+    if (!comm) {
+        fprintf(stderr, "%s: run: %s\n", progname, wb_last_error());
+        return EXIT_FAILURE;
+    }
+    if (wb_comm_size(comm) > 1) {
+        snprintf(rank_prefix, sizeof rank_prefix, "rank %d: ", wb_comm_rank(comm));
+        stop_comm = comm;
+    }
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "%s: cannot create Lua state: not enough memory\n", progname);
+        wb_comm_abort(comm, EXIT_FAILURE);
+        wb_comm_finalize(comm);
         return EXIT_FAILURE;
     }
     lua_pushcfunction(L, setup_state);
     lua_pushlightuserdata(L, (void *)script);
     lua_pushinteger(L, n);
     lua_pushlightuserdata(L, pairs);
-    int status = report(L, lua_pcall(L, 3, 0, 0));
+    lua_pushlightuserdata(L, comm);
+    int status = report(L, lua_pcall(L, 4, 0, 0));
 
     if (status == LUA_OK) status = report(L, luaL_loadfile(L, script));
     if (status == LUA_OK) {
@@ -249,8 +280,13 @@ static int cmd_run(int argc, char **argv) {
     }
     /* closing runs every __gc: engine objects free before the plugin registry */
     lua_close(L);
-    if (status != LUA_OK && wb_stop_requested()) return EXIT_STOPPED;
-    return status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
+    int exit_status = status == LUA_OK ? EXIT_SUCCESS : wb_stop_requested() ? EXIT_STOPPED : EXIT_FAILURE;
+    /* a rank that failed alone would leave the others waiting in a
+     * collective: end them all (the launcher reports the abort) */
+    if (exit_status == EXIT_FAILURE) wb_comm_abort(comm, exit_status);
+    stop_comm = NULL;
+    wb_comm_finalize(comm);
+    return exit_status;
 }
 
 /* ---- table ---------------------------------------------------------------------- */

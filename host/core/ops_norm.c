@@ -126,7 +126,13 @@ wb_tensor *wb_dropout(wb_graph *g, wb_tensor *x, float p, struct wb_rng *rng) {
         wb_set_error("dropout: out of memory for a %lld-element mask", (long long)x->numel);
         return NULL;
     }
-    wb_rng_uniform(rng, host, x->numel);
+    if (g->win_global > 0 && x->shape[0] == g->win_rows) { /* a shard's rows of the batch's mask */
+        int64_t row_elems = x->numel / g->win_rows;
+        wb_rng_fill_at(rng, 0, g->win_row0 * row_elems, x->numel, host);
+        wb_rng_skip(rng, row_elems * g->win_global);
+    } else {
+        wb_rng_uniform(rng, host, x->numel);
+    }
     const float keep = 1.0f / (1.0f - p);
     for (int64_t i = 0; i < x->numel; i++) host[i] = host[i] < p ? 0.0f : keep; /* P(u < p) = p */
     wb_tensor *mask = wb_from_host(g, x->ndim, x->shape, host);

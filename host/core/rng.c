@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/wb_internal.h"
 #include "philox.h"
 #include "wb/backend.h"
 #include "wb/tensor.h"
@@ -73,36 +74,120 @@ uint32_t wb_rng_u32(wb_rng *rng) {
     return w[0];
 }
 
+void wb_rng_skip(wb_rng *rng, int64_t n) {
+    if (rng && n > 0) rng->offset += blocks_for(n);
+}
+
+/* Element `first` of a draw is word first % 4 of block offset + first / 4:
+ * a draw that starts mid-block makes its first block whole and drops the
+ * leading words. */
+void wb_rng_fill_at(const wb_rng *rng, int normal, int64_t first, int64_t n, float *out) {
+    if (!rng || !out || n <= 0 || first < 0) return;
+    uint64_t block = rng->offset + (uint64_t)(first / 4);
+    int64_t lead = first % 4;
+    if (lead == 0) {
+        wb_philox_fill(normal, rng->seed, rng->stream, block, n, out);
+        return;
+    }
+    float head[4];
+    wb_philox_fill(normal, rng->seed, rng->stream, block, 4, head);
+    int64_t m = 4 - lead < n ? 4 - lead : n;
+    memcpy(out, head + lead, (size_t)m * sizeof *out);
+    if (n > m) wb_philox_fill(normal, rng->seed, rng->stream, block + 1, n - m, out + m);
+}
+
+/* Numbers [first, first + numel) of the draw at rng's position into t: on
+ * the backend when it has the draw kernel (a mid-block start draws into a
+ * scratch tensor of g and copies), else on the host and uploaded. */
+static int fill_tensor_at(wb_graph *g, const wb_rng *rng, int normal, int64_t first, wb_tensor *t, const char *op) {
+    const wb_backend *be = wb_graph_backend(g);
+    void (*kernel)(uint64_t, uint64_t, uint64_t, int64_t, float *) = normal ? be->rng_normal : be->rng_uniform;
+    uint64_t block = rng->offset + (uint64_t)(first / 4);
+    int64_t lead = first % 4;
+    if (kernel && lead == 0) {
+        kernel(rng->seed, rng->stream, block, t->numel, t->data);
+        return 0;
+    }
+    if (kernel && be->copy) {
+        int64_t n = t->numel + lead;
+        wb_tensor *scratch = wb_new(g, 1, &n);
+        if (!scratch) return -1;
+        kernel(rng->seed, rng->stream, block, n, scratch->data);
+        be->copy(t->data, scratch->data + lead, (size_t)t->numel * sizeof(float));
+        return 0;
+    }
+    size_t bytes = (size_t)t->numel * sizeof(float);
+    float *host = malloc(bytes);
+    if (!host) {
+        wb_set_error("%s: out of memory for %lld floats", op, (long long)t->numel);
+        return -1;
+    }
+    wb_rng_fill_at(rng, normal, first, t->numel, host);
+    wb_backend_upload(be, t->data, host, bytes);
+    free(host);
+    return 0;
+}
+
+wb_tensor *wb_rand_rows(wb_graph *g, const wb_rng *rng, int normal, int ndim, const int64_t *global_shape, int64_t row0,
+                        int64_t rows) {
+    const char *op = normal ? "wb_randn" : "wb_rand_uniform";
+    if (!g || !rng || !global_shape || ndim < 1 || ndim > WB_MAX_DIMS) {
+        wb_set_error("%s rows: %s", op, !g ? "graph is NULL" : !rng ? "rng is NULL" : "bad shape");
+        return NULL;
+    }
+    if (row0 < 0 || rows < 0 || row0 + rows > global_shape[0]) {
+        wb_set_error("%s rows: rows [%lld, %lld) outside a draw of %lld rows", op, (long long)row0,
+                     (long long)(row0 + rows), (long long)global_shape[0]);
+        return NULL;
+    }
+    int64_t shape[WB_MAX_DIMS], row_elems = 1;
+    for (int i = 0; i < ndim; i++) shape[i] = global_shape[i];
+    for (int i = 1; i < ndim; i++) row_elems *= shape[i];
+    shape[0] = rows;
+    wb_tensor *t = wb_new(g, ndim, shape);
+    if (!t) return NULL;
+    if (t->numel == 0) return t;
+    return fill_tensor_at(g, rng, normal, row0 * row_elems, t, op) ? NULL : t;
+}
+
+int wb_graph_set_rows(wb_graph *g, int64_t global_rows, int64_t row0, int64_t rows) {
+    if (!g) return -1;
+    if (global_rows < 0 || row0 < 0 || rows < 0 || (global_rows > 0 && (rows < 1 || row0 + rows > global_rows))) {
+        wb_set_error("wb_graph_set_rows: rows [%lld, %lld) of %lld", (long long)row0, (long long)(row0 + rows),
+                     (long long)global_rows);
+        return -1;
+    }
+    int whole = global_rows == 0 || (row0 == 0 && rows == global_rows);
+    g->win_global = whole ? 0 : global_rows;
+    g->win_row0 = whole ? 0 : row0;
+    g->win_rows = whole ? 0 : rows;
+    return 0;
+}
+
 /* A draw into a new tensor of g: on the backend when it has the draw
  * kernel (the same Philox rule, so the same numbers as wb_rng_normal /
  * wb_rng_uniform on the host, and no transfer), else drawn on the host and
- * uploaded. */
+ * uploaded. Under a row window (wb_graph_set_rows) a draw of the window's
+ * rows is that slice of the global draw, and the stream moves past all of it. */
 static wb_tensor *draw_tensor(wb_graph *g, wb_rng *rng, int normal, int ndim, const int64_t *shape) {
     const char *op = normal ? "wb_randn" : "wb_rand_uniform";
     if (!g || !rng) {
         wb_set_error("%s: %s is NULL", op, !g ? "graph" : "rng");
         return NULL;
     }
+    if (g->win_global > 0 && ndim >= 1 && ndim <= WB_MAX_DIMS && shape[0] == g->win_rows) {
+        int64_t global[WB_MAX_DIMS];
+        for (int i = 0; i < ndim; i++) global[i] = shape[i];
+        global[0] = g->win_global;
+        wb_tensor *t = wb_rand_rows(g, rng, normal, ndim, global, g->win_row0, g->win_rows);
+        if (t) wb_rng_skip(rng, t->numel / g->win_rows * g->win_global);
+        return t;
+    }
     wb_tensor *t = wb_new(g, ndim, shape);
     if (!t) return NULL; /* wb_new has set the error */
     if (t->numel == 0) return t;
-    const wb_backend *be = wb_graph_backend(g);
-    void (*kernel)(uint64_t, uint64_t, uint64_t, int64_t, float *) = normal ? be->rng_normal : be->rng_uniform;
-    if (kernel) {
-        kernel(rng->seed, rng->stream, rng->offset, t->numel, t->data);
-        rng->offset += blocks_for(t->numel);
-        return t;
-    }
-    size_t bytes = (size_t)t->numel * sizeof(float);
-    float *host = malloc(bytes);
-    if (!host) {
-        wb_set_error("%s: out of memory for %lld floats", op, (long long)t->numel);
-        return NULL;
-    }
-    if (normal) wb_rng_normal(rng, host, t->numel);
-    else wb_rng_uniform(rng, host, t->numel);
-    wb_backend_upload(be, t->data, host, bytes);
-    free(host);
+    if (fill_tensor_at(g, rng, normal, 0, t, op)) return NULL;
+    rng->offset += blocks_for(t->numel);
     return t;
 }
 

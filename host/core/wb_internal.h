@@ -56,6 +56,9 @@ struct wb_graph {
     int n_free_grads, cap_free_grads;
     int retain_grads; /* wb_graph_retain_grads: keep every intermediate grad */
     int n_backward;   /* wb_backward calls so far (wb_scope_end checks it) */
+    /* wb_graph_set_rows: a draw whose leading dimension is win_rows gives rows
+     * [win_row0, win_row0 + win_rows) of a draw of win_global rows (0: off) */
+    int64_t win_global, win_row0, win_rows;
 };
 
 void *wb_arena_alloc(wb_arena *a, size_t bytes);

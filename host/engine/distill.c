@@ -48,7 +48,8 @@ static void distiller_free(distiller *d) {
     wb_net_free(d->backbone);
     wb_graph_free(d->g);
     wb_graph_free(d->keep);
-    float *bufs[] = {d->x_real, d->sigma, d->logit, d->w_s, d->w_l, d->w_both, d->logit2};
+    wb_dp_free(&d->dp);
+    float *bufs[] = {d->x_real, d->sigma, d->logit, d->w_s, d->w_l, d->w_both, d->logit2, d->logit_mine};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -71,7 +72,7 @@ static const char *time_weight_name(wb_time_weight t) {
     return t == WB_TIME_DMD ? "dmd" : t == WB_TIME_SIGMA2 ? "sigma2" : t == WB_TIME_NONE ? "none" : "auto";
 }
 
-static int write_config(const distiller *d, wb_run *run, wb_start_mode *mode, int64_t *step) {
+static int write_config(distiller *d, wb_run *run, wb_start_mode *mode, int64_t *step) {
     const wb_distill_config *c = d->cfg;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "kind", "distill");
@@ -103,7 +104,7 @@ static int write_config(const distiller *d, wb_run *run, wb_start_mode *mode, in
     used.sigma_fixed = d->sigma_fixed;
     used.eval_every = c->on_eval ? c->eval_every : 0;
     wb_options_record(&wb_distill_options, &used, root);
-    int rc = wb_run_start(run, root, c->resume, c->steps, mode, step);
+    int rc = wb_dp_run_start(&d->dp, run, root, c->resume, c->steps, mode, step);
     cJSON_Delete(root);
     return rc;
 }
@@ -204,7 +205,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         d->time_weight = d->score_free ? WB_TIME_SIGMA2 : WB_TIME_DMD;
         if (d->score_free && !(d->sigma_fixed > 0)) d->sigma_fixed = 2.5f;
     }
-    d->b = c->batch;
+    d->b = d->batch = c->batch;
     d->dim = ds->dim;
     d->ndim = wb_batch_shape(&ds->shape, d->b, d->shape);
     wb_batch_shape(&ds->shape, 2 * d->b, d->shape2);
@@ -283,14 +284,24 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         if (d->backbone) d->opt_backbone = wb_adam_new(d->backbone->params, c->lr_ratio, c->beta1, 0.999f, 1e-8f, 0, 0);
         d->g = wb_graph_new(be);
         d->keep = wb_graph_new(be);
-        if (d->keep) d->x0_keep = wb_new(d->keep, d->ndim, d->shape);
+        /* this rank's shards of the batch (engine/dp.h); sg(x_0) kept per shard */
+        if (wb_dp_init(&d->dp, c->comm, "distill", c->batch, c->reduction, c->shards, c->hash_every)) failed = 1;
+        for (int k = 0; !failed && d->keep && k < d->dp.mine; k++) {
+            int64_t row0, rows, shape[4];
+            wb_dp_rows(&d->dp, k, &row0, &rows);
+            memcpy(shape, d->shape, sizeof shape);
+            shape[0] = rows;
+            if (!(d->x0_keeps[k] = wb_new(d->keep, d->ndim, shape))) failed = 1;
+        }
+        d->x0_keep = d->x0_keeps[0];
+        d->logit_mine = calloc((size_t)d->b, sizeof(float));
         d->x_real = calloc((size_t)(d->b * d->dim), sizeof(float));
         float **small[] = {&d->sigma, &d->logit, &d->w_s, &d->w_l};
         for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = calloc((size_t)d->b, sizeof(float));
         d->w_both = calloc((size_t)(2 * d->b), sizeof(float));
         d->logit2 = calloc((size_t)(2 * d->b), sizeof(float));
-        if (!s->ema || !d->opt_gen || !d->opt_ratio || !d->g || !d->x0_keep || !d->x_real || !d->sigma || !d->logit ||
-            !d->w_s || !d->w_l || !d->w_both || !d->logit2) {
+        if (!failed && (!s->ema || !d->opt_gen || !d->opt_ratio || !d->g || !d->x0_keep || !d->x_real || !d->sigma ||
+                        !d->logit || !d->w_s || !d->w_l || !d->w_both || !d->logit2 || !d->logit_mine)) {
             wb_set_error("distill: out of memory");
             failed = 1;
         }
@@ -305,6 +316,13 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     wb_rng_init(&d->rng_fake, c->seed, STREAM_FAKE);
     wb_rng_init(&d->rng_ratio, c->seed, STREAM_RATIO);
     wb_rng_init(&d->rng_data, c->seed, STREAM_DATA);
+    /* what a shard restores (engine/dp.h): every stream the three updates draw from */
+    wb_rng *step_streams[] = {&d->rng_z, &d->rng_sigma, &d->rng_noise, &d->rng_fake, &d->rng_ratio, &d->rng_data};
+    for (size_t i = 0; i < sizeof step_streams / sizeof step_streams[0]; i++)
+        if (wb_dp_streams_add(&d->streams, step_streams[i])) failed = 1;
+    if (wb_dp_streams_add_net(&d->streams, d->gen) || wb_dp_streams_add_net(&d->streams, d->fake) ||
+        wb_dp_streams_add_net(&d->streams, d->backbone) || wb_dp_streams_add_net(&d->streams, teacher->net))
+        failed = 1;
 
     float *eval_ref = NULL, *eval_x = NULL;
     if (!failed && c->eval_samples > 0) {
@@ -399,10 +417,16 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             s->steps_done = start_step;
         }
     }
+    /* every rank starts from rank 0's weights */
+    wb_params *dp_stores[] = {s->gen->params, s->ema, d->fake ? d->fake->params : NULL, d->ratio_params,
+                              d->backbone ? d->backbone->params : NULL};
+    const int n_dp_stores = (int)(sizeof dp_stores / sizeof dp_stores[0]);
+    if (!failed && wb_dp_broadcast(&d->dp, dp_stores, n_dp_stores)) failed = 1;
     char label[64];
     snprintf(label, sizeof label, "distill %s", c->divergence->name);
     wb_progress prog;
-    wb_progress_start(&prog, label, c->steps - start_step, !failed && !finished_before && !c->quiet && !(run && run->quiet));
+    wb_progress_start(&prog, label, c->steps - start_step,
+                      !failed && !finished_before && !c->quiet && !(run && run->quiet) && d->dp.rank == 0);
     double t0 = wb_now_seconds() - seconds_done; /* a resumed run's clock goes on from its checkpoint's */
     double t_checkpoint = wb_now_seconds();
     const int64_t stop_test_step = wb_stop_test_step();
@@ -431,6 +455,10 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             break;
         }
         s->steps_done = step;
+        if (wb_dp_check_same(&d->dp, step, dp_stores, n_dp_stores)) {
+            failed = 1;
+            break;
+        }
         double eval_value = NAN;
         int evaluated = 0;
         if (eval_now) {
@@ -469,6 +497,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                 {"gen_grad_norm", st.gen_grad, WB_LOG_G6, 0},    {"fake_loss", st.fake_loss, WB_LOG_G6, 0},
                 {"ratio_loss", st.ratio_loss, WB_LOG_G6, 0},     {"ratio_acc", st.ratio_acc, WB_LOG_F4, 0},
                 {"mmd", mmd, WB_LOG_G6, 1},                      {"eval", eval_value, WB_LOG_G6, 1},
+                {"comm_seconds", d->dp.world > 1 ? wb_dp_comm_seconds(&d->dp) : NAN, WB_LOG_F3, 1},
             };
             if (wb_run_log(run, step, logged, (int)(sizeof logged / sizeof logged[0]))) {
                 failed = 1;
@@ -480,6 +509,10 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         wb_progress_update(&prog, step - start_step, extra);
         /* a checkpoint on the clock, or on a stop request (then stop) */
         int stop = step < c->steps ? wb_stop_due(step, stop_test_step) : 0;
+        if (step < c->steps && wb_dp_agree(&d->dp, &stop)) { /* every rank stops at the same step */
+            failed = 1;
+            break;
+        }
         if (run && step < c->steps && (stop || wb_checkpoint_due(step, c->checkpoint_every, c->checkpoint_minutes, t_checkpoint))) {
             seconds_done = wb_now_seconds() - t0;
             if (wb_state_save(run, &ts, step, 0, NULL, 0)) {

@@ -112,88 +112,189 @@ static void divide_by_mean(float *w, int64_t n) {
         for (int64_t i = 0; i < n; i++) w[i] = (float)(w[i] / m);
 }
 
-/* ---- 1. generator update ------------------------------------------------------ */
-int distill_generator_step(distiller *d, int64_t step, step_stats *st) {
-    const wb_distill_config *c = d->cfg;
-    int64_t b = d->b, n = b * d->dim;
-    wb_graph *g = d->g;
+/* ---- shards (engine/dp.h) ------------------------------------------------------ */
+/* Make shard k of this rank current: its rows, its sg(x_0), the graph's row
+ * window, and (restore) the update's streams where the update began. */
+static void use_shard(distiller *d, int k, int restore) {
+    wb_dp_rows(&d->dp, k, &d->row0, &d->b);
+    d->shape[0] = d->b;
+    d->shape2[0] = 2 * d->b;
+    d->x0_keep = d->x0_keeps[k];
+    if (restore) wb_dp_streams_restore(&d->streams);
+}
 
-    /* (a) x_0 without a tape, then everything g̃ needs, all on the backend */
+static int sharded(const distiller *d) { return d->b != d->batch; }
+
+/* A shard's mean over its rows, as its share of the batch's mean. */
+static wb_tensor *batch_share(distiller *d, wb_tensor *mean) {
+    return sharded(d) ? wb_scale(d->g, mean, (float)d->b / (float)d->batch) : mean;
+}
+
+/* After every shard's backward: the stores' gradients summed over all
+ * shards of all ranks. */
+static int reduce_grads(distiller *d, wb_params *a, wb_params *b) {
+    wb_params *stores[2] = {a, b};
+    return wb_dp_reduce(&d->dp, stores, b ? 2 : 1);
+}
+
+/* The shard's rows [row0, row0 + b) and [batch + row0, ...) of the ratio
+ * update's draws of 2·batch rows ([real; student]); the stream moves past
+ * the whole draw. Unsharded: the one draw, as always. */
+static wb_tensor *draw_pair_rows(distiller *d, wb_rng *rng, int normal, int ndim, const int64_t *shape2) {
+    wb_graph *g = d->g;
+    if (!sharded(d)) return normal ? wb_randn(g, rng, ndim, shape2) : wb_rand_uniform(g, rng, ndim, shape2);
+    int64_t global[4];
+    memcpy(global, shape2, sizeof global);
+    global[0] = 2 * d->batch;
+    wb_tensor *a = wb_rand_rows(g, rng, normal, ndim, global, d->row0, d->b);
+    wb_tensor *c = wb_rand_rows(g, rng, normal, ndim, global, d->batch + d->row0, d->b);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= global[i];
+    wb_rng_skip(rng, numel);
+    return a && c ? wb_cat0(g, a, c) : NULL;
+}
+
+/* ---- 1. generator update ------------------------------------------------------ */
+/* One shard's part (a): x_0 without a tape, then everything g̃ needs, all on
+ * the backend; the logits l of its rows go to d->logit_mine. */
+typedef struct gen_shard {
+    wb_tensor *z, *sigma, *noise, *x0, *dt, *df, *xt_leaf, *l;
+} gen_shard;
+
+static int gen_forward(distiller *d, int64_t step, gen_shard *o) {
+    wb_graph *g = d->g;
     wb_graph_reset(g);
+    wb_graph_set_rows(g, d->batch, d->row0, d->b);
     wb_graph_set_grad(g, 0);
-    wb_tensor *z = wb_randn(g, &d->rng_z, d->ndim, d->shape);
-    if (c->normalize_bins) peek_sigma(d, b, d->sigma);
-    wb_tensor *sigma = draw_sigma(d, b);
-    wb_tensor *noise = wb_randn(g, &d->rng_noise, d->ndim, d->shape);
-    wb_tensor *x0 = generate(d, d->gen, z);
-    if (!x0 || wb_assign(d->x0_keep, x0)) return -1;
-    wb_tensor *xt = wb_add_noise(g, x0, sigma, noise);
-    wb_tensor *dt, *df = NULL;
-    if (!xt || wb_teacher_denoise(d->teacher, g, xt, sigma, &dt)) return -1;
-    if (!d->score_free && !(df = wb_net_denoise(d->fake, g, xt, sigma, NULL, NULL))) return -1;
+    o->z = wb_randn(g, &d->rng_z, d->ndim, d->shape);
+    o->sigma = draw_sigma(d, d->b);
+    o->noise = wb_randn(g, &d->rng_noise, d->ndim, d->shape);
+    o->x0 = generate(d, d->gen, o->z);
+    if (!o->x0 || wb_assign(d->x0_keep, o->x0)) return -1;
+    wb_tensor *xt = wb_add_noise(g, o->x0, o->sigma, o->noise);
+    o->df = NULL;
+    if (!xt || wb_teacher_denoise(d->teacher, g, xt, o->sigma, &o->dt)) return -1;
+    if (!d->score_free && !(o->df = wb_net_denoise(d->fake, g, xt, o->sigma, NULL, NULL))) return -1;
     /* logits, and ∇_x l through a tape whose only leaf needing grad is x_t */
     trainable(d, NULL);
     wb_graph_set_grad(g, 1);
-    wb_tensor *xt_leaf = wb_leaf_copy(g, xt, 1);
-    wb_tensor *l = ratio_logit(d, xt_leaf, sigma);
-    if (!l || wb_to_host(l, d->logit)) return -1; /* the one download of the step */
-    if (check_finite_host(d->logit, b, step, "ratio logit")) return -1;
-    st->div_value = d->div->value(d->div_cfg, b, d->logit);
+    o->xt_leaf = wb_leaf_copy(g, xt, 1);
+    o->l = ratio_logit(d, o->xt_leaf, o->sigma);
+    int64_t rank_row0, rank_rows;
+    wb_dp_rank_rows(&d->dp, &rank_row0, &rank_rows);
+    int64_t at = d->row0 - rank_row0;
+    if (!o->l || wb_to_host(o->l, d->logit_mine + at)) return -1; /* the one download of the step */
+    (void)step;
+    return 0;
+}
 
-    /* (b) weights in logit space on the host: optional bin normalisation and
-     * clamp, the plugin's weights(), optional batch normalisation */
-    if (c->normalize_bins) normalize_ratio_bins(d->logit, d->sigma, b);
-    if (c->logit_clamp > 0)
-        for (int64_t i = 0; i < b; i++) d->logit[i] = fminf(fmaxf(d->logit[i], -c->logit_clamp), c->logit_clamp);
-    d->div->weights(d->div_cfg, b, d->logit, d->w_s, d->w_l);
-    if (check_finite_host(d->w_s, b, step, "w_s") || check_finite_host(d->w_l, b, step, "w_l")) return -1;
-    if (c->normalize_batch) {
-        divide_by_mean(d->w_s, b);
-        divide_by_mean(d->w_l, b);
-    }
-    double ms = 0, ml = 0;
-    int need_grad_l = 0;
+/* Part (c)–(d) of one shard: its weights up, g̃, the surrogate loss's backward. */
+static int gen_backward(distiller *d, int64_t step, int need_grad_l, gen_shard *o, double *grad_sq) {
+    const wb_distill_config *c = d->cfg;
+    wb_graph *g = d->g;
+    int64_t b = d->b;
     for (int64_t i = 0; i < b; i++) {
-        ms += d->w_s[i];
-        ml += d->w_l[i];
-        if (d->w_l[i] != 0.0f) need_grad_l = 1;
-        d->w_both[2 * i] = d->w_s[i];
-        d->w_both[2 * i + 1] = d->w_l[i];
+        d->w_both[2 * i] = d->w_s[d->row0 + i];
+        d->w_both[2 * i + 1] = d->w_l[d->row0 + i];
     }
-    st->mean_ws = ms / (double)b;
-    st->mean_wl = ml / (double)b;
     int64_t wshape[2] = {b, 2};
     wb_tensor *w_both = wb_from_host(g, 2, wshape, d->w_both); /* the one upload of the step's weights */
     wb_tensor *w_s = wb_slice1(g, w_both, 0, 1), *w_l = wb_slice1(g, w_both, 1, 1);
     wb_tensor *grad_l = NULL;
     if (need_grad_l) { /* per-sample ∂l_i/∂x_i: samples are independent, so seed ones */
-        if (wb_backward(g, l, wb_full(g, 1, &b, 1.0f))) return -1;
-        grad_l = wb_grad_tensor(g, xt_leaf);
+        if (wb_backward(g, o->l, wb_full(g, 1, &b, 1.0f))) return -1;
+        grad_l = wb_grad_tensor(g, o->xt_leaf);
     }
 
-    /* (c) g = w_s·(s_fake − s_teacher) − w_l·∇_x l, time-weighted, / n */
+    /* (c) g = w_s·(s_fake − s_teacher) − w_l·∇_x l, time-weighted, / n
+     * (n of the whole batch: a shard's g̃ is its share) */
     wb_graph_set_grad(g, 0);
-    wb_tensor *tw = d->time_weight == WB_TIME_DMD      ? wb_dmd_weight(g, x0, dt, sigma)
-                    : d->time_weight == WB_TIME_SIGMA2 ? wb_square(g, sigma)
+    wb_tensor *tw = d->time_weight == WB_TIME_DMD      ? wb_dmd_weight(g, o->x0, o->dt, o->sigma)
+                    : d->time_weight == WB_TIME_SIGMA2 ? wb_square(g, o->sigma)
                                                        : NULL;
     if (d->time_weight != WB_TIME_NONE && !tw) return -1;
-    wb_tensor *gt = wb_distill_grad(g, d->score_free ? NULL : w_s, df, dt, sigma, grad_l ? w_l : NULL, grad_l, tw);
+    wb_tensor *gt = wb_distill_grad(g, d->score_free ? NULL : w_s, o->df, o->dt, o->sigma, grad_l ? w_l : NULL, grad_l, tw);
+    if (gt && sharded(d)) gt = wb_scale(g, gt, (float)b / (float)d->batch);
     if (!gt || wb_check_finite(g, gt, "generator gradient g~")) return -1;
-    if (d->log_now) st->gen_grad = sqrt(wb_sum_squares(gt)) * (double)n;
+    if (d->log_now) *grad_sq = wb_sum_squares(gt);
 
     /* (d) the surrogate loss through G (and, with w_GAN, through the ratio
      * estimator), in the same arena: g̃ stays where it is */
     wb_graph_clear_tape(g);
     wb_graph_set_grad(g, 1);
     trainable(d, d->gen->params);
-    x0 = generate(d, d->gen, z);
+    wb_tensor *x0 = generate(d, d->gen, o->z);
     wb_tensor *loss = wb_sum(g, wb_mul(g, x0, gt));
     if (c->gan_weight > 0) {
-        wb_tensor *lg = ratio_logit(d, wb_add_noise(g, x0, sigma, noise), sigma);
-        loss = wb_add(g, loss, wb_scale(g, wb_mean(g, wb_softplus(g, wb_scale(g, lg, -1.0f))), c->gan_weight));
+        wb_tensor *lg = ratio_logit(d, wb_add_noise(g, x0, o->sigma, o->noise), o->sigma);
+        loss = wb_add(g, loss, wb_scale(g, batch_share(d, wb_mean(g, wb_softplus(g, wb_scale(g, lg, -1.0f)))), c->gan_weight));
     }
     wb_params_zero_grad(d->gen->params);
     if (!loss || wb_backward(g, loss, NULL)) return -1;
+    (void)step;
+    return 0;
+}
+
+int distill_generator_step(distiller *d, int64_t step, step_stats *st) {
+    const wb_distill_config *c = d->cfg;
+    int64_t batch = d->batch;
+    int mine = d->dp.mine;
+    wb_dp_streams_save(&d->streams);
+    /* σ of the whole batch next to its logits (bin normalisation): peeked
+     * before any shard draws */
+    if (c->normalize_bins) peek_sigma(d, batch, d->sigma);
+
+    /* (a) with several shards here, every shard's logits first (the weights
+     * below need the whole batch's); the second pass draws the same numbers */
+    gen_shard o;
+    if (mine > 1)
+        for (int k = 0; k < mine; k++) {
+            use_shard(d, k, k > 0);
+            if (gen_forward(d, step, &o)) return -1;
+        }
+    use_shard(d, 0, mine > 1);
+    if (mine == 1 && gen_forward(d, step, &o)) return -1;
+    if (wb_dp_gather_rows(&d->dp, d->logit_mine, d->logit)) return -1;
+    if (check_finite_host(d->logit, batch, step, "ratio logit")) return -1;
+    st->div_value = d->div->value(d->div_cfg, batch, d->logit);
+
+    /* (b) weights in logit space on the host, for the whole batch on every
+     * rank: optional bin normalisation and clamp, the plugin's weights(),
+     * optional batch normalisation */
+    if (c->normalize_bins) normalize_ratio_bins(d->logit, d->sigma, batch);
+    if (c->logit_clamp > 0)
+        for (int64_t i = 0; i < batch; i++) d->logit[i] = fminf(fmaxf(d->logit[i], -c->logit_clamp), c->logit_clamp);
+    d->div->weights(d->div_cfg, batch, d->logit, d->w_s, d->w_l);
+    if (check_finite_host(d->w_s, batch, step, "w_s") || check_finite_host(d->w_l, batch, step, "w_l")) return -1;
+    if (c->normalize_batch) {
+        divide_by_mean(d->w_s, batch);
+        divide_by_mean(d->w_l, batch);
+    }
+    double ms = 0, ml = 0;
+    int need_grad_l = 0;
+    for (int64_t i = 0; i < batch; i++) {
+        ms += d->w_s[i];
+        ml += d->w_l[i];
+        if (d->w_l[i] != 0.0f) need_grad_l = 1;
+    }
+    st->mean_ws = ms / (double)batch;
+    st->mean_wl = ml / (double)batch;
+
+    /* (c)–(d) per shard; the gradients summed over every shard and rank */
+    double grad_sq[64] = {0};
+    for (int k = 0; k < mine; k++) {
+        if (k > 0) {
+            use_shard(d, k, 1);
+            if (gen_forward(d, step, &o)) return -1;
+        } else if (mine > 1) {
+            if (gen_forward(d, step, &o)) return -1; /* pass 2 of shard 0: its tensors again */
+        }
+        wb_params *gen = d->gen->params;
+        if (gen_backward(d, step, need_grad_l, &o, &grad_sq[k]) || wb_dp_collect(&d->dp, k, &gen, 1)) return -1;
+    }
+    double total_sq = grad_sq[0];
+    if (reduce_grads(d, d->gen->params, NULL) || (d->log_now && wb_dp_sum(&d->dp, grad_sq, 1, &total_sq))) return -1;
+    if (d->log_now) st->gen_grad = sqrt(total_sq) * (double)(batch * d->dim);
     if (wb_params_check_finite(d->gen->params, 1, "generator parameter gradient")) return -1;
     wb_adam_step(d->opt_gen);
     return 0;
@@ -203,26 +304,36 @@ int distill_generator_step(distiller *d, int64_t step, step_stats *st) {
 int distill_fake_step(distiller *d, int64_t step, int fresh, step_stats *st) {
     (void)step;
     wb_graph *g = d->g;
-    wb_graph_reset(g);
-    if (fresh && fresh_samples(d)) return -1;
-    wb_graph_set_grad(g, 0);
-    /* ln σ ~ N(−1.2, 1.2²), EDM's training distribution */
-    wb_tensor *sigma = wb_exp(g, wb_add_scalar(g, wb_scale(g, wb_randn(g, &d->rng_fake, 1, &d->b), 1.2f), -1.2f));
-    wb_tensor *noise = wb_randn(g, &d->rng_fake, d->ndim, d->shape);
-    wb_tensor *lambda = wb_edm_loss_weight(g, sigma, d->ndim, SIGMA_DATA);
-    wb_tensor *xt = wb_add_noise(g, d->x0_keep, sigma, noise);
-    wb_graph_set_grad(g, 1);
-    trainable(d, d->fake->params);
-    wb_tensor *den = wb_net_denoise(d->fake, g, xt, sigma, NULL, NULL);
-    wb_tensor *loss = wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, den, d->x0_keep)), lambda));
-    wb_params_zero_grad(d->fake->params);
-    if (!loss || wb_backward(g, loss, NULL)) return -1;
-    if (wb_check_finite(g, loss, "fake-score DSM loss")) return -1;
-    if (d->log_now) {
-        float v;
-        wb_to_host(loss, &v);
-        st->fake_loss = v;
+    double shard_loss[64] = {0};
+    wb_dp_streams_save(&d->streams);
+    for (int k = 0; k < d->dp.mine; k++) {
+        use_shard(d, k, k > 0);
+        wb_graph_reset(g);
+        wb_graph_set_rows(g, d->batch, d->row0, d->b);
+        if (fresh && fresh_samples(d)) return -1;
+        wb_graph_set_grad(g, 0);
+        /* ln σ ~ N(−1.2, 1.2²), EDM's training distribution */
+        wb_tensor *sigma = wb_exp(g, wb_add_scalar(g, wb_scale(g, wb_randn(g, &d->rng_fake, 1, &d->b), 1.2f), -1.2f));
+        wb_tensor *noise = wb_randn(g, &d->rng_fake, d->ndim, d->shape);
+        wb_tensor *lambda = wb_edm_loss_weight(g, sigma, d->ndim, SIGMA_DATA);
+        wb_tensor *xt = wb_add_noise(g, d->x0_keep, sigma, noise);
+        wb_graph_set_grad(g, 1);
+        trainable(d, d->fake->params);
+        wb_tensor *den = wb_net_denoise(d->fake, g, xt, sigma, NULL, NULL);
+        wb_tensor *loss = batch_share(d, wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, den, d->x0_keep)), lambda)));
+        wb_params_zero_grad(d->fake->params);
+        if (!loss || wb_backward(g, loss, NULL)) return -1;
+        if (wb_check_finite(g, loss, "fake-score DSM loss")) return -1;
+        if (d->log_now) {
+            float v;
+            wb_to_host(loss, &v);
+            shard_loss[k] = v;
+        }
+        wb_params *fake = d->fake->params;
+        if (wb_dp_collect(&d->dp, k, &fake, 1)) return -1;
     }
+    if (reduce_grads(d, d->fake->params, NULL)) return -1;
+    if (d->log_now && wb_dp_sum(&d->dp, shard_loss, 1, &st->fake_loss)) return -1;
     wb_adam_step(d->opt_fake);
     return 0;
 }
@@ -230,33 +341,55 @@ int distill_fake_step(distiller *d, int64_t step, int fresh, step_stats *st) {
 /* ---- 3. ratio-estimator update: BCE, real = 1, student = 0 -------------------- */
 int distill_ratio_step(distiller *d, int64_t step, int fresh, step_stats *st) {
     (void)step;
-    int64_t b = d->b, b2 = 2 * b;
     wb_graph *g = d->g;
-    wb_graph_reset(g);
-    if (fresh && fresh_samples(d)) return -1;
-    wb_graph_set_grad(g, 0);
-    if (d->ds->sample(d->ds, &d->rng_data, b, d->x_real)) return -1;
-    wb_tensor *x_real = wb_from_host(g, d->ndim, d->shape, d->x_real); /* the data batch: the update's one upload */
-    wb_tensor *sigma2 = draw_sigma(d, b2);
-    wb_tensor *noise2 = wb_randn(g, &d->rng_ratio, d->ndim, d->shape2);
-    wb_tensor *x2 = wb_add_noise(g, wb_cat0(g, x_real, d->x0_keep), sigma2, noise2);
-    wb_tensor *target = wb_cat0(g, wb_full(g, 1, &b, 1.0f), wb_full(g, 1, &b, 0.0f));
-    wb_graph_set_grad(g, 1);
-    trainable(d, d->ratio_params);
-    wb_tensor *l = ratio_logit(d, x2, sigma2);
-    wb_tensor *loss = wb_bce_logits(g, l, target);
-    wb_params_zero_grad(d->ratio_params);
-    if (d->backbone) wb_params_zero_grad(d->backbone->params);
-    if (!loss || wb_backward(g, loss, NULL)) return -1;
-    if (wb_check_finite(g, loss, "ratio-estimator BCE loss")) return -1;
-    if (d->log_now) { /* logging scalars: loss and accuracy */
-        float v;
-        wb_to_host(loss, &v);
-        wb_to_host(l, d->logit2);
-        int correct = 0;
-        for (int64_t i = 0; i < b2; i++) correct += (d->logit2[i] > 0) == (i < b);
-        st->ratio_loss = v;
-        st->ratio_acc = (double)correct / (double)b2;
+    double shard_stats[2 * 64] = {0}; /* per shard: its share of the BCE, its correct count */
+    wb_params *backbone = d->backbone ? d->backbone->params : NULL;
+    wb_params *stores[2] = {d->ratio_params, backbone};
+    wb_dp_streams_save(&d->streams);
+    for (int k = 0; k < d->dp.mine; k++) {
+        use_shard(d, k, k > 0);
+        int64_t b = d->b, b2 = 2 * b;
+        wb_graph_reset(g);
+        wb_graph_set_rows(g, d->batch, d->row0, d->b);
+        if (fresh && fresh_samples(d)) return -1;
+        wb_graph_set_grad(g, 0);
+        /* the whole batch's real rows are drawn on every shard (the stream
+         * moves as one draw of the batch); this shard's are uploaded */
+        if (d->ds->sample(d->ds, &d->rng_data, d->batch, d->x_real)) return -1;
+        wb_tensor *x_real = wb_from_host(g, d->ndim, d->shape, d->x_real + d->row0 * d->dim); /* the update's one upload */
+        wb_tensor *sigma2, *noise2;
+        if (sharded(d) && !(d->sigma_fixed > 0))
+            sigma2 = wb_karras_sigma(g, draw_pair_rows(d, &d->rng_sigma, 0, 1, &b2), d->cfg->t_min, d->cfg->t_max);
+        else
+            sigma2 = draw_sigma(d, b2);
+        noise2 = draw_pair_rows(d, &d->rng_ratio, 1, d->ndim, d->shape2);
+        wb_tensor *x2 = wb_add_noise(g, wb_cat0(g, x_real, d->x0_keep), sigma2, noise2);
+        wb_tensor *target = wb_cat0(g, wb_full(g, 1, &b, 1.0f), wb_full(g, 1, &b, 0.0f));
+        wb_graph_set_grad(g, 1);
+        trainable(d, d->ratio_params);
+        wb_tensor *l = ratio_logit(d, x2, sigma2);
+        wb_tensor *loss = batch_share(d, wb_bce_logits(g, l, target));
+        wb_params_zero_grad(d->ratio_params);
+        if (backbone) wb_params_zero_grad(backbone);
+        if (!loss || wb_backward(g, loss, NULL)) return -1;
+        if (wb_check_finite(g, loss, "ratio-estimator BCE loss")) return -1;
+        if (d->log_now) { /* logging scalars: loss and accuracy */
+            float v;
+            wb_to_host(loss, &v);
+            wb_to_host(l, d->logit2);
+            int correct = 0;
+            for (int64_t i = 0; i < b2; i++) correct += (d->logit2[i] > 0) == (i < b);
+            shard_stats[2 * k] = v;
+            shard_stats[2 * k + 1] = correct;
+        }
+        if (wb_dp_collect(&d->dp, k, stores, 2)) return -1;
+    }
+    if (reduce_grads(d, d->ratio_params, backbone)) return -1;
+    if (d->log_now) {
+        double sums[2];
+        if (wb_dp_sum(&d->dp, shard_stats, 2, sums)) return -1;
+        st->ratio_loss = sums[0];
+        st->ratio_acc = sums[1] / (double)(2 * d->batch);
     }
     if (wb_params_count(d->ratio_params) > 0) wb_adam_step(d->opt_ratio);
     if (d->opt_backbone) wb_adam_step(d->opt_backbone);

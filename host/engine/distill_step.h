@@ -5,6 +5,7 @@
 #ifndef WB_DISTILL_STEP_H
 #define WB_DISTILL_STEP_H
 
+#include "engine/dp.h"
 #include "engine/engine.h"
 
 #define SIGMA_DATA 0.5f
@@ -33,15 +34,23 @@ typedef struct distiller {
     wb_adam *opt_gen, *opt_fake, *opt_ratio, *opt_backbone;
     wb_graph *g;          /* one step's tensors; reset by every update */
     wb_graph *keep;       /* tensors that outlive an update (never reset) */
-    wb_tensor *x0_keep;   /* (B, ...) the student's latest samples, sg(x_0) */
+    wb_tensor *x0_keep;   /* (b, ...) the current shard's latest student samples, sg(x_0) */
+    wb_tensor *x0_keeps[64]; /* one per shard of this rank */
     wb_rng rng_z, rng_sigma, rng_noise, rng_fake, rng_ratio, rng_data;
+    /* data parallel (engine/dp.h): the batch is `batch` rows; an update runs
+     * this rank's shards one after the other, and b, shape, shape2, x0_keep
+     * describe the current one (rows [row0, row0 + b)); unsharded, b = batch */
+    wb_dp dp;
+    wb_dp_streams streams; /* every stream the updates draw from */
+    int64_t batch, row0;
     int64_t b, dim, shape[4], shape2[4];
     int ndim;
     int log_now;          /* this step's logging scalars are wanted (a log or eval point) */
     /* host memory: only what crosses (logits down, weights up) and the data batch */
     float *x_real;                 /* B·D: the real batch, sampled on the host */
     float *sigma;                  /* B: host copy of σ, for bin normalisation only */
-    float *logit, *w_s, *w_l;      /* B */
+    float *logit, *w_s, *w_l;      /* B: the whole batch's (gathered from every shard) */
+    float *logit_mine;             /* this rank's rows of the logits */
     float *w_both;                 /* 2B: (w_s, w_l) interleaved, one upload */
     float *logit2;                 /* 2B: the ratio update's logits, at log points */
 } distiller;

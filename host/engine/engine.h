@@ -74,6 +74,7 @@ typedef struct wb_run {
      * {key: value}}), owned by the run and freed by wb_run_close; NULL: none */
     struct cJSON *origin;
     char *config_text;  /* config.json as written (compact), kept in checkpoints; owned */
+    int rank;           /* data parallel: only rank 0 writes (the others read a checkpoint to resume) */
 } wb_run;
 
 /* mkdir -p: every missing component of path (an existing non-directory is
@@ -138,6 +139,10 @@ typedef struct wb_teacher_config {
     float checkpoint_minutes;  /* > 0: ... and at least this often (wall clock)     */
     int resume;                /* continue the run directory's checkpoint, if any   */
     float explode;             /* > 0: stop when a logged loss exceeds explode × its best */
+    int reduction;             /* data parallel: 0 fast, 1 deterministic (engine/dp.h) */
+    int shards;                /* deterministic: the batch's fixed shards */
+    int64_t hash_every;        /* ranks' parameters compared every this many steps (0: never) */
+    struct wb_comm *comm;      /* the process's communicator (core/comm.h); NULL: one rank */
 } wb_teacher_config;
 void wb_teacher_config_default(wb_teacher_config *c);
 
@@ -226,6 +231,10 @@ typedef struct wb_distill_config {
     float checkpoint_minutes;  /* > 0: ... and at least this often (wall clock)     */
     int resume;                /* continue the run directory's checkpoint, if any   */
     float explode;             /* > 0: stop when a logged loss exceeds explode × its best */
+    int reduction;             /* data parallel: 0 fast, 1 deterministic (engine/dp.h) */
+    int shards;                /* deterministic: the batch's fixed shards */
+    int64_t hash_every;        /* ranks' parameters compared every this many steps (0: never) */
+    struct wb_comm *comm;      /* the process's communicator (core/comm.h); NULL: one rank */
 } wb_distill_config;
 void wb_distill_config_default(wb_distill_config *c);
 

@@ -32,6 +32,19 @@
      "continue the `run` directory's checkpoint: a stopped run goes on, bit-identical to one that never stopped; a " \
      "finished one is loaded, not trained; another configuration is refused (docs/resume.md)", 0, 0, 0, 0},
 
+/* Data parallelism (engine/dp.h): how a batch split over ranks is reduced. */
+static const int reduction_values[] = {0, 1};
+#define DATA_PARALLEL_ROWS(CFG) \
+    {"reduction", WB_OPT_ENUM, WB_OPT_FIELD(CFG, reduction), 0, 0, "fast|deterministic", reduction_values, 0, NULL, \
+     "data parallel (`mpirun -np N`): `fast` sums the ranks' gradients with one all-reduce (the same within float " \
+     "summation for any N); `deterministic` cuts the batch into `shards` fixed shards and sums them in shard " \
+     "order: bit-identical for any N dividing `shards`", 0, 0, 0, 0}, \
+    {"shards", WB_OPT_INT, WB_OPT_FIELD(CFG, shards), 1, 64, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, \
+     "`reduction = \"deterministic\"`: the batch's fixed shards (a multiple of the ranks)", 4, 0, 0, 0}, \
+    {"hash_every", WB_OPT_INT, WB_OPT_FIELD(CFG, hash_every), 0, INT64_MAX, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, \
+     "data parallel: compare a hash of the parameters across ranks every this many steps (a mismatch stops the " \
+     "run naming the step); `0`: never", 100, 0, 0, 0},
+
 #define T wb_teacher_config
 static const int precond_values[] = {WB_PRECOND_EDM, WB_PRECOND_VP, WB_PRECOND_VE};
 static const wb_option teacher_rows[] = {
@@ -64,6 +77,7 @@ static const wb_option teacher_rows[] = {
      "classes of a class-conditional net (EDM's `label_dim`: 1000 for ImageNet-64, 10 for conditional CIFAR-10); "
      "loaded with `init` and `steps = 0` only (training reads no labels yet); `teacher:denoise(x, sigma, labels)` "
      "takes a class per row", 0, 0, 0, 0},
+    DATA_PARALLEL_ROWS(T)
     RUN_SAFETY_ROWS(T)
 };
 #undef T
@@ -125,6 +139,7 @@ static const wb_option distill_rows[] = {
     {"quiet", WB_OPT_BOOL, WB_OPT_FIELD(D, quiet), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL, "no progress line", 0, 0, 0, 0},
     {"grid", WB_OPT_INT, WB_OPT_FIELD(D, grid), 0, 1024, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
      "images in a `run`'s samples.png (image data; 2-D data: the scatter); `0`: no samples.png", 64, 0, 0, 0},
+    DATA_PARALLEL_ROWS(D)
     RUN_SAFETY_ROWS(D)
 };
 #undef D

@@ -76,6 +76,7 @@ int wb_run_open(wb_run *run, const char *dir) {
 }
 
 int wb_run_clear_outputs(wb_run *run) {
+    if (run->rank != 0) return 0; /* rank 0 alone writes the run directory */
     /* A re-run into the same directory must not inherit the old run's
      * results, weights or figures: they would describe weights that no
      * longer exist (and a run killed before its own checkpoint would
@@ -93,6 +94,7 @@ int wb_run_clear_outputs(wb_run *run) {
 }
 
 int wb_run_begin_log(wb_run *run, int64_t keep_bytes) {
+    if (run->rank != 0) return 0; /* rank 0 alone writes the run directory */
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run->dir);
     if (run->metrics) fclose(run->metrics);
@@ -315,6 +317,7 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
 }
 
 int wb_run_store_config(wb_run *run, cJSON *root) {
+    if (run && run->rank != 0) return 0;
     char *text = cJSON_PrintUnformatted(root);
     if (!text) {
         wb_set_error("%s/config.json: out of memory", run->dir);
@@ -360,6 +363,7 @@ int wb_run_log(wb_run *run, int64_t step, const wb_log_value *values, int n) {
 
 int wb_run_save_checkpoint(wb_run *run, const wb_named_params *stores, int n_stores, const char *const *meta_kv,
                            int n_meta) {
+    if (run && run->rank != 0) return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
     if (n_meta < 0 || (n_meta > 0 && !meta_kv)) {
@@ -380,6 +384,7 @@ int wb_run_save_checkpoint(wb_run *run, const wb_named_params *stores, int n_sto
 }
 
 int wb_run_write_samples(wb_run *run, const wb_run_samples *s) {
+    if (run && run->rank != 0) return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/samples.png", run->dir);
     const wb_dataset *ds = s->data;

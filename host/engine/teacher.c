@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dp.h"
 #include "engine/engine.h"
 #include "engine/options.h"
 #include "engine/metrics.h"
@@ -168,6 +169,12 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     }
     wb_start_mode start_mode = WB_START_FRESH;
     int64_t start_step = 0;
+    /* data parallel (engine/dp.h): this rank's shards of every batch */
+    wb_dp dp;
+    if (wb_dp_init(&dp, cfg->comm, "teacher", cfg->batch, cfg->reduction, cfg->shards, cfg->hash_every)) {
+        wb_teacher_free(t);
+        return NULL;
+    }
     if (run) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "kind", "teacher");
@@ -179,9 +186,10 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         int64_t n_params = 0; /* the tensors' sizes: wb_params_numel counts the flat buffer's padding too */
         for (int i = 0; i < wb_params_count(t->net->params); i++) n_params += wb_params_at(t->net->params, i)->numel;
         cJSON_AddNumberToObject(root, "parameters", (double)n_params);
-        int rc = wb_run_start(run, root, cfg->resume, cfg->steps, &start_mode, &start_step);
+        int rc = wb_dp_run_start(&dp, run, root, cfg->resume, cfg->steps, &start_mode, &start_step);
         cJSON_Delete(root);
         if (rc) {
+            wb_dp_free(&dp);
             wb_teacher_free(t);
             return NULL;
         }
@@ -234,12 +242,18 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         failed = 1;
     }
     if (!failed) t->final_loss = (float)final_loss;
+    /* every rank starts from rank 0's weights (a fresh init is the same
+     * anyway; a loaded one must be); the Adam state is fresh or the same file's */
+    wb_params *dp_stores[2] = {t->net->params, ema};
+    if (!failed && wb_dp_broadcast(&dp, dp_stores, 2)) failed = 1;
+    wb_dp_streams shard_streams = {0};
+    if (!failed && wb_dp_streams_add_net(&shard_streams, t->net)) failed = 1;
     t0 -= seconds_done; /* the clock goes on from the checkpoint's */
     double t_checkpoint = wb_now_seconds();
     const int64_t stop_test_step = wb_stop_test_step();
     wb_progress prog;
     wb_progress_start(&prog, "teacher (DSM)", cfg->steps - start_step,
-                      !failed && !finished_before && !cfg->quiet && !(run && run->quiet));
+                      !failed && !finished_before && !cfg->quiet && !(run && run->quiet) && dp.rank == 0);
     for (int64_t step = start_step + 1; step <= cfg->steps && !failed && !finished_before; step++) {
         ds->sample(ds, &data_rng, b, x0);
         if (cfg->single_sigma > 0) {
@@ -254,20 +268,44 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
             float s2 = sigma[i] * sigma[i];
             lam[i] = (s2 + SIGMA_DATA * SIGMA_DATA) / (s2 * SIGMA_DATA * SIGMA_DATA);
         }
-        wb_graph_reset(g);
-        int64_t lam_shape[4] = {b, 1, 1, 1};
-        wb_tensor *d = wb_net_denoise(t->net, g, wb_from_host(g, ndim, shape, xt), wb_from_host(g, 1, &b, sigma),
-                                      NULL, NULL);
-        wb_tensor *loss = wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, d, wb_from_host(g, ndim, shape, x0))),
-                                            wb_from_host(g, ndim, lam_shape, lam)));
-        wb_params_zero_grad(t->net->params);
+        /* this rank's shards of the batch: rows [row0, row0 + rows), loss
+         * scaled by rows/b so the shards' gradients sum to the batch's */
+        double shard_loss[64];
         float loss_value = NAN;
-        if (!loss || wb_backward(g, loss, NULL)) {
+        wb_dp_streams_save(&shard_streams);
+        for (int k = 0; k < dp.mine && !failed; k++) {
+            int64_t row0, rows;
+            wb_dp_rows(&dp, k, &row0, &rows);
+            if (k > 0) wb_dp_streams_restore(&shard_streams);
+            wb_graph_reset(g);
+            wb_graph_set_rows(g, b, row0, rows);
+            int64_t lam_shape[4] = {rows, 1, 1, 1}, rows_shape[4];
+            memcpy(rows_shape, shape, sizeof rows_shape);
+            rows_shape[0] = rows;
+            wb_tensor *d = wb_net_denoise(t->net, g, wb_from_host(g, ndim, rows_shape, xt + row0 * dim),
+                                          wb_from_host(g, 1, &rows, sigma + row0), NULL, NULL);
+            wb_tensor *loss =
+                wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, d, wb_from_host(g, ndim, rows_shape, x0 + row0 * dim))),
+                                  wb_from_host(g, ndim, lam_shape, lam + row0)));
+            if (rows != b) loss = wb_scale(g, loss, (float)rows / (float)b);
+            wb_params_zero_grad(t->net->params);
+            if (!loss || wb_backward(g, loss, NULL) || wb_dp_collect(&dp, k, dp_stores, 1)) {
+                wb_set_error("teacher step %lld: %s", (long long)step, wb_last_error());
+                failed = 1;
+                break;
+            }
+            float v = NAN;
+            wb_to_host(loss, &v);
+            shard_loss[k] = v;
+        }
+        if (failed) break;
+        double loss_sum = shard_loss[0];
+        if (wb_dp_reduce(&dp, dp_stores, 1) || wb_dp_sum(&dp, shard_loss, 1, &loss_sum)) {
             wb_set_error("teacher step %lld: %s", (long long)step, wb_last_error());
             failed = 1;
             break;
         }
-        wb_to_host(loss, &loss_value);
+        loss_value = (float)loss_sum;
         if (!isfinite(loss_value)) {
             wb_set_error("teacher step %lld: DSM loss is %g (lower lr?)", (long long)step, loss_value);
             wb_note_resume_point(run, last_checkpoint);
@@ -276,12 +314,19 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         }
         wb_adam_step(opt);
         wb_ema_update(ema, t->net->params, ema_decay_at(cfg->ema_decay, step));
+        if (wb_dp_check_same(&dp, step, dp_stores, 2)) {
+            failed = 1;
+            break;
+        }
         loss_acc += loss_value;
         loss_n++;
         if ((cfg->log_every > 0 && step % cfg->log_every == 0) || step == cfg->steps) {
             double mean_loss = loss_acc / (double)loss_n;
-            wb_log_value logged[] = {{"loss", mean_loss, WB_LOG_G6, 0}, {"seconds", wb_now_seconds() - t0, WB_LOG_F3, 0}};
-            if (wb_run_log(run, step, logged, 2)) {
+            /* comm_seconds: data parallel only (time inside the reductions so far) */
+            wb_log_value logged[] = {{"loss", mean_loss, WB_LOG_G6, 0},
+                                     {"seconds", wb_now_seconds() - t0, WB_LOG_F3, 0},
+                                     {"comm_seconds", dp.world > 1 ? wb_dp_comm_seconds(&dp) : NAN, WB_LOG_F3, 1}};
+            if (wb_run_log(run, step, logged, 3)) {
                 failed = 1;
                 break;
             }
@@ -301,6 +346,10 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
         wb_progress_update(&prog, step - start_step, extra);
         /* a checkpoint on the clock, or on a stop request (then stop) */
         int stop = step < cfg->steps ? wb_stop_due(step, stop_test_step) : 0;
+        if (step < cfg->steps && wb_dp_agree(&dp, &stop)) { /* every rank stops at the same step */
+            failed = 1;
+            break;
+        }
         if (run && step < cfg->steps &&
             (stop || wb_checkpoint_due(step, cfg->checkpoint_every, cfg->checkpoint_minutes, t_checkpoint))) {
             seconds_done = wb_now_seconds() - t0;
@@ -341,6 +390,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
     free(noise);
     free(sigma);
     free(lam);
+    wb_dp_free(&dp);
     wb_graph_free(g);
     wb_adam_free(opt);
     wb_params_free(ema);

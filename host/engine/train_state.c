@@ -165,7 +165,9 @@ static void add_diff(diff_list *d, const char *path, const cJSON *was, const cJS
 
 /* Where a key sits: ignored (origin, steps), warned (threads, environment). */
 static int ignored(const char *path) { return strcmp(path, "script") == 0 || strcmp(path, "args") == 0 || strcmp(path, "steps") == 0; }
-static int warned(const char *path) { return strcmp(path, "blas.threads") == 0 || strcmp(path, "environment") == 0; }
+static int warned(const char *path) {
+    return strcmp(path, "blas.threads") == 0 || strcmp(path, "environment") == 0 || strcmp(path, "data_parallel.ranks") == 0;
+}
 static int build_key(const char *path) { return strcmp(path, "commit") == 0 || strcmp(path, "workbench_version") == 0; }
 
 static void compare(const char *path, const cJSON *was, const cJSON *now, diff_list *refused, diff_list *warn,
@@ -344,6 +346,7 @@ static int add_store(save_buf *b, const wb_named_params *np) {
 
 int wb_state_save(wb_run *run, const wb_train_state *s, int64_t step, int complete, const char *const *meta_kv,
                   int n_meta) {
+    if (run && run->rank != 0) return 0; /* rank 0 alone writes checkpoints */
     char path[1200];
     checkpoint_path(run, path, sizeof path);
     struct stat dir_st;

@@ -235,6 +235,24 @@ wb_tensor *wb_randn(wb_graph *g, wb_rng *rng, int ndim, const int64_t *shape);
 /* Uniform [0, 1) into a new tensor (wb_rng_uniform's numbers). Both draw on
  * the backend when it has the kernel, else on the host and upload. */
 wb_tensor *wb_rand_uniform(wb_graph *g, wb_rng *rng, int ndim, const int64_t *shape);
+/* Advance rng as a draw of n numbers does (ceil(n/4) blocks). */
+void wb_rng_skip(wb_rng *rng, int64_t n);
+/* Numbers [first, first + n) of the draw of any size >= first + n that
+ * wb_rng_normal (normal = 1) or wb_rng_uniform (0) would make at rng's
+ * position, into out; rng does not move. */
+void wb_rng_fill_at(const wb_rng *rng, int normal, int64_t first, int64_t n, float *out);
+/* Rows [row0, row0 + rows) of the draw of shape global_shape (rows along
+ * dim 0) that wb_randn / wb_rand_uniform would make at rng's position, as a
+ * new tensor of g; rng does not move (wb_rng_skip it by the whole draw). */
+wb_tensor *wb_rand_rows(wb_graph *g, const wb_rng *rng, int normal, int ndim, const int64_t *global_shape, int64_t row0,
+                        int64_t rows);
+/* Data-parallel shards (host/engine/dp.c). While set, a draw on g whose
+ * leading dimension is `rows` (wb_randn, wb_rand_uniform, wb_dropout's mask)
+ * gives rows [row0, row0 + rows) of the draw of global_rows rows that the
+ * same stream would make, and advances the stream as that whole draw does:
+ * a batch split over ranks or shards draws the numbers of the unsplit
+ * batch. global_rows = 0 (or rows = global_rows, row0 = 0) turns it off. */
+int wb_graph_set_rows(wb_graph *g, int64_t global_rows, int64_t row0, int64_t rows);
 
 /* ---- diffusion ops: EDM and the distillation step (host/core/ops_diffusion.c) --
  * Shape legend: B samples, x (B, ...) with rank 2 (vectors) or 4 (NCHW);
