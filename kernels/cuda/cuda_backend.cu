@@ -221,14 +221,23 @@ static void cuda_init_once(void) {
         probe_fail("no CUDA device", "0 devices");
         return;
     }
-    if ((e = cudaSetDevice(0)) != cudaSuccess) {
-        probe_fail("cudaSetDevice(0)", cudaGetErrorString(e));
+    /* Which device: WB_CUDA_DEVICE, else the launcher's local rank (one GPU
+     * per rank of a data-parallel run: mpirun, srun, torchrun's variable)
+     * modulo the devices, else 0. */
+    int device = 0;
+    const char *chosen = getenv("WB_CUDA_DEVICE");
+    const char *local_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"};
+    for (int i = 0; !chosen && i < 3; i++) chosen = getenv(local_vars[i]);
+    if (chosen && *chosen) device = atoi(chosen) % count;
+    if (device < 0) device = 0;
+    if ((e = cudaSetDevice(device)) != cudaSuccess) {
+        probe_fail("cudaSetDevice", cudaGetErrorString(e));
         return;
     }
 
     float *d = NULL, h = 0.0f;
     if ((e = cudaMalloc(&d, sizeof(float))) != cudaSuccess) {
-        probe_fail("cudaMalloc (device 0)", cudaGetErrorString(e));
+        probe_fail("cudaMalloc (first allocation)", cudaGetErrorString(e));
         cudaGetLastError();
         return;
     }
@@ -237,7 +246,7 @@ static void cuda_init_once(void) {
     if (e == cudaSuccess) e = cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
     cudaFree(d);
     if (e != cudaSuccess || h != 42.0f) {
-        probe_fail("CUDA kernel probe on device 0",
+        probe_fail("CUDA kernel probe",
                    e != cudaSuccess ? cudaGetErrorString(e) : "wrong result");
         cudaGetLastError();
         return;
