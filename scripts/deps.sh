@@ -7,12 +7,14 @@
 #           oneDNN (libdnnl-dev: the CPU convolutions; optional for CMake), CMocka
 #   tests:  python3-torch, python3-torchvision, python3-scipy (reference numerics),
 #           dataset-fashion-mnist (real images); clang + libclang-rt-14-dev
-#           (libFuzzer, scripts/fuzz.sh)
+#           (libFuzzer, scripts/fuzz.sh); slurm-wlm + munge (the one-node Slurm
+#           cluster the tests start on localhost, scripts/slurm_local.sh),
+#           openmpi-bin + libopenmpi-dev
 # The CUDA toolkit is optional: when nvcc is found the CUDA backend is built too.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git liblua5.4-dev libcjson-dev libpng-dev zlib1g-dev
           libopenblas-dev libopenblas0-openmp libdnnl-dev libcmocka-dev python3-torch python3-torchvision python3-scipy dataset-fashion-mnist
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev slurm-wlm munge openmpi-bin libopenmpi-dev)
 [ "${1:-}" = "--build-only" ] && packages=("${packages[@]:0:12}")
 missing=()
 for p in "${packages[@]}"; do
