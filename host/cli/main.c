@@ -245,6 +245,12 @@ static int cmd_run(int argc, char **argv) {
     if (wb_comm_size(comm) > 1) {
         snprintf(rank_prefix, sizeof rank_prefix, "rank %d: ", wb_comm_rank(comm));
         stop_comm = comm;
+        /* rank 0 alone prints (print, tables, io.write); errors and
+         * warnings (stderr) come from every rank, named by it */
+        const char *all = getenv("WB_PRINT_ALL_RANKS");
+        if (wb_comm_rank(comm) > 0 && !(all && strcmp(all, "1") == 0) && !freopen("/dev/null", "w", stdout)) {
+            fprintf(stderr, "%s: %scannot silence stdout\n", progname, rank_prefix);
+        }
     }
     lua_State *L = luaL_newstate();
     if (!L) {

@@ -15,15 +15,15 @@ for k, v in pairs(core) do wb[k] = v end
 
 -- Data parallel (`mpirun -np N workbench run ...`): every rank runs the whole
 -- script and trains its shard of every batch; rank 0 alone writes. On the
--- other ranks the writers of wb (figures, tables, folders) and print do
--- nothing; wb.rank() / wb.world_size() say where a script runs, and what it
--- writes itself (io.open) is its own affair on every rank.
+-- other ranks the writers of wb (figures, tables, folders) do nothing and
+-- stdout is /dev/null (host/cli/main.c; WB_PRINT_ALL_RANKS=1 keeps it);
+-- wb.rank() / wb.world_size() say where a script runs, and what it writes
+-- itself (io.open) is its own affair on every rank.
 if core.rank() > 0 then
   local function skip() return true end
   for _, name in ipairs{ "scatter", "scatter_grid", "plot_lines", "mkdir", "write_file" } do
     if core[name] then core[name], wb[name] = skip, skip end
   end
-  print = function() end
 end
 
 -- A library the registry refused would otherwise only show up later as an
