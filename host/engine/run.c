@@ -317,7 +317,7 @@ int wb_run_write_config(wb_run *run, cJSON *root) {
 }
 
 int wb_run_store_config(wb_run *run, cJSON *root) {
-    if (run && run->rank != 0) return 0;
+    if (run->rank != 0) return 0;
     char *text = cJSON_PrintUnformatted(root);
     if (!text) {
         wb_set_error("%s/config.json: out of memory", run->dir);
@@ -363,7 +363,7 @@ int wb_run_log(wb_run *run, int64_t step, const wb_log_value *values, int n) {
 
 int wb_run_save_checkpoint(wb_run *run, const wb_named_params *stores, int n_stores, const char *const *meta_kv,
                            int n_meta) {
-    if (run && run->rank != 0) return 0;
+    if (run->rank != 0) return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->dir);
     if (n_meta < 0 || (n_meta > 0 && !meta_kv)) {
@@ -384,7 +384,7 @@ int wb_run_save_checkpoint(wb_run *run, const wb_named_params *stores, int n_sto
 }
 
 int wb_run_write_samples(wb_run *run, const wb_run_samples *s) {
-    if (run && run->rank != 0) return 0;
+    if (run->rank != 0) return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/samples.png", run->dir);
     const wb_dataset *ds = s->data;

@@ -346,7 +346,7 @@ static int add_store(save_buf *b, const wb_named_params *np) {
 
 int wb_state_save(wb_run *run, const wb_train_state *s, int64_t step, int complete, const char *const *meta_kv,
                   int n_meta) {
-    if (run && run->rank != 0) return 0; /* rank 0 alone writes checkpoints */
+    if (run->rank != 0) return 0; /* rank 0 alone writes checkpoints */
     char path[1200];
     checkpoint_path(run, path, sizeof path);
     struct stat dir_st;
