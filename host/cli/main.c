@@ -287,9 +287,11 @@ static int cmd_run(int argc, char **argv) {
     /* closing runs every __gc: engine objects free before the plugin registry */
     lua_close(L);
     int exit_status = status == LUA_OK ? EXIT_SUCCESS : wb_stop_requested() ? EXIT_STOPPED : EXIT_FAILURE;
-    /* a rank that failed alone would leave the others waiting in a
-     * collective: end them all (the launcher reports the abort) */
-    if (exit_status == EXIT_FAILURE) wb_comm_abort(comm, exit_status);
+    /* a rank that failed or stopped alone would leave the others waiting in
+     * a collective (MPI_Finalize included): end them all, with this status
+     * (the launcher reports the abort). A stop agreed in training has
+     * passed a barrier after rank 0's checkpoint, so nothing is cut short. */
+    if (exit_status != EXIT_SUCCESS) wb_comm_abort(comm, exit_status);
     stop_comm = NULL;
     wb_comm_finalize(comm);
     return exit_status;

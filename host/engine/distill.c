@@ -524,6 +524,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             last_checkpoint = step;
         }
         if (stop) {
+            wb_dp_barrier(&d->dp); /* rank 0's checkpoint is whole before any rank ends the job */
             wb_stop_error(run, "distillation", step, c->steps, stop);
             stopped = 1;
             failed = 1;

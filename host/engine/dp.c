@@ -274,6 +274,8 @@ int wb_dp_agree(wb_dp *dp, int *flag) {
     return 0;
 }
 
+int wb_dp_barrier(wb_dp *dp) { return dp->world == 1 ? 0 : wb_comm_barrier(dp->comm); }
+
 double wb_dp_comm_seconds(const wb_dp *dp) { return wb_comm_get_stats(dp->comm).seconds - dp->comm_seconds_at_start; }
 
 int wb_dp_run_start(wb_dp *dp, wb_run *run, cJSON *root, int resume, int64_t steps, wb_start_mode *mode,

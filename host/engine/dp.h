@@ -93,6 +93,8 @@ int wb_dp_streams_add(wb_dp_streams *s, wb_rng *rng);
 int wb_dp_streams_add_net(wb_dp_streams *s, wb_net *net); /* a net's own (dropout) streams */
 void wb_dp_streams_save(wb_dp_streams *s);
 void wb_dp_streams_restore(const wb_dp_streams *s);
+/* Every rank has got here (a stop: rank 0's checkpoint is written). */
+int wb_dp_barrier(wb_dp *dp);
 /* Seconds spent in communication since wb_dp_init. */
 double wb_dp_comm_seconds(const wb_dp *dp);
 

@@ -362,6 +362,7 @@ wb_teacher *wb_teacher_train(wb_dataset *ds, const wb_netspec *spec, const wb_te
             last_checkpoint = step;
         }
         if (stop) {
+            wb_dp_barrier(&dp); /* rank 0's checkpoint is whole before any rank ends the job */
             wb_stop_error(run, "teacher training", step, cfg->steps, stop);
             failed = 1;
             break;
