@@ -143,8 +143,8 @@ static int reduce_grads(distiller *d, wb_params *a, wb_params *b) {
 static wb_tensor *draw_pair_rows(distiller *d, wb_rng *rng, int normal, int ndim, const int64_t *shape2) {
     wb_graph *g = d->g;
     if (!sharded(d)) return normal ? wb_randn(g, rng, ndim, shape2) : wb_rand_uniform(g, rng, ndim, shape2);
-    int64_t global[4];
-    memcpy(global, shape2, sizeof global);
+    int64_t global[4] = {0};
+    memcpy(global, shape2, (size_t)ndim * sizeof *global);
     global[0] = 2 * d->batch;
     wb_tensor *a = wb_rand_rows(g, rng, normal, ndim, global, d->row0, d->b);
     wb_tensor *c = wb_rand_rows(g, rng, normal, ndim, global, d->batch + d->row0, d->b);
