@@ -1,9 +1,11 @@
-/* host/cli/main.c — the `workbench` executable: runs Lua experiment scripts,
- * builds paper tables from finished runs, lists the loaded plugins, prints
- * version facts. Modelled on Lua's own lua.c
+/* host/cli/main.c — the `workbench` executable: runs Lua experiment scripts
+ * (and, for a script with wb.arms arms, its report from the arms' results:
+ * `workbench table FILE.lua`), builds paper tables from finished runs, lists
+ * the loaded plugins, prints version facts. Modelled on Lua's own lua.c
  * (scripts run under lua_pcall with a traceback-appending message handler).
  * This is the only place that decides exit codes:
- *   0  success
+ *   0  success (also a script ended early by wb.core.done(): a wb.arms
+ *      worker once its arm's result is written)
  *   1  the script (or plugin listing) failed
  *   2  bad command line
  *  75  stopped by SIGINT/SIGTERM: the training run in progress wrote a

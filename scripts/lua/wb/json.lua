@@ -21,7 +21,7 @@
 --                table as []
 -- Anything else (a function, a userdata such as Samples, mixed or sparse
 -- keys, a cycle) is an error naming where it is: `arm 'kl': result.samples:
--- a userdata is not JSON (Samples: s:totable())`.
+-- a userdata is not JSON (Samples: convert them with s:totable())`.
 local json = {}
 
 local MAX_DEPTH = 200
@@ -107,8 +107,8 @@ local function encode_value(v, where, out, depth)
     if t == "userdata" then
       local mt = getmetatable(v)
       local name = type(mt) == "table" and mt.__name or nil
-      if name == "wb.Samples" then hint = " (Samples: s:totable())" end
-      if name then hint = (" (%s%s)"):format(name, hint) end
+      if name == "wb.Samples" then hint = " (Samples: convert them with s:totable())"
+      elseif name then hint = (" (%s)"):format(name) end
     end
     error(("%s: a %s is not JSON%s"):format(where, t, hint), 0)
   end
