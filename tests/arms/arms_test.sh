@@ -127,7 +127,9 @@ stop)
   [ $rc -eq 75 ] || { cat "$work/run.log"; fail "exit status $rc after SIGTERM, want 75"; }
   expect_in "$work/run.log" "stopped by a signal"
   [ ! -e "$out/table.csv" ] || fail "the report ran after a stop"
+  expect_in "$out/arms/a.log" "SIGTERM" # the worker's own stop, with its checkpoint
   run "$work/resume.log" run "$toy" out="$out" steps=600 resume="$out" --jobs 2 || { cat "$work/resume.log"; fail "resume after the stop failed"; }
+  expect_in "$out/arms/a.log" "resuming $out/runs/a from step"
   [ -f "$out/table.csv" ] || fail "no table after the resume"
   ;;
 slurm)

@@ -336,44 +336,58 @@ local function run_workers(ctx, todo, jobs)
     local pid = core.spawn(argv, { log = log_path(ctx, arm.name), env = env })
     running[pid] = { arm = arm, t0 = os.time() }
   end
-  while next_i <= #todo and count(running) < jobs do start() end
-  while next(running) do
-    local pids = {}
-    for pid in pairs(running) do pids[#pids + 1] = pid end
-    local pid, how, code = core.wait(pids)
-    if not pid then
-      -- stopped (SIGINT / SIGTERM): each worker gets one SIGTERM (they are
-      -- in process groups of their own), checkpoints and exits 75
-      for p in pairs(running) do core.kill(p, "TERM") end
-      while next(running) do
-        pids = {}
-        for p in pairs(running) do pids[#pids + 1] = p end
-        local p = core.wait(pids, false)
-        running[p] = nil
-      end
-      error(("%s: stopped by a signal: the running workers were sent SIGTERM and checkpointed; finished arms are " ..
-             "kept (re-run with resume=%s to continue)"):format(ctx.label, ctx.out), 0)
+  -- Every running worker gets one SIGTERM (they are in process groups of
+  -- their own, so a terminal's Ctrl-C reached only this process), then is
+  -- waited for: it checkpoints and exits 75.
+  local function stop_workers()
+    for p in pairs(running) do core.kill(p, "TERM") end
+    while next(running) do
+      local pids = {}
+      for p in pairs(running) do pids[#pids + 1] = p end
+      running[core.wait(pids, false)] = nil
     end
-    local w = running[pid]
-    running[pid] = nil
-    finished = finished + 1
-    local name, log = w.arm.name, log_path(ctx, w.arm.name)
-    if how == "exit" and code == 0 then
-      local rec, why = read_result(ctx, w.arm)
-      if rec then
-        print(("%s: [%d/%d] arm '%s' done (%.0f s)"):format(ctx.label, finished, #todo, name, os.difftime(os.time(), w.t0)))
+  end
+  local function supervise()
+    while next_i <= #todo and count(running) < jobs do start() end
+    while next(running) do
+      local pids = {}
+      for pid in pairs(running) do pids[#pids + 1] = pid end
+      local pid, how, code = core.wait(pids)
+      if not pid then -- asked to stop (SIGINT / SIGTERM)
+        stop_workers()
+        error(("%s: stopped by a signal: the running workers were sent SIGTERM and checkpointed; finished arms " ..
+               "are kept (re-run with resume=%s to continue)"):format(ctx.label, ctx.out), 0)
+      end
+      local w = running[pid]
+      running[pid] = nil
+      finished = finished + 1
+      local name, log = w.arm.name, log_path(ctx, w.arm.name)
+      if how == "exit" and code == 0 then
+        local rec, why = read_result(ctx, w.arm)
+        if rec then
+          print(("%s: [%d/%d] arm '%s' done (%.0f s)"):format(ctx.label, finished, #todo, name,
+                os.difftime(os.time(), w.t0)))
+        else
+          failures[#failures + 1] = ("arm '%s': exit status 0 but no result (%s), log %s"):format(name, why, log)
+        end
       else
-        failures[#failures + 1] = ("arm '%s': exit status 0 but no result (%s), log %s"):format(name, why, log)
+        local status = how == "signal" and ("killed by signal %d"):format(code) or ("exit status %d"):format(code)
+        if how == "exit" and code == 75 then status = status .. " (stopped by a signal, with a checkpoint)" end
+        failures[#failures + 1] = ("arm '%s': %s, log %s: %s"):format(name, status, log, failure_line(log))
+        print(("%s: [%d/%d] arm '%s' FAILED (%s; log %s)"):format(ctx.label, finished, #todo, name, status, log))
       end
-    else
-      local status = how == "signal" and ("killed by signal %d"):format(code) or ("exit status %d"):format(code)
-      failures[#failures + 1] = ("arm '%s': %s, log %s: %s"):format(name, status, log, failure_line(log))
-      print(("%s: [%d/%d] arm '%s' FAILED (%s; log %s)"):format(ctx.label, finished, #todo, name, status, log))
+      io.stdout:flush()
+      -- a failed arm costs only itself: the others are independent, and their
+      -- results let a resume run only what is missing
+      if next_i <= #todo then start() end
     end
-    io.stdout:flush()
-    -- a failed arm costs only itself: the others are independent, and their
-    -- results let a resume run only what is missing
-    if next_i <= #todo then start() end
+  end
+  -- Any error here — the stop, or one raised between two waits (the host's
+  -- stop hook, a worker that cannot start) — leaves no worker behind.
+  local ok, err = pcall(supervise)
+  if not ok then
+    stop_workers()
+    error(err, 0)
   end
   if #failures > 0 then
     error(("%s: %d of %d arm%s failed (the other results are in %s; re-run with resume=%s to run only the arms " ..
