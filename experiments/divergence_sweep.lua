@@ -25,8 +25,12 @@
 --            reference lines); runs/<name>/ holds each run (config, log,
 --            checkpoint, samples.png from a fixed seed)
 --
--- Distillation cannot be resumed, so FID is measured once at the end; the
--- curves come from the training log (the MMD column is NaN for images).
+-- FID is measured at the end and, with eval_every, during training; the
+-- loss and value curves come from the training log (the MMD column is NaN
+-- for images). Teacher row, initialisation and each divergence are wb.arms
+-- arms (results in OUT/arms/<arm>.json): --jobs N runs them on local
+-- workers, --slurm "..." as a Slurm job array (README, "Running on a
+-- cluster"); the report is built from the results either way.
 --
 -- Run:   build/workbench run experiments/divergence_sweep.lua profile=smoke|cpu|paper [key=value ...]
 --        paper needs data=/path/to/cifar-10-batches-bin
@@ -96,66 +100,88 @@ local eval_every = args.eval_every >= 0 and args.eval_every or math.max(1, D.ste
 
 local t0 = os.time()
 wb.mkdir(P.out)
-local data = C.dataset(P)
-print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence")
-      :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
-
--- 1. the teacher -----------------------------------------------------------------
-local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
-
-local rows, fids = {}, {}
-local function add(name, family, nfe, x, seconds, ratio)
-  local m = C.metrics(P, x, data, 1)
-  rows[#rows + 1] = C.metric_row({ method = name, family = family, ratio = ratio or "-", nfe = nfe,
-                                   seconds = seconds }, m)
-  return m
-end
-local m_teacher = add("teacher (Heun)", "EDM", 35, teacher, teacher.train_seconds or 0)
-
--- 2. the students -------------------------------------------------------------------
 local family = wb.divergence_families()
 local score_free_set = wb.score_free_divergences() -- the plugins' own flag, not their family's name
 
-local common = {
-  teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
-  steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
-  ratio_updates = 1, fake_updates = 1, time_weight = args.time_weight,
-  log_every = C.log_every(D.steps), quiet = P.quiet,
-}
--- the score-free family's own recipe (see the header)
-local score_free = {
-  ratio = args.sf_ratio == "classifier" and C.classifier(P) or C.gan_head(P),
-  time_weight = "sigma2", sigma_fixed = sf_sigma,
-}
-local ratio_label = { [true] = args.sf_ratio, [false] = "gan-head" }
+-- the arms: the teacher's row, the untrained initialisation, one student per divergence
+local arms = { { name = "teacher", kind = "teacher" }, { name = "initialisation", kind = "init" } }
+for _, name in ipairs(names) do arms[#arms + 1] = { name = name, kind = "student", divergence = name } end
 
--- the untrained one-step generator every student starts from
-local init = wb.distill(C.with(common, { divergence = "kl", steps = 0, log_every = 0, quiet = true }))
-local m_init = add("initialisation", "-", 1, init, 0)
+local results = wb.arms{
+  name = "divergence_sweep", out = P.out, arms = arms,
+  -- 1. the teacher: trained once (workers and array tasks load runs/teacher)
+  setup = function()
+    local data = C.dataset(P)
+    print(("divergence_sweep: profile %s, %s (%d images, %dx%dx%d), %d steps × batch %d per divergence")
+          :format(P.name, data.name, data.count, data.channels, data.height, data.width, D.steps, D.batch))
+    local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
+    return { data = data, teacher = teacher }
+  end,
+  -- the metrics' feature classifier, trained once here and cached for the arms
+  prepare = function(s) C.prepare_metrics(P, s.data) end,
+  -- 2. one arm: its metric row and curves
+  run = function(arm, s)
+    local data, teacher = s.data, s.teacher
+    local common = {
+      teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
+      steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
+      ratio_updates = 1, fake_updates = 1, time_weight = args.time_weight,
+      log_every = C.log_every(D.steps), quiet = P.quiet,
+    }
+    local function row(name, fam, nfe, x, seconds, ratio)
+      return C.metric_row({ method = name, family = fam, ratio = ratio or "-", nfe = nfe, seconds = seconds },
+                          C.metrics(P, x, data, 1))
+    end
+    if arm.kind == "teacher" then
+      return { row = row("teacher (Heun)", "EDM", 35, teacher, teacher.train_seconds or 0) }
+    elseif arm.kind == "init" then -- the untrained one-step generator every student starts from
+      local init = wb.distill(C.with(common, { divergence = "kl", steps = 0, log_every = 0, quiet = true }))
+      return { row = row("initialisation", "-", 1, init, 0) }
+    end
+    local name = arm.divergence
+    local spec, label = name, name
+    if name == "sba" then
+      spec, label = { "sba", lambda = args.sba_lambda }, ("sba (lambda=%g)"):format(args.sba_lambda)
+    end
+    -- the score-free family's own recipe (see the header)
+    local sf = score_free_set[name] == true
+    local score_free = {
+      ratio = args.sf_ratio == "classifier" and C.classifier(P) or C.gan_head(P),
+      time_weight = "sigma2", sigma_fixed = sf_sigma,
+    }
+    local fid_curve = { x = {}, y = {} }
+    local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec, run = P.out .. "/runs/" .. name,
+      eval_every = eval_every > 0 and eval_every or nil,
+      on_eval = eval_every > 0 and function(st, step)
+        local fid = C.metrics(P, st, data, 1).fid
+        fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
+        return fid
+      end or nil }))
+    return { row = row(label, family[name] or "?", 1, student, student.train_seconds, sf and args.sf_ratio or "gan-head"),
+             fid_curve = fid_curve,
+             loss_curve = C.curve(name, student, "ratio_loss", D.batch),
+             value_curve = C.curve(name, student, "value", D.batch) }
+  end,
+}
 
-local loss_curves, value_curves, fid_curves, bars = {}, {}, {}, {}
-for _, name in ipairs(names) do
-  local spec, label = name, name
-  if name == "sba" then
-    spec, label = { "sba", lambda = args.sba_lambda }, ("sba (lambda=%g)"):format(args.sba_lambda)
+-- 3. the report (from the arms' results: the same in every mode, and for
+-- `workbench table experiments/divergence_sweep.lua ...`) ------------------------------
+local rows, loss_curves, value_curves, fid_curves, bars = {}, {}, {}, {}, {}
+local m_teacher, m_init = results.by_name.teacher.row, results.by_name.initialisation.row
+for _, r in ipairs(results) do
+  rows[#rows + 1] = r.result.row
+  if r.arm.kind == "student" then
+    local name = r.arm.divergence
+    -- every student starts at the initialisation
+    local curve = { name = name, x = { 0 }, y = { m_init.fid } }
+    for i, x in ipairs(r.result.fid_curve.x) do curve.x[#curve.x + 1], curve.y[#curve.y + 1] = x, r.result.fid_curve.y[i] end
+    fid_curves[#fid_curves + 1] = curve
+    bars[#bars + 1] = { name = name, value = r.result.row.fid }
+    loss_curves[#loss_curves + 1] = r.result.loss_curve
+    value_curves[#value_curves + 1] = r.result.value_curve
   end
-  local curve = { name = name, x = { 0 }, y = { m_init.fid } } -- every student starts at the initialisation
-  local sf = score_free_set[name] == true
-  local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec, run = P.out .. "/runs/" .. name,
-    eval_every = eval_every > 0 and eval_every or nil,
-    on_eval = eval_every > 0 and function(s, step)
-      local fid = C.metrics(P, s, data, 1).fid
-      curve.x[#curve.x + 1], curve.y[#curve.y + 1] = step * D.batch, fid
-      return fid
-    end or nil }))
-  local m = add(label, family[name] or "?", 1, student, student.train_seconds, ratio_label[sf])
-  fid_curves[#fid_curves + 1] = curve
-  bars[#bars + 1] = { name = name, value = m.fid }
-  loss_curves[#loss_curves + 1] = C.curve(name, student, "ratio_loss", D.batch)
-  value_curves[#value_curves + 1] = C.curve(name, student, "value", D.batch)
 end
 
--- 3. the report ---------------------------------------------------------------------
 local columns = { { key = "method", label = "method" }, { key = "family", label = "family" },
                   { key = "ratio", label = "discriminator" },
                   { key = "nfe", label = "NFE", format = "%d" } }
@@ -180,5 +206,5 @@ end
 C.bar_plot(P.out .. "/fid.png", ("final FID after %d images (%s)"):format(D.steps * D.batch, P.name), "FID", bars,
            { { name = "teacher (35 NFE)", value = m_teacher.fid }, { name = "initialisation", value = m_init.fid } })
 
-print(("\nwrote %s/table.{md,tex,csv}, fid_curves.png, curves.png, value.png, fid.png and runs/*/samples.png (%.0f s)")
-      :format(P.out, C.elapsed(t0)))
+print(("\nwrote %s/table.{md,tex,csv}, fid_curves.png, curves.png, value.png, fid.png, runs/*/samples.png and " ..
+       "arms/ (%.0f s)"):format(P.out, C.elapsed(t0)))

@@ -45,6 +45,10 @@
 -- teacher's own row; fid.png — FID per initialisation (x = index);
 -- runs/teacher-<init>/ and runs/dijs-<init>/ (samples.png from a fixed seed).
 --
+-- Arms (wb.arms; results in OUT/arms/<arm>.json): the reference row and each
+-- variant — its teacher trains inside its arm — so --jobs N trains the
+-- variants' teachers and students side by side, --slurm "..." as an array.
+--
 -- Run:   build/workbench run experiments/init_ablation.lua profile=smoke|cpu|paper [key=value ...]
 --        paper: data=/path/to/cifar-10-batches-bin data100=/path/to/cifar-100-binary
 --        teacher_dir=results/init_ablation-cpu/runs reloads earlier teachers
@@ -133,25 +137,24 @@ local function cifar100_classes(k)
   return ids
 end
 
--- datasets: the target and the disjoint subsets
-local target, disjoint
-if P.name == "paper" then
-  target = C.dataset(P)
-  local base = C.with(P.data, { kind = "cifar100", path = args.data100 })
-  disjoint = {}
-  for _, k in ipairs(SUBSETS) do
-    disjoint[#disjoint + 1] = { key = subset_key(k), label = ("DSM, %d CIFAR-100 classes"):format(k),
-                                data = wb.data.images(C.with(base, { include = cifar100_classes(k) })) }
+-- the disjoint subsets: each its own dataset (loaded by the arm that needs it) and teacher
+local disjoint = {}
+for _, sub in ipairs(SUBSETS) do
+  if P.name == "paper" then
+    disjoint[#disjoint + 1] = { key = subset_key(sub), label = ("DSM, %d CIFAR-100 classes"):format(sub),
+                                include = cifar100_classes(sub), cifar100 = true }
+  else
+    disjoint[#disjoint + 1] = { key = subset_key(sub),
+                                label = ("DSM, %d disjoint class%s {%s}"):format(#sub, #sub > 1 and "es" or "",
+                                                                              table.concat(sub, ",")),
+                                include = sub }
   end
-else
-  target = C.dataset(P, { include = { 0, 1, 2, 3, 4 } })
-  disjoint = {}
-  for _, inc in ipairs(SUBSETS) do
-    disjoint[#disjoint + 1] = { key = subset_key(inc),
-                                label = ("DSM, %d disjoint class%s {%s}"):format(#inc, #inc > 1 and "es" or "",
-                                                                              table.concat(inc, ",")),
-                                data = C.dataset(P, { include = inc }) }
+end
+local function disjoint_data(d)
+  if d.cifar100 then
+    return wb.data.images(C.with(P.data, { kind = "cifar100", path = args.data100, include = d.include }))
   end
+  return C.dataset(P, { include = d.include })
 end
 -- metrics against the target set; its classifier must not share a cache file
 -- with one trained on the full label set (the cache is keyed by dataset name)
@@ -159,8 +162,6 @@ P.cache = P.cache .. "/init_ablation-target"
 
 local t0 = os.time()
 wb.mkdir(P.out)
-print(("init_ablation: profile %s, target %s (%d images), DiJS %d steps × batch %d, lr %g")
-      :format(P.name, target.name, target.count, D.steps, D.batch, D.lr))
 
 local function teacher(key, data, extra)
   local opts = C.with({ seed = args.seed, run = P.out .. "/runs/teacher-" .. key }, extra or {})
@@ -171,42 +172,63 @@ local function teacher(key, data, extra)
   return C.teacher(P, data, opts)
 end
 
-local common = {
-  data = target, divergence = "dijs", ratio = C.classifier(P), seed = args.seed,
-  steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
-  ratio_updates = 1, sigma_init = args.sigma_init, time_weight = "sigma2", sigma_fixed = sigma_fixed,
-  log_every = C.log_every(D.steps), quiet = P.quiet,
+-- the arms: the target teacher's reference row, then one DiJS student per
+-- initialisation (each variant's teacher trained inside its arm)
+local arms = {
+  { name = "teacher", kind = "reference" },
+  { name = "none", kind = "variant", label = "none (random)", source = "-", teacher = "full", init = "none" },
+  { name = "single", kind = "variant", label = ("single-level DSM (sigma=%g)"):format(args.sigma_init),
+    source = "target", teacher = "single" },
+}
+for i, d in ipairs(disjoint) do
+  arms[#arms + 1] = { name = d.key, kind = "variant", label = d.label, source = "disjoint", teacher = "disjoint",
+                      subset = i }
+end
+arms[#arms + 1] = { name = "full", kind = "variant", label = "multi-level DSM, full target", source = "target",
+                    teacher = "full" }
+
+local results = wb.arms{
+  name = "init_ablation", out = P.out, arms = arms,
+  setup = function() -- the target set and (4)'s teacher: the reference row, and the weights (1) ignores
+    local target = P.name == "paper" and C.dataset(P) or C.dataset(P, { include = { 0, 1, 2, 3, 4 } })
+    print(("init_ablation: profile %s, target %s (%d images), DiJS %d steps × batch %d, lr %g")
+          :format(P.name, target.name, target.count, D.steps, D.batch, D.lr))
+    return { target = target, full = teacher("full", target) }
+  end,
+  prepare = function(s) C.prepare_metrics(P, s.target) end, -- the target's feature classifier, cached for the arms
+  run = function(arm, s)
+    local target, full = s.target, s.full
+    local function row(name, source, x, seconds)
+      return C.metric_row({ init = name, source = source, seconds = seconds }, C.metrics(P, x, target, 1))
+    end
+    if arm.kind == "reference" then
+      return { row = row("target teacher (Heun, 35 NFE)", "reference", full, full.train_seconds or 0) }
+    end
+    local t = full
+    if arm.teacher == "single" then
+      t = teacher("single", target, { single_sigma = args.sigma_init })
+    elseif arm.teacher == "disjoint" then
+      local d = disjoint[arm.subset]
+      t = teacher(d.key, disjoint_data(d))
+    end
+    local student = wb.distill(C.with({
+      data = target, divergence = "dijs", ratio = C.classifier(P), seed = args.seed,
+      steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
+      ratio_updates = 1, sigma_init = args.sigma_init, time_weight = "sigma2", sigma_fixed = sigma_fixed,
+      log_every = C.log_every(D.steps), quiet = P.quiet,
+    }, { teacher = t, init = arm.init or "teacher", run = P.out .. "/runs/dijs-" .. arm.name }))
+    return { row = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds) }
+  end,
 }
 
+-- the report, from the arms' results (any mode, or `workbench table experiments/init_ablation.lua ...`)
 local rows, bars = {}, {}
-local function add(name, source, x, seconds, bar)
-  local m = C.metrics(P, x, target, 1)
-  rows[#rows + 1] = C.metric_row({ init = name, source = source, seconds = seconds }, m)
-  if bar then bars[#bars + 1] = { name = bar, value = m.fid, group = m.collapsed and "FID (collapsed)" or "FID" } end
-  return m
-end
-
--- (4)'s teacher first: the reference row, and the weights (1) ignores
-local full = teacher("full", target)
-add("target teacher (Heun, 35 NFE)", "reference", full, full.train_seconds or 0)
-
-local variants = {
-  { key = "none", label = "none (random)", source = "-", teacher = function() return full end, init = "none" },
-  { key = "single", label = ("single-level DSM (sigma=%g)"):format(args.sigma_init), source = "target",
-    teacher = function() return teacher("single", target, { single_sigma = args.sigma_init }) end },
-}
-for _, d in ipairs(disjoint) do
-  variants[#variants + 1] = { key = d.key, label = d.label, source = "disjoint",
-                              teacher = function() return teacher(d.key, d.data) end }
-end
-variants[#variants + 1] = { key = "full", label = "multi-level DSM, full target", source = "target",
-                            teacher = function() return full end }
-
-for _, v in ipairs(variants) do
-  local t = v.teacher()
-  local student = wb.distill(C.with(common, { teacher = t, init = v.init or "teacher",
-                                              run = P.out .. "/runs/dijs-" .. v.key }))
-  add(v.label, v.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds, v.key)
+for _, r in ipairs(results) do
+  local m = r.result.row
+  rows[#rows + 1] = m
+  if r.arm.kind == "variant" then
+    bars[#bars + 1] = { name = r.arm.name, value = m.fid, group = m.collapsed == "yes" and "FID (collapsed)" or "FID" }
+  end
 end
 
 local columns = { { key = "init", label = "initialisation" }, { key = "source", label = "DSM data" },
@@ -221,4 +243,4 @@ C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max"
 C.bar_plot(P.out .. "/fid.png", ("DiJS student FID by initialisation (%s)"):format(P.name),
            "FID", bars, { { name = "target teacher (35 NFE)", value = rows[1].fid } })
 
-print(("\nwrote %s/table.{md,tex,csv}, fid.png and runs/ (%.0f s)"):format(P.out, C.elapsed(t0)))
+print(("\nwrote %s/table.{md,tex,csv}, fid.png, runs/ and arms/ (%.0f s)"):format(P.out, C.elapsed(t0)))

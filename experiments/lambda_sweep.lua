@@ -16,6 +16,8 @@
 --
 -- Run:   build/workbench run experiments/lambda_sweep.lua profile=smoke|cpu|paper [key=value ...]
 --        paper needs data=/path/to/cifar-10-batches-bin
+--        Each row is a wb.arms arm (results in OUT/arms/<arm>.json): --jobs N
+--        runs them on local workers, --slurm "..." as a Slurm job array.
 --
 -- Budget arithmetic (cpu profile, 2 cores; costs in lib/common.lua):
 --   teacher 1200 steps × 0.77 s                         ≈  920 s
@@ -77,42 +79,60 @@ if #lambdas == 0 then error(("lambda_sweep: lambdas = '%s': no value given"):for
 
 local t0 = os.time()
 wb.mkdir(P.out)
-local data = C.dataset(P)
-print(("lambda_sweep: profile %s, %s (%d images), λ ∈ {%s} vs rkl, %d steps × batch %d")
-      :format(P.name, data.name, data.count, args.lambdas, D.steps, D.batch))
 
-local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
+-- the arms: teacher row, initialisation, rkl, one SBA run per λ
+local arms = { { name = "teacher", kind = "teacher" }, { name = "initialisation", kind = "init" },
+               { name = "rkl", kind = "rkl" } }
+for _, lambda in ipairs(lambdas) do arms[#arms + 1] = { name = ("sba_%g"):format(lambda), kind = "sba", lambda = lambda } end
 
-local rows = {}
-local function add(name, lambda, nfe, x, seconds)
-  local m = C.metrics(P, x, data, 1)
-  rows[#rows + 1] = C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds }, m)
-  return m
-end
-local m_teacher = add("teacher (Heun)", "-", 35, teacher, teacher.train_seconds or 0)
-
-local common = {
-  teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
-  steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
-  ratio_updates = 1, fake_updates = 1, time_weight = "dmd",
-  log_every = C.log_every(D.steps), quiet = P.quiet,
+local results = wb.arms{
+  name = "lambda_sweep", out = P.out, arms = arms,
+  setup = function() -- the teacher: trained once (the arms' processes load runs/teacher)
+    local data = C.dataset(P)
+    print(("lambda_sweep: profile %s, %s (%d images), λ ∈ {%s} vs rkl, %d steps × batch %d")
+          :format(P.name, data.name, data.count, args.lambdas, D.steps, D.batch))
+    local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
+    return { data = data, teacher = teacher }
+  end,
+  prepare = function(s) C.prepare_metrics(P, s.data) end, -- the feature classifier, cached for the arms
+  run = function(arm, s)
+    local data, teacher = s.data, s.teacher
+    local function row(name, lambda, nfe, x, seconds)
+      return C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds }, C.metrics(P, x, data, 1))
+    end
+    local common = {
+      teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
+      steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
+      ratio_updates = 1, fake_updates = 1, time_weight = "dmd",
+      log_every = C.log_every(D.steps), quiet = P.quiet,
+    }
+    if arm.kind == "teacher" then
+      return { row = row("teacher (Heun)", "-", 35, teacher, teacher.train_seconds or 0) }
+    elseif arm.kind == "init" then
+      local init = wb.distill(C.with(common, { divergence = "rkl", steps = 0, log_every = 0, quiet = true }))
+      return { row = row("initialisation", "-", 1, init, 0) }
+    elseif arm.kind == "rkl" then
+      local rkl = wb.distill(C.with(common, { divergence = "rkl", run = P.out .. "/runs/rkl" }))
+      return { row = row("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds),
+               curve = C.curve("rkl", rkl, "ratio_loss", D.batch) }
+    end
+    local st = wb.distill(C.with(common, { divergence = { "sba", lambda = arm.lambda }, run = P.out .. "/runs/" .. arm.name }))
+    return { row = row(("sba (lambda=%g)"):format(arm.lambda), ("%g"):format(arm.lambda), 1, st, st.train_seconds),
+             curve = C.curve(("lambda=%g"):format(arm.lambda), st, "ratio_loss", D.batch) }
+  end,
 }
-local init = wb.distill(C.with(common, { divergence = "rkl", steps = 0, log_every = 0, quiet = true }))
-local m_init = add("initialisation", "-", 1, init, 0)
 
-local curves = {}
-local rkl = wb.distill(C.with(common, { divergence = "rkl", run = P.out .. "/runs/rkl" }))
-local m_rkl = add("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds)
-curves[#curves + 1] = C.curve("rkl", rkl, "ratio_loss", D.batch)
-
-local fid_x, fid_y = {}, {}
-for _, lambda in ipairs(lambdas) do
-  local name = ("sba_%g"):format(lambda)
-  local s = wb.distill(C.with(common, { divergence = { "sba", lambda = lambda }, run = P.out .. "/runs/" .. name }))
-  local m = add(("sba (lambda=%g)"):format(lambda), ("%g"):format(lambda), 1, s, s.train_seconds)
-  if m.fid == m.fid and m.fid ~= math.huge then fid_x[#fid_x + 1], fid_y[#fid_y + 1] = lambda, m.fid end
-  curves[#curves + 1] = C.curve(("lambda=%g"):format(lambda), s, "ratio_loss", D.batch)
+-- the report, from the arms' results (any mode, or `workbench table experiments/lambda_sweep.lua ...`)
+local rows, curves, fid_x, fid_y = {}, {}, {}, {}
+for _, r in ipairs(results) do
+  local m = r.result.row
+  rows[#rows + 1] = m
+  if r.arm.kind == "sba" and m.fid == m.fid and m.fid ~= math.huge then
+    fid_x[#fid_x + 1], fid_y[#fid_y + 1] = r.arm.lambda, m.fid
+  end
+  curves[#curves + 1] = r.result.curve
 end
+local m_teacher, m_init, m_rkl = results.by_name.teacher.row, results.by_name.initialisation.row, results.by_name.rkl.row
 
 local columns = { { key = "method", label = "method" }, { key = "lambda", label = "λ", latex = "$\\lambda$" },
                   { key = "nfe", label = "NFE", format = "%d" } }
@@ -139,5 +159,5 @@ if #curves > 0 then
     xlabel = "images seen", ylabel = "BCE (real vs student)", series = curves })
 end
 
-print(("\nwrote %s/table.{md,tex,csv}, fid_lambda.png, curves.png and runs/*/samples.png (%.0f s)")
+print(("\nwrote %s/table.{md,tex,csv}, fid_lambda.png, curves.png, runs/*/samples.png and arms/ (%.0f s)")
       :format(P.out, C.elapsed(t0)))

@@ -11,9 +11,18 @@
 --   reports  modes covered, mode-weight TV, share of samples within 3 std of
 --            a mode, MMD to data; Markdown, LaTeX and CSV tables; a grid of
 --            scatter plots; MMD curves; the weight functions w_s, w_l
+--   arms     teacher row, initialisation and each student are wb.arms arms:
+--            the teacher trains once, then the arms run on one worker
+--            process per core (jobs=1: one after the other in this
+--            process), each result in OUT/arms/<arm>.json; the report is
+--            built from those, the same table in every mode (the CPU's
+--            deterministic mode makes it independent of the thread count)
 --
 -- Run:   build/workbench run experiments/quickstart.lua [key=value ...]
 -- e.g.   build/workbench run experiments/quickstart.lua steps=3000 out=results/long
+--        build/workbench run experiments/quickstart.lua --jobs 1            (one process)
+--        build/workbench run experiments/quickstart.lua --slurm "--time=1:00:00"
+--        build/workbench table experiments/quickstart.lua out=results/long  (the report again)
 --        build/workbench run experiments/quickstart.lua backend=cuda   (on a GPU)
 local wb = require "wb"
 
@@ -39,6 +48,7 @@ local args = wb.args{
   out = "results/quickstart",
   quiet = false,
   backend = "",         -- cpu | cuda | cuda-emu | auto; empty: $WB_BACKEND, else cpu
+  deterministic = true, -- CPU results independent of the thread count (false: $WB_DETERMINISTIC decides)
 }
 local backend = args.backend ~= "" and args.backend or nil
 -- arguments checked before any work (a typo must not cost a teacher run)
@@ -50,21 +60,77 @@ for _, k in ipairs{ "batch", "n_eval" } do
   if args[k] < 1 or args[k] ~= math.floor(args[k]) then error(("%s = %s: want an integer >= 1"):format(k, args[k]), 0) end
 end
 if args.eval_every < 0 then error(("eval_every = %s: want >= 0"):format(args.eval_every), 0) end
+-- Results that do not depend on the thread count (README, "Results and the
+-- thread count"): the arms run on workers of one thread each by default
+-- (jobs = auto below), and the table must be the one a single process of
+-- two threads gives.
+if args.deterministic then wb.deterministic(true) end
 
 local t_start = os.clock()
-local data = wb.data.gmm2d{ preset = args.preset }
 wb.mkdir(args.out)
+local eval_opts = { n = args.n_eval, reference_n = args.n_eval, seed = 1, sample_seed = 2 }
+local function sba_spec() return { "sba", lambda = args.sba_lambda } end
 
--- 1. the teacher ------------------------------------------------------------
-local teacher = wb.teacher{
-  data = data, net = { "mlp", widths = { 128, 128, 128 } },
-  steps = args.teacher_steps, batch = args.batch, seed = args.seed,
-  run = args.out .. "/runs/teacher", quiet = args.quiet, backend = backend,
+-- the arms: the teacher's row, the untrained initialisation, one student per divergence
+local arms = { { name = "teacher", kind = "teacher" }, { name = "initialisation", kind = "init" } }
+for _, name in ipairs(names) do arms[#arms + 1] = { name = name, kind = "student", divergence = name } end
+
+-- on a CPU one worker per core (at most one per arm); on a GPU one process
+-- (workers would each hold a context of the one device); jobs=N overrides
+local backend_name = backend or os.getenv("WB_BACKEND") or ""
+local on_cpu = backend_name == "" or backend_name == "cpu"
+
+local results = wb.arms{
+  name = "quickstart", out = args.out, arms = arms,
+  jobs = on_cpu and "auto" or 1,
+  -- 1. the teacher (trained once; every worker loads it from runs/teacher)
+  setup = function()
+    local data = wb.data.gmm2d{ preset = args.preset }
+    local teacher = wb.teacher{
+      data = data, net = { "mlp", widths = { 128, 128, 128 } },
+      steps = args.teacher_steps, batch = args.batch, seed = args.seed,
+      run = args.out .. "/runs/teacher", quiet = args.quiet, backend = backend,
+    }
+    local common = {
+      teacher = teacher, data = data, batch = args.batch, seed = args.seed,
+      lr = args.lr, lr_ratio = args.lr_ratio, ratio_updates = args.ratio_updates,
+      time_weight = args.time_weight,
+      ratio = { "classifier", net = { "mlp", widths = { 128, 128, 128 } } },
+      eval_samples = args.eval_every > 0 and 500 or 0, log_every = args.eval_every,
+      quiet = args.quiet, backend = backend,
+    }
+    return { data = data, teacher = teacher, common = common }
+  end,
+  -- 2. one arm: metrics, samples for the scatter grid, the MMD curve
+  run = function(arm, s)
+    local function with(extra)
+      local t = {}
+      for k, v in pairs(s.common) do t[k] = v end
+      for k, v in pairs(extra) do t[k] = v end
+      return t
+    end
+    if arm.kind == "teacher" then
+      return { metrics = wb.evaluate(s.teacher, s.data, eval_opts), seconds = s.teacher.train_seconds,
+               samples = s.teacher:sample(args.n_eval, { steps = 18, seed = 2 }):totable() }
+    elseif arm.kind == "init" then -- the untrained one-step generator: what every student starts from
+      local init = wb.distill(with{ divergence = "kl", steps = 0, eval_samples = 0, log_every = 0, quiet = true })
+      return { metrics = wb.evaluate(init, s.data, eval_opts), seconds = 0 }
+    end
+    local spec = arm.divergence == "sba" and sba_spec() or arm.divergence
+    local student = wb.distill(with{ divergence = spec, steps = args.steps, run = args.out .. "/runs/" .. arm.name })
+    return { metrics = wb.evaluate(student, s.data, eval_opts), seconds = student.train_seconds,
+             samples = student:sample(args.n_eval, { seed = 2 }):totable(),
+             curve = { step = student.log.step, mmd = student.log.mmd } }
+  end,
 }
 
-local eval_opts = { n = args.n_eval, reference_n = args.n_eval, seed = 1, sample_seed = 2 }
-local rows, panels = {}, {}
+-- 3. the report (from the arms' results: the same in every mode, and for
+-- `workbench table experiments/quickstart.lua ...`) ------------------------------
+local family = wb.divergence_families()
+local score_free = wb.score_free_divergences() -- the plugins' own flag, not their family's name
+local data = wb.data.gmm2d{ preset = args.preset }
 local reference = data:sample(args.n_eval, 1)
+local rows, panels, curves = {}, {}, {}
 
 local function add_row(name, kind, nfe, metrics, seconds)
   rows[#rows + 1] = {
@@ -74,48 +140,22 @@ local function add_row(name, kind, nfe, metrics, seconds)
   }
 end
 
-add_row("teacher (Heun)", "EDM", 35, wb.evaluate(teacher, data, eval_opts), teacher.train_seconds)
-panels[#panels + 1] = { title = "teacher, 35 NFE", reference = reference,
-                        samples = teacher:sample(args.n_eval, { steps = 18, seed = 2 }) }
-
--- 2. the students -------------------------------------------------------------
-local family = wb.divergence_families()
-local score_free = wb.score_free_divergences() -- the plugins' own flag, not their family's name
-
-local common = {
-  teacher = teacher, data = data, batch = args.batch, seed = args.seed,
-  lr = args.lr, lr_ratio = args.lr_ratio, ratio_updates = args.ratio_updates,
-  time_weight = args.time_weight,
-  ratio = { "classifier", net = { "mlp", widths = { 128, 128, 128 } } },
-  eval_samples = args.eval_every > 0 and 500 or 0, log_every = args.eval_every,
-  quiet = args.quiet, backend = backend,
-}
-local function with(extra)
-  local t = {}
-  for k, v in pairs(common) do t[k] = v end
-  for k, v in pairs(extra) do t[k] = v end
-  return t
+for _, r in ipairs(results) do
+  local arm, res = r.arm, r.result
+  if arm.kind == "teacher" then
+    add_row("teacher (Heun)", "EDM", 35, res.metrics, res.seconds)
+    panels[#panels + 1] = { title = "teacher, 35 NFE", reference = reference, samples = wb.samples(res.samples) }
+  elseif arm.kind == "init" then
+    add_row("initialisation", "-", 1, res.metrics, res.seconds)
+  else
+    local name = arm.divergence
+    local label = name == "sba" and ("sba (lambda=%g)"):format(args.sba_lambda) or name
+    add_row(label, family[name] or "?", 1, res.metrics, res.seconds)
+    panels[#panels + 1] = { title = label, reference = reference, samples = wb.samples(res.samples) }
+    if #res.curve.step > 0 then curves[#curves + 1] = { name = name, x = res.curve.step, y = res.curve.mmd } end
+  end
 end
 
--- the untrained one-step generator: what every student starts from
-local init = wb.distill(with{ divergence = "kl", steps = 0, eval_samples = 0, log_every = 0, quiet = true })
-add_row("initialisation", "-", 1, wb.evaluate(init, data, eval_opts), 0)
-
-local curves = {}
-for _, name in ipairs(names) do
-  local spec = name
-  if name == "sba" then spec = { "sba", lambda = args.sba_lambda } end
-  local student = wb.distill(with{ divergence = spec, steps = args.steps,
-                                   run = args.out .. "/runs/" .. name })
-  local label = name == "sba" and ("sba (lambda=%g)"):format(args.sba_lambda) or name
-  add_row(label, family[name] or "?", 1, wb.evaluate(student, data, eval_opts), student.train_seconds)
-  panels[#panels + 1] = { title = label, reference = reference,
-                          samples = student:sample(args.n_eval, { seed = 2 }) }
-  local log = student.log
-  if #log.step > 0 then curves[#curves + 1] = { name = name, x = log.step, y = log.mmd } end
-end
-
--- 3. the report -------------------------------------------------------------------
 local columns = {
   { key = "method", label = "method" }, { key = "family", label = "family" },
   { key = "nfe", label = "NFE", format = "%d" }, { key = "modes", label = "modes" },
@@ -138,7 +178,7 @@ local logits = {}
 for i = 0, 200 do logits[#logits + 1] = -10 + i * 0.1 end
 local weight_series = {}
 for _, name in ipairs(names) do
-  local ws, wl = wb.divergence_weights(name == "sba" and { "sba", lambda = args.sba_lambda } or name, logits)
+  local ws, wl = wb.divergence_weights(name == "sba" and sba_spec() or name, logits)
   local w, label = ws, name .. " w_s"
   if score_free[name] then w, label = wl, name .. " w_l" end
   weight_series[#weight_series + 1] = { name = label, x = logits, y = w }
@@ -146,5 +186,5 @@ end
 wb.plot_lines(args.out .. "/weights.png", { title = "weight functions w(l), l = log p/q",
   xlabel = "logit l", ylabel = "weight", log_y = true, series = weight_series })
 
-print(("\nwrote %s/table.{md,tex,csv}, samples.png, mmd_curves.png, weights.png and runs/ (%.0f s CPU)")
+print(("\nwrote %s/table.{md,tex,csv}, samples.png, mmd_curves.png, weights.png, runs/ and arms/ (%.0f s CPU here)")
       :format(args.out, os.clock() - t_start))

@@ -265,6 +265,26 @@ static void test_config_classes(void **state) {
         if (cases[i].says && !rc && !strstr(warning, "blas.threads")) fail_msg("%s: warning '%s'", cases[i].key, warning);
         cJSON_Delete(now);
     }
+    /* both deterministic (WB_DETERMINISTIC): the thread count changes no
+     * number, so neither it nor the thread variables are warned about; a
+     * numerics variable still is */
+    const char *det_was = "{\"commit\": \"abc\", \"blas\": {\"threads\": 2, \"deterministic\": true}, "
+                          "\"environment\": {\"WB_CONV\": \"auto\"}, \"lr\": 0.1}";
+    const char *det_now = "{\"commit\": \"abc\", \"blas\": {\"threads\": 1, \"deterministic\": true}, "
+                          "\"environment\": {\"WB_CONV\": \"auto\", \"OMP_NUM_THREADS\": \"1\"}, \"lr\": 0.1}";
+    cJSON *dw = cJSON_Parse(det_was), *dn = cJSON_Parse(det_now);
+    assert_int_equal(wb_resume_check_config("ck", dw, dn, warning, sizeof warning), 0);
+    assert_string_equal(warning, "");
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(dn, "environment"), "WB_CONV",
+                                           cJSON_CreateString("im2col"));
+    assert_int_equal(wb_resume_check_config("ck", dw, dn, warning, sizeof warning), 0);
+    assert_non_null(strstr(warning, "environment"));
+    /* one side in the default mode: refused, as before (the mode changes the numbers) */
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(dn, "blas"), "deterministic",
+                                           cJSON_CreateFalse());
+    assert_int_equal(wb_resume_check_config("ck", dw, dn, warning, sizeof warning), -1);
+    cJSON_Delete(dw);
+    cJSON_Delete(dn);
     /* a different build is accepted, with a warning, when asked for */
     setenv("WB_RESUME_ANY_COMMIT", "1", 1);
     cJSON *now = cJSON_Parse(base);

@@ -246,6 +246,18 @@ function C.metrics(P, x, data, sample_seed)
                                      inception = P.inception })
 end
 
+--- Trains (or loads from P.cache) the metrics' feature classifier and the
+-- reference statistics, by scoring n images of the set itself: the image
+-- studies' wb.arms `prepare`, run once before the arms, so that N workers
+-- (or array tasks) load the classifier from the cache instead of each
+-- training it. The scores are thrown away; the numbers of every later
+-- C.metrics call are the same with or without it.
+function C.prepare_metrics(P, data)
+  local x = data:sample(P.metrics.n, 0)
+  wb.image_metrics(x, data, { n = P.metrics.n, cache = P.cache, classifier_steps = P.metrics.classifier_steps,
+                              seed = 0, quiet = P.quiet })
+end
+
 --- A table row from image metrics: fid, precision, recall, is, classes, collapsed.
 function C.metric_row(row, m)
   row.fid, row.precision, row.recall = m.fid, m.precision, m.recall

@@ -3,7 +3,8 @@
  * Student), their userdata and methods, and the run directories they write.
  * Their engine options are checked and applied through the engine's option
  * rows (engine/options.h via lua_guard.c); the keys that are Lua objects
- * (data, teacher, net and plugin specs, on_eval, run) are handled here.
+ * (data, teacher, net and plugin specs, on_eval, run) are handled here, and
+ * so is wb.core.load_only (wb.arms: a worker loads the setup's runs).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -102,6 +103,52 @@ static int cli_resume(lua_State *L, const char *fn, int table, wb_run *run) {
     }
     lua_settop(L, top);
     return applies;
+}
+
+/* ---- load only: where wb.arms loads the shared setup ----------------------------------------- */
+/* wb.core.load_only(why) makes every later wb.teacher / wb.distill load its
+ * run from a finished checkpoint and never train: a run directory without
+ * one, or a call that would train without a run directory, is an error
+ * ending in `why` (wb.arms says there which process it is and what to run
+ * first); wb.core.load_only(nil) ends it. wb.arms sets it around a
+ * worker's setup (the teacher the parent trained is loaded, not trained
+ * again by every worker) and for `workbench table FILE.lua`. */
+#define LOAD_ONLY_KEY "wb.load_only"
+
+static int l_load_only(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOAD_ONLY_KEY);
+    return 0;
+}
+
+/* The reason load-only is on (a string the registry anchors), or NULL. */
+static const char *load_only_reason(lua_State *L) {
+    const char *why = lua_getfield(L, LUA_REGISTRYINDEX, LOAD_ONLY_KEY) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);
+    return why;
+}
+
+/* Under load-only: the run in `dir` must hold a finished checkpoint (one
+ * that will be loaded); with no run directory, the call must not train. */
+static void check_loadable(lua_State *L, const char *fn, const char *dir, int trains, const char *why) {
+    if (!dir) {
+        if (trains)
+            luaL_error(L, "%s: this call would train and has no run directory to load it from (give it run = DIR): %s",
+                       fn, why);
+        return;
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    wb_st_file *f = wb_safetensors_open(path);
+    if (!f) luaL_error(L, "%s: run '%s' has no finished checkpoint to load (%s): %s", fn, dir, wb_last_error(), why);
+    const char *training = wb_safetensors_meta(f, "training");
+    char state[64];
+    snprintf(state, sizeof state, "%s", training ? training : "(none)");
+    int complete = training && strcmp(training, "complete") == 0;
+    wb_safetensors_close(f);
+    if (!complete)
+        luaL_error(L, "%s: run '%s' is not finished (its checkpoint says training = %s): %s", fn, dir, state, why);
 }
 
 #define TRAINING_KEY "wb.training"
@@ -307,6 +354,8 @@ static int l_teacher(lua_State *L) {
     if (!exact && wb_memory_check_teacher_train(data->ds, &spec, &cfg)) luaL_error(L, "%s: %s", fn, wb_last_error());
     const char *dir = wb_lua_get_str(L, 1, "run", NULL);
     int quiet = cfg.quiet;
+    const char *load_only = load_only_reason(L);
+    if (load_only) check_loadable(L, fn, dir, !exact && cfg.steps > 0, load_only);
 
     teacher_ud *ud = lua_newuserdatauv(L, sizeof *ud, 2);
     memset(ud, 0, sizeof *ud);
@@ -321,6 +370,7 @@ static int l_teacher(lua_State *L) {
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
     int resume = cli_resume(L, fn, 1, runp);
     if (resume >= 0) cfg.resume = resume;
+    if (load_only && runp) cfg.resume = 1; /* finished (checked above): loaded */
     training_enter(L, 1);
     cfg.comm = wb_lua_comm(L); /* data parallel over the launcher's ranks */
     wb_teacher *t = exact ? wb_teacher_exact(data->ds, cfg.backend) : wb_teacher_train(data->ds, &spec, &cfg, runp);
@@ -516,6 +566,8 @@ static int l_distill(lua_State *L) {
     if ((cfg.eval_every > 0) != wb_lua_has_field(L, 1, "on_eval"))
         luaL_error(L, "%s: keys 'eval_every' (> 0) and 'on_eval' go together", fn);
     if (wb_memory_check_distill(teacher->t, data->ds, &cfg)) luaL_error(L, "%s: %s", fn, wb_last_error());
+    const char *load_only = load_only_reason(L);
+    if (load_only) check_loadable(L, fn, dir, cfg.steps > 0, load_only);
 
     student_ud *ud = lua_newuserdatauv(L, sizeof *ud, 3);
     memset(ud, 0, sizeof *ud);
@@ -545,6 +597,7 @@ static int l_distill(lua_State *L) {
     wb_run *runp = open_run(L, fn, dir, quiet, &run);
     int resume = cli_resume(L, fn, 1, runp);
     if (resume >= 0) cfg.resume = resume;
+    if (load_only && runp) cfg.resume = 1; /* finished (checked above): loaded */
     training_enter(L, 1);
     cfg.comm = wb_lua_comm(L);
     wb_student *s = wb_distill(teacher->t, data->ds, &cfg, runp);
@@ -630,6 +683,7 @@ void wb_lua_open_models(lua_State *L, int module, int registry) {
     wb_lua_new_class(L, STUDENT_TNAME, student_meta, student_methods, student_index);
 
     static const luaL_Reg funcs[] = {{"teacher", l_teacher}, {"distill", l_distill},
-                                     {"checkpoint_info", l_checkpoint_info}, {NULL, NULL}};
+                                     {"checkpoint_info", l_checkpoint_info}, {"load_only", l_load_only},
+                                     {NULL, NULL}};
     wb_lua_set_funcs(L, module, registry, funcs);
 }

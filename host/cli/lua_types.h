@@ -5,6 +5,7 @@
  *   lua_eval.c     FeatureNet, Inception caches (wb.evaluate, wb.image_metrics)
  *   lua_plot.c     wb.scatter, wb.scatter_grid, wb.plot_lines, wb.mkdir
  *   lua_plugins.c  wb.plugins, wb.divergences, wb.divergence_weights/value
+ *   lua_proc.c     child processes for wb.arms (spawn, wait, kill, cpu_count)
  * Engine objects are full userdata with __gc; objects that point into others
  * keep them alive through user values (a teacher holds its dataset, a student
  * its teacher and dataset, all hold the registry whose libraries their code
@@ -87,5 +88,6 @@ void wb_lua_open_models(lua_State *L, int module, int registry);
 void wb_lua_open_eval(lua_State *L, int module, int registry);
 void wb_lua_open_plot(lua_State *L, int module, int registry);
 void wb_lua_open_plugins(lua_State *L, int module, int registry);
+void wb_lua_open_proc(lua_State *L, int module, int registry);
 
 #endif

@@ -36,6 +36,21 @@ int wb_lua_training(lua_State *L);
 /* ... and the script's path under this key (a string); runs record it, with
  * a CRC-32 of the file and the key=value pairs, in their config.json. */
 #define WB_LUA_SCRIPT_KEY "wb.script"
+/* ... and what it was asked to do under this key: "run" (`workbench run
+ * FILE.lua`) or "table" (`workbench table FILE.lua`: wb.arms reads every
+ * arm's result instead of running it); wb.core.command() returns it. */
+#define WB_LUA_COMMAND_KEY "wb.command"
+
+/* wb.core.done() ends the script early with success: it raises this
+ * sentinel, which the message handler passes through untouched and the host
+ * takes for a normal end (exit 0). wb.arms raises it in a worker (arm=NAME)
+ * once its arm's result is written, and after a Slurm submission, so the
+ * script's report code runs only where every result is there. */
+int wb_lua_is_done(lua_State *L, int idx);
+/* Whether the script called wb.arms (wb.core.arms_called() records it): the
+ * host refuses the arms' command-line keys (jobs, slurm, arm, ntasks) and
+ * `workbench table FILE.lua` for a script that never did. */
+int wb_lua_arms_called(lua_State *L);
 
 /* ... and the process's communicator (host/core/comm.h) as a light
  * userdata under this key; absent: one rank. */

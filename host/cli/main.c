@@ -1,9 +1,11 @@
-/* host/cli/main.c — the `workbench` executable: runs Lua experiment scripts,
- * builds paper tables from finished runs, lists the loaded plugins, prints
- * version facts. Modelled on Lua's own lua.c
+/* host/cli/main.c — the `workbench` executable: runs Lua experiment scripts
+ * (and, for a script with wb.arms arms, its report from the arms' results:
+ * `workbench table FILE.lua`), builds paper tables from finished runs, lists
+ * the loaded plugins, prints version facts. Modelled on Lua's own lua.c
  * (scripts run under lua_pcall with a traceback-appending message handler).
  * This is the only place that decides exit codes:
- *   0  success
+ *   0  success (also a script ended early by wb.core.done(): a wb.arms
+ *      worker once its arm's result is written)
  *   1  the script (or plugin listing) failed
  *   2  bad command line
  *  75  stopped by SIGINT/SIGTERM: the training run in progress wrote a
@@ -42,6 +44,20 @@ static void usage(FILE *f) {
             "commands:\n"
             "  run FILE.lua [key=value ...]  run an experiment script; the pairs reach it\n"
             "                                through wb.args{...} (or wb.core.cli_args())\n"
+            "      --jobs N (jobs=N)         a script's arms (wb.arms) on N local worker\n"
+            "                                processes, logs in OUT/arms/<arm>.log;\n"
+            "                                1: all in this process, one after the other\n"
+            "      --slurm \"OPTIONS\"         submit them with sbatch ($WB_SBATCH): a setup\n"
+            "      (slurm=OPTIONS)           job, a job array of the arms, a table job;\n"
+            "                                scripts in OUT/slurm/; ntasks=N: each arm\n"
+            "                                an MPI job (srun)\n"
+            "      arm=NAME                  run only that arm (arm=setup: only the setup)\n"
+            "      resume=DIR                continue DIR's runs; arms with a result are\n"
+            "                                skipped (docs/resume.md)\n"
+            "  table FILE.lua [key=value ...]\n"
+            "                                the script's own table and figures from its\n"
+            "                                arms' results (OUT/arms/<arm>.json), run\n"
+            "                                with the same key=value pairs; nothing trains\n"
             "  table RUN_DIR... [--format md|tex|csv] [--metrics a,b,...] [--out BASE]\n"
             "                                a table from finished runs (config.json +\n"
             "                                results.json): one row per configuration,\n"
@@ -60,6 +76,7 @@ static void usage(FILE *f) {
             "  WB_BACKEND      cpu|cuda|cuda-emu|auto: the backend when a script names none\n"
             "  WB_DETERMINISTIC=1  CPU results that do not depend on the thread count\n"
             "  WB_MEMORY_LIMIT     SIZE (e.g. 8G) or off: the memory the guard allows\n"
+            "  WB_SBATCH       the sbatch command of --slurm (default sbatch)\n"
             "\n"
             "stopping and resuming (docs/resume.md): SIGINT/SIGTERM write a checkpoint and\n"
             "exit 75; `workbench run FILE.lua ... resume=DIR` continues every run in DIR\n");
@@ -122,13 +139,14 @@ static void preload_wb_core(lua_State *L) {
     lua_pop(L, 1);
 }
 
-/* Runs in protected mode (cmd_run's pcall), so memory errors while building
- * tables cannot escape: args are (script, n, char **pairs). */
+/* Runs in protected mode (cmd_run_pairs's pcall), so memory errors while building
+ * tables cannot escape: args are (script, n, char **pairs, command, comm). */
 static int setup_state(lua_State *L) {
     const char *script = lua_touserdata(L, 1);
     int n = (int)lua_tointeger(L, 2);
     char **pairs = lua_touserdata(L, 3);
-    lua_pushvalue(L, 4); /* the communicator: wb.rank(), the engine's reductions */
+    const char *command = lua_touserdata(L, 4);
+    lua_pushvalue(L, 5); /* the communicator: wb.rank(), the engine's reductions */
     lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_COMM_KEY);
     luaL_openlibs(L);
     preload_wb_core(L);
@@ -144,13 +162,15 @@ static int setup_state(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_CLI_ARGS_KEY);
     lua_pushstring(L, script);
     lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_SCRIPT_KEY);
+    lua_pushstring(L, command);
+    lua_setfield(L, LUA_REGISTRYINDEX, WB_LUA_COMMAND_KEY);
 
     /* global arg, as lua.c builds it: arg[0] the script, arg[1..] the pairs,
      * negative indices the interpreter and command */
     lua_createtable(L, n, 3);
     lua_pushstring(L, progname);
     lua_rawseti(L, -2, -2);
-    lua_pushliteral(L, "run");
+    lua_pushstring(L, command);
     lua_rawseti(L, -2, -1);
     lua_pushstring(L, script);
     lua_rawseti(L, -2, 0);
@@ -221,25 +241,100 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
                signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "a signal");
 }
 
-static int cmd_run(int argc, char **argv) {
+static int cmd_run_pairs(const char *command, const char *script, int n, char **pairs);
+
+/* The keys of wb.arms (scripts/lua/wb/arms.lua) on the command line: their
+ * --flag spellings, turned into key=value pairs before anything else. */
+static const char *const arms_flags[] = {"jobs", "slurm", "ntasks", NULL};
+static const char *const arms_keys[] = {"jobs", "slurm", "ntasks", "arm", NULL};
+
+/* argv's "--jobs N", "--jobs=N", "--slurm OPTS", "--ntasks N" as "key=value"
+ * pairs (malloc'd into out[], each owned by out), everything else as it
+ * is. 0, or -1 with the message in err: an unknown --option, a flag
+ * without its value. */
+static int arms_flags_to_pairs(int n, char **argv, char **out, int *n_out, char *err, size_t errlen) {
+    *n_out = 0;
+    for (int i = 0; i < n; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            out[(*n_out)++] = strdup(a);
+            if (!out[*n_out - 1]) goto oom;
+            continue;
+        }
+        const char *name = a + 2, *value = NULL;
+        int known = 0;
+        for (int k = 0; arms_flags[k] && !known; k++) {
+            size_t len = strlen(arms_flags[k]);
+            if (strncmp(name, arms_flags[k], len) != 0 || (name[len] != '\0' && name[len] != '=')) continue;
+            known = 1;
+            if (name[len] == '=') value = name + len + 1;
+            else if (i + 1 < n) value = argv[++i];
+            else {
+                snprintf(err, errlen, "%s needs a value (%s N, or %s=N)", a, a, a);
+                return -1;
+            }
+            size_t size = len + strlen(value) + 2;
+            char *pair = malloc(size);
+            if (!pair) goto oom;
+            snprintf(pair, size, "%s=%s", arms_flags[k], value);
+            out[(*n_out)++] = pair;
+        }
+        if (!known) {
+            snprintf(err, errlen, "unknown option '%s' (options: --jobs N, --slurm \"SBATCH OPTIONS\", --ntasks N; "
+                     "everything else is key=value)", a);
+            return -1;
+        }
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* The first of wb.arms's keys among the pairs ("jobs", ...), or NULL. */
+static const char *arms_key_given(int n, char **pairs) {
+    for (int i = 0; i < n; i++)
+        for (int k = 0; arms_keys[k]; k++) {
+            size_t len = strlen(arms_keys[k]);
+            if (strncmp(pairs[i], arms_keys[k], len) == 0 && pairs[i][len] == '=') return arms_keys[k];
+        }
+    return NULL;
+}
+
+/* Runs script under `command` ("run", or "table": wb.arms reads the arms'
+ * results instead of running them). */
+static int run_script(const char *command, int argc, char **argv) {
     if (argc < 1) {
-        fprintf(stderr, "%s: run: missing script file\n", progname);
+        fprintf(stderr, "%s: %s: missing script file\n", progname, command);
         usage(stderr);
         return EXIT_USAGE;
     }
     const char *script = argv[0];
-    char **pairs = argv + 1;
-    int n = argc - 1;
     char args_err[512];
-    if (wb_run_args_check(n, pairs, args_err, sizeof args_err) != 0) {
-        fprintf(stderr, "%s: run: %s\n", progname, args_err);
+    char **pairs = calloc((size_t)argc, sizeof *pairs);
+    int n = 0;
+    if (!pairs) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        return EXIT_FAILURE;
+    }
+    if (arms_flags_to_pairs(argc - 1, argv + 1, pairs, &n, args_err, sizeof args_err) != 0 ||
+        wb_run_args_check(n, pairs, args_err, sizeof args_err) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", progname, command, args_err);
+        for (int i = 0; i < n; i++) free(pairs[i]);
+        free(pairs);
         return EXIT_USAGE;
     }
+    int rc = cmd_run_pairs(command, script, n, pairs);
+    for (int i = 0; i < n; i++) free(pairs[i]);
+    free(pairs);
+    return rc;
+}
 
+static int cmd_run_pairs(const char *command, const char *script, int n, char **pairs) {
     /* one rank, or the launcher's (mpirun, srun): host/core/comm.h */
     wb_comm *comm = wb_comm_init(NULL, NULL);
     if (!comm) {
-        fprintf(stderr, "%s: run: %s\n", progname, wb_last_error());
+        fprintf(stderr, "%s: %s: %s\n", progname, command, wb_last_error());
         return EXIT_FAILURE;
     }
     if (wb_comm_size(comm) > 1) {
@@ -263,8 +358,9 @@ static int cmd_run(int argc, char **argv) {
     lua_pushlightuserdata(L, (void *)script);
     lua_pushinteger(L, n);
     lua_pushlightuserdata(L, pairs);
+    lua_pushlightuserdata(L, (void *)command);
     lua_pushlightuserdata(L, comm);
-    int status = report(L, lua_pcall(L, 4, 0, 0));
+    int status = report(L, lua_pcall(L, 5, 0, 0));
 
     if (status == LUA_OK) status = report(L, luaL_loadfile(L, script));
     if (status == LUA_OK) {
@@ -273,6 +369,8 @@ static int cmd_run(int argc, char **argv) {
         if (!lua_checkstack(L, n + 2)) {
             fprintf(stderr, "%s: run: too many arguments\n", progname);
             lua_close(L);
+            wb_comm_abort(comm, EXIT_USAGE);
+            wb_comm_finalize(comm);
             return EXIT_USAGE;
         }
         for (int i = 0; i < n; i++) lua_pushstring(L, pairs[i]);
@@ -282,7 +380,23 @@ static int cmd_run(int argc, char **argv) {
         lua_insert(L, base);
         status = lua_pcall(L, n, 0, base);
         lua_remove(L, base);
+        if (status != LUA_OK && wb_lua_is_done(L, -1)) { /* wb.core.done(): ended early, with success */
+            lua_pop(L, 1);
+            status = LUA_OK;
+        }
         report(L, status);
+        /* arms keys, or `workbench table FILE.lua`, for a script without
+         * wb.arms would be ignored (or, for table, train): say so */
+        const char *key = arms_key_given(n, pairs);
+        if (status == LUA_OK && (key || strcmp(command, "table") == 0) && !wb_lua_arms_called(L)) {
+            if (key)
+                fprintf(stderr, "%s: %s: key '%s' is for a script's arms, and %s never called wb.arms (its runs went "
+                        "one after the other in this process)\n", progname, command, key, script);
+            else
+                fprintf(stderr, "%s: table: %s never called wb.arms, so it has no arms' results to build a table "
+                        "from\n", progname, script);
+            status = LUA_ERRRUN;
+        }
     }
     /* closing runs every __gc: engine objects free before the plugin registry */
     lua_close(L);
@@ -311,7 +425,14 @@ static const char *flag_value(int argc, char **argv, int *i, const char *name, i
     return argv[++*i];
 }
 
+/* "x.lua": `workbench table FILE.lua ...` runs the script's report. */
+static int is_lua_file(const char *s) {
+    size_t len = strlen(s);
+    return len > 4 && strcmp(s + len - 4, ".lua") == 0;
+}
+
 static int cmd_table(int argc, char **argv) {
+    if (argc >= 1 && is_lua_file(argv[0])) return run_script("table", argc, argv);
     static const char *const ext[] = {"md", "tex", "csv"};
     int format = -1, missing = 0, status = EXIT_FAILURE;
     const char *out = NULL, *metrics_arg = NULL;
@@ -514,7 +635,7 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) return run_script("run", argc - 2, argv + 2);
     if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
     if (strcmp(cmd, "options") == 0) return cmd_options(argc - 2, argv + 2);
     if (argc > 2 && strcmp(cmd, "help") != 0) {

@@ -191,10 +191,46 @@ static void compare(const char *path, const cJSON *was, const cJSON *now, diff_l
     if (!was || !now || !cJSON_Compare(was, now, 1)) add_diff(into, path, was, now);
 }
 
+/* blas.deterministic of a config: 1 when its run's numbers did not depend
+ * on the thread count (WB_DETERMINISTIC, wb/cpu.h). */
+static int deterministic(const cJSON *config) {
+    const cJSON *blas = cJSON_GetObjectItemCaseSensitive(config, "blas");
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(blas, "deterministic"));
+}
+
+/* A copy of config without what only says how many threads ran: blas.threads
+ * and the thread-count variables of "environment" (dropped when then empty). */
+static cJSON *without_thread_counts(const cJSON *config) {
+    cJSON *copy = cJSON_Duplicate(config, 1);
+    if (!copy) return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "blas"), "threads");
+    cJSON *env = cJSON_GetObjectItemCaseSensitive(copy, "environment");
+    if (env) {
+        cJSON_DeleteItemFromObjectCaseSensitive(env, "OMP_NUM_THREADS");
+        cJSON_DeleteItemFromObjectCaseSensitive(env, "OPENBLAS_NUM_THREADS");
+        if (!env->child) cJSON_DeleteItemFromObjectCaseSensitive(copy, "environment");
+    }
+    return copy;
+}
+
 int wb_resume_check_config(const char *path, const cJSON *was, const cJSON *now, char *warning, size_t warning_len) {
     diff_list refused = {0}, warn = {0}, build = {0};
     warning[0] = '\0';
-    compare("", was, now, &refused, &warn, &build);
+    /* Both in the deterministic mode: another thread count gives the same
+     * numbers (a wb.arms worker loading the teacher its parent trained on
+     * every core), so it is not worth a warning. */
+    if (deterministic(was) && deterministic(now)) {
+        cJSON *a = without_thread_counts(was), *b = without_thread_counts(now);
+        if (a && b) compare("", a, b, &refused, &warn, &build);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        if (!a || !b) {
+            wb_set_error("resume: %s: out of memory comparing configs", path);
+            return -1;
+        }
+    } else {
+        compare("", was, now, &refused, &warn, &build);
+    }
     if (refused.n) {
         wb_set_error("resume: %s was written by another configuration (%d difference%s): %s%s — start a new run "
                      "directory, or set the same options", path, refused.n, refused.n > 1 ? "s" : "", refused.text,
@@ -269,7 +305,10 @@ int wb_run_start(wb_run *run, cJSON *root, int resume, int64_t steps, wb_start_m
     if (wb_resume_check_config(path, was, root, warning, sizeof warning)) goto done;
     if (warning[0]) fprintf(stderr, "workbench: resume %s: %s\n", run->dir, warning);
     if (wb_run_begin_log(run, keep)) goto done;
-    if (wb_run_store_config(run, root)) goto done;
+    /* a finished run is only loaded: its config.json stays the record of the
+     * run that trained it (and N wb.arms workers loading one teacher write
+     * nothing into its directory) */
+    if (!complete && wb_run_store_config(run, root)) goto done;
     *mode = complete ? WB_START_DONE : WB_START_CONTINUE;
     *step = done_steps;
     fprintf(stderr, complete ? "workbench: %s finished before (%lld steps): loaded, not trained again\n"

@@ -69,7 +69,9 @@ typedef enum { WB_START_FRESH, WB_START_CONTINUE, WB_START_DONE } wb_start_mode;
  *   refused   everything else — a number, a plugin or its version, the
  *             commit or workbench version (WB_RESUME_ANY_COMMIT=1 accepts a
  *             different build) — with a message naming the key and both values.
- * config.json is (re)written either way. *step: the checkpoint's step. */
+ * config.json is (re)written, except for a finished run, which is only
+ * loaded (its config.json keeps the origin of the run that trained it).
+ * *step: the checkpoint's step. */
 int wb_run_start(wb_run *run, struct cJSON *root, int resume, int64_t steps, wb_start_mode *mode, int64_t *step);
 
 /* wb_run_start's comparison of a checkpoint's config (was) with this run's

@@ -6,9 +6,12 @@
 --   wb.select_divergences(csv)   a "kl,dijs" subset, or every loaded divergence
 --   wb.divergence_families()     name -> the family each divergence declares ("plugin": none)
 --   wb.score_free_divergences()  name -> true for the score-free ones (the descriptor's flag)
+--   wb.arms{...}                 an experiment's independent arms, here, on local
+--                                workers or on Slurm (scripts/lua/wb/arms.lua)
 -- Errors are raised at the caller's line (level 2), with the key at fault
 -- named, like every wb.core function does.
 local core = require "wb.core"
+local arms = require "wb.arms"
 
 local wb = {}
 for k, v in pairs(core) do wb[k] = v end
@@ -76,20 +79,31 @@ end
 -- `resume` is the host's (every wb.teacher / wb.distill run inside the
 -- directory it names continues its checkpoint, docs/resume.md): always
 -- accepted, and with resume=DIR and no out=..., a script's `out` is DIR.
+-- So are wb.arms's keys (jobs, slurm, ntasks, arm: how the arms run),
+-- checked here, before any work; a script cannot declare them.
 function wb.args(defaults)
   if type(defaults) ~= "table" then
     error("wb.args: expects a table of defaults, got " .. type(defaults), 2)
   end
+  for k in pairs(arms.HOST_KEYS) do
+    if defaults[k] ~= nil then
+      error(("wb.args: key '%s' is the host's (wb.arms: how the arms run); a script cannot declare it"):format(k), 2)
+    end
+  end
   local out = {}
   for k, v in pairs(defaults) do out[k] = v end
-  local cli = core.cli_args()
-  local resume = cli.resume
+  local all = core.cli_args()
+  local _, host_err = arms.host_args(all)
+  if host_err then error("wb.args: " .. host_err, 2) end
+  local resume = all.resume
   if resume ~= nil and defaults.resume == nil then
-    if defaults.out ~= nil and cli.out == nil and booleans[resume:lower()] == nil and resume ~= "" then
+    if defaults.out ~= nil and all.out == nil and booleans[resume:lower()] == nil and resume ~= "" then
       out.out = resume
     end
-    cli = {}
-    for k, v in pairs(core.cli_args()) do if k ~= "resume" then cli[k] = v end end
+  end
+  local cli = {}
+  for k, v in pairs(all) do
+    if not arms.HOST_KEYS[k] and not (k == "resume" and defaults.resume == nil) then cli[k] = v end
   end
   for _, k in ipairs(sorted_keys(cli)) do -- sorted: the first bad key is reported deterministically
     if defaults[k] == nil then
@@ -320,4 +334,11 @@ function Table:write(basepath, formats)
 end
 
 wb.Table = Table
+
+-- ---- wb.arms ------------------------------------------------------------------------
+--- An experiment's independent arms: run here, on local workers (jobs=N) or
+-- as a Slurm job array (slurm=...), read back by `workbench table FILE.lua`
+-- (scripts/lua/wb/arms.lua; docs/lua.md, "Arms").
+wb.arms = arms.run
+
 return wb

@@ -6,6 +6,9 @@
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
+# two cores carry up to four ranks: a rank waiting in a collective yields
+# its core instead of spinning (bench/README.md, "Data-parallel scaling")
+export OMPI_MCA_mpi_yield_when_idle=1
 # Under scripts/sanitize.sh: ranks keep AddressSanitizer and UBSan, but not
 # LeakSanitizer. Open MPI 4.1 leaves what MPI_Init allocated (libmpi,
 # libopen-pal, hwloc, PMIx, its dlopen'ed components) unfreed at

@@ -10,14 +10,39 @@ local wb = require "wb"
 local args = wb.args{ a = "", b = "", tol = 1e-3, floor = 1e-3, ignore = "train s" }
 assert(args.a ~= "" and args.b ~= "", "compare_tables: give a=FILE.csv b=FILE.csv")
 
+-- One CSV line's cells (RFC 4180 as wb.table writes it: a quoted cell may
+-- hold commas, "" is a quote inside one).
+local function split_csv(line)
+  local cells, i = {}, 1
+  while i <= #line + 1 do
+    if line:sub(i, i) == '"' then
+      local text, j = {}, i + 1
+      while true do
+        local q = assert(line:find('"', j, true), "compare_tables: unterminated quote in: " .. line)
+        text[#text + 1] = line:sub(j, q - 1)
+        if line:sub(q + 1, q + 1) == '"' then
+          text[#text + 1] = '"'
+          j = q + 2
+        else
+          i = q + 1
+          break
+        end
+      end
+      cells[#cells + 1] = table.concat(text)
+      i = i + 1 -- the comma after the closing quote
+    else
+      local comma = line:find(",", i, true) or #line + 1
+      cells[#cells + 1] = line:sub(i, comma - 1)
+      i = comma + 1
+    end
+  end
+  return cells
+end
+
 local function read_csv(path)
   local f = assert(io.open(path, "r"), "compare_tables: cannot open " .. path)
   local rows = {}
-  for line in f:lines() do
-    local cells = {}
-    for cell in (line .. ","):gmatch('("?[^"]-"?),') do cells[#cells + 1] = cell:gsub('^"(.*)"$', "%1") end
-    rows[#rows + 1] = cells
-  end
+  for line in f:lines() do rows[#rows + 1] = split_csv(line) end
   f:close()
   return rows
 end
