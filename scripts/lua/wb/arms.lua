@@ -501,7 +501,7 @@ local function submit(ctx, todo, host)
     ("follow:   squeue -j %s,%s,%s"):format(setup_id, arms_id, table_id),
     ("          tail -f %s/slurm/setup-%s.log"):format(out_abs, setup_id),
     ("scripts:  %s/slurm/{setup,arms,table}.sbatch"):format(out_abs),
-    ("again, running only the arms without a result: the same command with resume=%s"):format(ctx.out),
+    "again, running only the arms without a result: the same command (a submission resumes)",
   }
   local text = table.concat(lines, "\n") .. "\n"
   core.write_file(sdir .. "/submitted.txt", text)
