@@ -27,25 +27,13 @@ tmp=$(mktemp -d /tmp/wb-slurm-test.XXXXXX) && chmod 755 "$tmp" || exit 1 # munge
 cl=$tmp/cluster
 started=0
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$src/tests/slurm/cluster_lib.sh"
 
 finish() {
-  local rc=$? t left
+  local rc=$?
   trap - EXIT INT TERM HUP
-  if [ $started = 1 ]; then
-    t=$(now)
-    bash "$sl" stop "$cl" || rc=1
-    echo "cluster stop: $(since "$t") s"
-  fi
-  # nothing of the cluster may be left: pgrep on its files, and its marker
-  left=$( { command -v pgrep >/dev/null && pgrep -f -- "$cl/"; bash "$sl" procs "$cl"; } | sort -u)
-  if [ -n "$left" ]; then
-    echo "FAIL: processes of the cluster left behind:"
-    for p in $left; do echo "  $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done
-    rc=1
-  fi
+  # stopped or not, nothing of the cluster may be left
+  if [ $started = 1 ]; then stop_cluster || rc=1; else none_left || rc=1; fi
   if [ $rc = 0 ] || [ $rc = 77 ]; then
     rm -rf "$tmp"
   else

@@ -32,23 +32,13 @@ wait_s=${STUDY_WAIT:-200}  # seconds for the jobs; the test's TIMEOUT should be 
 tol=${STUDY_TOL:-1e-6}
 started=0 cl="" cltmp=""
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$src/tests/slurm/cluster_lib.sh"
 
 finish() {
-  local rc=$? t left
+  local rc=$?
   trap - EXIT INT TERM HUP
   if [ $started = 1 ]; then
-    t=$(now)
-    bash "$sl" stop "$cl" || rc=1
-    echo "cluster stop: $(since "$t") s"
-    left=$( { command -v pgrep >/dev/null && pgrep -f -- "$cl/"; bash "$sl" procs "$cl"; } | sort -u)
-    if [ -n "$left" ]; then
-      echo "FAIL: processes of the cluster left behind:"
-      for p in $left; do echo "  $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done
-      rc=1
-    fi
+    stop_cluster || rc=1
     mkdir -p "$work/cluster"
     cp "$cl"/*.log "$cl/slurm.conf" "$work/cluster/" 2>/dev/null
   fi
