@@ -48,6 +48,7 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#ifdef WB_HAVE_MPI
 /* Started by a launcher that MPI_Init can talk to. */
 static int launched(void) {
     const char *force = getenv("WB_MPI");
@@ -57,6 +58,7 @@ static int launched(void) {
         if (getenv(vars[i])) return 1;
     return 0;
 }
+#endif
 
 #ifdef WB_HAVE_MPI
 static int mpi_fail(const char *call, int rc) {
@@ -147,7 +149,9 @@ static void account(wb_comm *c, double t0, double bytes) {
     c->stats.calls++;
 }
 
+#ifdef WB_HAVE_MPI
 static int is_cuda(const wb_backend *be) { return be && strcmp(be->name, "cuda") == 0; }
+#endif
 
 #ifdef WB_HAVE_NCCL
 static int nccl_fail(const char *call, ncclResult_t rc) {
