@@ -65,7 +65,9 @@ local args = wb.args{
   time_weight = "dmd",  -- score-based rows: auto | dmd | sigma2 | none
   sf_ratio = "classifier", -- score-free rows: classifier (their paper's) | gan-head (the same as the others)
   sf_sigma = -1.0,      -- score-free rows: w = σ² at this fixed σ (-1: the profile's; 0: Karras σ; 2.5: the paper's)
-  seed = 0,
+  seed = 0,             -- the teacher's seed and the first student seed
+  seeds = 0,            -- student seeds from seed= on (0: the profile's — cpu 3, smoke and paper 1)
+  baseline = "rkl",     -- the row the others are tested against (paired over seeds; "": none)
   quiet = false,
 }
 local P = C.profile(args, "divergence_sweep")
@@ -103,9 +105,11 @@ wb.mkdir(P.out)
 local family = wb.divergence_families()
 local score_free_set = wb.score_free_divergences() -- the plugins' own flag, not their family's name
 
--- the arms: the teacher's row, the untrained initialisation, one student per divergence
+-- the arms: the teacher's row, the untrained initialisation, one student per
+-- divergence, each once per seed (the teacher trains once, in setup)
 local arms = { { name = "teacher", kind = "teacher" }, { name = "initialisation", kind = "init" } }
 for _, name in ipairs(names) do arms[#arms + 1] = { name = name, kind = "student", divergence = name } end
+arms = wb.stats.seed_arms(arms, P.seed_list)
 
 local results = wb.arms{
   name = "divergence_sweep", out = P.out, arms = arms,
@@ -123,14 +127,14 @@ local results = wb.arms{
   run = function(arm, s)
     local data, teacher = s.data, s.teacher
     local common = {
-      teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
+      teacher = teacher, data = data, ratio = C.gan_head(P), seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
       ratio_updates = 1, fake_updates = 1, time_weight = args.time_weight,
       log_every = C.log_every(D.steps), quiet = P.quiet,
     }
     local function row(name, fam, nfe, x, seconds, ratio)
       return C.metric_row({ method = name, family = fam, ratio = ratio or "-", nfe = nfe, seconds = seconds },
-                          C.metrics(P, x, data, 1))
+                          C.metrics(P, x, data, C.sample_seed(P, arm.seed)))
     end
     if arm.kind == "teacher" then
       return { row = row("teacher (Heun)", "EDM", 35, teacher, teacher.train_seconds or 0) }
@@ -150,10 +154,11 @@ local results = wb.arms{
       time_weight = "sigma2", sigma_fixed = sf_sigma,
     }
     local fid_curve = { x = {}, y = {} }
-    local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec, run = P.out .. "/runs/" .. name,
+    local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec,
+      run = P.out .. "/runs/" .. C.seeded_name(P, name, arm.seed),
       eval_every = eval_every > 0 and eval_every or nil,
       on_eval = eval_every > 0 and function(st, step)
-        local fid = C.metrics(P, st, data, 1).fid
+        local fid = C.metrics(P, st, data, C.sample_seed(P, arm.seed)).fid
         fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
         return fid
       end or nil }))
@@ -167,18 +172,32 @@ local results = wb.arms{
 -- 3. the report (from the arms' results: the same in every mode, and for
 -- `workbench table experiments/divergence_sweep.lua ...`) ------------------------------
 local rows, loss_curves, value_curves, fid_curves, bars = {}, {}, {}, {}, {}
-local m_teacher, m_init = results.by_name.teacher.row, results.by_name.initialisation.row
-for _, r in ipairs(results) do
-  rows[#rows + 1] = r.result.row
-  if r.arm.kind == "student" then
-    local name = r.arm.divergence
-    -- every student starts at the initialisation
-    local curve = { name = name, x = { 0 }, y = { m_init.fid } }
-    for i, x in ipairs(r.result.fid_curve.x) do curve.x[#curve.x + 1], curve.y[#curve.y + 1] = x, r.result.fid_curve.y[i] end
-    fid_curves[#fid_curves + 1] = curve
-    bars[#bars + 1] = { name = name, value = r.result.row.fid }
-    loss_curves[#loss_curves + 1] = r.result.loss_curve
-    value_curves[#value_curves + 1] = r.result.value_curve
+local groups = wb.stats.groups(results)
+local function mean(v)
+  if type(v) ~= "table" then return v end
+  local s = 0
+  for _, x in ipairs(v) do s = s + x end
+  return s / #v
+end
+local m_teacher, m_init = C.seed_row(groups.by_name.teacher), C.seed_row(groups.by_name.initialisation)
+for _, g in ipairs(groups) do
+  local row = C.seed_row(g)
+  rows[#rows + 1] = row
+  if g.arm.kind == "student" then
+    local name = g.arm.divergence
+    -- every student starts at the initialisation (per seed: its own draws)
+    local per_seed = {}
+    for i, res in ipairs(g.results) do
+      local init_fid = groups.by_name.initialisation.results[i].row.fid
+      local curve = { name = name, x = { 0 }, y = { init_fid } }
+      for j, x in ipairs(res.fid_curve.x) do curve.x[#curve.x + 1], curve.y[#curve.y + 1] = x, res.fid_curve.y[j] end
+      per_seed[i] = { fid_curve = curve, loss_curve = res.loss_curve, value_curve = res.value_curve }
+    end
+    local grouped = { results = per_seed }
+    fid_curves[#fid_curves + 1] = C.seed_band(grouped, "fid_curve", name)
+    bars[#bars + 1] = C.bar_item(name, row.fid)
+    loss_curves[#loss_curves + 1] = C.seed_band(grouped, "loss_curve", name)
+    value_curves[#value_curves + 1] = C.seed_band(grouped, "value_curve", name)
   end
 end
 
@@ -187,7 +206,8 @@ local columns = { { key = "method", label = "method" }, { key = "family", label 
                   { key = "nfe", label = "NFE", format = "%d" } }
 for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
 columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
-C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" })
+C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" }, nil,
+              C.baseline("divergence_sweep", rows, "method", args.baseline))
 
 if #loss_curves > 0 then
   wb.plot_lines(P.out .. "/curves.png", { title = "ratio-estimator BCE during distillation",
@@ -195,7 +215,7 @@ if #loss_curves > 0 then
 end
 if eval_every > 0 and #fid_curves > 0 then
   local last = D.steps * D.batch
-  fid_curves[#fid_curves + 1] = { name = "teacher (35 NFE)", x = { 0, last }, y = { m_teacher.fid, m_teacher.fid } }
+  fid_curves[#fid_curves + 1] = { name = "teacher (35 NFE)", x = { 0, last }, y = { mean(m_teacher.fid), mean(m_teacher.fid) } }
   wb.plot_lines(P.out .. "/fid_curves.png", { title = ("FID during distillation (%s)"):format(P.name),
     xlabel = "images seen", ylabel = "FID", series = fid_curves })
 end
@@ -204,7 +224,7 @@ if #value_curves > 0 then
     xlabel = "images seen", ylabel = "value", series = value_curves })
 end
 C.bar_plot(P.out .. "/fid.png", ("final FID after %d images (%s)"):format(D.steps * D.batch, P.name), "FID", bars,
-           { { name = "teacher (35 NFE)", value = m_teacher.fid }, { name = "initialisation", value = m_init.fid } })
+           { { name = "teacher (35 NFE)", value = mean(m_teacher.fid) }, { name = "initialisation", value = mean(m_init.fid) } })
 
 print(("\nwrote %s/table.{md,tex,csv}, fid_curves.png, curves.png, value.png, fid.png, runs/*/samples.png and " ..
        "arms/ (%.0f s)"):format(P.out, C.elapsed(t0)))

@@ -80,7 +80,10 @@ local args = wb.args{
                         -- cpu/smoke 0 = σ from the Karras schedule)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
-  seed = 0,
+  seed = 0,             -- the target teacher's seed and the first seed
+  seeds = 0,            -- seeds from seed= on (0: the profile's — cpu 3, smoke and paper 1); seed s trains
+                        -- each variant's initialisation teacher and its student (the target teacher is one)
+  baseline = "multi-level DSM, full target", -- the row the others are tested against ("": none)
   quiet = false,
 }
 local P = C.profile(args, "init_ablation")
@@ -163,10 +166,13 @@ P.cache = P.cache .. "/init_ablation-target"
 local t0 = os.time()
 wb.mkdir(P.out)
 
-local function teacher(key, data, extra)
-  local opts = C.with({ seed = args.seed, run = P.out .. "/runs/teacher-" .. key }, extra or {})
+-- an initialisation teacher of seed `seed` (nil: the target teacher's seed);
+-- the first seed keeps the one-seed folder names (teacher_dir=... layouts)
+local function teacher(key, data, extra, seed)
+  local dir = "teacher-" .. C.seeded_name(P, key, seed)
+  local opts = C.with({ seed = seed or args.seed, run = P.out .. "/runs/" .. dir }, extra or {})
   if args.teacher_dir ~= "" then
-    opts.init = ("%s/teacher-%s/checkpoint.safetensors"):format(args.teacher_dir, key)
+    opts.init = ("%s/%s/checkpoint.safetensors"):format(args.teacher_dir, dir)
     opts.steps = 0
   end
   return C.teacher(P, data, opts)
@@ -186,6 +192,7 @@ for i, d in ipairs(disjoint) do
 end
 arms[#arms + 1] = { name = "full", kind = "variant", label = "multi-level DSM, full target", source = "target",
                     teacher = "full" }
+arms = wb.stats.seed_arms(arms, P.seed_list) -- every row once per seed
 
 local results = wb.arms{
   name = "init_ablation", out = P.out, arms = arms,
@@ -199,35 +206,37 @@ local results = wb.arms{
   run = function(arm, s)
     local target, full = s.target, s.full
     local function row(name, source, x, seconds)
-      return C.metric_row({ init = name, source = source, seconds = seconds }, C.metrics(P, x, target, 1))
+      return C.metric_row({ init = name, source = source, seconds = seconds },
+                          C.metrics(P, x, target, C.sample_seed(P, arm.seed)))
     end
     if arm.kind == "reference" then
       return { row = row("target teacher (Heun, 35 NFE)", "reference", full, full.train_seconds or 0) }
     end
     local t = full
     if arm.teacher == "single" then
-      t = teacher("single", target, { single_sigma = args.sigma_init })
+      t = teacher("single", target, { single_sigma = args.sigma_init }, arm.seed)
     elseif arm.teacher == "disjoint" then
       local d = disjoint[arm.subset]
-      t = teacher(d.key, disjoint_data(d))
+      t = teacher(d.key, disjoint_data(d), nil, arm.seed)
     end
     local student = wb.distill(C.with({
-      data = target, divergence = "dijs", ratio = C.classifier(P), seed = args.seed,
+      data = target, divergence = "dijs", ratio = C.classifier(P), seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
       ratio_updates = 1, sigma_init = args.sigma_init, time_weight = "sigma2", sigma_fixed = sigma_fixed,
       log_every = C.log_every(D.steps), quiet = P.quiet,
-    }, { teacher = t, init = arm.init or "teacher", run = P.out .. "/runs/dijs-" .. arm.name }))
+    }, { teacher = t, init = arm.init or "teacher", run = P.out .. "/runs/dijs-" .. C.seeded_name(P, arm.base, arm.seed) }))
     return { row = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds) }
   end,
 }
 
 -- the report, from the arms' results (any mode, or `workbench table experiments/init_ablation.lua ...`)
 local rows, bars = {}, {}
-for _, r in ipairs(results) do
-  local m = r.result.row
+for _, g in ipairs(wb.stats.groups(results)) do
+  local m = C.seed_row(g)
   rows[#rows + 1] = m
-  if r.arm.kind == "variant" then
-    bars[#bars + 1] = { name = r.arm.name, value = m.fid, group = m.collapsed == "yes" and "FID (collapsed)" or "FID" }
+  if g.arm.kind == "variant" then
+    local collapsed = m.collapsed == "yes" or (m.collapsed or ""):match("^[1-9]") ~= nil
+    bars[#bars + 1] = C.bar_item(g.arm.name, m.fid, collapsed and "FID (collapsed in a seed)" or "FID")
   end
 end
 
@@ -237,10 +246,11 @@ local columns = { { key = "init", label = "initialisation" }, { key = "source", 
                   { key = "precision", label = "precision", format = "%.3f" },
                   { key = "recall", label = "recall", format = "%.3f" },
                   { key = "seconds", label = "train s", format = "%.1f" } }
-C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max" })
+C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max" }, nil,
+              C.baseline("init_ablation", rows, "init", args.baseline))
 
 -- collapsed students get their own colour (the paper writes "collapsed" for them)
 C.bar_plot(P.out .. "/fid.png", ("DiJS student FID by initialisation (%s)"):format(P.name),
-           "FID", bars, { { name = "target teacher (35 NFE)", value = rows[1].fid } })
+           "FID", bars, { { name = "target teacher (35 NFE)", value = C.bar_item("", rows[1].fid).value } })
 
 print(("\nwrote %s/table.{md,tex,csv}, fid.png, runs/ and arms/ (%.0f s)"):format(P.out, C.elapsed(t0)))

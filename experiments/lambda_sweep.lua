@@ -45,7 +45,9 @@ local args = wb.args{
   teacher_init = "",    -- start the teacher from this checkpoint (teacher_steps=0: just load it)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
-  seed = 0,
+  seed = 0,             -- the teacher's seed and the first student seed
+  seeds = 0,            -- student seeds from seed= on (0: the profile's — cpu 3, smoke and paper 1)
+  baseline = "rkl (reverse KL)", -- the row the others are tested against (paired over seeds; "": none)
   quiet = false,
 }
 local P = C.profile(args, "lambda_sweep")
@@ -84,6 +86,7 @@ wb.mkdir(P.out)
 local arms = { { name = "teacher", kind = "teacher" }, { name = "initialisation", kind = "init" },
                { name = "rkl", kind = "rkl" } }
 for _, lambda in ipairs(lambdas) do arms[#arms + 1] = { name = ("sba_%g"):format(lambda), kind = "sba", lambda = lambda } end
+arms = wb.stats.seed_arms(arms, P.seed_list) -- each once per seed; the teacher trains once, in setup
 
 local results = wb.arms{
   name = "lambda_sweep", out = P.out, arms = arms,
@@ -98,10 +101,11 @@ local results = wb.arms{
   run = function(arm, s)
     local data, teacher = s.data, s.teacher
     local function row(name, lambda, nfe, x, seconds)
-      return C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds }, C.metrics(P, x, data, 1))
+      return C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds },
+                          C.metrics(P, x, data, C.sample_seed(P, arm.seed)))
     end
     local common = {
-      teacher = teacher, data = data, ratio = C.gan_head(P), seed = args.seed,
+      teacher = teacher, data = data, ratio = C.gan_head(P), seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
       ratio_updates = 1, fake_updates = 1, time_weight = "dmd",
       log_every = C.log_every(D.steps), quiet = P.quiet,
@@ -112,40 +116,51 @@ local results = wb.arms{
       local init = wb.distill(C.with(common, { divergence = "rkl", steps = 0, log_every = 0, quiet = true }))
       return { row = row("initialisation", "-", 1, init, 0) }
     elseif arm.kind == "rkl" then
-      local rkl = wb.distill(C.with(common, { divergence = "rkl", run = P.out .. "/runs/rkl" }))
+      local rkl = wb.distill(C.with(common, { divergence = "rkl", run = P.out .. "/runs/" .. C.seeded_name(P, "rkl", arm.seed) }))
       return { row = row("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds),
                curve = C.curve("rkl", rkl, "ratio_loss", D.batch) }
     end
-    local st = wb.distill(C.with(common, { divergence = { "sba", lambda = arm.lambda }, run = P.out .. "/runs/" .. arm.name }))
+    local st = wb.distill(C.with(common, { divergence = { "sba", lambda = arm.lambda },
+                                           run = P.out .. "/runs/" .. C.seeded_name(P, arm.base, arm.seed) }))
     return { row = row(("sba (lambda=%g)"):format(arm.lambda), ("%g"):format(arm.lambda), 1, st, st.train_seconds),
              curve = C.curve(("lambda=%g"):format(arm.lambda), st, "ratio_loss", D.batch) }
   end,
 }
 
 -- the report, from the arms' results (any mode, or `workbench table experiments/lambda_sweep.lua ...`)
-local rows, curves, fid_x, fid_y = {}, {}, {}, {}
-for _, r in ipairs(results) do
-  local m = r.result.row
+local rows, curves, fid_x, fid_y, fid_lo, fid_hi = {}, {}, {}, {}, {}, {}
+local groups = wb.stats.groups(results)
+local function mean(v) return C.bar_item("", v).value end
+for _, g in ipairs(groups) do
+  local m = C.seed_row(g)
   rows[#rows + 1] = m
-  if r.arm.kind == "sba" and m.fid == m.fid and m.fid ~= math.huge then
-    fid_x[#fid_x + 1], fid_y[#fid_y + 1] = r.arm.lambda, m.fid
+  local fid = C.bar_item("", m.fid)
+  if g.arm.kind == "sba" and fid.value == fid.value and fid.value ~= math.huge then
+    local k = #fid_x + 1
+    fid_x[k], fid_y[k] = g.arm.lambda, fid.value
+    fid_lo[k], fid_hi[k] = fid.lo or fid.value, fid.hi or fid.value
   end
-  curves[#curves + 1] = r.result.curve
+  curves[#curves + 1] = C.seed_band(g, "curve")
 end
-local m_teacher, m_init, m_rkl = results.by_name.teacher.row, results.by_name.initialisation.row, results.by_name.rkl.row
+local m_teacher, m_init, m_rkl = C.seed_row(groups.by_name.teacher), C.seed_row(groups.by_name.initialisation),
+                                 C.seed_row(groups.by_name.rkl)
 
 local columns = { { key = "method", label = "method" }, { key = "lambda", label = "λ", latex = "$\\lambda$" },
                   { key = "nfe", label = "NFE", format = "%d" } }
 for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
 columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
-C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" })
+C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" }, nil,
+              C.baseline("lambda_sweep", rows, "method", args.baseline))
 
 -- FID vs λ, with the references as horizontal lines over the λ range
 local lo, hi = math.min(table.unpack(lambdas)), math.max(table.unpack(lambdas))
 if hi <= lo then hi = lo + 1 end
 local series = {}
-if #fid_x > 0 then series[#series + 1] = { name = "sba(lambda)", x = fid_x, y = fid_y } end
-for _, ref in ipairs{ { "rkl", m_rkl.fid }, { "teacher (35 NFE)", m_teacher.fid }, { "initialisation", m_init.fid } } do
+if #fid_x > 0 then
+  series[#series + 1] = { name = #P.seed_list > 1 and "sba(lambda), 95 % interval" or "sba(lambda)", x = fid_x, y = fid_y,
+                          lo = #P.seed_list > 1 and fid_lo or nil, hi = #P.seed_list > 1 and fid_hi or nil }
+end
+for _, ref in ipairs{ { "rkl", mean(m_rkl.fid) }, { "teacher (35 NFE)", mean(m_teacher.fid) }, { "initialisation", mean(m_init.fid) } } do
   if ref[2] == ref[2] and ref[2] ~= math.huge then
     series[#series + 1] = { name = ref[1], x = { lo, hi }, y = { ref[2], ref[2] } }
   end

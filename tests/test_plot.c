@@ -554,7 +554,7 @@ static void test_lines(void **state) {
         y1[i] = (i % 97 == 0) ? NAN : 1.0f / (1.0f + i);    /* gaps */
         y2[i] = (i > 400 && i < 450) ? -1.0f : 0.5f + 0.001f * i; /* non-positive run */
     }
-    wb_series s[3] = {{"loss", x, y0, T}, {"grad norm", x, y1, T}, {NULL, NULL, y2, T}};
+    wb_series s[3] = {{"loss", x, y0, T, NULL, NULL}, {"grad norm", x, y1, T, NULL, NULL}, {NULL, NULL, y2, T, NULL, NULL}};
     assert_int_equal(wb_plot_lines(path, "training", "step", "value", 3, s, 0), 0);
     int w, h;
     uint8_t *rgb = expect_png(path, 640, 420, &w, &h);
@@ -572,7 +572,7 @@ static void test_lines(void **state) {
     for (int d = 0; d < D; d++) {
         for (int i = 0; i < L; i++) wl[d][i] = expf((d - 6) * 0.1f * l[i]);
         snprintf(names[d], sizeof names[d], "div %d", d);
-        ws[d] = (wb_series){names[d], l, wl[d], L};
+        ws[d] = (wb_series){names[d], l, wl[d], L, NULL, NULL};
     }
     assert_int_equal(wb_plot_lines(path, "w(l)", "l", "w", D, ws, 1), 0);
     rgb = expect_png(path, 0, 420, &w, &h);
@@ -586,6 +586,54 @@ static void test_lines(void **state) {
     assert_int_equal(dir_entries(state), 1);
 }
 
+/* Pixels of rgb within 2 per channel of colour c. */
+static long count_near(const uint8_t *rgb, int w, int h, uint32_t c) {
+    long n = 0;
+    for (long i = 0; i < (long)w * h; i++) {
+        uint32_t p = px(rgb, w, (int)(i % w), (int)(i / w));
+        int ok = 1;
+        for (int k = 0; k < 24; k += 8) ok &= abs((int)((p >> k) & 255) - (int)((c >> k) & 255)) <= 2;
+        n += ok;
+    }
+    return n;
+}
+
+/* A band (lo/hi, seeds' spread) is a translucent fill of the series colour
+ * under its line; without lo/hi there is none; at an isolated point it is an
+ * error bar. */
+static void test_lines_band(void **state) {
+    char path[256];
+    path_in(state, "lines_band.png", path, sizeof path);
+    enum { N = 11 };
+    float x[N], y[N], lo[N], hi[N];
+    for (int i = 0; i < N; i++) x[i] = (float)i, y[i] = 1.0f, lo[i] = 0.5f, hi[i] = 1.5f + 0.05f * i;
+    uint32_t c = wb_palette(0), tint = 0;
+    for (int k = 0; k < 24; k += 8) {
+        float v = 0.16f * (float)((c >> k) & 255) + 0.84f * 255.0f + 0.5f;
+        tint |= (uint32_t)v << k;
+    }
+    int w, h;
+    wb_series plain = {"mean", x, y, N, NULL, NULL}, band = {"mean", x, y, N, lo, hi};
+    assert_int_equal(wb_plot_lines(path, "no band", NULL, NULL, 1, &plain, 0), 0);
+    uint8_t *rgb = expect_png(path, 640, 420, &w, &h);
+    assert_int_equal(count_near(rgb, w, h, tint), 0);
+    free(rgb);
+    assert_int_equal(wb_plot_lines(path, "band", NULL, NULL, 1, &band, 0), 0);
+    rgb = expect_png(path, 640, 420, &w, &h);
+    long filled = count_near(rgb, w, h, tint);
+    assert_true(filled > 20000); /* most of the plot area lies between lo and hi */
+    free(rgb);
+    assert_int_equal(wb_plot_lines(path, "band, log", NULL, NULL, 1, &band, 1), 0);
+    free(expect_png(path, 640, 420, &w, &h));
+    /* one point: an error bar of the series colour, no fill */
+    wb_series one = {"one", x, y, 1, lo, hi};
+    assert_int_equal(wb_plot_lines(path, "bar", NULL, NULL, 1, &one, 0), 0);
+    rgb = expect_png(path, 640, 420, &w, &h);
+    assert_int_equal(count_near(rgb, w, h, tint), 0);
+    assert_true(count_near(rgb, w, h, c) > 100);
+    free(rgb);
+}
+
 static void test_lines_degenerate(void **state) {
     char path[256];
     path_in(state, "lines_degenerate.png", path, sizeof path);
@@ -595,8 +643,9 @@ static void test_lines_degenerate(void **state) {
 
     assert_int_equal(wb_plot_lines(path, "no series", "x", "y", 0, NULL, 0), 0);
     free(expect_png(path, 640, 420, &w, &h));
-    wb_series s[6] = {{"empty", NULL, NULL, 0}, {"nan", NULL, nan3, 3},     {"const", NULL, same, 3},
-                      {"neg", NULL, neg, 3},    {"single", NULL, one, 1}, {"isolated", NULL, iso, 5}};
+    wb_series s[6] = {{"empty", NULL, NULL, 0, NULL, NULL},  {"nan", NULL, nan3, 3, NULL, NULL},
+                      {"const", NULL, same, 3, NULL, NULL},  {"neg", NULL, neg, 3, NULL, NULL},
+                      {"single", NULL, one, 1, NULL, NULL},  {"isolated", NULL, iso, 5, NULL, NULL}};
     for (int log_y = 0; log_y <= 1; log_y++) {
         for (int k = 0; k < 6; k++) {
             assert_int_equal(wb_plot_lines(path, "one", NULL, NULL, 1, &s[k], log_y), 0);
@@ -607,12 +656,12 @@ static void test_lines_degenerate(void **state) {
     }
     /* x all equal, y varying; x with NaN. */
     float xs[3] = {1.0f, 1.0f, 1.0f}, xn[3] = {NAN, 1.0f, 2.0f}, yv[3] = {1.0f, 2.0f, 3.0f};
-    wb_series t[2] = {{"vertical", xs, yv, 3}, {"x nan", xn, yv, 3}};
+    wb_series t[2] = {{"vertical", xs, yv, 3, NULL, NULL}, {"x nan", xn, yv, 3, NULL, NULL}};
     assert_int_equal(wb_plot_lines(path, "x", NULL, NULL, 2, t, 0), 0);
     free(expect_png(path, 640, 420, &w, &h));
 
     /* Invalid arguments. */
-    wb_series bad = {"bad", NULL, NULL, 2};
+    wb_series bad = {"bad", NULL, NULL, 2, NULL, NULL};
     assert_int_not_equal(wb_plot_lines(path, "t", NULL, NULL, 1, &bad, 0), 0);
     bad.n = -1;
     assert_int_not_equal(wb_plot_lines(path, "t", NULL, NULL, 1, &bad, 0), 0);
@@ -637,6 +686,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_scatter_grid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lines_degenerate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lines_band, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@ C.PROFILES = {
     teacher = { steps = 390000, batch = 512, lr = 1e-3, ema = 0.9999 }, -- 200 Mimg at batch 512
     metrics = { n = 50000, classifier_steps = 1500 },
     sample_steps = 18,
+    seeds = 1, -- GPU days per seed: seeds=3 when the budget allows
   },
   cpu = {
     data = { kind = "fashion-mnist", pad_to = 32 },
@@ -44,6 +45,7 @@ C.PROFILES = {
     resolution = 32,
     teacher = { steps = 1200, batch = 32, lr = 2e-3, ema = 0.995 },
     metrics = { n = 256, classifier_steps = 500 },
+    seeds = 3,
   },
   smoke = {
     data = { kind = "fashion-mnist", resize_to = 8 },
@@ -52,6 +54,7 @@ C.PROFILES = {
     resolution = 8, levels = 2,
     teacher = { steps = 150, batch = 16, lr = 2e-3, ema = 0.99 },
     metrics = { n = 64, classifier_steps = 30 },
+    seeds = 1,
   },
 }
 
@@ -95,7 +98,61 @@ function C.profile(args, script)
   P.quiet = args.quiet or false
   P.inception = (args.inception ~= nil and args.inception ~= "") and args.inception or nil
   if (args.metrics_n or 0) > 0 then P.metrics.n = args.metrics_n end
+  -- seeds=N (0: the profile's) from seed= on: the students' seeds, and the
+  -- draws of their metrics; every row of seed s shares the teacher and data
+  if (args.seeds or 0) > 0 and args.seeds == math.floor(args.seeds) then P.seeds = args.seeds end
+  P.seed_list = wb.stats.seeds(math.tointeger(args.seed or 0) or 0, P.seeds)
   return P
+end
+
+-- ---- seeds ----------------------------------------------------------------------
+--- A run folder name for seed s: the first seed keeps the one-seed name
+-- (runs/kl, teacher_dir=... layouts stay valid), the others get "_s<seed>".
+function C.seeded_name(P, name, seed)
+  if seed == nil or seed == P.seed_list[1] then return name end
+  return ("%s_s%d"):format(name, seed)
+end
+
+--- The metrics' sample seed for seed s (the first seed: 1, as with one seed).
+function C.sample_seed(P, seed)
+  return 1 + 10 * ((seed or P.seed_list[1]) - P.seed_list[1])
+end
+
+--- A group's table row (wb.stats.groups): the seeds' rows merged — numbers
+-- become one value per seed (mean ± std in the table), "classes" the count
+-- covered per seed, "collapsed" how many seeds collapsed ("1/3"); the
+-- label keys nfe and lambda stay as they are.
+function C.seed_row(g)
+  local per_seed = {}
+  for i, res in ipairs(g.results) do per_seed[i] = res.row end
+  if #per_seed == 1 then return per_seed[1] end
+  local row = wb.stats.merge(per_seed, { "nfe", "lambda" })
+  if per_seed[1].classes_covered ~= nil then row.classes = row.classes_covered end
+  if per_seed[1].collapsed ~= nil then
+    local k = 0
+    for _, r in ipairs(per_seed) do if r.collapsed == "yes" then k = k + 1 end end
+    row.collapsed = ("%d/%d"):format(k, #per_seed)
+  end
+  return row
+end
+
+--- The band (mean, seeds' min and max) of a group's per-seed curves, each
+-- result[key] a {name, x, y} or nil; nil when no seed has one.
+function C.seed_band(g, key, name)
+  local curves = {}
+  for _, res in ipairs(g.results) do if res[key] then curves[#curves + 1] = res[key] end end
+  if #curves == 0 then return nil end
+  if #curves == 1 then return curves[1] end
+  return wb.stats.band(name or curves[1].name, curves)
+end
+
+--- The baseline row of a study's table: args.baseline when it names a row
+-- (by its first column), else nil with a warning (no markers).
+function C.baseline(script, rows, key, wanted)
+  if wanted == nil or wanted == "" then return nil end
+  for _, r in ipairs(rows) do if r[key] == wanted then return wanted end end
+  io.stderr:write(("%s: warning: baseline = %s is not a row; no difference markers\n"):format(script, wanted))
+  return nil
 end
 
 -- ---- arguments, checked before any work -----------------------------------------
@@ -170,6 +227,7 @@ C.COMMON_RULES = {
   { "teacher_steps", int = true, min = 0, unset = -1, note = "-1: the profile's" },
   { "metrics_n", int = true, min = 4, unset = 0, note = "0: the profile's" },
   { "seed", int = true, min = 0 },
+  { "seeds", int = true, min = 0, max = 1000, note = "0: the profile's (cpu 3, smoke and paper 1)" },
   { "inception", file = true },
   { "teacher_init", file = true },
   { "data", dir = true },
@@ -282,7 +340,7 @@ C.METRIC_COLUMNS = {
 
 --- Writes out/table.{md,tex,csv}, prints it, and returns the Table. With
 -- Inception weights (inception=PATH) an "FID (Inception)" column follows FID.
-function C.write_table(P, rows, columns, best, name)
+function C.write_table(P, rows, columns, best, name, baseline)
   if P.inception then
     local with = {}
     for _, c in ipairs(columns) do
@@ -292,11 +350,27 @@ function C.write_table(P, rows, columns, best, name)
     columns = with
     best = C.with(best or {}, { fid_inception = "min" })
   end
-  local tab = wb.table(rows, columns, { best = best or {} })
+  for _, c in ipairs(columns) do if c.key == "seconds" then c.test = false end end
+  local tab = wb.table(rows, columns, { best = best or {}, baseline = baseline })
   print()
   tab:print()
   tab:write(P.out .. "/" .. (name or "table"), { "md", "tex", "csv" })
   return tab
+end
+
+--- A bar item for C.bar_plot from a table cell: a number, or one per seed
+-- (the mean and its 95 % interval).
+function C.bar_item(name, v, group)
+  if type(v) ~= "table" then return { name = name, value = v, group = group } end
+  local finite = true
+  for _, x in ipairs(v) do if x ~= x or x == math.huge or x == -math.huge then finite = false end end
+  if not finite then
+    local s = 0
+    for _, x in ipairs(v) do s = s + x end
+    return { name = name, value = s / #v, group = group }
+  end
+  local s = wb.stats.summary(v)
+  return { name = name, value = s.mean, lo = s.n > 1 and s.lo or nil, hi = s.n > 1 and s.hi or nil, group = group }
 end
 
 --- Every `every` steps for a run of `steps` (about 20 log points, at least 1).
@@ -318,7 +392,8 @@ function C.curve(name, student, key, batch)
 end
 
 --- A bar figure from wb.plot_lines: item i is a vertical segment from 0 to
--- its value at x = i (NaN separators break the line between bars), one series
+-- its value at x = i (NaN separators break the line between bars; with
+-- item.lo / item.hi, an error bar over it), one series
 -- per item.group (default `ylabel`), plus horizontal reference lines
 -- refs = {{name, value}, ...}; non-finite values are left out. The x-axis
 -- label lists the items ("1=kl  2=rkl ...").
@@ -337,6 +412,16 @@ function C.bar_plot(path, title, ylabel, items, refs)
   end
   local series = {}
   for _, g in ipairs(order) do series[#series + 1] = groups[g] end
+  -- items with seeds: their interval as an error bar at the bar's top
+  local bar = { name = "95 % interval", x = {}, y = {}, lo = {}, hi = {} }
+  for i, it in ipairs(items) do
+    if finite(it.value) and it.lo and finite(it.lo) and finite(it.hi) then
+      for _, p in ipairs{ { i, it.value, it.lo, it.hi }, { 0 / 0, 0 / 0, 0 / 0, 0 / 0 } } do
+        bar.x[#bar.x + 1], bar.y[#bar.y + 1], bar.lo[#bar.lo + 1], bar.hi[#bar.hi + 1] = p[1], p[2], p[3], p[4]
+      end
+    end
+  end
+  if #bar.x > 0 then series[#series + 1] = bar end
   for _, r in ipairs(refs or {}) do
     if finite(r.value) then
       series[#series + 1] = { name = r.name, x = { 0.5, #items + 0.5 }, y = { r.value, r.value } }

@@ -257,6 +257,8 @@ static const key_def series_keys[] = {
     {"name", K_STRING, NULL},
     {"x", K_TABLE, NULL},
     {"y", K_TABLE, NULL},
+    {"lo", K_TABLE, NULL},
+    {"hi", K_TABLE, NULL},
 };
 
 static int l_plot_lines(lua_State *L) {
@@ -290,10 +292,24 @@ static int l_plot_lines(lua_State *L) {
             lua_pop(L, 1);
         }
         if (x && nx != ny) luaL_error(L, "%s: x has %I values, y has %I", sfn, (lua_Integer)nx, (lua_Integer)ny);
+        const float *band[2] = {NULL, NULL};
+        static const char *const band_keys[2] = {"lo", "hi"};
+        for (int b = 0; b < 2; b++) {
+            if (lua_getfield(L, si, band_keys[b]) != LUA_TNIL) {
+                int64_t nb;
+                band[b] = wb_lua_float_array(L, -1, sfn, band_keys[b], &nb);
+                lua_replace(L, -2);
+                if (nb != ny) luaL_error(L, "%s: %s has %I values, y has %I", sfn, band_keys[b], (lua_Integer)nb, (lua_Integer)ny);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        if (!band[0] != !band[1]) luaL_error(L, "%s: give lo and hi together (the band between them)", sfn);
         if (ny > INT_MAX) luaL_error(L, "%s: too many points", sfn);
-        series[i - 1] = (wb_series){.name = wb_lua_get_str(L, si, "name", NULL), .x = x, .y = y, .n = (int)ny};
+        series[i - 1] = (wb_series){.name = wb_lua_get_str(L, si, "name", NULL), .x = x, .y = y, .n = (int)ny,
+                                    .lo = band[0], .hi = band[1]};
         lua_remove(L, si);
-        luaL_checkstack(L, 4, "too many series");
+        luaL_checkstack(L, 6, "too many series");
     }
     make_parent_dir(L, fn, path);
     if (wb_plot_lines(path, wb_lua_get_str(L, 2, "title", NULL), wb_lua_get_str(L, 2, "xlabel", NULL), wb_lua_get_str(L, 2, "ylabel", NULL),

@@ -1048,6 +1048,51 @@ static int series_ok(const wb_series *s, int i, int log_y) {
     return isfinite(x) && isfinite(y) && (!log_y || y > 0.0);
 }
 
+/* Point i's band in axis space (lo ≤ hi), or 0 when it has none to draw. */
+static int band_at(const wb_series *s, int i, int log_y, double *lo, double *hi) {
+    if (!s->lo || !s->hi || !series_ok(s, i, log_y)) return 0;
+    double a = s->lo[i], b = s->hi[i];
+    if (!isfinite(a) || !isfinite(b) || (log_y && (a <= 0.0 || b <= 0.0))) return 0;
+    if (log_y) a = log10(a), b = log10(b);
+    *lo = fmin(a, b);
+    *hi = fmax(a, b);
+    return 1;
+}
+
+/* The band of one series: between neighbouring points with a band, every
+ * pixel column from one to the next is filled between the interpolated lo
+ * and hi (each column once, so the alpha is even); a point with a band and
+ * no neighbour with one gets a vertical error bar. */
+static void draw_band(wb_canvas *c, const frame *f, const wb_series *se, int log_y, uint32_t col) {
+    const float alpha = 0.16f;
+    for (int i = 0; i < se->n; i++) {
+        double lo0, hi0, lo1, hi1;
+        if (!band_at(se, i, log_y, &lo0, &hi0)) continue;
+        int next = i + 1 < se->n && band_at(se, i + 1, log_y, &lo1, &hi1);
+        int prev = i > 0 && band_at(se, i - 1, log_y, &lo1, &hi1);
+        double px0 = map_x(f, series_x(se, i));
+        if (!next) {
+            if (!prev) {
+                double ya = map_y(f, hi0), yb = map_y(f, lo0);
+                segment(c, &f->area, px0, ya, px0, yb, col, 1, NULL);
+                segment(c, &f->area, px0 - 3, ya, px0 + 3, ya, col, 1, NULL);
+                segment(c, &f->area, px0 - 3, yb, px0 + 3, yb, col, 1, NULL);
+            }
+            continue;
+        }
+        band_at(se, i + 1, log_y, &lo1, &hi1);
+        double px1 = map_x(f, series_x(se, i + 1));
+        if (px1 < px0) continue; /* x not increasing: no band for this stretch */
+        int x_first = (int)ceil(px0), x_end = (int)ceil(px1);
+        if (!(i + 2 < se->n && band_at(se, i + 2, log_y, &(double){0}, &(double){0}))) x_end = (int)floor(px1) + 1;
+        for (int x = x_first; x < x_end; x++) {
+            double t = px1 > px0 ? ((double)x - px0) / (px1 - px0) : 0.0;
+            double ytop = map_y(f, hi0 + t * (hi1 - hi0)), ybot = map_y(f, lo0 + t * (lo1 - lo0));
+            for (int y = (int)ceil(ytop); y <= (int)floor(ybot); y++) blend_clip(c, &f->area, x, y, col, alpha);
+        }
+    }
+}
+
 int wb_plot_lines(const char *path, const char *title, const char *xlabel, const char *ylabel, int n_series,
                   const wb_series *series, int log_y) {
     if (!path || !path[0]) {
@@ -1076,6 +1121,11 @@ int wb_plot_lines(const char *path, const char *title, const char *xlabel, const
             xhi = fmax(xhi, x);
             ylo = fmin(ylo, y);
             yhi = fmax(yhi, y);
+            double blo, bhi;
+            if (band_at(&series[s], i, log_y, &blo, &bhi)) {
+                ylo = fmin(ylo, blo);
+                yhi = fmax(yhi, bhi);
+            }
         }
     fix_range(&xlo, &xhi, 0.02);
     fix_range(&ylo, &yhi, 0.05);
@@ -1126,6 +1176,7 @@ int wb_plot_lines(const char *path, const char *title, const char *xlabel, const
         return -1;
     }
     draw_grid(c, &f, &tx, &ty);
+    for (int s = 0; s < n_series; s++) draw_band(c, &f, &series[s], log_y, wb_palette(s)); /* under every line */
     for (int s = 0; s < n_series; s++) {
         const wb_series *se = &series[s];
         uint32_t col = wb_palette(s);

@@ -110,13 +110,17 @@ typedef struct {
     const float *x;   /* NULL: 0, 1, ..., n-1 */
     const float *y;
     int n;
+    const float *lo, *hi; /* optional (both or neither, n each): the spread
+                             around y (seeds' min and max, an interval) */
 } wb_series;
 
 /* Line plot, one palette colour per series (series 10..19 also dashed), a
  * legend (inside, in the emptiest corner, for <= 6 series; to the right
  * otherwise), 1-2-5 ticks. log_y: logarithmic y axis, non-positive values
  * skipped. NaN/inf (or skipped) points break the line; isolated points are
- * drawn as dots. 640x420 plus the outside legend. */
+ * drawn as dots. A series with lo/hi gets a translucent band of its colour
+ * between them (an error bar at an isolated point). 640x420 plus the
+ * outside legend. */
 int wb_plot_lines(const char *path, const char *title, const char *xlabel, const char *ylabel,
                   int n_series, const wb_series *series, int log_y);
 

@@ -8,10 +8,13 @@
 --   wb.score_free_divergences()  name -> true for the score-free ones (the descriptor's flag)
 --   wb.arms{...}                 an experiment's independent arms, here, on local
 --                                workers or on Slurm (scripts/lua/wb/arms.lua)
+--   wb.stats                     seeds: summaries, paired tests, merged rows,
+--                                curve bands (scripts/lua/wb/stats.lua)
 -- Errors are raised at the caller's line (level 2), with the key at fault
 -- named, like every wb.core function does.
 local core = require "wb.core"
 local arms = require "wb.arms"
+local stats = require "wb.stats"
 
 local wb = {}
 for k, v in pairs(core) do wb[k] = v end
@@ -119,8 +122,8 @@ end
 local Table = {}
 Table.__index = Table
 
-local table_opts = { format = "string", best = "table" }
-local column_keys = { key = "string", label = "string", format = "string", latex = "string" }
+local table_opts = { format = "string", best = "table", baseline = "any", alpha = "number", level = "number" }
+local column_keys = { key = "string", label = "string", format = "string", latex = "string", test = "boolean" }
 
 --- The divergences a script should run: the names in `csv` ("kl, dijs";
 -- checked when wb.distill resolves them), or every loaded one when it is
@@ -178,15 +181,26 @@ local function check_opts(fn, t, allowed)
       error(("%s: unknown key '%s' (known keys: %s)"):format(fn, tostring(k),
         table.concat(sorted_keys(allowed), ", ")), 3)
     end
-    if type(v) ~= allowed[k] then
+    if allowed[k] ~= "any" and type(v) ~= allowed[k] then
       error(("%s: key '%s' expects a %s, got %s"):format(fn, k, allowed[k], type(v)), 3)
     end
   end
 end
 
 --- A results table. rows: array of tables; columns: array of keys or
--- {key=, label=, format=, latex=} (latex: a raw LaTeX header, not escaped);
--- opts: format (numbers, default "%.4g"), best = {col = "min"|"max"}.
+-- {key=, label=, format=, latex=, test=} (latex: a raw LaTeX header, not
+-- escaped; test = false: no difference markers, e.g. for run times);
+-- opts: format (numbers, default "%.4g"), best = {col = "min"|"max"},
+-- baseline (a row: its index, or the value of its first column, e.g. "kl"),
+-- alpha (the test's level, default 0.05), level (the intervals', 0.95).
+--
+-- Seeds: a cell may hold an array of numbers, one per seed in seed order
+-- (wb.stats.merge makes such rows). It shows as mean ± sample std; best
+-- compares means; the Markdown adds a table of the 95 % intervals and a note
+-- saying how they and the markers were computed; the CSV has the mean and,
+-- beside it, _std, _lo, _hi, _n (and _p with a baseline). With a baseline,
+-- a cell whose seeds differ from the baseline row's (paired two-sided
+-- t-test over seeds, p < alpha, the same number of seeds) ends in "†".
 function wb.table(rows, columns, opts)
   if type(rows) ~= "table" then error("wb.table: rows must be a table, got " .. type(rows), 2) end
   opts = opts or {}
@@ -205,7 +219,7 @@ function wb.table(rows, columns, opts)
     elseif type(c) == "table" then
       check_opts("wb.table: column " .. i, c, column_keys)
       if c.key == nil then error(("wb.table: column %d has no key"):format(i), 2) end
-      cols[i] = { key = c.key, label = c.label or c.key, format = c.format, latex = c.latex }
+      cols[i] = { key = c.key, label = c.label or c.key, format = c.format, latex = c.latex, test = c.test }
     else
       error(("wb.table: column %d must be a key or a {key=, label=} table, got %s"):format(i, type(c)), 2)
     end
@@ -220,26 +234,113 @@ function wb.table(rows, columns, opts)
   end
   for i, r in ipairs(rows) do
     if type(r) ~= "table" then error(("wb.table: row %d is a %s, not a table"):format(i, type(r)), 2) end
+    for _, c in ipairs(cols) do
+      local v = r[c.key]
+      if type(v) == "table" then
+        if #v == 0 then error(("wb.table: row %d, column '%s': an empty array (want one number per seed)"):format(i, c.key), 2) end
+        for j, x in ipairs(v) do
+          if type(x) ~= "number" then
+            error(("wb.table: row %d, column '%s': seed %d is a %s, not a number"):format(i, c.key, j, type(x)), 2)
+          end
+        end
+      end
+    end
+  end
+  local alpha, level = opts.alpha or 0.05, opts.level or 0.95
+  if not (alpha > 0 and alpha < 1) then error(("wb.table: alpha = %s: want 0 < alpha < 1"):format(alpha), 2) end
+  if not (level > 0 and level < 1) then error(("wb.table: level = %s: want 0 < level < 1"):format(level), 2) end
+  local baseline = opts.baseline
+  if baseline ~= nil then
+    local found
+    if math.type(baseline) == "integer" then
+      found = rows[baseline] and baseline
+    elseif type(baseline) == "string" and cols[1] then
+      for i, r in ipairs(rows) do if r[cols[1].key] == baseline then found = found or i end end
+    end
+    if not found then
+      error(("wb.table: baseline = %s: no such row (a row index, or a value of the first column '%s')")
+            :format(tostring(baseline), cols[1] and cols[1].key or "?"), 2)
+    end
+    baseline = found
   end
   return setmetatable({ rows = rows, columns = cols, format = opts.format or "%.4g",
-                        best = opts.best or {} }, Table)
+                        best = opts.best or {}, baseline = baseline, alpha = alpha, level = level }, Table)
+end
+
+-- A cell holding one number per seed.
+local function seeded(v) return type(v) == "table" end
+
+-- The summary of a seeded cell (cached per table: tables are immutable).
+function Table:_summary(v)
+  self._summaries = self._summaries or setmetatable({}, { __mode = "k" })
+  local s = self._summaries[v]
+  if s == nil then
+    local finite = true
+    for _, x in ipairs(v) do if x ~= x or x == math.huge or x == -math.huge then finite = false end end
+    if finite then
+      s = stats.summary(v, self.level)
+    else -- a diverged seed: the mean is what it is, no spread or interval
+      local sum = 0
+      for _, x in ipairs(v) do sum = sum + x end
+      s = { n = #v, mean = sum / #v, std = 0 / 0, lo = 0 / 0, hi = 0 / 0 }
+    end
+    self._summaries[v] = s
+  end
+  return s
+end
+
+-- The value a seeded cell stands for when compared (best, sorting): its mean.
+function Table:_value(v)
+  if seeded(v) then return self:_summary(v).mean end
+  return v
+end
+
+-- p of the paired test of row i's cell against the baseline's, or nil when
+-- there is no test to make (no baseline, this is it, one seed, unequal counts).
+function Table:_p(col, i)
+  if self.baseline == nil or i == self.baseline or col.test == false then return nil end
+  local v, b = self.rows[i][col.key], self.rows[self.baseline][col.key]
+  if not (seeded(v) and seeded(b)) or #v ~= #b or #v < 2 then return nil end
+  for j = 1, #v do
+    if v[j] ~= v[j] or b[j] ~= b[j] or math.abs(v[j]) == math.huge or math.abs(b[j]) == math.huge then return nil end
+  end
+  return stats.paired(v, b).p
+end
+
+-- Does any cell hold seeds? (Then the Markdown carries intervals and a note.)
+function Table:_has_seeds()
+  for _, r in ipairs(self.rows) do
+    for _, c in ipairs(self.columns) do if seeded(r[c.key]) then return true end end
+  end
+  return false
 end
 
 -- The cell text for display (Markdown, LaTeX): integers as integers, other
 -- numbers through the column's or the table's format.
-function Table:_cell(col, v)
+function Table:_cell(col, v, format)
   if v == nil then return "" end
+  if seeded(v) then
+    local s = self:_summary(v)
+    local f = col.format or self.format
+    if s.n == 1 then return f:format(s.mean) end
+    local pm = format == "tex" and " $\\pm$ " or " ± "
+    -- a column without a format of its own: the spread to two digits
+    local fs = col.format or "%.2g"
+    return f:format(s.mean) .. pm .. (s.std == s.std and fs:format(s.std) or "?")
+  end
   if math.type(v) == "integer" and col.format == nil then return tostring(v) end
   if type(v) == "number" then return (col.format or self.format):format(v) end
   return tostring(v)
 end
 
 -- Is cell (row r, column c) the best of its column? Ties are all bold.
+-- Seeded cells compare by their means.
 function Table:_is_best(col, v)
   local how = self.best[col.key]
+  v = self:_value(v)
   if how == nil or type(v) ~= "number" or v ~= v then return false end
   for _, r in ipairs(self.rows) do
-    local o = r[col.key]
+    local o = self:_value(r[col.key])
     if type(o) == "number" and o == o and ((how == "min" and o < v) or (how == "max" and o > v)) then
       return false
     end
@@ -247,17 +348,24 @@ function Table:_is_best(col, v)
   return true
 end
 
--- A column is numeric (right-aligned) when every present value is a number.
+-- A column is numeric (right-aligned) when every present value is a number
+-- (or one number per seed).
 function Table:_numeric(col)
   local any = false
   for _, r in ipairs(self.rows) do
     local v = r[col.key]
     if v ~= nil then
-      if type(v) ~= "number" then return false end
+      if type(v) ~= "number" and not seeded(v) then return false end
       any = true
     end
   end
   return any
+end
+
+-- Does the column hold seeds anywhere? (CSV: its _std, _lo, _hi, _n columns.)
+function Table:_seeded_column(col)
+  for _, r in ipairs(self.rows) do if seeded(r[col.key]) then return true end end
+  return false
 end
 
 -- CSV keeps full precision (the shortest %g that reads back the same).
@@ -273,21 +381,52 @@ end
 
 -- The columns and cells as the C renderer (host/report/table_render.c, via
 -- wb.core.render_table) takes them: display text (csv: full precision, no
--- bold), right-aligned numeric columns, the best value of a column bold.
+-- bold), right-aligned numeric columns, the best value of a column bold,
+-- "†" on a cell that differs from the baseline row's.
 function Table:_render(format)
   local cols, rows = {}, {}
-  for j, c in ipairs(self.columns) do
-    cols[j] = { label = c.label, latex = c.latex, numeric = self:_numeric(c) }
+  local csv_extra = {}
+  for _, c in ipairs(self.columns) do
+    cols[#cols + 1] = { label = c.label, latex = c.latex, numeric = self:_numeric(c) }
+    if format == "csv" and self:_seeded_column(c) then
+      csv_extra[c.key] = true
+      for _, suffix in ipairs{ "_std", "_lo", "_hi", "_n" } do cols[#cols + 1] = { label = c.label .. suffix, numeric = true } end
+      if self.baseline then cols[#cols + 1] = { label = c.label .. "_p", numeric = true } end
+    end
   end
+  local function num(x) return x == nil and "" or csv_number(x) end
   for i, r in ipairs(self.rows) do
     local cells = {}
-    for j, c in ipairs(self.columns) do
+    for _, c in ipairs(self.columns) do
       local v = r[c.key]
       if format == "csv" then
-        cells[j] = v == nil and "" or type(v) == "number" and csv_number(v) or tostring(v)
+        if seeded(v) then
+          local s = self:_summary(v)
+          cells[#cells + 1] = num(s.mean)
+          if s.n > 1 then
+            for _, x in ipairs{ s.std, s.lo, s.hi } do cells[#cells + 1] = num(x) end
+          else
+            for _ = 1, 3 do cells[#cells + 1] = "" end
+          end
+          cells[#cells + 1] = tostring(s.n)
+          if self.baseline then cells[#cells + 1] = num(self:_p(c, i)) end
+        else
+          cells[#cells + 1] = v == nil and "" or type(v) == "number" and csv_number(v) or tostring(v)
+          if csv_extra[c.key] then
+            for _ = 1, self.baseline and 5 or 4 do cells[#cells + 1] = "" end
+          end
+        end
       else
-        local s = self:_cell(c, v)
-        cells[j] = self:_is_best(c, v) and { s, bold = true } or s
+        local text = self:_cell(c, v, format)
+        local p = self:_p(c, i)
+        local marked = p ~= nil and p < self.alpha
+        if marked then text = text .. (format == "tex" and "$^\\dagger$" or " †") end
+        local bold = self:_is_best(c, v)
+        if bold or seeded(v) then
+          cells[#cells + 1] = { text, bold = bold, raw = format == "tex" and seeded(v) or nil }
+        else
+          cells[#cells + 1] = text
+        end
       end
     end
     rows[i] = cells
@@ -295,12 +434,71 @@ function Table:_render(format)
   return core.render_table(format, cols, rows)
 end
 
---- Markdown (GitHub pipe table), columns padded so it reads in a terminal.
-function Table:markdown() return self:_render("md") end
+-- The note under a table with seeds: what ± is, how the intervals and the
+-- markers were computed.
+function Table:notes()
+  if not self:_has_seeds() then return "" end
+  local n = {}
+  for _, r in ipairs(self.rows) do
+    for _, c in ipairs(self.columns) do
+      local v = r[c.key]
+      if seeded(v) then n[#v] = true end
+    end
+  end
+  local counts = {}
+  for k in pairs(n) do counts[#counts + 1] = k end
+  table.sort(counts)
+  local parts = { ("Mean ± sample std over %s seeds; %g %% intervals of the mean: mean ± t(%g, n−1)·std/√n.")
+                  :format(table.concat(counts, "/"), self.level * 100, 0.5 + 0.5 * self.level) }
+  if self.baseline then
+    local label = self.columns[1] and tostring(self.rows[self.baseline][self.columns[1].key]) or tostring(self.baseline)
+    parts[#parts + 1] = ("† differs from %s at p < %g: two-sided paired t-test over seeds (seed i of both rows " ..
+                         "shares the seed, the teacher and the data), no correction for multiple comparisons.")
+                        :format(label, self.alpha)
+  end
+  return table.concat(parts, " ")
+end
+
+-- The intervals as a table of their own: the label columns (those without
+-- seeds) and "[lo, hi]" for every seeded column.
+function Table:intervals()
+  local cols, rows = {}, {}
+  for _, c in ipairs(self.columns) do
+    local label = self:_seeded_column(c) and c.label .. " (" .. ("%g"):format(self.level * 100) .. " %)" or c.label
+    cols[#cols + 1] = { label = label, latex = c.latex, numeric = self:_numeric(c) }
+  end
+  for i, r in ipairs(self.rows) do
+    local cells = {}
+    for _, c in ipairs(self.columns) do
+      local v = r[c.key]
+      if seeded(v) then
+        local s = self:_summary(v)
+        local f = c.format or self.format
+        cells[#cells + 1] = s.n > 1 and s.lo == s.lo and ("[" .. f:format(s.lo) .. ", " .. f:format(s.hi) .. "]") or ""
+      else
+        cells[#cells + 1] = self:_cell(c, v, "md")
+      end
+    end
+    rows[i] = cells
+  end
+  return core.render_table("md", cols, rows)
+end
+
+--- Markdown (GitHub pipe table), columns padded so it reads in a terminal;
+-- with seeds, the note and the intervals table follow.
+function Table:markdown()
+  local text = self:_render("md")
+  if self:_has_seeds() then text = text .. "\n" .. self:notes() .. "\n\n" .. self:intervals() end
+  return text
+end
 
 --- LaTeX tabular with booktabs rules (\usepackage{booktabs}); the best value
--- of a column in bold.
-function Table:latex() return self:_render("tex") end
+-- of a column in bold; with seeds, the note follows as LaTeX comment lines.
+function Table:latex()
+  local text = self:_render("tex")
+  if self:_has_seeds() then text = text .. "% " .. self:notes() .. "\n" end
+  return text
+end
 
 --- CSV (RFC 4180 quoting, "\n" line ends), header row of column labels.
 function Table:csv() return self:_render("csv") end
@@ -334,6 +532,7 @@ function Table:write(basepath, formats)
 end
 
 wb.Table = Table
+wb.stats = stats
 
 -- ---- wb.arms ------------------------------------------------------------------------
 --- An experiment's independent arms: run here, on local workers (jobs=N) or
