@@ -74,7 +74,7 @@
 static const char *const DIVERGENCES[] = {"lr",  "kl", "be",  "ls",       "sba",  "rkl",  "srkl",
                                           "js",  "sh", "fkl", "jeffreys", "dikl", "dijs", "dirm"};
 #define N_DIVERGENCES ((int)(sizeof DIVERGENCES / sizeof DIVERGENCES[0]))
-#define N_SHIPPED 19 /* 14 divergences + classifier + gan-head + mlp + unet + adm */
+#define N_SHIPPED 20 /* 14 divergences + classifier + gan-head + fake-encoder + mlp + unet + adm */
 
 /* Fails with both strings shown when needle is not in hay. */
 #define EXPECT_IN(hay, needle)                                                                     \
@@ -95,8 +95,8 @@ static const char *last_error(const wb_registry *reg) {
 static wb_registry *load_shipped(void) {
     wb_registry *reg = wb_registry_new();
     assert_non_null(reg);
-    /* six libraries: bregman, fdiv, scorefree, mlp, classifier, gan_head */
-    assert_int_equal(wb_registry_load_dir(reg, WB_TEST_PLUGIN_DIR), 7);
+    /* eight libraries: bregman, fdiv, scorefree, mlp, unet, classifier, gan_head, fake_encoder */
+    assert_int_equal(wb_registry_load_dir(reg, WB_TEST_PLUGIN_DIR), 8);
     return reg;
 }
 
@@ -117,7 +117,7 @@ static void test_shipped_plugins(void **state) {
         assert_int_equal(info->path[0], '/');
     }
     assert_int_equal(n_div, N_DIVERGENCES);
-    assert_int_equal(n_ratio, 2);
+    assert_int_equal(n_ratio, 3);
     assert_int_equal(n_net, 3);
     for (int i = 0; i < N_DIVERGENCES; i++) {
         const wb_plugin_info *info = wb_registry_find(reg, WB_KIND_DIVERGENCE, DIVERGENCES[i]);
@@ -126,6 +126,11 @@ static void test_shipped_plugins(void **state) {
     }
     assert_non_null(wb_registry_find(reg, WB_KIND_RATIO, "classifier"));
     assert_non_null(wb_registry_find(reg, WB_KIND_RATIO, "gan-head"));
+    const wb_plugin_info *fe = wb_registry_find(reg, WB_KIND_RATIO, "fake-encoder");
+    assert_non_null(fe);
+    assert_int_equal(fe->desc->ratio->trains_fake_jointly, 1);
+    assert_non_null(fe->desc->ratio->fake_loss_weight);
+    assert_null(wb_registry_find(reg, WB_KIND_RATIO, "gan-head")->desc->ratio->fake_loss_weight);
     assert_non_null(wb_registry_find(reg, WB_KIND_NET, "mlp"));
     /* lookups are by kind as well as name */
     assert_null(wb_registry_find(reg, WB_KIND_NET, "kl"));

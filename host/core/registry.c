@@ -362,6 +362,18 @@ static int validate_desc(const wb_plugin_desc *d, char *why, size_t n) {
         if (!d->ratio->create || !d->ratio->destroy || !d->ratio->logit)
             return snprintf(why, n, "ratio '%s': required function %s is NULL", d->name,
                             !d->ratio->create ? "'create'" : !d->ratio->destroy ? "'destroy'" : "'logit'"), -1;
+        /* the appended joint-training fields (0 / NULL for an older plugin) */
+        if (d->ratio->trains_fake_jointly != 0 && d->ratio->trains_fake_jointly != 1)
+            return snprintf(why, n, "ratio '%s': trains_fake_jointly is %d, not 0 or 1", d->name,
+                            d->ratio->trains_fake_jointly), -1;
+        if (d->ratio->trains_fake_jointly && !d->ratio->fake_loss_weight)
+            return snprintf(why, n, "ratio '%s': trains_fake_jointly but required function 'fake_loss_weight' is NULL",
+                            d->name), -1;
+        if (d->ratio->trains_fake_jointly && d->ratio->wants_backbone)
+            return snprintf(why, n, "ratio '%s': trains_fake_jointly and wants_backbone exclude each other (a joint "
+                            "estimator is the fake net's own)", d->name), -1;
+        if (!d->ratio->trains_fake_jointly && d->ratio->fake_loss_weight)
+            return snprintf(why, n, "ratio '%s': fake_loss_weight is set but trains_fake_jointly is 0", d->name), -1;
         break;
     default: return snprintf(why, n, "plugin '%s' has unknown kind %d", d->name, (int)d->kind), -1;
     }

@@ -98,12 +98,23 @@ static int write_config(distiller *d, wb_run *run, wb_start_mode *mode, int64_t 
         }
     }
     cJSON_AddStringToObject(root, "time_weight", time_weight_name(d->time_weight));
+    /* a joint estimator has no update of its own: say what ratio_updates meant */
+    if (d->ratio->trains_fake_jointly)
+        cJSON_AddStringToObject(root, "ratio_training",
+                                "joint with the fake score (L_fake = DSM + weight*BCE, in every fake update); "
+                                "ratio_updates is ignored: the estimator has no parameters of its own");
     /* the option numbers, one per row of engine/options.c, as the run used
      * them: σ_fixed resolved, eval_every only with an on_eval */
     wb_distill_config used = *c;
     used.sigma_fixed = d->sigma_fixed;
     used.eval_every = c->on_eval ? c->eval_every : 0;
     wb_options_record(&wb_distill_options, &used, root);
+    /* R1's rows are recorded only when it is on, so a run without it keeps
+     * the config.json (and the `workbench table` group) it always had */
+    if (c->r1 > 0) {
+        cJSON_AddNumberToObject(root, "r1", c->r1);
+        cJSON_AddNumberToObject(root, "r1_sigma", c->r1_sigma);
+    }
     int rc = wb_dp_run_start(&d->dp, run, root, c->resume, c->steps, mode, step);
     cJSON_Delete(root);
     return rc;
@@ -259,6 +270,14 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             }
         }
     }
+    /* a joint estimator (fake-encoder) is the fake-score net's own: the
+     * score-free path has none to train */
+    if (!failed && c->ratio->ratio->trains_fake_jointly && d->score_free) {
+        wb_set_error("distill: ratio estimator '%s' is the fake-score net's encoder, trained jointly with it, but "
+                     "divergence '%s' is score-free (trains no fake-score net): use `classifier` or `gan-head` with "
+                     "features = \"teacher\"", c->ratio->name, c->divergence->name);
+        failed = 1;
+    }
     if (!failed && !teacher->net && !c->ratio->ratio->wants_backbone) {
         wb_set_error("distill: ratio estimator '%s' reads teacher features, but the teacher is exact (no net)", c->ratio->name);
         failed = 1;
@@ -274,6 +293,15 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         } else {
             wb_rng_init(&rng, c->seed, STREAM_RATIO_INIT + 100);
             if (wb_params_finalize(d->ratio_params, &rng)) failed = 1;
+            if (!failed && d->ratio->trains_fake_jointly) {
+                double w = d->ratio->fake_loss_weight(d->ratio_self);
+                if (!isfinite(w) || w < 0 || wb_params_count(d->ratio_params) > 0) {
+                    wb_set_error("ratio estimator '%s': a joint estimator needs a finite weight >= 0 (got %g) and no "
+                                 "parameters of its own (has %d)", c->ratio->name, w, wb_params_count(d->ratio_params));
+                    failed = 1;
+                }
+                d->joint_weight = (float)w;
+            }
         }
     }
     if (!failed) {
@@ -316,10 +344,13 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
     wb_rng_init(&d->rng_fake, c->seed, STREAM_FAKE);
     wb_rng_init(&d->rng_ratio, c->seed, STREAM_RATIO);
     wb_rng_init(&d->rng_data, c->seed, STREAM_DATA);
+    wb_rng_init(&d->rng_r1, c->seed, STREAM_R1);
     /* what a shard restores (engine/dp.h): every stream the three updates draw from */
     wb_rng *step_streams[] = {&d->rng_z, &d->rng_sigma, &d->rng_noise, &d->rng_fake, &d->rng_ratio, &d->rng_data};
     for (size_t i = 0; i < sizeof step_streams / sizeof step_streams[0]; i++)
         if (wb_dp_streams_add(&d->streams, step_streams[i])) failed = 1;
+    /* R1's stream only when R1 is on: without it a run and its checkpoints are as before */
+    if (c->r1 > 0 && wb_dp_streams_add(&d->streams, &d->rng_r1)) failed = 1;
     if (wb_dp_streams_add_net(&d->streams, d->gen) || wb_dp_streams_add_net(&d->streams, d->fake) ||
         wb_dp_streams_add_net(&d->streams, d->backbone) || wb_dp_streams_add_net(&d->streams, teacher->net))
         failed = 1;
@@ -371,6 +402,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
                                                           {"ratio", &d->rng_ratio}, {"data", &d->rng_data}};
         for (size_t i = 0; i < sizeof rngs / sizeof rngs[0]; i++)
             if (wb_state_rng(&ts, rngs[i].name, rngs[i].rng)) failed = 1;
+        if (c->r1 > 0 && wb_state_rng(&ts, "r1", &d->rng_r1)) failed = 1;
         if (wb_state_net_rngs(&ts, "gen_net", d->gen) || wb_state_net_rngs(&ts, "fake_net", d->fake) ||
             wb_state_net_rngs(&ts, "ratio_net", d->backbone) || wb_state_net_rngs(&ts, "teacher_net", teacher->net))
             failed = 1;
@@ -444,7 +476,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         if (wb_params_check_finite(s->gen->params, 0, "the generator's weights (lower lr?)")) failed = 1;
         for (int k = 0; !d->score_free && k < c->fake_updates && !failed; k++)
             if (distill_fake_step(d, step, k > 0, &st)) failed = 1;
-        for (int k = 0; k < c->ratio_updates && !failed; k++)
+        for (int k = 0; k < c->ratio_updates && !d->ratio->trains_fake_jointly && !failed; k++)
             if (distill_ratio_step(d, step, k > 0 || (!d->score_free && c->fake_updates > 1), &st)) failed = 1;
         /* once a step: wait for the backend, then its sticky error or the
          * first NaN/inf the step's checks flagged, in the order they ran */

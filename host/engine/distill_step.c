@@ -154,6 +154,66 @@ static wb_tensor *draw_pair_rows(distiller *d, wb_rng *rng, int normal, int ndim
     return a && c ? wb_cat0(g, a, c) : NULL;
 }
 
+/* ---- the discriminator's batch and loss (ratio update, or a joint fake update) ---- */
+/* The first n rows of x (n, ...), through a flat view: (B, ...) -> (1, B·R)
+ * -> columns [0, n·R) -> (n, ...). Differentiable. */
+static wb_tensor *first_rows(wb_graph *g, wb_tensor *x, int64_t n) {
+    if (!x) return NULL;
+    int64_t per_row = x->numel / x->shape[0], flat[2] = {1, x->numel}, shape[4];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[0] = n;
+    return wb_reshape(g, wb_slice1(g, wb_reshape(g, x, 2, flat), 0, n * per_row), x->ndim, shape);
+}
+
+/* What the discriminator is trained on, without a tape: x2 = [x_real; sg(x_0)]
+ * (2b, ...) noised at σ2 (2b) from the ratio estimator's σ distribution, and
+ * the BCE targets [1; 0]. Draws the real batch (rng_data), σ (rng_sigma) and
+ * the noise (rng_ratio). */
+typedef struct disc_batch {
+    wb_tensor *x2, *sigma2, *target;
+} disc_batch;
+
+static int draw_disc_batch(distiller *d, disc_batch *o) {
+    wb_graph *g = d->g;
+    int64_t b = d->b, b2 = 2 * b;
+    /* the whole batch's real rows are drawn on every shard (the stream
+     * moves as one draw of the batch); this shard's are uploaded */
+    if (d->ds->sample(d->ds, &d->rng_data, d->batch, d->x_real)) return -1;
+    wb_tensor *x_real = wb_from_host(g, d->ndim, d->shape, d->x_real + d->row0 * d->dim); /* the update's one upload */
+    wb_tensor *noise2;
+    if (sharded(d) && !(d->sigma_fixed > 0))
+        o->sigma2 = wb_karras_sigma(g, draw_pair_rows(d, &d->rng_sigma, 0, 1, &b2), d->cfg->t_min, d->cfg->t_max);
+    else
+        o->sigma2 = draw_sigma(d, b2);
+    noise2 = draw_pair_rows(d, &d->rng_ratio, 1, d->ndim, d->shape2);
+    o->x2 = wb_add_noise(g, wb_cat0(g, x_real, d->x0_keep), o->sigma2, noise2);
+    o->target = wb_cat0(g, wb_full(g, 1, &b, 1.0f), wb_full(g, 1, &b, 0.0f));
+    return o->x2 && o->target ? 0 : -1;
+}
+
+/* f-distill's approximate R1 on the real rows (the first b of x2, whose
+ * logits are the first b of l2): r1·mean((l(x_real,t + ε, σ) − l(x_real,t, σ))²),
+ * ε ~ N(0, r1_sigma²·I) from rng_r1 (sharded: the shard's rows of the
+ * batch's draw), as this shard's share of the batch's mean. */
+static wb_tensor *r1_penalty(distiller *d, const disc_batch *o, wb_tensor *l2) {
+    wb_graph *g = d->g;
+    int64_t b = d->b;
+    wb_tensor *x_real_t = first_rows(g, o->x2, b), *sigma_real = first_rows(g, o->sigma2, b);
+    wb_tensor *eps = wb_scale(g, wb_randn(g, &d->rng_r1, d->ndim, d->shape), d->cfg->r1_sigma);
+    wb_tensor *l_moved = ratio_logit(d, wb_add(g, x_real_t, eps), sigma_real);
+    wb_tensor *change = wb_sub(g, l_moved, first_rows(g, l2, b));
+    return wb_scale(g, batch_share(d, wb_mean(g, wb_square(g, change))), d->cfg->r1);
+}
+
+/* At a log point: this shard's correct count of the discriminator's 2b logits. */
+static int count_correct(distiller *d, wb_tensor *l2) {
+    int64_t b = d->b;
+    if (wb_to_host(l2, d->logit2)) return -1;
+    int correct = 0;
+    for (int64_t i = 0; i < 2 * b; i++) correct += (d->logit2[i] > 0) == (i < b);
+    return correct;
+}
+
 /* ---- 1. generator update ------------------------------------------------------ */
 /* One shard's part (a): x_0 without a tape, then everything g̃ needs, all on
  * the backend; the logits l of its rows go to d->logit_mine. */
@@ -300,11 +360,17 @@ int distill_generator_step(distiller *d, int64_t step, step_stats *st) {
     return 0;
 }
 
-/* ---- 2. fake-score update: EDM DSM on sg(x_0) --------------------------------- */
+/* ---- 2. fake-score update: EDM DSM on sg(x_0) --------------------------------- *
+ * With a joint estimator (trains_fake_jointly: `fake-encoder`) the same loss
+ * also trains the fake net as the discriminator, one loss, one optimiser:
+ *   L_fake = DSM + w·BCE(l(x2), [1; 0]) [+ R1]
+ * on the ratio update's batch (draw_disc_batch: its streams, its σ). The
+ * logged fake_loss stays the DSM part; ratio_loss and ratio_acc are the BCE's. */
 int distill_fake_step(distiller *d, int64_t step, int fresh, step_stats *st) {
     (void)step;
     wb_graph *g = d->g;
-    double shard_loss[64] = {0};
+    const int joint = d->ratio->trains_fake_jointly;
+    double shard_loss[64] = {0}, shard_disc[2 * 64] = {0}; /* per shard: its BCE share, its correct count */
     wb_dp_streams_save(&d->streams);
     for (int k = 0; k < d->dp.mine; k++) {
         use_shard(d, k, k > 0);
@@ -321,19 +387,44 @@ int distill_fake_step(distiller *d, int64_t step, int fresh, step_stats *st) {
         trainable(d, d->fake->params);
         wb_tensor *den = wb_net_denoise(d->fake, g, xt, sigma, NULL, NULL);
         wb_tensor *loss = batch_share(d, wb_mean(g, wb_mul(g, wb_square(g, wb_sub(g, den, d->x0_keep)), lambda)));
+        wb_tensor *dsm = loss, *bce = NULL, *l2 = NULL;
+        if (joint) {
+            disc_batch db;
+            wb_graph_set_grad(g, 0);
+            if (draw_disc_batch(d, &db)) return -1;
+            wb_graph_set_grad(g, 1);
+            l2 = ratio_logit(d, db.x2, db.sigma2);
+            bce = batch_share(d, wb_bce_logits(g, l2, db.target));
+            loss = wb_add(g, loss, wb_scale(g, bce, d->joint_weight));
+            if (d->cfg->r1 > 0) loss = wb_add(g, loss, r1_penalty(d, &db, l2));
+        }
         wb_params_zero_grad(d->fake->params);
         if (!loss || wb_backward(g, loss, NULL)) return -1;
-        if (wb_check_finite(g, loss, "fake-score DSM loss")) return -1;
+        if (wb_check_finite(g, dsm, "fake-score DSM loss")) return -1;
+        if (joint && wb_check_finite(g, loss, "fake-score loss (DSM + discriminator BCE)")) return -1;
         if (d->log_now) {
             float v;
-            wb_to_host(loss, &v);
+            wb_to_host(dsm, &v);
             shard_loss[k] = v;
+            if (joint) {
+                wb_to_host(bce, &v);
+                shard_disc[2 * k] = v;
+                int correct = count_correct(d, l2);
+                if (correct < 0) return -1;
+                shard_disc[2 * k + 1] = correct;
+            }
         }
         wb_params *fake = d->fake->params;
         if (wb_dp_collect(&d->dp, k, &fake, 1)) return -1;
     }
     if (reduce_grads(d, d->fake->params, NULL)) return -1;
     if (d->log_now && wb_dp_sum(&d->dp, shard_loss, 1, &st->fake_loss)) return -1;
+    if (d->log_now && joint) {
+        double sums[2];
+        if (wb_dp_sum(&d->dp, shard_disc, 2, sums)) return -1;
+        st->ratio_loss = sums[0];
+        st->ratio_acc = sums[1] / (double)(2 * d->batch);
+    }
     wb_adam_step(d->opt_fake);
     return 0;
 }
@@ -348,37 +439,27 @@ int distill_ratio_step(distiller *d, int64_t step, int fresh, step_stats *st) {
     wb_dp_streams_save(&d->streams);
     for (int k = 0; k < d->dp.mine; k++) {
         use_shard(d, k, k > 0);
-        int64_t b = d->b, b2 = 2 * b;
         wb_graph_reset(g);
         wb_graph_set_rows(g, d->batch, d->row0, d->b);
         if (fresh && fresh_samples(d)) return -1;
         wb_graph_set_grad(g, 0);
-        /* the whole batch's real rows are drawn on every shard (the stream
-         * moves as one draw of the batch); this shard's are uploaded */
-        if (d->ds->sample(d->ds, &d->rng_data, d->batch, d->x_real)) return -1;
-        wb_tensor *x_real = wb_from_host(g, d->ndim, d->shape, d->x_real + d->row0 * d->dim); /* the update's one upload */
-        wb_tensor *sigma2, *noise2;
-        if (sharded(d) && !(d->sigma_fixed > 0))
-            sigma2 = wb_karras_sigma(g, draw_pair_rows(d, &d->rng_sigma, 0, 1, &b2), d->cfg->t_min, d->cfg->t_max);
-        else
-            sigma2 = draw_sigma(d, b2);
-        noise2 = draw_pair_rows(d, &d->rng_ratio, 1, d->ndim, d->shape2);
-        wb_tensor *x2 = wb_add_noise(g, wb_cat0(g, x_real, d->x0_keep), sigma2, noise2);
-        wb_tensor *target = wb_cat0(g, wb_full(g, 1, &b, 1.0f), wb_full(g, 1, &b, 0.0f));
+        disc_batch db;
+        if (draw_disc_batch(d, &db)) return -1;
         wb_graph_set_grad(g, 1);
         trainable(d, d->ratio_params);
-        wb_tensor *l = ratio_logit(d, x2, sigma2);
-        wb_tensor *loss = batch_share(d, wb_bce_logits(g, l, target));
+        wb_tensor *l = ratio_logit(d, db.x2, db.sigma2);
+        wb_tensor *bce = batch_share(d, wb_bce_logits(g, l, db.target)), *loss = bce;
+        if (d->cfg->r1 > 0) loss = wb_add(g, loss, r1_penalty(d, &db, l));
         wb_params_zero_grad(d->ratio_params);
         if (backbone) wb_params_zero_grad(backbone);
         if (!loss || wb_backward(g, loss, NULL)) return -1;
-        if (wb_check_finite(g, loss, "ratio-estimator BCE loss")) return -1;
-        if (d->log_now) { /* logging scalars: loss and accuracy */
+        if (wb_check_finite(g, loss, d->cfg->r1 > 0 ? "ratio-estimator BCE + R1 loss" : "ratio-estimator BCE loss"))
+            return -1;
+        if (d->log_now) { /* logging scalars: the BCE (without R1) and accuracy */
             float v;
-            wb_to_host(loss, &v);
-            wb_to_host(l, d->logit2);
-            int correct = 0;
-            for (int64_t i = 0; i < b2; i++) correct += (d->logit2[i] > 0) == (i < b);
+            wb_to_host(bce, &v);
+            int correct = count_correct(d, l);
+            if (correct < 0) return -1;
             shard_stats[2 * k] = v;
             shard_stats[2 * k + 1] = correct;
         }

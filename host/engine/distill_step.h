@@ -13,7 +13,9 @@
 
 enum {
     STREAM_GEN_INIT = 21, STREAM_FAKE_INIT, STREAM_RATIO_INIT, STREAM_Z, STREAM_SIGMA, STREAM_NOISE,
-    STREAM_FAKE, STREAM_RATIO, STREAM_DATA, STREAM_EVAL, STREAM_TEACHER_NET
+    STREAM_FAKE, STREAM_RATIO, STREAM_DATA, STREAM_EVAL, STREAM_TEACHER_NET,
+    /* after the teacher net's streams (STREAM_TEACHER_NET + i, i < 8) */
+    STREAM_R1 = STREAM_TEACHER_NET + 8
 };
 
 typedef struct distiller {
@@ -37,6 +39,8 @@ typedef struct distiller {
     wb_tensor *x0_keep;   /* (b, ...) the current shard's latest student samples, sg(x_0) */
     wb_tensor *x0_keeps[64]; /* one per shard of this rank */
     wb_rng rng_z, rng_sigma, rng_noise, rng_fake, rng_ratio, rng_data;
+    wb_rng rng_r1;        /* R1's input noise ε; drawn from only when cfg->r1 > 0 */
+    float joint_weight;   /* a joint estimator's BCE weight in the fake-score loss */
     /* data parallel (engine/dp.h): the batch is `batch` rows; an update runs
      * this rank's shards one after the other, and b, shape, shape2, x0_keep
      * describe the current one (rows [row0, row0 + b)); unsharded, b = batch */

@@ -203,6 +203,9 @@ typedef struct wb_distill_config {
     float sigma_fixed;         /* > 0: σ for the generator loss fixed (score-free: 2.5) */
     float t_min, t_max;        /* Karras index range in [0, 1] when not fixed  */
     float gan_weight;          /* w_GAN·softplus(−l(G(z)_t)); 0 = off         */
+    float r1;                  /* approximate R1: r1·mean((l(x_real,t + ε) − l(x_real,t))²)
+                                  added to the discriminator's loss; 0 = off   */
+    float r1_sigma;            /* ε ~ N(0, r1_sigma²·I), from its own seeded stream */
     int normalize_bins;        /* f-distill: ρ / mean ρ inside 10 σ-bins       */
     int normalize_batch;       /* f-distill: weight / its batch mean           */
     float logit_clamp;         /* > 0: clamp l to ±logit_clamp before weights  */

@@ -99,7 +99,9 @@ static const wb_option distill_rows[] = {
     {"fake_updates", WB_OPT_INT, WB_OPT_FIELD(D, fake_updates), 0, 1000000, NULL, NULL, 0, NULL,
      "fake-score updates per generator update", 1, 0, 0, 0},
     {"ratio_updates", WB_OPT_INT, WB_OPT_FIELD(D, ratio_updates), 0, 1000000, NULL, NULL, 0, NULL,
-     "ratio-estimator updates per generator update", 1, 0, 0, 0},
+     "ratio-estimator updates per generator update; ignored by a joint estimator (`fake-encoder`), which is "
+     "trained inside every fake-score update and has no update of its own (config.json's `ratio_training` says so)",
+     1, 0, 0, 0},
     {"sigma_init", WB_OPT_NUMBER, WB_OPT_FIELD(D, sigma_init), 0, 0, NULL, NULL, 0, NULL,
      "G(z) = D(σ_init·z, σ_init)", 2.5, 0, 0, WB_NUM_GT_MIN},
     {"time_weight", WB_OPT_ENUM, WB_OPT_FIELD(D, time_weight), 0, 0, "auto|dmd|sigma2|none", time_weight_values, 0,
@@ -112,6 +114,13 @@ static const wb_option distill_rows[] = {
     {"t_max", WB_OPT_NUMBER, WB_OPT_FIELD(D, t_max), 0, 0, NULL, NULL, 0, NULL, "see `t_min`", 0.6, 0, 1, WB_NUM_GE_MIN | WB_NUM_LE_MAX},
     {"gan_weight", WB_OPT_NUMBER, WB_OPT_FIELD(D, gan_weight), 0, 0, NULL, NULL, 0, NULL,
      "w_GAN · softplus(−l(G(z)_t)); 0: off", 0, 0, 0, WB_NUM_GE_MIN},
+    {"r1", WB_OPT_NUMBER, WB_OPT_FIELD(D, r1), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
+     "f-distill's approximate R1: `r1`·mean((l(x_real,t + ε) − l(x_real,t))²) added to the discriminator's loss "
+     "(the ratio update's BCE; a joint estimator's fake-score loss), ε ~ N(0, `r1_sigma`²·I) from its own seeded "
+     "stream; `0`: off (config.json then carries neither key, as before the option existed)", 0, 0, 0, WB_NUM_GE_MIN},
+    {"r1_sigma", WB_OPT_NUMBER, WB_OPT_FIELD(D, r1_sigma), 0, 0, NULL, NULL, WB_OPT_NOT_RECORDED, NULL,
+     "the standard deviation of R1's input noise ε (0.01 as in APT, the approximation f-distill cites)", 0.01, 0, 0,
+     WB_NUM_GT_MIN},
     {"normalize_bins", WB_OPT_BOOL, WB_OPT_FIELD(D, normalize_bins), 0, 0, NULL, NULL, 0, NULL,
      "f-distill: ρ / mean ρ inside 10 σ-bins", 0, 0, 0, 0},
     {"normalize_batch", WB_OPT_BOOL, WB_OPT_FIELD(D, normalize_batch), 0, 0, NULL, NULL, 0, NULL,

@@ -194,6 +194,20 @@ typedef struct wb_ratio_fns {
     /* logit l(x_t, σ) ≈ log p_σ(x_t)/q_σ(x_t), shape (B), differentiable
      * with respect to in->x (for ∇_x l and the GAN term). */
     wb_tensor *(*logit)(void *self, wb_graph *g, const wb_ratio_input *in);
+    /* ---- appended after the first release (a smaller struct_size reads as 0 / NULL) */
+    /* 1: the estimator's logit is read off the fake-score net itself (SiDA's
+     * discriminator: the fake net's encoder) and is trained jointly with it,
+     * by one loss and one optimiser, inside the fake-score update:
+     *   L_fake = DSM + w · BCE(l(x_real,t), 1; l(sg(x_0)_t), 0)   [+ R1]
+     * where w = fake_loss_weight(self). The host then runs no separate ratio
+     * update (the estimator declares no parameters of its own; the
+     * `ratio_updates` option is ignored and config.json says so), and
+     * refuses it on the score-free path, which trains no fake net. Requires
+     * fake_loss_weight and wants_backbone = 0 (the registry checks). */
+    int trains_fake_jointly;
+    /* REQUIRED when trains_fake_jointly: w above, a finite number >= 0
+     * (usually a plugin param). NULL otherwise. */
+    double (*fake_loss_weight)(void *self);
 } wb_ratio_fns;
 
 /* ---- the descriptor ---------------------------------------------------------- */
@@ -337,6 +351,14 @@ WB_PLUGIN_EXPORT const wb_plugin_library *wb_plugin_entry(void);
     {                                                                                              \
         .struct_size = (uint32_t)sizeof(wb_ratio_fns), .wants_backbone = (wants_backbone_),        \
         .create = (create_), .destroy = (destroy_), .logit = (logit_),                             \
+    }
+
+/* ... and an estimator trained jointly with the fake score (trains_fake_jointly) */
+#define WB_RATIO_FNS_JOINT(create_, destroy_, logit_, fake_loss_weight_)                           \
+    {                                                                                              \
+        .struct_size = (uint32_t)sizeof(wb_ratio_fns), .wants_backbone = 0, .create = (create_),   \
+        .destroy = (destroy_), .logit = (logit_), .trains_fake_jointly = 1,                        \
+        .fake_loss_weight = (fake_loss_weight_),                                                   \
     }
 
 /* Descriptors: kind, sizes and ABI version filled, exactly one table set.

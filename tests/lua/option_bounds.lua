@@ -10,7 +10,7 @@ local cases = {
   { "teacher", "p_mean", 0 / 0 }, { "teacher", "lr", math.huge },
   { "distill", "lr", -1 }, { "distill", "beta1", 2 }, { "distill", "sigma_fixed", -1 },
   { "distill", "logit_clamp", -1 }, { "distill", "gan_weight", 0 / 0 }, { "distill", "ema", -5 },
-  { "distill", "t_max", 1.5 }, { "distill", "sigma_init", 0 },
+  { "distill", "t_max", 1.5 }, { "distill", "sigma_init", 0 }, { "distill", "r1", -1 }, { "distill", "r1_sigma", 0 },
 }
 local failures = 0
 for _, c in ipairs(cases) do

@@ -3,7 +3,9 @@
 -- every kind, each in its own run directory under `out`.
 --   part=2d      MLP teacher on ring8; kl (score-based: fake score, two
 --                fake updates a step) and dikl (score-free), both with the
---                default classifier on an MLP backbone (its own optimiser)
+--                default classifier on an MLP backbone (its own optimiser);
+--                kl with fake-encoder (joint with the fake score) and R1,
+--                dikl with R1
 --   part=images  tiny UNet teacher with dropout (the net's own random
 --                stream) on Fashion-MNIST 8×8; a kl student whose ratio
 --                estimator reads the teacher's features (gan-head) and a
@@ -25,6 +27,13 @@ if args.part == "2d" then
     wb.distill{ teacher = t, data = data, divergence = dv, steps = 30, batch = 64, log_every = 5, eval_samples = 100,
                 run = args.out .. "/" .. dv, quiet = true, checkpoint_every = every, fake_updates = 2 }
   end
+  -- the joint estimator (the fake net is the discriminator) with R1's own stream
+  wb.distill{ teacher = t, data = data, divergence = "kl", steps = 30, batch = 64, log_every = 5, eval_samples = 100,
+              ratio = { "fake-encoder", reduce = "signed" }, r1 = 0.5, run = args.out .. "/sida", quiet = true,
+              checkpoint_every = every, fake_updates = 2 }
+  -- R1 on a separate estimator (the ratio update)
+  wb.distill{ teacher = t, data = data, divergence = "dikl", steps = 30, batch = 64, log_every = 5, eval_samples = 0,
+              r1 = 0.5, run = args.out .. "/dikl_r1", quiet = true, checkpoint_every = every }
 elseif args.part == "images" then
   local ok, data = pcall(wb.data.images, { kind = "fashion-mnist", resize_to = 8, max_images = 128 })
   if not ok then
