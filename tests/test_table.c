@@ -99,7 +99,39 @@ static void test_markdown(void **state) {
                         "| method | ratio | dataset | teacher | init | n | mmd | fid |\n"
                         "|---|---|---|---|---|--:|--:|--:|\n"
                         "| sba (lambda=5) | classifier | ring_8 & 50% | exact | none | 3 | 0.2 ± 0.1 | 12 ± 2 |\n"
-                        "| ls (a=1, b=2.5) | classifier | ring_8 & 50% | exact | none | 3 | 2.333 ± 1.528 | 20 ± 0 |\n");
+                        "| ls (a=1, b=2.5) | classifier | ring_8 & 50% | exact | none | 3 | 2.333 ± 1.528 | 20 ± 0 |\n"
+                        "\n"
+                        "Mean ± sample std over each row's n seeds; 95 % intervals of the mean: mean ± "
+                        "t(0.975, n−1)·std/√n.\n"
+                        "\n"
+                        "| method | ratio | dataset | teacher | init | n | mmd (95 %) | fid (95 %) |\n"
+                        "|---|---|---|---|---|--:|--:|--:|\n"
+                        /* scipy: mean ± stats.t.ppf(0.975, 2)·std/√3 */
+                        "| sba (lambda=5) | classifier | ring_8 & 50% | exact | none | 3 | [-0.04841, 0.4484] | [7.032, 16.97] |\n"
+                        "| ls (a=1, b=2.5) | classifier | ring_8 & 50% | exact | none | 3 | [-1.461, 6.128] | [20, 20] |\n");
+    wb_test_result_free(&r);
+
+    /* --baseline: paired over the seeds (config.json "seed"). scipy's
+     * ttest_rel(ls, sba): fid [20,20,20] vs [10,12,14] p = 0.0202 (marked),
+     * mmd [1,2,4] vs [0.1,0.2,0.3] p = 0.1227 (not); the baseline row is
+     * never marked; an unknown baseline names the rows */
+    const char *vs[] = {"table", SWEEP, "--baseline", "sba (lambda=5)", NULL};
+    r = wb_test_run_workbench(g_dir, vs);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "| sba (lambda=5) | classifier | ring_8 & 50% | exact | none | 3 | 0.2 ± 0.1 | 12 ± 2 |\n", r);
+    WB_EXPECT_IN(r.out, "| 3 | 2.333 ± 1.528 | 20 ± 0 † |\n", r);
+    WB_EXPECT_IN(r.out, "† differs from sba (lambda=5) at p < 0.05", r);
+    wb_test_result_free(&r);
+    const char *vs_csv[] = {"table", SWEEP, "--baseline", "sba (lambda=5)", "--format", "csv", "--metrics", "fid,mmd", NULL};
+    r = wb_test_run_workbench(g_dir, vs_csv);
+    WB_EXPECT_STATUS(r, 0);
+    WB_EXPECT_IN(r.out, "fid_mean,fid_std,fid_lo,fid_hi,fid_p,mmd_mean,mmd_std,mmd_lo,mmd_hi,mmd_p\n", r);
+    WB_EXPECT_IN(r.out, ",3,20,0,20,20,0.02020410289,2.333333333,1.527525232,-1.4612497,6.127916367,0.122711293\n", r);
+    wb_test_result_free(&r);
+    const char *vs_bad[] = {"table", SWEEP, "--baseline", "kl", NULL};
+    r = wb_test_run_workbench(g_dir, vs_bad);
+    WB_EXPECT_STATUS(r, 1);
+    WB_EXPECT_IN(r.err, "--baseline 'kl' is no row's method (the rows: 'sba (lambda=5)', 'ls (a=1, b=2.5)')", r);
     wb_test_result_free(&r);
 
     /* plugin params that are not an object (an array's members have no
@@ -142,9 +174,11 @@ static void test_latex_and_csv(void **state) {
     const char *csv[] = {"table", SWEEP, "--format=csv", NULL};
     r = wb_test_run_workbench(g_dir, csv);
     WB_EXPECT_STATUS(r, 0);
-    assert_string_equal(r.out, "method,ratio,dataset,teacher,init,n,mmd_mean,mmd_std,fid_mean,fid_std\n"
-                               "sba (lambda=5),classifier,ring_8 & 50%,exact,none,3,0.2,0.1,12,2\n"
-                               "\"ls (a=1, b=2.5)\",classifier,ring_8 & 50%,exact,none,3,2.333333333,1.527525232,20,0\n");
+    assert_string_equal(r.out, "method,ratio,dataset,teacher,init,n,mmd_mean,mmd_std,mmd_lo,mmd_hi,fid_mean,fid_std,fid_lo,fid_hi\n"
+                               "sba (lambda=5),classifier,ring_8 & 50%,exact,none,3,0.2,0.1,-0.04841377118,0.4484137712,12,2,"
+                               "7.031724576,16.96827542\n"
+                               "\"ls (a=1, b=2.5)\",classifier,ring_8 & 50%,exact,none,3,2.333333333,1.527525232,-1.4612497,"
+                               "6.127916367,20,0,20,20\n");
     wb_test_result_free(&r);
 
     /* --out: every format, or only the one asked for */

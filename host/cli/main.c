@@ -59,9 +59,11 @@ static void usage(FILE *f) {
             "                                arms' results (OUT/arms/<arm>.json), run\n"
             "                                with the same key=value pairs; nothing trains\n"
             "  table RUN_DIR... [--format md|tex|csv] [--metrics a,b,...] [--out BASE]\n"
-            "                                a table from finished runs (config.json +\n"
+            "        [--baseline METHOD]     a table from finished runs (config.json +\n"
             "                                results.json): one row per configuration,\n"
-            "                                mean ± std over the seeds that share it;\n"
+            "                                mean ± std over the seeds that share it, the\n"
+            "                                95 %% intervals; --baseline: \"†\" where a row\n"
+            "                                differs from that row (paired t-test, p<0.05);\n"
             "                                --out writes BASE.md/.tex/.csv (only the\n"
             "                                --format one when given), else stdout (md)\n"
             "  plugins                       list every loaded plugin and its parameters\n"
@@ -435,7 +437,7 @@ static int cmd_table(int argc, char **argv) {
     if (argc >= 1 && is_lua_file(argv[0])) return run_script("table", argc, argv);
     static const char *const ext[] = {"md", "tex", "csv"};
     int format = -1, missing = 0, status = EXIT_FAILURE;
-    const char *out = NULL, *metrics_arg = NULL;
+    const char *out = NULL, *metrics_arg = NULL, *baseline = NULL;
     char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
     const char **metrics = calloc(1, sizeof *metrics);
     char *metrics_buf = NULL;
@@ -459,6 +461,8 @@ static int cmd_table(int argc, char **argv) {
             metrics_arg = v;
         } else if ((v = flag_value(argc, argv, &i, "--out", &missing))) {
             out = v;
+        } else if ((v = flag_value(argc, argv, &i, "--baseline", &missing))) {
+            baseline = v;
         } else if (missing || argv[i][0] == '-') {
             fprintf(stderr, missing ? "%s: table: %s needs a value\n" : "%s: table: unknown option '%s'\n", progname,
                     argv[i]);
@@ -501,8 +505,8 @@ static int cmd_table(int argc, char **argv) {
     for (int f = 0; f < 3 && status == EXIT_SUCCESS; f++) {
         /* stdout: one format (md unless asked); --out: the asked one or all */
         if (format >= 0 ? f != format : (out == NULL && f != 0)) continue;
-        char *text = wb_results_table((const char *const *)dirs, n_dirs, n_metrics ? metrics : NULL, n_metrics,
-                                      (wb_table_format)f);
+        char *text = wb_results_table_vs((const char *const *)dirs, n_dirs, n_metrics ? metrics : NULL, n_metrics,
+                                         (wb_table_format)f, baseline);
         if (!text) {
             fprintf(stderr, "%s: table: %s\n", progname, wb_last_error());
             status = EXIT_FAILURE;

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "report/results_table.h"
+#include "report/seed_stats.h"
 #include "report/table_render.h"
 #include "wb/tensor.h"
 
@@ -151,17 +152,41 @@ static double metric_of(const run_in *r, const char *k) {
     return cJSON_GetObjectItemCaseSensitive(r->results, k)->valuedouble;
 }
 
-/* Mean and sample std (n - 1) of metric k over the group's runs. */
-static void stats(const group *g, const run_in *runs, const char *k, double *mean, double *std) {
-    double s = 0;
-    for (int i = 0; i < g->n; i++) s += metric_of(&runs[g->members[i]], k);
-    *mean = s / g->n;
-    double ss = 0;
-    for (int i = 0; i < g->n; i++) {
-        double d = metric_of(&runs[g->members[i]], k) - *mean;
-        ss += d * d;
+/* Mean, sample std (n - 1) and 95 % interval of metric k over the group's runs. */
+static void stats(const group *g, const run_in *runs, const char *k, wb_summary *s) {
+    double *x = malloc((size_t)g->n * sizeof *x);
+    if (!x) { /* the caller's text_of fails next on a machine this short of memory */
+        *s = (wb_summary){.n = 0, .mean = NAN, .std = NAN, .lo = NAN, .hi = NAN};
+        return;
     }
-    *std = g->n > 1 ? sqrt(ss / (g->n - 1)) : 0.0;
+    for (int i = 0; i < g->n; i++) x[i] = metric_of(&runs[g->members[i]], k);
+    wb_summarize(x, g->n, 0.95, s);
+    free(x);
+}
+
+static double seed_of(const run_in *r) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->config, "seed");
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* p of the paired t-test of group g against group b on metric k over the
+ * seeds both ran (each seed once per group), NaN with fewer than 2. */
+static double paired_p(const group *g, const group *b, const run_in *runs, const char *k) {
+    double *x = malloc((size_t)(2 * g->n + 1) * sizeof *x), *y = x ? x + g->n : NULL;
+    int n = 0;
+    for (int i = 0; x && i < g->n; i++) {
+        double seed = seed_of(&runs[g->members[i]]);
+        for (int j = 0; j < b->n; j++)
+            if (seed == seed_of(&runs[b->members[j]])) {
+                x[n] = metric_of(&runs[g->members[i]], k);
+                y[n++] = metric_of(&runs[b->members[j]], k);
+                break;
+            }
+    }
+    wb_paired r = {.p = NAN};
+    if (n >= 2) wb_paired_t(x, y, n, &r);
+    free(x);
+    return r.p;
 }
 
 /* printf into a malloc'd string, or NULL. */
@@ -180,11 +205,14 @@ __attribute__((format(printf, 1, 2))) static char *text_of(const char *fmt, ...)
 }
 
 /* The table as report/table_render.h renders it: the label cells, n, and per
- * metric "mean ± std" (one column; CSV: mean and std apart, in full
- * precision, for further processing). Cell texts are malloc'd into texts. */
+ * metric "mean ± std" (one column, "†" when it differs from the baseline
+ * group's; intervals = 1: "[lo, hi]" instead) or, in CSV, mean, std, lo, hi
+ * (and p with a baseline) apart, in full precision, for further processing.
+ * Cell texts are malloc'd into texts. */
 static char *write_table(wb_table_format fmt, const group *groups, int n_groups, const run_in *runs,
-                         const char *const *metrics, int n_metrics) {
-    const int per_metric = fmt == WB_TABLE_CSV ? 2 : 1, nc = N_LABELS + 1 + per_metric * n_metrics;
+                         const char *const *metrics, int n_metrics, int baseline, int intervals) {
+    static const char *const csv_suffix[5] = {"mean", "std", "lo", "hi", "p"};
+    const int per_metric = fmt == WB_TABLE_CSV ? (baseline >= 0 ? 5 : 4) : 1, nc = N_LABELS + 1 + per_metric * n_metrics;
     wb_table_column *cols = calloc((size_t)nc, sizeof *cols);
     wb_table_cell *cells = calloc((size_t)nc * (size_t)(n_groups > 0 ? n_groups : 1), sizeof *cells);
     char **texts = calloc((size_t)nc * (size_t)(n_groups + 1), sizeof *texts);
@@ -195,10 +223,13 @@ static char *write_table(wb_table_format fmt, const group *groups, int n_groups,
     for (int j = 0; ok && j < n_metrics; j++) {
         wb_table_column *c = &cols[N_LABELS + 1 + per_metric * j];
         if (fmt == WB_TABLE_CSV) {
-            ok = (texts[2 * j] = text_of("%s_mean", metrics[j])) && (texts[2 * j + 1] = text_of("%s_std", metrics[j]));
-            if (!ok) break;
-            c[0] = (wb_table_column){.label = texts[2 * j], .numeric = 1};
-            c[1] = (wb_table_column){.label = texts[2 * j + 1], .numeric = 1};
+            for (int q = 0; ok && q < per_metric; q++) {
+                ok = (texts[per_metric * j + q] = text_of("%s_%s", metrics[j], csv_suffix[q])) != NULL;
+                if (ok) c[q] = (wb_table_column){.label = texts[per_metric * j + q], .numeric = 1};
+            }
+        } else if (intervals) {
+            ok = (texts[j] = text_of("%s (95 %%)", metrics[j])) != NULL;
+            if (ok) c[0] = (wb_table_column){.label = texts[j], .numeric = 1};
         } else {
             c[0] = (wb_table_column){.label = metrics[j], .numeric = 1};
         }
@@ -212,19 +243,28 @@ static char *write_table(wb_table_format fmt, const group *groups, int n_groups,
         ok = (rt[N_LABELS] = text_of("%d", g->n)) != NULL;
         row[N_LABELS].text = rt[N_LABELS];
         for (int j = 0; ok && j < n_metrics; j++) {
-            double mean, std;
-            stats(g, runs, metrics[j], &mean, &std);
+            wb_summary st;
+            stats(g, runs, metrics[j], &st);
+            double p = baseline >= 0 && gi != baseline ? paired_p(g, &groups[baseline], runs, metrics[j]) : NAN;
+            int marked = p < 0.05;
             int k = N_LABELS + 1 + per_metric * j;
             if (fmt == WB_TABLE_CSV) {
-                ok = (rt[k] = text_of("%.10g", mean)) && (rt[k + 1] = g->n > 1 ? text_of("%.10g", std) : text_of("%s", ""));
-                if (ok) row[k + 1].text = rt[k + 1];
+                const double v[5] = {st.mean, st.std, st.lo, st.hi, p};
+                for (int q = 0; ok && q < per_metric; q++) {
+                    ok = (rt[k + q] = q == 0 || isfinite(v[q]) ? text_of("%.10g", v[q]) : text_of("%s", "")) != NULL;
+                    if (ok) row[k + q].text = rt[k + q];
+                }
+            } else if (intervals) {
+                ok = (rt[k] = g->n > 1 ? text_of("[%.4g, %.4g]", st.lo, st.hi) : text_of("%.4g", st.mean)) != NULL;
             } else if (g->n > 1) {
-                ok = (rt[k] = text_of("%.4g %s %.4g", mean, fmt == WB_TABLE_TEX ? "$\\pm$" : "±", std)) != NULL;
+                const int tex = fmt == WB_TABLE_TEX;
+                ok = (rt[k] = text_of("%.4g %s %.4g%s", st.mean, tex ? "$\\pm$" : "±", st.std,
+                                      marked ? (tex ? "$^\\dagger$" : " †") : "")) != NULL;
                 row[k].flags = WB_CELL_RAW; /* numbers and $\pm$: nothing to escape */
             } else {
-                ok = (rt[k] = text_of("%.4g", mean)) != NULL;
+                ok = (rt[k] = text_of("%.4g", st.mean)) != NULL;
             }
-            if (ok) row[k].text = rt[k];
+            if (ok && fmt != WB_TABLE_CSV) row[k].text = rt[k];
         }
     }
     if (ok) {
@@ -240,8 +280,37 @@ static char *write_table(wb_table_format fmt, const group *groups, int n_groups,
     return out;
 }
 
+/* Markdown: the table, then (some row has seeds) a note and the intervals. */
+static char *write_report(wb_table_format fmt, const group *groups, int n_groups, const run_in *runs,
+                          const char *const *metrics, int n_metrics, int baseline) {
+    char *main_table = write_table(fmt, groups, n_groups, runs, metrics, n_metrics, baseline, 0);
+    int seeded = 0;
+    for (int gi = 0; gi < n_groups; gi++) seeded |= groups[gi].n > 1;
+    if (!main_table || fmt != WB_TABLE_MD || !seeded) return main_table;
+    char *iv = write_table(fmt, groups, n_groups, runs, metrics, n_metrics, baseline, 1);
+    char *vs = NULL;
+    if (baseline >= 0)
+        vs = text_of(" † differs from %s at p < 0.05: two-sided paired t-test over the seeds both rows ran "
+                     "(config.json \"seed\"), no correction for multiple comparisons.",
+                     groups[baseline].label[0]);
+    char *out = iv ? text_of("%s\nMean ± sample std over each row's n seeds; 95 %% intervals of the mean: mean ± "
+                             "t(0.975, n−1)·std/√n.%s\n\n%s",
+                             main_table, vs ? vs : "", iv)
+                   : NULL;
+    if (!out) wb_set_error("out of memory");
+    free(main_table);
+    free(iv);
+    free(vs);
+    return out;
+}
+
 char *wb_results_table(const char *const *dirs, int n_runs, const char *const *metrics_in, int n_metrics_in,
                        wb_table_format fmt) {
+    return wb_results_table_vs(dirs, n_runs, metrics_in, n_metrics_in, fmt, NULL);
+}
+
+char *wb_results_table_vs(const char *const *dirs, int n_runs, const char *const *metrics_in, int n_metrics_in,
+                          wb_table_format fmt, const char *baseline_method) {
     if (n_runs < 1) {
         wb_set_error("no run directories");
         return NULL;
@@ -306,7 +375,22 @@ char *wb_results_table(const char *const *dirs, int n_runs, const char *const *m
                 goto done;
             }
         }
-    out = write_table(fmt, groups, n_groups, runs, metrics, n_metrics);
+    int baseline = -1;
+    if (baseline_method) {
+        for (int gi = 0; gi < n_groups && baseline < 0; gi++)
+            if (strcmp(groups[gi].label[0], baseline_method) == 0) baseline = gi;
+        if (baseline < 0) {
+            char *names = NULL;
+            size_t size = 0;
+            FILE *m = open_memstream(&names, &size);
+            for (int gi = 0; m && gi < n_groups; gi++) fprintf(m, "%s'%s'", gi ? ", " : "", groups[gi].label[0]);
+            if (m) fclose(m);
+            wb_set_error("--baseline '%s' is no row's method (the rows: %s)", baseline_method, names ? names : "?");
+            free(names);
+            goto done;
+        }
+    }
+    out = write_report(fmt, groups, n_groups, runs, metrics, n_metrics, baseline);
 done:
     for (int i = 0; runs && i < n_runs; i++) {
         cJSON_Delete(runs[i].config);
