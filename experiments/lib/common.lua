@@ -100,7 +100,8 @@ function C.profile(args, script)
   if (args.metrics_n or 0) > 0 then P.metrics.n = args.metrics_n end
   -- seeds=N (0: the profile's) from seed= on: the students' seeds, and the
   -- draws of their metrics; every row of seed s shares the teacher and data
-  if (args.seeds or 0) > 0 and args.seeds == math.floor(args.seeds) then P.seeds = args.seeds end
+  -- (a bad seeds= is C.check_args's to report, with the script's name)
+  if (args.seeds or 0) > 0 and args.seeds == math.floor(args.seeds) and args.seeds <= 1000 then P.seeds = args.seeds end
   P.seed_list = wb.stats.seeds(math.tointeger(args.seed or 0) or 0, P.seeds)
   return P
 end
@@ -227,7 +228,7 @@ C.COMMON_RULES = {
   { "teacher_steps", int = true, min = 0, unset = -1, note = "-1: the profile's" },
   { "metrics_n", int = true, min = 4, unset = 0, note = "0: the profile's" },
   { "seed", int = true, min = 0 },
-  { "seeds", int = true, min = 0, max = 1000, note = "0: the profile's (cpu 3, smoke and paper 1)" },
+  { "seeds", int = true, min = 0, max = 1000, note = "0: the profile's: cpu 3, smoke and paper 1" },
   { "inception", file = true },
   { "teacher_init", file = true },
   { "data", dir = true },
