@@ -35,6 +35,7 @@
 #include "engine/metrics.h"
 #include "report/plot.h"
 #include "wb/cpu.h"
+#include "wb/elementwise.h"
 #include "wb/tensor.h"
 
 #ifndef WB_TEST_PYTHON
@@ -856,6 +857,11 @@ static void test_mmd_per_bandwidth(void **state) {
         free(a);
         free(b);
     }
+    /* the kernel takes e^x = +0 below x = −104 without computing it: that
+     * is what the exponential gives there */
+    volatile float below = -104.0f;
+    assert_true(wb_exp_nonpos(below) == 0.0f && !signbit(wb_exp_nonpos(below)));
+    assert_true(wb_exp_nonpos(nextafterf(below, 0.0f)) == 0.0f); /* and just above: no step at the edge */
     /* an empty set: NaN everywhere */
     double bw[WB_MMD_BANDWIDTHS];
     float one[2] = {0, 0};
