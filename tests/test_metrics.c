@@ -8,7 +8,11 @@
  *     "SKIP: ..." when scipy is missing;
  *   - k-NN precision/recall on synthetic sets and against a brute force;
  *   - Inception-Score analogue and mode-collapse checks on known answers;
- *   - the PNG image grid, read back with libpng.
+ *   - the PNG image grid, read back with libpng;
+ *   - the 2-D RBF-kernel MMD (host/engine/gmm2d.c): each bandwidth's MMD
+ *     against a straightforward double computation, the combined MMD as it
+ *     was before the per-bandwidth ones (pinned values, computed by the
+ *     commit before them) and its relation to them, a cached reference term.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,8 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
 #include "engine/metrics.h"
 #include "report/plot.h"
+#include "wb/cpu.h"
+#include "wb/elementwise.h"
 #include "wb/tensor.h"
 
 #ifndef WB_TEST_PYTHON
@@ -745,6 +752,143 @@ static void test_image_grid(void **state) {
     remove_dir();
 }
 
+/* ---- the 2-D MMD ------------------------------------------------------------------- */
+/* n 2-D points from xorshift only (no libm: the pinned values below must
+ * not depend on the machine's sin/log): a ring of 8 clusters of radius 2
+ * with spread `spread`, the cluster of each point picked with weights
+ * skewed by `skew` (0: uniform). Exactly representable coordinates. */
+static float *mmd_points(int64_t n, uint64_t seed, double spread, int skew) {
+    static const double ring[8][2] = {{2, 0},   {1.4142, 1.4142},   {0, 2},  {-1.4142, 1.4142},
+                                      {-2, 0}, {-1.4142, -1.4142}, {0, -2}, {1.4142, -1.4142}};
+    float *x = malloc((size_t)n * 2 * sizeof *x);
+    assert_non_null(x);
+    g_rng = seed;
+    for (int64_t i = 0; i < n; i++) {
+        int k = (int)(urand() * 8);
+        if (skew && urand() < 0.5) k = k % 3;
+        for (int c = 0; c < 2; c++) x[2 * i + c] = (float)(ring[k][c] + spread * (urand() + urand() - 1.0));
+    }
+    return x;
+}
+
+/* mean_ij exp(−‖a_i − b_j‖²/(2h²)) in double throughout */
+static double ref_kernel_mean(const float *a, int64_t na, const float *b, int64_t nb, double h) {
+    double s = 0;
+    for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < nb; j++) {
+            double dx = (double)a[2 * i] - b[2 * j], dy = (double)a[2 * i + 1] - b[2 * j + 1];
+            s += exp(-(dx * dx + dy * dy) / (2 * h * h));
+        }
+    return s / ((double)na * (double)nb);
+}
+
+static void test_mmd_per_bandwidth(void **state) {
+    (void)state;
+    const double hs[WB_MMD_BANDWIDTHS] = {0.05, 0.1, 0.2, 0.5, 1.0};
+    const char *keys[WB_MMD_BANDWIDTHS] = {"mmd_bw005", "mmd_bw01", "mmd_bw02", "mmd_bw05", "mmd_bw1"};
+    for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) {
+        assert_true(wb_mmd_bandwidth(h) == hs[h]);
+        assert_string_equal(wb_mmd_key(h), keys[h]);
+    }
+    assert_null(wb_mmd_key(WB_MMD_BANDWIDTHS));
+    assert_true(isnan(wb_mmd_bandwidth(-1)));
+
+    /* The combined MMD of three pairs as the code before the per-bandwidth
+     * MMDs computed it (commit 2e4b7e5's wb_mmd_rbf, AVX2 build, printed
+     * with %a): it is in every table, so it must not move by one bit. */
+    struct {
+        int64_t na, nb;
+        double spread_a, spread_b;
+        int skew_b;
+        double combined_before;
+    } cases[] = {
+        {300, 257, 0.1, 0.1, 1, 0x1.be0a60aff9f52p-3}, /* mode weights differ */
+        {200, 333, 0.05, 0.2, 0, 0x1.409edbb8f0297p-3}, /* mode shapes differ */
+        {64, 64, 0.1, 0.1, 0, 0x1.0e73c388510edp-3}, /* two draws of one distribution */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float *a = mmd_points(cases[c].na, 1000 + c, cases[c].spread_a, 0);
+        float *b = mmd_points(cases[c].nb, 2000 + c, cases[c].spread_b, cases[c].skew_b);
+        int64_t na = cases[c].na, nb = cases[c].nb;
+        double bw[WB_MMD_BANDWIDTHS];
+        double combined = wb_mmd_rbf_ex(a, na, b, nb, 2, NULL, bw);
+        printf("case %zu: combined %a (%.17g)\n", c, combined, combined);
+        assert_true(combined == cases[c].combined_before);
+        assert_true(wb_mmd_rbf(a, na, b, nb, 2) == combined);
+
+        /* each bandwidth against the double computation: float row sums of
+         * ≤ 333 terms and the 2e-7 exponential leave ~1e-7 relative in each
+         * kernel mean, MMD_h² a difference of three of them */
+        double mean_sq = 0, combined_ref_sq = 0;
+        for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) {
+            double kaa = ref_kernel_mean(a, na, a, na, hs[h]), kbb = ref_kernel_mean(b, nb, b, nb, hs[h]);
+            double kab = ref_kernel_mean(a, na, b, nb, hs[h]), m2 = kaa + kbb - 2 * kab;
+            double want = sqrt(m2 > 0 ? m2 : 0);
+            printf("  %s %.9f (double: %.9f)\n", keys[h], bw[h], want);
+            assert_true(fabs(bw[h] - want) <= 1e-6 + 1e-5 * want); /* measured ≤ 4e-8 */
+            mean_sq += bw[h] * bw[h] / WB_MMD_BANDWIDTHS;
+            combined_ref_sq += m2 / WB_MMD_BANDWIDTHS;
+        }
+        /* the combined kernel is the bandwidths' mean kernel: MMD² is the
+         * mean of the MMD_h² (none of them is clipped here), up to rounding */
+        assert_true(fabs(combined * combined - mean_sq) <= 1e-6 + 1e-4 * mean_sq);
+        assert_true(fabs(combined - sqrt(combined_ref_sq)) <= 2e-5 + 1e-4 * combined);
+
+        /* the kernel's per-bandwidth sums come from the same pass as the
+         * combined one, which is the plain wb_cpu_rbf_sum's bit for bit */
+        float inv[WB_MMD_BANDWIDTHS];
+        double sums[WB_MMD_BANDWIDTHS];
+        for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) inv[h] = (float)(0.5 / (hs[h] * hs[h]));
+        double total = wb_cpu_rbf_sums(a, na, b, nb, 2, inv, WB_MMD_BANDWIDTHS, sums);
+        assert_true(total == wb_cpu_rbf_sum(a, na, b, nb, 2, inv, WB_MMD_BANDWIDTHS));
+        double sum_of_sums = 0;
+        for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) sum_of_sums += sums[h];
+        assert_true(fabs(total - sum_of_sums) <= 1e-6 * total);
+
+        /* a cached reference term gives the same numbers, bit for bit */
+        wb_mmd_means bb;
+        wb_mmd_kernel_means(b, nb, b, nb, 2, &bb);
+        double bw2[WB_MMD_BANDWIDTHS];
+        assert_true(wb_mmd_rbf_ex(a, na, b, nb, 2, &bb, bw2) == combined);
+        assert_memory_equal(bw, bw2, sizeof bw);
+        /* against itself: every MMD exactly 0 */
+        assert_true(wb_mmd_rbf_ex(a, na, a, na, 2, NULL, bw2) == 0.0);
+        for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) assert_true(bw2[h] == 0.0);
+        free(a);
+        free(b);
+    }
+    /* the kernel takes e^x = +0 below x = −104 without computing it: that
+     * is what the exponential gives there */
+    volatile float below = -104.0f;
+    assert_true(wb_exp_nonpos(below) == 0.0f && !signbit(wb_exp_nonpos(below)));
+    assert_true(wb_exp_nonpos(nextafterf(below, 0.0f)) == 0.0f); /* and just above: no step at the edge */
+    /* an empty set: NaN everywhere */
+    double bw[WB_MMD_BANDWIDTHS];
+    float one[2] = {0, 0};
+    assert_true(isnan(wb_mmd_rbf_ex(one, 0, one, 1, 2, NULL, bw)));
+    for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) assert_true(isnan(bw[h]));
+}
+
+/* wb_eval_gmm reports the same MMDs (and NaN for all of them when a sample is not finite). */
+static void test_eval_gmm_mmd_keys(void **state) {
+    (void)state;
+    wb_dataset *ds = wb_gmm2d_new("ring8", 2.0, 0.1);
+    assert_non_null(ds);
+    float *a = mmd_points(400, 7, 0.1, 0), *b = mmd_points(300, 8, 0.1, 1);
+    wb_gmm_metrics m;
+    assert_int_equal(wb_eval_gmm(ds->gmm, a, 400, b, 300, &m), 0);
+    double bw[WB_MMD_BANDWIDTHS];
+    assert_true(m.mmd == wb_mmd_rbf_ex(a, 400, b, 300, 2, NULL, bw));
+    assert_memory_equal(m.mmd_bw, bw, sizeof bw);
+    a[5] = NAN;
+    assert_int_equal(wb_eval_gmm(ds->gmm, a, 400, b, 300, &m), 0);
+    assert_true(isnan(m.mmd));
+    for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) assert_true(isnan(m.mmd_bw[h]));
+    free(a);
+    free(b);
+    wb_dataset_free(ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_accumulate), cmocka_unit_test(test_stats_save_load),
@@ -752,6 +896,7 @@ int main(void) {
         cmocka_unit_test(test_frechet_analytic), cmocka_unit_test(test_frechet_scipy),
         cmocka_unit_test(test_precision_recall), cmocka_unit_test(test_inception_score),
         cmocka_unit_test(test_mode_coverage),    cmocka_unit_test(test_image_grid),
+        cmocka_unit_test(test_mmd_per_bandwidth), cmocka_unit_test(test_eval_gmm_mmd_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,6 +271,8 @@ static void test_end_to_end(void **state) {
     expect_file_has(res, "\"custom\":\t7");
     expect_file_has(res, "\"mmd\":");
     expect_file_has(res, "\"n_modes\":\t8");
+    expect_file_has(res, "\"mmd_bw005\":"); /* the MMD at each bandwidth too */
+    expect_file_has(res, "\"mmd_bw1\":");
 
     const char *args[] = {"table", "run1", "--metrics", "mmd,custom", NULL};
     r = wb_test_run_workbench(g_dir, args);

@@ -114,12 +114,14 @@ static int l_evaluate(lua_State *L) {
     samples_ud *ref = wb_lua_dataset_draw(L, ds, n_ref, seed, fn);
     wb_gmm_metrics m;
     if (wb_eval_gmm(ds->gmm, x->x, x->n, ref->x, ref->n, &m)) luaL_error(L, "%s: %s", fn, wb_last_error());
-    const wb_result kv[] = {
+    /* the combined MMD, then each bandwidth's (mmd_bw005 … mmd_bw1) */
+    wb_result kv[5 + WB_MMD_BANDWIDTHS] = {
         {"modes", m.modes_covered, 1}, {"n_modes", m.n_modes, 1}, {"tv", m.mode_tv, 0},
         {"quality", m.quality, 0},     {"mmd", m.mmd, 0},
     };
+    for (int h = 0; h < WB_MMD_BANDWIDTHS; h++) kv[5 + h] = (wb_result){wb_mmd_key(h), m.mmd_bw[h], 0};
     record(L, fn, &src, kv, N_DEFS(kv));
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, N_DEFS(kv) + 2);
     push_metrics(L, kv, N_DEFS(kv));
     if (student) {
         /* so a list of results is directly a table with a method column */

@@ -356,12 +356,20 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
         failed = 1;
 
     float *eval_ref = NULL, *eval_x = NULL;
+    wb_mmd_means eval_ref_means = {0}; /* the reference's own kernel term: the same at every log point */
     if (!failed && c->eval_samples > 0) {
         eval_ref = malloc((size_t)(c->eval_samples * d->dim) * sizeof(float));
         eval_x = malloc((size_t)(c->eval_samples * d->dim) * sizeof(float));
+        if (!eval_ref || !eval_x) {
+            wb_set_error("distill: out of memory for %lld evaluation samples", (long long)c->eval_samples);
+            failed = 1;
+        }
+    }
+    if (!failed && eval_x) {
         wb_rng er;
         wb_rng_init(&er, c->seed, STREAM_EVAL);
         ds->sample(ds, &er, c->eval_samples, eval_ref);
+        wb_mmd_kernel_means(eval_ref, c->eval_samples, eval_ref, c->eval_samples, (int)d->dim, &eval_ref_means);
     }
     /* The teacher's own streams (dropout, when backward runs through it for
      * ∇_x l) start from this run's seed, not from where an earlier student
@@ -513,7 +521,7 @@ wb_student *wb_distill(wb_teacher *teacher, wb_dataset *ds, const wb_distill_con
             double mmd = NAN;
             if (eval_x) {
                 wb_student_sample(s, c->eval_samples, c->seed + 7, 1, eval_x);
-                mmd = wb_mmd_rbf(eval_x, c->eval_samples, eval_ref, c->eval_samples, (int)d->dim);
+                mmd = wb_mmd_rbf_ex(eval_x, c->eval_samples, eval_ref, c->eval_samples, (int)d->dim, &eval_ref_means, NULL);
             }
             log_point(s, step, mmd, &st);
             if ((!d->score_free && wb_explode_check(&guard_fake, c->explode, st.fake_loss, step, "the fake score's DSM loss")) ||

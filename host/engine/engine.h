@@ -266,16 +266,43 @@ void wb_student_free(wb_student *s);
 int wb_student_sample(wb_student *s, int64_t n, uint64_t seed, int use_ema, float *out);
 
 /* ---- evaluation (low-dimensional data) ------------------------------------------------- */
+/* The RBF-kernel MMD of the 2-D metrics (DESIGN §5, "Metrics"): kernels
+ * k_h(x, y) = exp(−‖x − y‖² / (2h²)) at WB_MMD_BANDWIDTHS bandwidths h
+ * (data units: 0.05, 0.1, 0.2, 0.5, 1.0), biased (V-statistic) estimates
+ * with every pair, i = j included:
+ *   MMD_h² = mean_ij k_h(a_i, a_j) + mean_ij k_h(b_i, b_j) − 2 mean_ij k_h(a_i, b_j)
+ *   MMD²   = the same with the kernel (1/H) Σ_h k_h  (= mean_h MMD_h² up to
+ *            float rounding), each clipped at 0 before the square root. */
+#define WB_MMD_BANDWIDTHS 5
+/* Bandwidth h (0 … WB_MMD_BANDWIDTHS−1) and its result key ("mmd_bw005",
+ * "mmd_bw01", "mmd_bw02", "mmd_bw05", "mmd_bw1"); NaN / NULL out of range. */
+double wb_mmd_bandwidth(int h);
+const char *wb_mmd_key(int h);
+/* The three kernel means of an MMD estimate, one pass over the pairs: all =
+ * Σ_ij Σ_h k_h / (na·nb·H), bw[h] = Σ_ij k_h / (na·nb). NaN when the
+ * kernel's scratch row cannot be allocated. */
+typedef struct wb_mmd_means {
+    double all, bw[WB_MMD_BANDWIDTHS];
+} wb_mmd_means;
+void wb_mmd_kernel_means(const float *a, int64_t na, const float *b, int64_t nb, int dim, wb_mmd_means *out);
+/* The combined MMD of a against b, and with per_bandwidth (NULL: not
+ * wanted) each MMD_h. bb: b's own means (wb_mmd_kernel_means(b, nb, b, nb)),
+ * for many evaluations against one reference — the same numbers bit for
+ * bit as computing them here (NULL). NaN for an empty set. */
+double wb_mmd_rbf_ex(const float *a, int64_t na, const float *b, int64_t nb, int dim, const wb_mmd_means *bb,
+                     double per_bandwidth[WB_MMD_BANDWIDTHS]);
+double wb_mmd_rbf(const float *a, int64_t na, const float *b, int64_t nb, int dim);
+
 typedef struct wb_gmm_metrics {
     int modes_covered, n_modes;
     double mode_tv;       /* ½ Σ |share_k − w_k| over nearest-mode assignment */
     double quality;       /* share of samples within 3 std of some mode       */
-    double mmd;           /* RBF-kernel MMD (biased V-statistic, sqrt)        */
+    double mmd;           /* RBF-kernel MMD, the five bandwidths' mean kernel (biased V-statistic, sqrt) */
+    double mmd_bw[WB_MMD_BANDWIDTHS]; /* MMD_h at each bandwidth alone (keys: wb_mmd_key) */
 } wb_gmm_metrics;
 /* A mode counts as covered when it receives at least 20 % of its expected
  * share of the samples (and at least one sample). */
 int wb_eval_gmm(const wb_gmm *gmm, const float *samples, int64_t n, const float *reference, int64_t n_ref,
                 wb_gmm_metrics *out);
-double wb_mmd_rbf(const float *a, int64_t na, const float *b, int64_t nb, int dim);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "engine/engine.h"
 #include "core/wb_internal.h"
-#include "wb/cpu.h" /* wb_cpu_rbf_sum */
+#include "wb/cpu.h" /* wb_cpu_rbf_sums */
 
 typedef struct gmm_dataset {
     wb_dataset base;
@@ -127,20 +127,51 @@ double wb_gmm_log_density(const wb_gmm *g, const float *x, float sigma) {
 
 /* ---- metrics ------------------------------------------------------------------ */
 /* Bandwidths in data units: from within-mode scale to ring scale, so the MMD
- * sees both mode shape and mode weights. */
-static const double mmd_bandwidths[] = {0.05, 0.1, 0.2, 0.5, 1.0};
-#define N_BW (sizeof mmd_bandwidths / sizeof mmd_bandwidths[0])
+ * sees both mode shape and mode weights. Their result keys: "mmd_bw" and the
+ * bandwidth's digits without the point (0.05 → 005, 1.0 → 1). */
+static const double mmd_bandwidths[WB_MMD_BANDWIDTHS] = {0.05, 0.1, 0.2, 0.5, 1.0};
+static const char *const mmd_keys[WB_MMD_BANDWIDTHS] = {"mmd_bw005", "mmd_bw01", "mmd_bw02", "mmd_bw05", "mmd_bw1"};
+#define N_BW WB_MMD_BANDWIDTHS
 
-static double kernel_mean(const float *a, int64_t na, const float *b, int64_t nb, int dim) {
+double wb_mmd_bandwidth(int h) { return h >= 0 && h < N_BW ? mmd_bandwidths[h] : NAN; }
+const char *wb_mmd_key(int h) { return h >= 0 && h < N_BW ? mmd_keys[h] : NULL; }
+
+void wb_mmd_kernel_means(const float *a, int64_t na, const float *b, int64_t nb, int dim, wb_mmd_means *out) {
     float inv[N_BW];
+    double sums[N_BW];
     for (size_t h = 0; h < N_BW; h++) inv[h] = (float)(0.5 / (mmd_bandwidths[h] * mmd_bandwidths[h]));
-    return wb_cpu_rbf_sum(a, na, b, nb, dim, inv, (int)N_BW) / ((double)na * (double)nb * N_BW);
+    for (size_t h = 0; h < N_BW; h++) sums[h] = NAN; /* what an allocation failure leaves */
+    double total = wb_cpu_rbf_sums(a, na, b, nb, dim, inv, (int)N_BW, sums);
+    /* the combined mean's expression since issue 2 (every table's MMD) */
+    out->all = total / ((double)na * (double)nb * N_BW);
+    for (size_t h = 0; h < N_BW; h++) out->bw[h] = sums[h] / ((double)na * (double)nb);
+}
+
+/* sqrt of the biased MMD² from the three kernel means, clipped at 0 (the
+ * combined one's expression since issue 2, so every table's MMD is the
+ * same digit for digit; a NaN m2 fails m2 > 0 and gives 0, as it did) */
+static double mmd_of(double aa, double bb, double ab) {
+    double m2 = aa + bb - 2.0 * ab;
+    return sqrt(m2 > 0 ? m2 : 0);
+}
+
+double wb_mmd_rbf_ex(const float *a, int64_t na, const float *b, int64_t nb, int dim, const wb_mmd_means *bb,
+                     double per_bandwidth[WB_MMD_BANDWIDTHS]) {
+    for (int h = 0; per_bandwidth && h < N_BW; h++) per_bandwidth[h] = NAN;
+    if (na <= 0 || nb <= 0) return NAN;
+    wb_mmd_means aa, ab, own_bb;
+    wb_mmd_kernel_means(a, na, a, na, dim, &aa);
+    if (!bb) {
+        wb_mmd_kernel_means(b, nb, b, nb, dim, &own_bb);
+        bb = &own_bb;
+    }
+    wb_mmd_kernel_means(a, na, b, nb, dim, &ab);
+    for (int h = 0; per_bandwidth && h < N_BW; h++) per_bandwidth[h] = mmd_of(aa.bw[h], bb->bw[h], ab.bw[h]);
+    return mmd_of(aa.all, bb->all, ab.all);
 }
 
 double wb_mmd_rbf(const float *a, int64_t na, const float *b, int64_t nb, int dim) {
-    if (na <= 0 || nb <= 0) return NAN;
-    double m2 = kernel_mean(a, na, a, na, dim) + kernel_mean(b, nb, b, nb, dim) - 2.0 * kernel_mean(a, na, b, nb, dim);
-    return sqrt(m2 > 0 ? m2 : 0);
+    return wb_mmd_rbf_ex(a, na, b, nb, dim, NULL, NULL);
 }
 
 int wb_eval_gmm(const wb_gmm *g, const float *x, int64_t n, const float *ref, int64_t n_ref, wb_gmm_metrics *out) {
@@ -174,6 +205,8 @@ int wb_eval_gmm(const wb_gmm *g, const float *x, int64_t n, const float *ref, in
         if (counts[k] >= 1 && (double)counts[k] >= 0.2 * g->weights[k] * (double)n) out->modes_covered++;
     }
     out->mode_tv = 0.5 * tv;
-    out->mmd = finite == n && ref && n_ref > 0 ? wb_mmd_rbf(x, n, ref, n_ref, 2) : NAN;
+    out->mmd = NAN;
+    for (int h = 0; h < N_BW; h++) out->mmd_bw[h] = NAN;
+    if (finite == n && ref && n_ref > 0) out->mmd = wb_mmd_rbf_ex(x, n, ref, n_ref, 2, NULL, out->mmd_bw);
     return 0;
 }

@@ -21,6 +21,13 @@ extern "C" {
  * has it). NaN when it cannot allocate its nb-float scratch row. */
 double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2,
                       int n_bandwidths);
+/* The same sum (bit for bit) and, from the same exponentials, each
+ * bandwidth's own: per_bandwidth[h] = Σ_i Σ_j exp(−‖a_i − b_j‖² · inv2h2[h])
+ * (each row's terms summed in float, the rows in double), n_bandwidths
+ * doubles; NULL: the combined sum only. NaN (and per_bandwidth untouched)
+ * when it cannot allocate. */
+double wb_cpu_rbf_sums(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2,
+                       int n_bandwidths, double *per_bandwidth);
 
 /* The BLAS under the CPU backend, as loaded in this process: its kernel
  * family as OpenBLAS chose it ("Haswell", "SkylakeX", "Prescott", …: what

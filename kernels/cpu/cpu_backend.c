@@ -281,8 +281,10 @@ static void cpu_adam(int64_t n, float *p, const float *g, float *m, float *v, fl
                                        bc1, bc2)));
 }
 
-double wb_cpu_rbf_sum_generic(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh);
-double wb_cpu_rbf_sum_avx2(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh);
+double wb_cpu_rbf_sum_generic(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh,
+                              double *per_bandwidth);
+double wb_cpu_rbf_sum_avx2(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh,
+                           double *per_bandwidth);
 
 /* OpenBLAS's own reports (cblas.h of its builds). */
 const char *wb_cpu_blas_core(void) { return openblas_get_corename(); }
@@ -296,12 +298,16 @@ const char *wb_cpu_blas_threading(void) {
     }
 }
 
-/* Host-side helper for the MMD metric (not a backend op). */
-double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh) {
+/* Host-side helpers for the MMD metric (not backend ops). */
+double wb_cpu_rbf_sums(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh,
+                       double *per_bandwidth) {
 #if defined(WB_CPU_AVX2_BUILT) && defined(__x86_64__)
-    if (use_avx2()) return wb_cpu_rbf_sum_avx2(a, na, b, nb, dim, inv2h2, nh);
+    if (use_avx2()) return wb_cpu_rbf_sum_avx2(a, na, b, nb, dim, inv2h2, nh, per_bandwidth);
 #endif
-    return wb_cpu_rbf_sum_generic(a, na, b, nb, dim, inv2h2, nh);
+    return wb_cpu_rbf_sum_generic(a, na, b, nb, dim, inv2h2, nh, per_bandwidth);
+}
+double wb_cpu_rbf_sum(const float *a, int64_t na, const float *b, int64_t nb, int dim, const float *inv2h2, int nh) {
+    return wb_cpu_rbf_sums(a, na, b, nb, dim, inv2h2, nh, NULL);
 }
 
 /* The CPU backend's status (wb/backend.h): its sticky error, the flags of a
