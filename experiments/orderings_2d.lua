@@ -7,6 +7,8 @@
 --                    σ-conditioned MLP, the quickstart's) or ratio=fake-encoder
 --                    (SiDA's: the fake score's encoder, trained with its DSM);
 --                    claim: λ ∈ {3, 5, 10} better than rkl, λ = −1 worse
+--   normalize_batch=true, logit_clamp=C: what f-distill's normalisation (the
+--                    weight over its batch mean) or a clamped logit changes
 --   study=scorefree  DiKL, DiJS, DiRM against each other and against the
 --                    score-based rkl, fkl, js, every row with the score-free
 --                    paper's weighting w = σ² at σ_fix = sf_sigma (2.5);
@@ -33,6 +35,8 @@ local args = wb.args{
   ratio = "classifier", -- classifier | fake-encoder (study=lambda)
   lambdas = "-1,0.5,1,3,5,10",
   sf_sigma = 2.5,
+  normalize_batch = false, -- f-distill's weight / its batch mean (what normalisation changes)
+  logit_clamp = 0.0,    -- > 0: the logit clamped to ±logit_clamp before the weights
   preset = "ring8-imbalanced",
   teacher_steps = 3000,
   steps = 1000,
@@ -119,6 +123,7 @@ local results = wb.arms{
       quiet = args.quiet, run = out .. "/runs/" .. arm.name,
       time_weight = args.study == "scorefree" and "sigma2" or "dmd",
       sigma_fixed = args.study == "scorefree" and args.sf_sigma or nil,
+      normalize_batch = args.normalize_batch, logit_clamp = args.logit_clamp,
     }
     local student = wb.distill(opts)
     local m = wb.evaluate(student, s.data, { n = args.n_eval, reference_n = args.n_eval, seed = 1 + 10 * arm.seed,
