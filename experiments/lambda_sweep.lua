@@ -7,7 +7,10 @@
 --   teacher  EDM DSM UNet (reference row, 35 NFE)
 --   students one-step generators initialised from the teacher; f-distill's
 --            head on the teacher encoder (enc32,enc16,enc8) as the ratio
---            estimator; DMD time weighting (score-based objectives)
+--            estimator, or with ratio=fake-encoder SiDA's (the fake score's
+--            deepest encoder map, mean over channels, trained jointly with
+--            its DSM loss — the discriminator Di-Bregman uses); DMD time
+--            weighting (score-based objectives)
 --   reports  table.{md,tex,csv} (FID, precision, recall, IS, classes covered,
 --            collapse flag per λ, rkl, teacher, initialisation); fid_lambda.png
 --            (FID vs λ with rkl, teacher and initialisation as horizontal
@@ -39,6 +42,9 @@ local args = wb.args{
   out = "",             -- default results/lambda_sweep-<profile>
   cache = "",           -- feature-classifier cache, default results/cache
   lambdas = "-1,0.5,1,3,5,10",
+  ratio = "gan-head",   -- gan-head (f-distill's head on the teacher encoder) | fake-encoder (SiDA's, which
+                        -- Di-Bregman uses: the fake score's deepest encoder map, mean over channels, trained
+                        -- with its DSM loss)
   steps = 0,            -- generator updates per run (0: the profile's)
   batch = 0,
   teacher_steps = -1,
@@ -53,6 +59,7 @@ local args = wb.args{
 local P = C.profile(args, "lambda_sweep")
 -- arguments checked before any work (a typo must not cost a teacher run)
 C.check_args("lambda_sweep", args, C.COMMON_RULES)
+C.check_args("lambda_sweep", args, { { "ratio", choices = { "gan-head", "fake-encoder" } } })
 C.require_divergences("lambda_sweep", nil, { "rkl", "sba" })
 
 -- paper: batch 64, generator lr 1e-5 (one budget for all λ; the Di-Bregman
@@ -79,6 +86,10 @@ for v in args.lambdas:gmatch("[^,%s]+") do
 end
 if #lambdas == 0 then error(("lambda_sweep: lambdas = '%s': no value given"):format(args.lambdas), 0) end
 
+-- the ratio estimator: with fake-encoder the fake score's loss carries the
+-- BCE and the host runs no separate ratio update (ratio_updates is ignored)
+local ratio_spec = args.ratio == "fake-encoder" and { "fake-encoder" } or C.gan_head(P)
+
 local t0 = os.time()
 wb.mkdir(P.out)
 
@@ -92,8 +103,8 @@ local results = wb.arms{
   name = "lambda_sweep", out = P.out, arms = arms,
   setup = function() -- the teacher: trained once (the arms' processes load runs/teacher)
     local data = C.dataset(P)
-    print(("lambda_sweep: profile %s, %s (%d images), λ ∈ {%s} vs rkl, %d steps × batch %d")
-          :format(P.name, data.name, data.count, args.lambdas, D.steps, D.batch))
+    print(("lambda_sweep: profile %s, %s (%d images), λ ∈ {%s} vs rkl, %d steps × batch %d, ratio %s")
+          :format(P.name, data.name, data.count, args.lambdas, D.steps, D.batch, args.ratio))
     local teacher = C.teacher(P, data, { seed = args.seed, run = P.out .. "/runs/teacher", init = args.teacher_init })
     return { data = data, teacher = teacher }
   end,
@@ -105,7 +116,7 @@ local results = wb.arms{
                           C.metrics(P, x, data, C.sample_seed(P, arm.seed)))
     end
     local common = {
-      teacher = teacher, data = data, ratio = C.gan_head(P), seed = arm.seed,
+      teacher = teacher, data = data, ratio = ratio_spec, seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, lr_fake = D.lr_fake, ema = D.ema,
       ratio_updates = 1, fake_updates = 1, time_weight = "dmd",
       log_every = C.log_every(D.steps), quiet = P.quiet,
