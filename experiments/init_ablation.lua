@@ -43,6 +43,7 @@
 -- Reports: table.{md,tex,csv} — FID (+ precision, recall, classes covered,
 -- collapse flag) per initialisation, like the paper's Table 2, plus the target
 -- teacher's own row; fid.png — FID per initialisation (x = index);
+-- fid_curves.png — FID during training (every eval_every updates);
 -- runs/teacher-<init>/ and runs/dijs-<init>/ (samples.png from a fixed seed).
 --
 -- Arms (wb.arms; results in OUT/arms/<arm>.json): the reference row and each
@@ -80,6 +81,7 @@ local args = wb.args{
                         -- cpu/smoke 0 = σ from the Karras schedule)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
+  eval_every = -1,      -- FID every this many generator updates (-1: the profile's, a quarter of the run; 0: only at the end)
   seed = 0,             -- the target teacher's seed and the first seed
   seeds = 0,            -- seeds from seed= on (0: the profile's — cpu 3, smoke and paper 1); seed s trains
                         -- each variant's initialisation teacher and its student (the target teacher is one)
@@ -93,6 +95,7 @@ C.check_args("init_ablation", args, {
   { "sigma_init", gt = 0 },
   { "sigma_fixed", min = 0, unset = -1, note = "-1: the profile's, 0: Karras sigma" },
   { "teacher_dir", dir = true },
+  { "eval_every", int = true, min = 0, unset = -1, note = "-1: the profile's, 0: only at the end" },
 })
 C.require_divergences("init_ablation", nil, { "dijs" })
 if P.name == "paper" and args.data100 == "" then
@@ -129,6 +132,9 @@ if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if P.name == "cpu" then P.teacher.steps = 400 end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
+-- FID during training (have the rows stopped moving?): the evaluations draw
+-- their own samples, so the trained weights and the final row do not change
+local eval_every = args.eval_every >= 0 and args.eval_every or math.max(1, D.steps // (P.name == "paper" and 10 or 4))
 
 local CIFAR100_EXCLUDED = { [8] = true, [13] = true, [19] = true, [34] = true, [48] = true,
                             [58] = true, [81] = true, [89] = true, [90] = true, [97] = true }
@@ -219,21 +225,32 @@ local results = wb.arms{
       local d = disjoint[arm.subset]
       t = teacher(d.key, disjoint_data(d), nil, arm.seed)
     end
+    local fid_curve = { name = arm.base, x = {}, y = {} }
     local student = wb.distill(C.with({
       data = target, divergence = "dijs", ratio = C.classifier(P), seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
       ratio_updates = 1, sigma_init = args.sigma_init, time_weight = "sigma2", sigma_fixed = sigma_fixed,
       log_every = C.log_every(D.steps), quiet = P.quiet,
+      eval_every = eval_every > 0 and eval_every or nil,
+      on_eval = eval_every > 0 and function(st, step)
+        local fid = C.metrics(P, st, target, C.sample_seed(P, arm.seed)).fid
+        fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
+        return fid
+      end or nil,
     }, { teacher = t, init = arm.init or "teacher", run = P.out .. "/runs/dijs-" .. C.seeded_name(P, arm.base, arm.seed) }))
-    return { row = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds) }
+    return { row = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds),
+             fid_curve = fid_curve }
   end,
 }
 
 -- the report, from the arms' results (any mode, or `workbench table experiments/init_ablation.lua ...`)
-local rows, bars = {}, {}
+local rows, bars, fid_curves = {}, {}, {}
 for _, g in ipairs(wb.stats.groups(results)) do
   local m = C.seed_row(g)
   rows[#rows + 1] = m
+  if g.arm.kind == "variant" and g.results[1].fid_curve and #g.results[1].fid_curve.x > 0 then
+    fid_curves[#fid_curves + 1] = C.seed_band(g, "fid_curve", g.arm.base)
+  end
   if g.arm.kind == "variant" then
     local collapsed = m.collapsed == "yes" or (m.collapsed or ""):match("^[1-9]") ~= nil
     bars[#bars + 1] = C.bar_item(g.arm.name, m.fid, collapsed and "FID (collapsed in a seed)" or "FID")
@@ -253,4 +270,11 @@ C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max"
 C.bar_plot(P.out .. "/fid.png", ("DiJS student FID by initialisation (%s)"):format(P.name),
            "FID", bars, { { name = "target teacher (35 NFE)", value = C.bar_item("", rows[1].fid).value } })
 
-print(("\nwrote %s/table.{md,tex,csv}, fid.png, runs/ and arms/ (%.0f s)"):format(P.out, C.elapsed(t0)))
+if #fid_curves > 0 then
+  local ref = C.bar_item("", rows[1].fid).value
+  fid_curves[#fid_curves + 1] = { name = "target teacher (35 NFE)", x = { 0, D.steps * D.batch }, y = { ref, ref } }
+  wb.plot_lines(P.out .. "/fid_curves.png", { title = ("DiJS: FID during distillation by initialisation (%s)"):format(P.name),
+    xlabel = "images seen", ylabel = "FID", series = fid_curves })
+end
+
+print(("\nwrote %s/table.{md,tex,csv}, fid.png, fid_curves.png, runs/ and arms/ (%.0f s)"):format(P.out, C.elapsed(t0)))

@@ -14,7 +14,9 @@
 --   reports  table.{md,tex,csv} (FID, precision, recall, IS, classes covered,
 --            collapse flag per λ, rkl, teacher, initialisation); fid_lambda.png
 --            (FID vs λ with rkl, teacher and initialisation as horizontal
---            reference lines); curves.png (ratio BCE vs images seen);
+--            reference lines); fid_curves.png (FID during training,
+--            every eval_every updates: have the rows stopped moving?);
+--            curves.png (ratio BCE vs images seen);
 --            runs/<name>/samples.png
 --
 -- Run:   build/workbench run experiments/lambda_sweep.lua profile=smoke|cpu|paper [key=value ...]
@@ -51,6 +53,7 @@ local args = wb.args{
   teacher_init = "",    -- start the teacher from this checkpoint (teacher_steps=0: just load it)
   metrics_n = 0,        -- samples per metric (0: the profile's; paper 50000, cpu 256, smoke 64)
   inception = "",       -- FID Inception-v3 weights (safetensors): adds the papers' FID column
+  eval_every = -1,      -- FID every this many generator updates (-1: the profile's, a quarter of the run; 0: only at the end)
   seed = 0,             -- the teacher's seed and the first student seed
   seeds = 0,            -- student seeds from seed= on (0: the profile's — cpu 3, smoke and paper 1)
   baseline = "rkl (reverse KL)", -- the row the others are tested against (paired over seeds; "": none)
@@ -59,7 +62,8 @@ local args = wb.args{
 local P = C.profile(args, "lambda_sweep")
 -- arguments checked before any work (a typo must not cost a teacher run)
 C.check_args("lambda_sweep", args, C.COMMON_RULES)
-C.check_args("lambda_sweep", args, { { "ratio", choices = { "gan-head", "fake-encoder" } } })
+C.check_args("lambda_sweep", args, { { "ratio", choices = { "gan-head", "fake-encoder" } },
+  { "eval_every", int = true, min = 0, unset = -1, note = "-1: the profile's, 0: only at the end" } })
 C.require_divergences("lambda_sweep", nil, { "rkl", "sba" })
 
 -- paper: batch 64, generator lr 1e-5 (one budget for all λ; the Di-Bregman
@@ -73,6 +77,9 @@ local D = ({
 if args.steps > 0 then D.steps = args.steps end
 if args.batch > 0 then D.batch = args.batch end
 if args.teacher_steps >= 0 then P.teacher.steps = args.teacher_steps end
+-- FID during training (have the rows stopped moving?): the evaluations draw
+-- their own samples, so the trained weights and the final row do not change
+local eval_every = args.eval_every >= 0 and args.eval_every or math.max(1, D.steps // (P.name == "paper" and 10 or 4))
 
 local lambdas, seen = {}, {}
 for v in args.lambdas:gmatch("[^,%s]+") do
@@ -127,24 +134,46 @@ local results = wb.arms{
       local init = wb.distill(C.with(common, { divergence = "rkl", steps = 0, log_every = 0, quiet = true }))
       return { row = row("initialisation", "-", 1, init, 0) }
     elseif arm.kind == "rkl" then
-      local rkl = wb.distill(C.with(common, { divergence = "rkl", run = P.out .. "/runs/" .. C.seeded_name(P, "rkl", arm.seed) }))
+      end
+    local fid_curve = { x = {}, y = {} }
+    local evals = {
+      eval_every = eval_every > 0 and eval_every or nil,
+      on_eval = eval_every > 0 and function(st, step)
+        local fid = C.metrics(P, st, data, C.sample_seed(P, arm.seed)).fid
+        fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
+        return fid
+      end or nil,
+    }
+    if arm.kind == "rkl" then
+      local rkl = wb.distill(C.with(common, evals, { divergence = "rkl", run = P.out .. "/runs/" .. C.seeded_name(P, "rkl", arm.seed) }))
       return { row = row("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds),
-               curve = C.curve("rkl", rkl, "ratio_loss", D.batch) }
+               curve = C.curve("rkl", rkl, "ratio_loss", D.batch), fid_curve = fid_curve }
     end
-    local st = wb.distill(C.with(common, { divergence = { "sba", lambda = arm.lambda },
-                                           run = P.out .. "/runs/" .. C.seeded_name(P, arm.base, arm.seed) }))
+    local st = wb.distill(C.with(common, evals, { divergence = { "sba", lambda = arm.lambda },
+                                                  run = P.out .. "/runs/" .. C.seeded_name(P, arm.base, arm.seed) }))
     return { row = row(("sba (lambda=%g)"):format(arm.lambda), ("%g"):format(arm.lambda), 1, st, st.train_seconds),
-             curve = C.curve(("lambda=%g"):format(arm.lambda), st, "ratio_loss", D.batch) }
+             curve = C.curve(("lambda=%g"):format(arm.lambda), st, "ratio_loss", D.batch), fid_curve = fid_curve }
   end,
 }
 
 -- the report, from the arms' results (any mode, or `workbench table experiments/lambda_sweep.lua ...`)
-local rows, curves, fid_x, fid_y, fid_lo, fid_hi = {}, {}, {}, {}, {}, {}
+local rows, curves, fid_curves, fid_x, fid_y, fid_lo, fid_hi = {}, {}, {}, {}, {}, {}, {}
 local groups = wb.stats.groups(results)
 local function mean(v) return C.bar_item("", v).value end
 for _, g in ipairs(groups) do
   local m = C.seed_row(g)
   rows[#rows + 1] = m
+  if (g.arm.kind == "sba" or g.arm.kind == "rkl") and g.results[1].fid_curve and #g.results[1].fid_curve.x > 0 then
+    -- each seed's curve starts at its initialisation's FID (the same draws)
+    local name = g.arm.kind == "rkl" and "rkl" or ("lambda=%g"):format(g.arm.lambda)
+    local per_seed = {}
+    for i, res in ipairs(g.results) do
+      local curve = { name = name, x = { 0 }, y = { groups.by_name.initialisation.results[i].row.fid } }
+      for j, x in ipairs(res.fid_curve.x) do curve.x[#curve.x + 1], curve.y[#curve.y + 1] = x, res.fid_curve.y[j] end
+      per_seed[i] = { fid_curve = curve }
+    end
+    fid_curves[#fid_curves + 1] = C.seed_band({ results = per_seed }, "fid_curve", name)
+  end
   local fid = C.bar_item("", m.fid)
   if g.arm.kind == "sba" and fid.value == fid.value and fid.value ~= math.huge then
     local k = #fid_x + 1
@@ -180,10 +209,16 @@ if #series > 0 then
   wb.plot_lines(P.out .. "/fid_lambda.png", { title = ("SBA: FID vs lambda (%s, %d images)"):format(P.name, D.steps * D.batch),
     xlabel = "lambda (w_s = exp(-lambda l))", ylabel = "FID", series = series })
 end
+if #fid_curves > 0 then
+  local last = D.steps * D.batch
+  fid_curves[#fid_curves + 1] = { name = "teacher (35 NFE)", x = { 0, last }, y = { mean(m_teacher.fid), mean(m_teacher.fid) } }
+  wb.plot_lines(P.out .. "/fid_curves.png", { title = ("SBA: FID during distillation (%s, ratio %s)"):format(P.name, args.ratio),
+    xlabel = "images seen", ylabel = "FID", series = fid_curves })
+end
 if #curves > 0 then
   wb.plot_lines(P.out .. "/curves.png", { title = "ratio-estimator BCE during distillation",
     xlabel = "images seen", ylabel = "BCE (real vs student)", series = curves })
 end
 
-print(("\nwrote %s/table.{md,tex,csv}, fid_lambda.png, curves.png, runs/*/samples.png and arms/ (%.0f s)")
+print(("\nwrote %s/table.{md,tex,csv}, fid_lambda.png, fid_curves.png, curves.png, runs/*/samples.png and arms/ (%.0f s)")
       :format(P.out, C.elapsed(t0)))
