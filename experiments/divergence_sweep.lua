@@ -154,15 +154,20 @@ local results = wb.arms{
       time_weight = "sigma2", sigma_fixed = sf_sigma,
     }
     local fid_curve = { x = {}, y = {} }
+    local run = P.out .. "/runs/" .. C.seeded_name(P, name, arm.seed)
     local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec,
-      run = P.out .. "/runs/" .. C.seeded_name(P, name, arm.seed),
+      run = run,
       eval_every = eval_every > 0 and eval_every or nil,
       on_eval = eval_every > 0 and function(st, step)
         local fid = C.metrics(P, st, data, C.sample_seed(P, arm.seed)).fid
         fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
         return fid
       end or nil }))
-    return { row = row(label, family[name] or "?", 1, student, student.train_seconds, sf and args.sf_ratio or "gan-head"),
+    local r = row(label, family[name] or "?", 1, student, student.train_seconds, sf and args.sf_ratio or "gan-head")
+    -- the discriminator's accuracy and the weight during training: w_s (score-based) or w_l (score-free)
+    local d = C.train_diagnostics(student, run, D.steps, sf and "mean_w_l" or "mean_w_s")
+    r.disc_acc, r.w_mean, r.w_max = d.disc_acc, d.w_mean, d.w_max
+    return { row = r,
              fid_curve = fid_curve,
              loss_curve = C.curve(name, student, "ratio_loss", D.batch),
              value_curve = C.curve(name, student, "value", D.batch) }
@@ -205,6 +210,7 @@ local columns = { { key = "method", label = "method" }, { key = "family", label 
                   { key = "ratio", label = "discriminator" },
                   { key = "nfe", label = "NFE", format = "%d" } }
 for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
+for _, c in ipairs(C.diagnostic_columns("w (w_s or w_l)")) do columns[#columns + 1] = c end
 columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
 C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" }, nil,
               C.baseline("divergence_sweep", rows, "method", args.baseline))

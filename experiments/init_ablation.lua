@@ -226,6 +226,7 @@ local results = wb.arms{
       t = teacher(d.key, disjoint_data(d), nil, arm.seed)
     end
     local fid_curve = { name = arm.base, x = {}, y = {} }
+    local run = P.out .. "/runs/dijs-" .. C.seeded_name(P, arm.base, arm.seed)
     local student = wb.distill(C.with({
       data = target, divergence = "dijs", ratio = C.classifier(P), seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
@@ -237,9 +238,12 @@ local results = wb.arms{
         fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
         return fid
       end or nil,
-    }, { teacher = t, init = arm.init or "teacher", run = P.out .. "/runs/dijs-" .. C.seeded_name(P, arm.base, arm.seed) }))
-    return { row = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds),
-             fid_curve = fid_curve }
+    }, { teacher = t, init = arm.init or "teacher", run = run }))
+    local r = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds)
+    -- the classifier's accuracy and DiJS's weight w_l during training
+    local d = C.train_diagnostics(student, run, D.steps, "mean_w_l")
+    r.disc_acc, r.w_mean, r.w_max = d.disc_acc, d.w_mean, d.w_max
+    return { row = r, fid_curve = fid_curve }
   end,
 }
 
@@ -261,8 +265,9 @@ local columns = { { key = "init", label = "initialisation" }, { key = "source", 
                   { key = "fid", label = "FID", format = "%.2f" },
                   { key = "collapsed", label = "collapsed" }, { key = "classes", label = "classes" },
                   { key = "precision", label = "precision", format = "%.3f" },
-                  { key = "recall", label = "recall", format = "%.3f" },
-                  { key = "seconds", label = "train s", format = "%.1f" } }
+                  { key = "recall", label = "recall", format = "%.3f" } }
+for _, c in ipairs(C.diagnostic_columns("w_l")) do columns[#columns + 1] = c end
+columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
 C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max" }, nil,
               C.baseline("init_ablation", rows, "init", args.baseline))
 

@@ -118,9 +118,15 @@ local results = wb.arms{
   prepare = function(s) C.prepare_metrics(P, s.data) end, -- the feature classifier, cached for the arms
   run = function(arm, s)
     local data, teacher = s.data, s.teacher
-    local function row(name, lambda, nfe, x, seconds)
-      return C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds },
-                          C.metrics(P, x, data, C.sample_seed(P, arm.seed)))
+    local function row(name, lambda, nfe, x, seconds, run_dir)
+      local r = C.metric_row({ method = name, lambda = lambda, nfe = nfe, seconds = seconds },
+                             C.metrics(P, x, data, C.sample_seed(P, arm.seed)))
+      -- the discriminator's accuracy and the weight e^{−λl} during training (students only)
+      if run_dir then
+        local d = C.train_diagnostics(x, run_dir, D.steps, "mean_w_s")
+        r.disc_acc, r.w_mean, r.w_max = d.disc_acc, d.w_mean, d.w_max
+      end
+      return r
     end
     local common = {
       teacher = teacher, data = data, ratio = ratio_spec, seed = arm.seed,
@@ -145,13 +151,14 @@ local results = wb.arms{
       end or nil,
     }
     if arm.kind == "rkl" then
-      local rkl = wb.distill(C.with(common, evals, { divergence = "rkl", run = P.out .. "/runs/" .. C.seeded_name(P, "rkl", arm.seed) }))
-      return { row = row("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds),
+      local run = P.out .. "/runs/" .. C.seeded_name(P, "rkl", arm.seed)
+      local rkl = wb.distill(C.with(common, evals, { divergence = "rkl", run = run }))
+      return { row = row("rkl (reverse KL)", "-", 1, rkl, rkl.train_seconds, run),
                curve = C.curve("rkl", rkl, "ratio_loss", D.batch), fid_curve = fid_curve }
     end
-    local st = wb.distill(C.with(common, evals, { divergence = { "sba", lambda = arm.lambda },
-                                                  run = P.out .. "/runs/" .. C.seeded_name(P, arm.base, arm.seed) }))
-    return { row = row(("sba (lambda=%g)"):format(arm.lambda), ("%g"):format(arm.lambda), 1, st, st.train_seconds),
+    local run = P.out .. "/runs/" .. C.seeded_name(P, arm.base, arm.seed)
+    local st = wb.distill(C.with(common, evals, { divergence = { "sba", lambda = arm.lambda }, run = run }))
+    return { row = row(("sba (lambda=%g)"):format(arm.lambda), ("%g"):format(arm.lambda), 1, st, st.train_seconds, run),
              curve = C.curve(("lambda=%g"):format(arm.lambda), st, "ratio_loss", D.batch), fid_curve = fid_curve }
   end,
 }
@@ -188,6 +195,7 @@ local m_teacher, m_init, m_rkl = C.seed_row(groups.by_name.teacher), C.seed_row(
 local columns = { { key = "method", label = "method" }, { key = "lambda", label = "λ", latex = "$\\lambda$" },
                   { key = "nfe", label = "NFE", format = "%d" } }
 for _, c in ipairs(C.METRIC_COLUMNS) do columns[#columns + 1] = c end
+for _, c in ipairs(C.diagnostic_columns("w_s")) do columns[#columns + 1] = c end
 columns[#columns + 1] = { key = "seconds", label = "train s", format = "%.1f" }
 C.write_table(P, rows, columns, { fid = "min", precision = "max", recall = "max", is = "max" }, nil,
               C.baseline("lambda_sweep", rows, "method", args.baseline))

@@ -392,6 +392,40 @@ function C.curve(name, student, key, batch)
   return { name = name, x = x, y = y }
 end
 
+--- What a student's training did to its weights and its discriminator, the
+-- measured reasons behind a row (docs/results/orderings.md): the ratio
+-- estimator's accuracy (real vs student) averaged over the last quarter of
+-- the run, and the batch-mean weight (mean_w_s, or mean_w_l for the
+-- score-free family) over the run's metrics.jsonl lines — its mean and its
+-- largest value. NaN where the run logged none.
+function C.train_diagnostics(student, run_dir, steps, w_key)
+  local log, acc, n_acc = student.log, 0, 0
+  for i, st in ipairs(log.step or {}) do
+    local a = log.ratio_acc and log.ratio_acc[i]
+    if a ~= nil and a == a and st > 0.75 * steps then acc, n_acc = acc + a, n_acc + 1 end
+  end
+  local json = require "wb.json"
+  local sum, n, max = 0, 0, -math.huge
+  local f = io.open(run_dir .. "/metrics.jsonl")
+  if f then
+    for line in f:lines() do
+      local ok, rec = pcall(json.decode, line)
+      local v = ok and type(rec) == "table" and rec[w_key]
+      if type(v) == "number" and v == v then sum, n, max = sum + v, n + 1, math.max(max, v) end
+    end
+    f:close()
+  end
+  return { disc_acc = n_acc > 0 and acc / n_acc or 0 / 0, w_mean = n > 0 and sum / n or 0 / 0,
+           w_max = n > 0 and max or 0 / 0 }
+end
+
+--- The columns of C.train_diagnostics (descriptive: no difference markers).
+function C.diagnostic_columns(w_label)
+  return { { key = "disc_acc", label = "disc. acc (last 1/4)", format = "%.3f", test = false },
+           { key = "w_mean", label = "mean " .. w_label, format = "%.3g", test = false },
+           { key = "w_max", label = "max " .. w_label, format = "%.3g", test = false } }
+end
+
 --- A bar figure from wb.plot_lines: item i is a vertical segment from 0 to
 -- its value at x = i (NaN separators break the line between bars; with
 -- item.lo / item.hi, an error bar over it), one series
