@@ -112,7 +112,7 @@ for _, name in ipairs(names) do arms[#arms + 1] = { name = name, kind = "student
 arms = wb.stats.seed_arms(arms, P.seed_list)
 
 local results = wb.arms{
-  name = "divergence_sweep", out = P.out, arms = arms,
+  name = "divergence_sweep", out = P.out, arms = arms, report_args = { "baseline" }, -- another baseline re-reads the results
   -- 1. the teacher: trained once (workers and array tasks load runs/teacher)
   setup = function()
     local data = C.dataset(P)

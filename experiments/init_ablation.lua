@@ -201,7 +201,7 @@ arms[#arms + 1] = { name = "full", kind = "variant", label = "multi-level DSM, f
 arms = wb.stats.seed_arms(arms, P.seed_list) -- every row once per seed
 
 local results = wb.arms{
-  name = "init_ablation", out = P.out, arms = arms,
+  name = "init_ablation", out = P.out, arms = arms, report_args = { "baseline" }, -- another baseline re-reads the results
   setup = function() -- the target set and (4)'s teacher: the reference row, and the weights (1) ignores
     local target = P.name == "paper" and C.dataset(P) or C.dataset(P, { include = { 0, 1, 2, 3, 4 } })
     print(("init_ablation: profile %s, target %s (%d images), DiJS %d steps × batch %d, lr %g")

@@ -107,7 +107,7 @@ for _, lambda in ipairs(lambdas) do arms[#arms + 1] = { name = ("sba_%g"):format
 arms = wb.stats.seed_arms(arms, P.seed_list) -- each once per seed; the teacher trains once, in setup
 
 local results = wb.arms{
-  name = "lambda_sweep", out = P.out, arms = arms,
+  name = "lambda_sweep", out = P.out, arms = arms, report_args = { "baseline" }, -- another baseline re-reads the results
   setup = function() -- the teacher: trained once (the arms' processes load runs/teacher)
     local data = C.dataset(P)
     print(("lambda_sweep: profile %s, %s (%d images), λ ∈ {%s} vs rkl, %d steps × batch %d, ratio %s")

@@ -102,7 +102,7 @@ local backend_name = backend or os.getenv("WB_BACKEND") or ""
 local on_cpu = backend_name == "" or backend_name == "cpu"
 
 local results = wb.arms{
-  name = "quickstart", out = args.out, arms = arms,
+  name = "quickstart", out = args.out, arms = arms, report_args = { "baseline" }, -- another baseline re-reads the results
   jobs = on_cpu and "auto" or 1,
   -- 1. the teacher (trained once; every worker loads it from runs/teacher)
   setup = function()

@@ -448,8 +448,39 @@ static void test_pkg_config(void **state) {
     wb_test_result_free(&r);
 }
 
+/* ---- 6. an install is a snapshot ------------------------------------------------------
+ * The INSTALLED workbench must read the wb Lua modules it installed, not
+ * the source tree's: a long experiment run from an install keeps its code
+ * while the sources are edited and rebuilt (its plugins already come from
+ * the install, wb_registry_discover). */
+static void test_installed_reads_its_own_lua(void **state) {
+    (void)state;
+    SKIP_IF_NEEDED();
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/where.lua", g_tmp);
+    wb_test_write_text(path, "print('wb.lua: ' .. package.searchpath('wb', package.path))\n"
+                             "print('wb/arms.lua: ' .. package.searchpath('wb.arms', package.path))\n");
+    char cmd[CMD_MAX], want[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "'%s/prefix/bin/workbench' run where.lua", g_tmp);
+    result r = run(cmd);
+    if (r.status != 0) SHOW(r, cmd);
+    assert_int_equal(r.status, 0);
+    snprintf(want, sizeof want, "wb.lua: %s/prefix/bin/../share/wb/lua/wb.lua", g_tmp);
+    EXPECT_IN(r.out, want, r);
+    snprintf(want, sizeof want, "wb/arms.lua: %s/prefix/bin/../share/wb/lua/wb/arms.lua", g_tmp);
+    EXPECT_IN(r.out, want, r);
+    wb_test_result_free(&r);
+    /* the build tree's workbench still reads the sources (edits show at once) */
+    snprintf(cmd, sizeof cmd, "'%s' run where.lua", WORKBENCH);
+    r = run(cmd);
+    assert_int_equal(r.status, 0);
+    EXPECT_IN(r.out, "wb.lua: " WB_TEST_SOURCE_DIR "/scripts/lua/wb.lua", r);
+    wb_test_result_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_installed_reads_its_own_lua),
         cmocka_unit_test(test_cmake_package),
         cmocka_unit_test(test_workbench_lua),
         cmocka_unit_test(test_bad_abi_alongside),

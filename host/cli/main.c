@@ -96,9 +96,14 @@ static void add_folder(luaL_Buffer *b, const char *d, size_t len) {
     }
 }
 
-/* package.path = <script dir>, $WB_LUA_PATH, source dir, install dir, then
+/* package.path = <script dir>, $WB_LUA_PATH, then the shipped modules, then
  * whatever Lua's defaults and LUA_PATH gave: a helper module next to the
- * script wins, the shipped wb.lua is found from a build tree or an install. */
+ * script wins. The shipped wb.lua: an installed workbench (its
+ * <bin>/../share/wb/lua holds wb.lua) reads its own copy and never the
+ * source tree, so an install is a snapshot that editing the sources does
+ * not change under a running experiment (the plugins follow the same rule,
+ * wb_registry_discover); a build-tree binary reads the source tree's, then
+ * the configured install folder's. */
 static void set_package_path(lua_State *L, const char *script) {
     luaL_Buffer b;
     lua_getglobal(L, "package");
@@ -113,18 +118,26 @@ static void set_package_path(lua_State *L, const char *script) {
         add_folder(&b, p, n);
         p += n + (colon ? 1 : 0);
     }
-    add_folder(&b, wb_lua_source_dir(), strlen(wb_lua_source_dir()));
     /* <bin>/../share/wb/lua: an install moved, or made with --prefix
      * elsewhere than configured, still finds its own wb.lua */
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 32);
+    char beside[4096] = "";
+    ssize_t len = readlink("/proc/self/exe", beside, sizeof beside - 32);
     if (len > 0) {
-        exe[len] = 0;
-        char *bin = strrchr(exe, '/');
-        if (bin) {
-            strcpy(bin, "/../share/wb/lua");
-            add_folder(&b, exe, strlen(exe));
-        }
+        beside[len] = 0;
+        char *bin = strrchr(beside, '/');
+        if (bin) strcpy(bin, "/../share/wb/lua");
+        else beside[0] = 0;
+    } else {
+        beside[0] = 0;
+    }
+    char probe[4096 + 16];
+    snprintf(probe, sizeof probe, "%s/wb.lua", beside);
+    int installed = beside[0] && access(probe, R_OK) == 0;
+    if (installed) {
+        add_folder(&b, beside, strlen(beside));
+    } else {
+        add_folder(&b, wb_lua_source_dir(), strlen(wb_lua_source_dir()));
+        if (beside[0]) add_folder(&b, beside, strlen(beside));
     }
     add_folder(&b, wb_lua_install_dir(), strlen(wb_lua_install_dir()));
     lua_getfield(L, -2, "path");

@@ -103,6 +103,10 @@ table)
   mv "$out/table.csv" "$work/table.run.csv"
   run "$work/table.log" table "$toy" out="$out" || { cat "$work/table.log"; fail "workbench table failed"; }
   cmp "$out/table.csv" "$work/table.run.csv" || fail "workbench table built another table"
+  # a report-only argument (the spec's report_args) re-reads the same results
+  run "$work/label.log" table "$toy" out="$out" mmd_label=MMD2 || { cat "$work/label.log"; fail "a report_args key must not need new results"; }
+  head -1 "$out/table.csv" | grep -q "MMD2" || fail "mmd_label=MMD2 did not reach the table: $(head -1 "$out/table.csv")"
+  [ "$(tail -n +2 "$out/table.csv")" = "$(tail -n +2 "$work/table.run.csv")" ] || fail "mmd_label changed the numbers"
   run "$work/other.log" table "$toy" out="$out" steps=7 && fail "results of other arguments must not make a table"
   expect_in "$work/other.log" "was written for another configuration (steps=(unset), now 7)"
   rm "$out/arms/c.json"

@@ -91,6 +91,9 @@ raises("arm 1: name = a/b: want [A-Za-z0-9._-]+", wb.arms, spec{ arms = { { name
 raises("wb.arms (api): arm 'x'.f: a function is not JSON (an arm is a configuration", wb.arms,
        spec{ arms = { { name = "x", f = print } } })
 raises("key 'jobs' = 0: want an integer >= 1", wb.arms, spec{ jobs = 0 })
+raises("report_args[1] = out: want the name of a script argument", wb.arms, spec{ report_args = { "out" } })
+raises("report_args[2] = jobs: want the name of a script argument", wb.arms, spec{ report_args = { "baseline", "jobs" } })
+raises("key 'report_args' expects a table, got string", wb.arms, spec{ report_args = "baseline" })
 
 -- ---- results ---------------------------------------------------------------------------
 raises("wb.arms (api): arm 'x': result.s: a userdata is not JSON (Samples: convert them", wb.arms,

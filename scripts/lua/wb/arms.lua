@@ -11,6 +11,7 @@
 --     prepare = function(shared) ... end,                  -- optional: warm caches the arms share
 --     run   = function(arm, shared) return {...} end,      -- one arm; a JSON-able table (wb/json.lua)
 --     jobs  = "auto",                  -- optional default of jobs= (1: in this process)
+--     report_args = { "baseline" },    -- optional: command-line keys that change only the report
 --   }
 --   -- results[i] = {name = ..., arm = <its table>, result = ...} in the arms' order,
 --   -- results.by_name[name] = that arm's result
@@ -37,8 +38,10 @@
 -- result is removed first; with resume=DIR holding OUT (or resume=true) an
 -- arm whose result is complete is skipped. Complete: the file parses, names
 -- its arm and records the same key — the script's CRC-32, the command
--- line's pairs (host keys, resume and out aside), the arm's configuration
--- and the commit.
+-- line's pairs (host keys, resume, out and the spec's report_args aside),
+-- the arm's configuration and the commit. report_args name the keys that
+-- only shape the report (a table's baseline row): `workbench table FILE.lua
+-- ... baseline=dijs` then reads the results that baseline=rkl wrote.
 local core = require "wb.core"
 local json = require "wb.json"
 
@@ -120,7 +123,7 @@ end
 
 -- ---- the spec ------------------------------------------------------------------------
 local SPEC_KEYS = { name = "string", out = "string", arms = "table", run = "function", setup = "function",
-                    prepare = "function", jobs = true }
+                    prepare = "function", jobs = true, report_args = "table" }
 
 local function check_spec(spec)
   if type(spec) ~= "table" then error(("wb.arms: expects a table, got %s"):format(type(spec)), 3) end
@@ -145,6 +148,12 @@ local function check_spec(spec)
     error(("%s: key 'jobs' = %s: want an integer >= 1 or \"auto\""):format(label, tostring(spec.jobs)), 3)
   end
   if spec.arms == nil or #spec.arms == 0 then error(label .. ": key 'arms' needs at least one arm", 3) end
+  for i, k in ipairs(spec.report_args or {}) do
+    if type(k) ~= "string" or HOST_KEYS[k] or k == "resume" or k == "out" then
+      error(("%s: report_args[%d] = %s: want the name of a script argument (not a host key, resume or out)")
+            :format(label, i, tostring(k)), 3)
+    end
+  end
   local by_name = {}
   for i, arm in ipairs(spec.arms) do
     if type(arm) ~= "table" then error(("%s: arm %d is a %s, not a table"):format(label, i, type(arm)), 3) end
@@ -525,9 +534,11 @@ function arms.run(spec)
   local host, err = arms.host_args(cli)
   if not host then error("wb.arms: " .. err, 2) end
 
+  local report_only = {}
+  for _, k in ipairs(spec.report_args or {}) do report_only[k] = true end
   local key_args = {}
   for k, v in pairs(cli) do
-    if not HOST_KEYS[k] and k ~= "resume" and k ~= "out" then key_args[k] = v end
+    if not HOST_KEYS[k] and k ~= "resume" and k ~= "out" and not report_only[k] then key_args[k] = v end
   end
   local ctx = { label = label, spec = spec, out = spec.out, dir = spec.out .. "/arms", cli = cli, keys = {},
                 written = {} }
