@@ -28,7 +28,7 @@
 -- Writes OUT/table.{md,tex,csv}, OUT/mmd_curves.png (mean and range over
 -- seeds: have the rows stopped moving?), runs/ and arms/.
 local wb = require "wb"
-local json = require "wb.json"
+local C = require "lib.common" -- C.train_diagnostics: discriminator accuracy and logged weights
 
 local args = wb.args{
   study = "lambda",
@@ -90,22 +90,6 @@ local arms = {}
 for _, r in ipairs(rows_spec) do arms[#arms + 1] = r end
 arms = wb.stats.seed_arms(arms, seeds)
 
--- the mean of a metrics.jsonl key over the lines that have it (and its
--- maximum), from the run's own log: what the weight did during training
-local function log_stats(dir, key)
-  local f = io.open(dir .. "/metrics.jsonl")
-  if not f then return nil end
-  local s, n, mx = 0, 0, -math.huge
-  for line in f:lines() do
-    local ok, rec = pcall(json.decode, line)
-    local v = ok and type(rec) == "table" and rec[key]
-    if type(v) == "number" and v == v then s, n, mx = s + v, n + 1, math.max(mx, v) end
-  end
-  f:close()
-  if n == 0 then return nil end
-  return s / n, mx
-end
-
 local results = wb.arms{
   name = "orderings_2d", out = out, arms = arms, jobs = "auto",
   setup = function()
@@ -128,17 +112,11 @@ local results = wb.arms{
     local student = wb.distill(opts)
     local m = wb.evaluate(student, s.data, { n = args.n_eval, reference_n = args.n_eval, seed = 1 + 10 * arm.seed,
                                              sample_seed = 2 + 10 * arm.seed })
-    local acc, n_acc = 0, 0
     local log = student.log
-    for i, st in ipairs(log.step or {}) do
-      local a = log.ratio_acc and log.ratio_acc[i]
-      if st > 0.75 * args.steps and a == a and a ~= nil then acc, n_acc = acc + a, n_acc + 1 end
-    end
     local w_key = wb.score_free_divergences()[arm.divergence] and "mean_w_l" or "mean_w_s"
-    local w_mean, w_max = log_stats(out .. "/runs/" .. arm.name, w_key)
+    local d = C.train_diagnostics(student, out .. "/runs/" .. arm.name, args.steps, w_key)
     return { row = { modes = m.modes, tv = m.tv, quality = m.quality, mmd = m.mmd, mmd_fine = m.mmd_bw005,
-                     disc_acc = n_acc > 0 and acc / n_acc or 0 / 0, w_mean = w_mean or 0 / 0, w_max = w_max or 0 / 0,
-                     seconds = student.train_seconds },
+                     disc_acc = d.disc_acc, w_mean = d.w_mean, w_max = d.w_max, seconds = student.train_seconds },
              curve = { x = log.step, y = log.mmd } }
   end,
 }
