@@ -153,16 +153,9 @@ local results = wb.arms{
       ratio = args.sf_ratio == "classifier" and C.classifier(P) or C.gan_head(P),
       time_weight = "sigma2", sigma_fixed = sf_sigma,
     }
-    local fid_curve = { x = {}, y = {} }
+    local evals, fid_curve = C.fid_evals(P, data, arm.seed, D.batch, eval_every)
     local run = P.out .. "/runs/" .. C.seeded_name(P, name, arm.seed)
-    local student = wb.distill(C.with(common, sf and score_free or {}, { divergence = spec,
-      run = run,
-      eval_every = eval_every > 0 and eval_every or nil,
-      on_eval = eval_every > 0 and function(st, step)
-        local fid = C.metrics(P, st, data, C.sample_seed(P, arm.seed)).fid
-        fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
-        return fid
-      end or nil }))
+    local student = wb.distill(C.with(common, sf and score_free or {}, evals, { divergence = spec, run = run }))
     local r = row(label, family[name] or "?", 1, student, student.train_seconds, sf and args.sf_ratio or "gan-head")
     -- the discriminator's accuracy and the weight during training: w_s (score-based) or w_l (score-free)
     local d = C.train_diagnostics(student, run, D.steps, sf and "mean_w_l" or "mean_w_s")

@@ -225,20 +225,15 @@ local results = wb.arms{
       local d = disjoint[arm.subset]
       t = teacher(d.key, disjoint_data(d), nil, arm.seed)
     end
-    local fid_curve = { name = arm.base, x = {}, y = {} }
+    local evals, fid_curve = C.fid_evals(P, target, arm.seed, D.batch, eval_every)
+    fid_curve.name = arm.base
     local run = P.out .. "/runs/dijs-" .. C.seeded_name(P, arm.base, arm.seed)
     local student = wb.distill(C.with({
       data = target, divergence = "dijs", ratio = C.classifier(P), seed = arm.seed,
       steps = D.steps, batch = D.batch, lr = D.lr, lr_ratio = D.lr_ratio, ema = D.ema,
       ratio_updates = 1, sigma_init = args.sigma_init, time_weight = "sigma2", sigma_fixed = sigma_fixed,
       log_every = C.log_every(D.steps), quiet = P.quiet,
-      eval_every = eval_every > 0 and eval_every or nil,
-      on_eval = eval_every > 0 and function(st, step)
-        local fid = C.metrics(P, st, target, C.sample_seed(P, arm.seed)).fid
-        fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
-        return fid
-      end or nil,
-    }, { teacher = t, init = arm.init or "teacher", run = run }))
+    }, evals, { teacher = t, init = arm.init or "teacher", run = run }))
     local r = row(arm.label, arm.source, student, (t ~= full and t.train_seconds or 0) + student.train_seconds)
     -- the classifier's accuracy and DiJS's weight w_l during training
     local d = C.train_diagnostics(student, run, D.steps, "mean_w_l")

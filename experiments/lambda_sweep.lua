@@ -139,17 +139,8 @@ local results = wb.arms{
     elseif arm.kind == "init" then
       local init = wb.distill(C.with(common, { divergence = "rkl", steps = 0, log_every = 0, quiet = true }))
       return { row = row("initialisation", "-", 1, init, 0) }
-    elseif arm.kind == "rkl" then
-      end
-    local fid_curve = { x = {}, y = {} }
-    local evals = {
-      eval_every = eval_every > 0 and eval_every or nil,
-      on_eval = eval_every > 0 and function(st, step)
-        local fid = C.metrics(P, st, data, C.sample_seed(P, arm.seed)).fid
-        fid_curve.x[#fid_curve.x + 1], fid_curve.y[#fid_curve.y + 1] = step * D.batch, fid
-        return fid
-      end or nil,
-    }
+    end
+    local evals, fid_curve = C.fid_evals(P, data, arm.seed, D.batch, eval_every)
     if arm.kind == "rkl" then
       local run = P.out .. "/runs/" .. C.seeded_name(P, "rkl", arm.seed)
       local rkl = wb.distill(C.with(common, evals, { divergence = "rkl", run = run }))

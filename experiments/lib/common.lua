@@ -392,6 +392,25 @@ function C.curve(name, student, key, batch)
   return { name = name, x = x, y = y }
 end
 
+--- FID during a student's training, every `eval_every` generator updates
+-- (0: none): the options for wb.distill (eval_every, on_eval) and the curve
+-- {x = images seen, y = FID} they fill. The evaluations draw their own
+-- samples (C.metrics with the seed's draws), so the trained weights and the
+-- final row are the same with or without them.
+function C.fid_evals(P, data, seed, batch, eval_every)
+  local curve = { x = {}, y = {} }
+  if eval_every <= 0 then return {}, curve end
+  local opts = {
+    eval_every = eval_every,
+    on_eval = function(st, step)
+      local fid = C.metrics(P, st, data, C.sample_seed(P, seed)).fid
+      curve.x[#curve.x + 1], curve.y[#curve.y + 1] = step * batch, fid
+      return fid
+    end,
+  }
+  return opts, curve
+end
+
 --- What a student's training did to its weights and its discriminator, the
 -- measured reasons behind a row (docs/results/orderings.md): the ratio
 -- estimator's accuracy (real vs student) averaged over the last quarter of
