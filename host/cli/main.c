@@ -637,6 +637,7 @@ static int cmd_version(void) {
     printf("commit    %s\n", wb_build_commit());
     printf("lua       %s\n", LUA_RELEASE);
     printf("blas      OpenBLAS, %s kernels, %s threads\n", wb_cpu_blas_core(), wb_cpu_blas_threading());
+    printf("cpu       elementwise kernels %s\n", wb_cpu_isa());
     const wb_backend *cpu = wb_backend_select("cpu");
     printf("backends  %s", cpu ? wb_backend_name(cpu) : "cpu (unavailable)");
     const wb_backend *cuda = wb_backend_cuda();

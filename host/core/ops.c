@@ -186,7 +186,9 @@ wb_tensor *wb_div(wb_graph *g, wb_tensor *a, wb_tensor *b) { return binary(g, WB
 /* ---- unaries ------------------------------------------------------------------ */
 static void unary_bwd(wb_graph *g, wb_node *n) {
     if (!wb_op_want(n->in[0])) return;
-    g->be->unary_bwd((wb_unary_op)n->i[0], n->out->numel, n->in[0]->data, n->out->data,
+    wb_unary_op op = (wb_unary_op)n->i[0];
+    /* SiLU's backward takes σ(x), not y (a taped SiLU is wb_silu's own node) */
+    g->be->unary_bwd(op, n->out->numel, n->in[0]->data, op == WB_UNARY_SILU ? NULL : n->out->data,
                      n->out->grad, n->in[0]->grad, n->f[0]);
 }
 
@@ -211,7 +213,33 @@ wb_tensor *wb_log(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_LOG, "lo
 wb_tensor *wb_sigmoid(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_SIGMOID, "sigmoid", x, 0); }
 wb_tensor *wb_softplus(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_SOFTPLUS, "softplus", x, 0); }
 wb_tensor *wb_logsigmoid(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_LOGSIGMOID, "logsigmoid", x, 0); }
-wb_tensor *wb_silu(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_SILU, "silu", x, 0); }
+/* SiLU under a tape keeps s = σ(x) (one more tensor in the arena) and
+ * computes y = x·s from it, so its backward, dx += dy·s·(1 + x·(1 − s)),
+ * needs no second exponential: the MLP's SiLUs were a fifth of a 2-D
+ * distillation step, their backward half of that. The bits are those of
+ * the one-pass kernel: y = x·σ(x) is wb_siluf's own product, and
+ * wb_silu_gradf is wb_silu_grad_sigf of the same σ(x) (tests/test_ops_grad.c
+ * compares them). Without a tape: the one-pass kernel. */
+static void silu_saved_bwd(wb_graph *g, wb_node *n) {
+    if (!wb_op_want(n->in[0])) return;
+    g->be->unary_bwd(WB_UNARY_SILU, n->out->numel, n->in[0]->data, n->in[1]->data, n->out->grad, n->in[0]->grad,
+                     0.0f);
+}
+
+wb_tensor *wb_silu(wb_graph *g, wb_tensor *x) {
+    if (!x || !g->grad_enabled || !x->requires_grad) return unary(g, WB_UNARY_SILU, "silu", x, 0);
+    if (wb_op_check_backend(g, "silu", x) || wb_op_need_kernel(g, "silu", (const void *)g->be->unary) ||
+        wb_op_need_kernel(g, "silu", (const void *)g->be->binary))
+        return NULL;
+    wb_tensor *s = wb_new_like(g, x), *y = s ? wb_new_like(g, x) : NULL;
+    if (!y) return NULL;
+    wb_bcast flat;
+    if (wb_bcast_init(&flat, x, s)) return NULL;
+    g->be->unary(WB_UNARY_SIGMOID, x->numel, x->data, s->data, 0.0f);
+    g->be->binary(WB_BINARY_MUL, &flat, x->data, s->data, y->data);
+    wb_op_record(g, "silu", silu_saved_bwd, y, x, s, NULL);
+    return y;
+}
 wb_tensor *wb_tanh(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_TANH, "tanh", x, 0); }
 wb_tensor *wb_relu(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_RELU, "relu", x, 0); }
 wb_tensor *wb_square(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_SQUARE, "square", x, 0); }

@@ -276,6 +276,8 @@ int wb_run_complete_config(wb_run *run, cJSON *root) {
     cJSON_AddNumberToObject(blas, "threads", wb_cpu_blas_threads());
     /* WB_DETERMINISTIC: results that do not depend on that count (wb/cpu.h) */
     cJSON_AddBoolToObject(blas, "deterministic", wb_cpu_deterministic());
+    /* the backend's own elementwise kernels (speed only: every build gives the same bits) */
+    cJSON_AddStringToObject(blas, "elementwise", wb_cpu_isa());
     /* the environment variables that change a backend's numbers, as set */
     static const char *const numerics_env[] = {"WB_CONV",         "WB_CUDA_TF32",      "WB_CUDA_SYNC",
                                                "WB_EMU_SCHEDULE", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS",

@@ -94,7 +94,9 @@ struct wb_backend {
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
     void (*unary)(wb_unary_op op, int64_t n, const float *x, float *y, float alpha);
-    /* dx += dy · f'(x) (y = f(x) is given for ops whose derivative uses it) */
+    /* dx += dy · f'(x) (y = f(x) is given for ops whose derivative uses it;
+     * for WB_UNARY_SILU y is σ(x), the sigmoid its forward kept, or NULL:
+     * recomputed from x) */
     void (*unary_bwd)(wb_unary_op op, int64_t n, const float *x, const float *y,
                       const float *dy, float *dx, float alpha);
     void (*binary)(wb_binary_op op, const wb_bcast *bc, const float *a, const float *b, float *y);

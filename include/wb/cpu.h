@@ -46,6 +46,18 @@ const char *wb_cpu_blas_threading(void);
  * loops) runs with now. */
 int wb_cpu_blas_threads(void);
 
+/* Which build of the backend's own elementwise kernels runs: "avx512"
+ * (the unary ops — SiLU, sigmoid, exp, … — in AVX-512, the rest in AVX2),
+ * "avx2" (AVX2+FMA) or "generic" (baseline x86-64, or any other target).
+ * The best the processor has, unless WB_CPU_ISA names a lower one. All
+ * three give the same bits (ISO C: no FMA contraction; tests/test_cpu_isa.c),
+ * so this is speed only. */
+const char *wb_cpu_isa(void);
+/* Sets it for the rest of the process ("generic", "avx2", "avx512",
+ * "auto": the best there is); -1 (wb_last_error) for an unknown name or
+ * one the processor or build does not have. */
+int wb_cpu_set_isa(const char *name);
+
 /* The deterministic mode: 1 when the CPU backend's results do not depend
  * on the thread count (WB_DETERMINISTIC=1 in the environment, read at the
  * first GEMM, or wb_cpu_set_deterministic). The backend's own kernels split

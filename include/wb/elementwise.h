@@ -75,11 +75,11 @@ WB_HD float wb_logsigmoidf(float x) { return -wb_softplusf(-x); }
 
 WB_HD float wb_siluf(float x) { return x * wb_sigmoidf(x); }
 
-/* silu'(x) = σ(x)·(1 + x·(1−σ(x))) */
-WB_HD float wb_silu_gradf(float x) {
-    float s = wb_sigmoidf(x);
-    return s * (1.0f + x * (1.0f - s));
-}
+/* silu'(x) = σ(x)·(1 + x·(1−σ(x))), from x and s = σ(x) (a forward pass
+ * that kept σ(x), wb_silu under a tape), or from x alone. One expression,
+ * so both give the same bits. */
+WB_HD float wb_silu_grad_sigf(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
+WB_HD float wb_silu_gradf(float x) { return wb_silu_grad_sigf(x, wb_sigmoidf(x)); }
 
 /* e^x with the exponent clamped so the result stays finite in float
  * (|x| ≤ 80 → e^80 ≈ 5.5e34 < FLT_MAX). Used for ratio weights. */

@@ -19,7 +19,8 @@
 /* ---- scalar definitions of the unary ops ----------------------------------- *
  * f(x) and f'(x) for each wb_unary_op. y = f(x) is passed so the derivatives
  * that are cheapest in terms of the output (exp, sigmoid, tanh, sqrt) reuse
- * it; the unary_bwd kernel recomputes y when the caller passed NULL. */
+ * it; the unary_bwd kernel recomputes y when the caller passed NULL. SiLU's
+ * backward is given σ(x) instead (wb/backend.h). */
 static WB_HD float unary_fwd(wb_unary_op op, float x, float alpha) {
     switch (op) {
     case WB_UNARY_SCALE: return alpha * x;
@@ -47,7 +48,7 @@ static WB_HD float unary_grad(wb_unary_op op, float x, float y, float alpha) {
     case WB_UNARY_SIGMOID: return y * (1.0f - y);       /* σ' = σ(1−σ)           */
     case WB_UNARY_SOFTPLUS: return wb_sigmoidf(x);      /* softplus' = σ(x)      */
     case WB_UNARY_LOGSIGMOID: return wb_sigmoidf(-x);   /* (log σ)' = σ(−x)      */
-    case WB_UNARY_SILU: return wb_silu_gradf(x);
+    case WB_UNARY_SILU: return wb_silu_grad_sigf(x, y); /* y = σ(x) here, not silu(x) */
     case WB_UNARY_TANH: return 1.0f - y * y;
     case WB_UNARY_RELU: return x > 0.0f ? 1.0f : 0.0f;  /* relu'(0) := 0         */
     case WB_UNARY_SQUARE: return 2.0f * x;
@@ -103,7 +104,7 @@ static __global__ void k_unary_bwd(wb_unary_op op, int64_t n, const float *x, co
                                    const float *dy, float *dx, float alpha) {
     WB_GRID_STRIDE(i, n) {
         float xi = x[i];
-        float yi = y ? y[i] : unary_fwd(op, xi, alpha);
+        float yi = y ? y[i] : op == WB_UNARY_SILU ? wb_sigmoidf(xi) : unary_fwd(op, xi, alpha);
         dx[i] += dy[i] * unary_grad(op, xi, yi, alpha);
     }
 }
