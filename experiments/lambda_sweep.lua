@@ -41,7 +41,7 @@ local C = require "lib.common"
 local args = wb.args{
   profile = "cpu",
   data = "",            -- CIFAR-10 directory (profile=paper)
-  out = "",             -- default results/lambda_sweep-<profile>
+  out = "",             -- default results/lambda_sweep-<profile> (ratio=fake-encoder: ...-<profile>-fake-encoder)
   cache = "",           -- feature-classifier cache, default results/cache
   lambdas = "-1,0.5,1,3,5,10",
   ratio = "gan-head",   -- gan-head (f-distill's head on the teacher encoder) | fake-encoder (SiDA's, which
@@ -60,6 +60,9 @@ local args = wb.args{
   quiet = false,
 }
 local P = C.profile(args, "lambda_sweep")
+-- the two estimators' sweeps are different experiments: by default each has
+-- its own folder (one would otherwise refuse the other's results)
+if args.out == "" and args.ratio == "fake-encoder" then P.out = P.out .. "-fake-encoder" end
 -- arguments checked before any work (a typo must not cost a teacher run)
 C.check_args("lambda_sweep", args, C.COMMON_RULES)
 C.check_args("lambda_sweep", args, { { "ratio", choices = { "gan-head", "fake-encoder" } },
