@@ -29,49 +29,33 @@
 -- seeds: have the rows stopped moving?), runs/ and arms/.
 local wb = require "wb"
 local C = require "lib.common" -- C.train_diagnostics: discriminator accuracy and logged weights
+local T = require "lib.toy2d"  -- the quickstart's 2-D setting: its defaults, teacher, student options
 
-local args = wb.args{
+local args = wb.args(T.args{
   study = "lambda",
   ratio = "classifier", -- classifier | fake-encoder (study=lambda)
   lambdas = "-1,0.5,1,3,5,10",
   sf_sigma = 2.5,
   normalize_batch = false, -- f-distill's weight / its batch mean (what normalisation changes)
   logit_clamp = 0.0,    -- > 0: the logit clamped to ±logit_clamp before the weights
-  preset = "ring8-imbalanced",
-  teacher_steps = 3000,
-  steps = 1000,
-  batch = 256,
-  lr = 1e-3,
-  lr_ratio = 3e-3,
-  ratio_updates = 2,
-  seed = 0,
-  seeds = 3,
-  n_eval = 2000,
-  eval_every = 100,
   out = "",
-  quiet = true,
-  deterministic = true,
-}
+})
 local function want(ok, key, what) if not ok then error(("orderings_2d: %s = %s: want %s"):format(key, tostring(args[key]), what), 0) end end
 want(args.study == "lambda" or args.study == "scorefree", "study", "lambda or scorefree")
 want(args.ratio == "classifier" or args.ratio == "fake-encoder", "ratio", "classifier or fake-encoder")
-want(args.seeds >= 1 and args.seeds == math.floor(args.seeds), "seeds", "an integer >= 1")
-want(args.steps >= 1 and args.steps == math.floor(args.steps), "steps", "an integer >= 1")
 want(args.sf_sigma > 0, "sf_sigma", "a number > 0")
-local seeds = wb.stats.seeds(args.seed, args.seeds)
 local lambdas = {}
 for v in args.lambdas:gmatch("[^,%s]+") do
   local x = tonumber(v)
   want(x ~= nil, "lambdas", "comma-separated numbers")
   lambdas[#lambdas + 1] = x
 end
-if args.deterministic then wb.deterministic(true) end
+local seeds = T.check(args, "orderings_2d")
 local out = args.out ~= "" and args.out or ("results/orderings_2d-%s%s"):format(args.study,
   args.study == "lambda" and "-" .. args.ratio or "")
 wb.mkdir(out)
 
-local ratio_spec = args.ratio == "classifier" and { "classifier", net = { "mlp", widths = { 128, 128, 128 } } }
-                   or { "fake-encoder" }
+local ratio_spec = args.ratio == "classifier" and T.classifier() or { "fake-encoder" }
 local rows_spec = {}
 if args.study == "lambda" then
   rows_spec[1] = { name = "rkl", label = "rkl (reverse KL)", divergence = "rkl" }
@@ -92,26 +76,16 @@ arms = wb.stats.seed_arms(arms, seeds)
 
 local results = wb.arms{
   name = "orderings_2d", out = out, arms = arms, jobs = "auto",
-  setup = function()
-    local data = wb.data.gmm2d{ preset = args.preset }
-    local teacher = wb.teacher{ data = data, net = { "mlp", widths = { 128, 128, 128 } }, steps = args.teacher_steps,
-                                batch = args.batch, seed = args.seed, run = out .. "/runs/teacher", quiet = args.quiet }
-    return { data = data, teacher = teacher }
-  end,
+  setup = function() return T.setup(args, out) end,
   run = function(arm, s)
     local spec = arm.divergence == "sba" and { "sba", lambda = arm.lambda } or arm.divergence
-    local opts = {
-      teacher = s.teacher, data = s.data, batch = args.batch, seed = arm.seed, lr = args.lr, lr_ratio = args.lr_ratio,
-      ratio_updates = args.ratio_updates, ratio = ratio_spec, divergence = spec, steps = args.steps,
-      eval_samples = args.eval_every > 0 and 500 or 0, log_every = args.eval_every > 0 and args.eval_every or 100,
-      quiet = args.quiet, run = out .. "/runs/" .. arm.name,
+    local student = wb.distill(T.student(args, s, arm, out, {
+      ratio = ratio_spec, divergence = spec,
       time_weight = args.study == "scorefree" and "sigma2" or "dmd",
       sigma_fixed = args.study == "scorefree" and args.sf_sigma or nil,
       normalize_batch = args.normalize_batch, logit_clamp = args.logit_clamp,
-    }
-    local student = wb.distill(opts)
-    local m = wb.evaluate(student, s.data, { n = args.n_eval, reference_n = args.n_eval, seed = 1 + 10 * arm.seed,
-                                             sample_seed = 2 + 10 * arm.seed })
+    }))
+    local m = wb.evaluate(student, s.data, T.eval_opts(args, arm.seed))
     local log = student.log
     local w_key = wb.score_free_divergences()[arm.divergence] and "mean_w_l" or "mean_w_s"
     local d = C.train_diagnostics(student, out .. "/runs/" .. arm.name, args.steps, w_key)

@@ -21,29 +21,17 @@
 -- Run:   build/workbench run experiments/toy_fidelity.lua [divergence=kl] [seeds=3] [key=value ...]
 -- Writes OUT/table.{md,tex,csv}, OUT/samples.png (first seed), OUT/mmd_curves.png, runs/, arms/.
 local wb = require "wb"
+local T = require "lib.toy2d" -- the quickstart's 2-D setting: its defaults, teacher, student options
 
-local args = wb.args{
+local args = wb.args(T.args{
   divergence = "kl",
-  preset = "ring8-imbalanced",
-  teacher_steps = 3000,
-  steps = 1000,
   long_factor = 4,
   gan_weights = "0.01,0.1",
-  batch = 256,
-  lr = 1e-3,
-  lr_ratio = 3e-3,
-  ratio_updates = 2,
-  seed = 0,
-  seeds = 3,
-  n_eval = 2000,
-  eval_every = 100,
   out = "results/toy_fidelity",
-  quiet = true,
-  deterministic = true,
-}
+})
 wb.select_divergences(args.divergence)
-for _, k in ipairs{ "seeds", "steps", "long_factor", "teacher_steps" } do
-  if args[k] < 1 or args[k] ~= math.floor(args[k]) then error(("toy_fidelity: %s = %s: want an integer >= 1"):format(k, args[k]), 0) end
+if args.long_factor < 1 or args.long_factor ~= math.floor(args.long_factor) then
+  error(("toy_fidelity: long_factor = %s: want an integer >= 1"):format(args.long_factor), 0)
 end
 local gan_weights = {}
 for v in args.gan_weights:gmatch("[^,%s]+") do
@@ -51,8 +39,7 @@ for v in args.gan_weights:gmatch("[^,%s]+") do
   if x == nil or x < 0 then error(("toy_fidelity: gan_weights = %s: '%s' is not a number >= 0"):format(args.gan_weights, v), 0) end
   gan_weights[#gan_weights + 1] = x
 end
-local seeds = wb.stats.seeds(args.seed, args.seeds)
-if args.deterministic then wb.deterministic(true) end
+local seeds = T.check(args, "toy_fidelity")
 wb.mkdir(args.out)
 
 local long = args.steps * args.long_factor
@@ -76,14 +63,9 @@ local arms = wb.stats.seed_arms(variants, seeds)
 
 local results = wb.arms{
   name = "toy_fidelity", out = args.out, arms = arms, jobs = "auto",
-  setup = function()
-    local data = wb.data.gmm2d{ preset = args.preset }
-    local teacher = wb.teacher{ data = data, net = { "mlp", widths = { 128, 128, 128 } }, steps = args.teacher_steps,
-                                batch = args.batch, seed = args.seed, run = args.out .. "/runs/teacher", quiet = args.quiet }
-    return { data = data, teacher = teacher }
-  end,
+  setup = function() return T.setup(args, args.out) end,
   run = function(arm, s)
-    local ev = { n = args.n_eval, reference_n = args.n_eval, seed = 1 + 10 * arm.seed, sample_seed = 2 + 10 * arm.seed }
+    local ev = T.eval_opts(args, arm.seed)
     local function row_of(m, seconds)
       local row = { modes = m.modes, tv = m.tv, quality = m.quality, seconds = seconds }
       for k, v in pairs(m) do if k:match("^mmd") and type(v) == "number" then row[k] = v end end
@@ -93,13 +75,9 @@ local results = wb.arms{
       return { row = row_of(wb.evaluate(s.teacher, s.data, ev), s.teacher.train_seconds),
                samples = s.teacher:sample(args.n_eval, { steps = 18, seed = ev.sample_seed }):totable() }
     end
-    local opts = {
-      teacher = s.teacher, data = s.data, divergence = args.divergence, batch = args.batch, seed = arm.seed,
-      lr = args.lr, lr_ratio = args.lr_ratio, ratio_updates = args.ratio_updates, time_weight = "dmd",
-      ratio = { "classifier", net = { "mlp", widths = { 128, 128, 128 } } }, steps = args.steps,
-      eval_samples = 500, log_every = args.eval_every, quiet = args.quiet, run = args.out .. "/runs/" .. arm.name,
-    }
+    local opts = { divergence = args.divergence }
     for k, v in pairs(arm.opts or {}) do opts[k] = v end
+    opts = T.student(args, s, arm, args.out, opts)
     local st = wb.distill(opts)
     return { row = row_of(wb.evaluate(st, s.data, ev), st.train_seconds),
              samples = st:sample(args.n_eval, { seed = ev.sample_seed }):totable(),
