@@ -218,8 +218,9 @@ wb_tensor *wb_logsigmoid(wb_graph *g, wb_tensor *x) { return unary(g, WB_UNARY_L
  * needs no second exponential: the MLP's SiLUs were a fifth of a 2-D
  * distillation step, their backward half of that. The bits are those of
  * the one-pass kernel: y = x·σ(x) is wb_siluf's own product, and
- * wb_silu_gradf is wb_silu_grad_sigf of the same σ(x) (tests/test_ops_grad.c
- * compares them). Without a tape: the one-pass kernel. */
+ * wb_silu_gradf is wb_silu_grad_sigf of the same σ(x) (tests/test_cpu_isa.c
+ * compares the two backwards; tests/test_ops_grad.c checks the gradient by
+ * finite differences). Without a tape: the one-pass kernel. */
 static void silu_saved_bwd(wb_graph *g, wb_node *n) {
     if (!wb_op_want(n->in[0])) return;
     g->be->unary_bwd(WB_UNARY_SILU, n->out->numel, n->in[0]->data, n->in[1]->data, n->out->grad, n->in[0]->grad,
